@@ -1,0 +1,53 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "cttune",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "cttune", targets: ["cttune"]),
+        .library(name: "Tuner", targets: ["Tuner"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+    ],
+    targets: [
+        // libkmod, seen only by Sources/Tuner/Kmod/KmodContext.swift.
+        .systemLibrary(
+            name: "CKmod",
+            pkgConfig: "libkmod",
+            providers: [.apt(["libkmod-dev"])]
+        ),
+        // Turns profiles/*.yaml into Swift source so the binary carries them.
+        .executableTarget(name: "embed-profiles", path: "Sources/embed-profiles"),
+        .plugin(
+            name: "EmbedProfiles",
+            capability: .buildTool(),
+            dependencies: ["embed-profiles"]
+        ),
+        .target(
+            name: "Tuner",
+            dependencies: [
+                "CKmod",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            plugins: ["EmbedProfiles"]
+        ),
+        .executableTarget(
+            name: "cttune",
+            dependencies: [
+                "Tuner",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "TunerTests",
+            dependencies: ["Tuner"],
+            resources: [.copy("Fixtures")]
+        ),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,6 @@
+#ifndef CTTUNE_CKMOD_SHIM_H
+#define CTTUNE_CKMOD_SHIM_H
+
+#include <libkmod.h>
+
+#endif

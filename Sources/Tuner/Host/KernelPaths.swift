@@ -1,0 +1,40 @@
+import Foundation
+import SystemPackage
+
+/// Every kernel and system path cttune knows, in one place. Each is absolute
+/// and is mapped through a `SystemRoot` before use.
+public enum KernelPaths {
+    public static let meminfo: FilePath = "/proc/meminfo"
+    public static let osRelease: FilePath = "/proc/sys/kernel/osrelease"
+    public static let onlineCPUs: FilePath = "/sys/devices/system/cpu/online"
+    public static let slabinfo: FilePath = "/proc/slabinfo"
+    public static let conntrackSlabSize: FilePath = "/sys/kernel/slab/nf_conntrack/slab_size"
+    public static let procModules: FilePath = "/proc/modules"
+    public static let procMounts: FilePath = "/proc/mounts"
+    public static let sysModule: FilePath = "/sys/module"
+    public static let libModules: FilePath = "/lib/modules"
+    public static let netfilterSysctls: FilePath = "/proc/sys/net/netfilter"
+    public static let conntrackStat: FilePath = "/proc/net/stat/nf_conntrack"
+    public static let conntrackModuleParameters: FilePath = "/sys/module/nf_conntrack/parameters"
+
+    public static let sysctlD: FilePath = "/etc/sysctl.d"
+    public static let modprobeD: FilePath = "/etc/modprobe.d"
+    public static let modulesLoadD: FilePath = "/etc/modules-load.d"
+    public static let sysctlConf: FilePath = "/etc/sysctl.d/90-cttune.conf"
+    public static let modprobeConf: FilePath = "/etc/modprobe.d/cttune.conf"
+    public static let modulesLoadConf: FilePath = "/etc/modules-load.d/cttune.conf"
+    public static let blacklistConf: FilePath = "/etc/modprobe.d/cttune-blacklist.conf"
+    public static let profilesDirectory: FilePath = "/etc/cttune/profiles"
+    public static let journalDirectory: FilePath = "/var/lib/cttune/journal"
+    public static let lockFile: FilePath = "/run/cttune.lock"
+
+    /// The /proc/sys file of a sysctl key: dots become slashes.
+    public static func sysctl(_ key: String) -> FilePath {
+        FilePath("/proc/sys/" + key.replacingOccurrences(of: ".", with: "/"))
+    }
+
+    /// The /sys/module parameter file of `module.parameter`.
+    public static func moduleParameter(module: String, parameter: String) -> FilePath {
+        FilePath("/sys/module/\(module)/parameters/\(parameter)")
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import SystemPackage
+
+/// Finds profiles by name or path and resolves `extends:` chains.
+///
+/// Lookup order for a name: each directory of `$CTTUNE_PROFILE_PATH`
+/// (colon-separated), then /etc/cttune/profiles under the root, then the
+/// profiles built into the binary. A value with a `/` or ending in `.yaml`
+/// is a file path.
+public struct ProfileCatalog: Sendable {
+    public var searchDirectories: [String]
+    public var builtins: [String: String]
+
+    public init(searchDirectories: [String], builtins: [String: String]? = nil) {
+        self.searchDirectories = searchDirectories
+        self.builtins = builtins ?? BuiltinProfiles.yamlByName
+    }
+
+    /// The catalog a command uses: the environment's search path, then /etc
+    /// under `root`, then the built-in profiles.
+    public static func standard(root: SystemRoot, environment: [String: String] = ProcessInfo.processInfo.environment) -> ProfileCatalog {
+        var directories = (environment["CTTUNE_PROFILE_PATH"] ?? "").split(separator: ":").map(String.init)
+        if let etc = try? root.path(KernelPaths.profilesDirectory) { directories.append(etc.string) }
+        return ProfileCatalog(searchDirectories: directories)
+    }
+
+    /// Names of the built-in profiles, sorted.
+    public static var builtinNames: [String] { BuiltinProfiles.yamlByName.keys.sorted() }
+
+    /// Loads `nameOrPath` and every profile it extends, and resolves them.
+    public func load(_ nameOrPath: String) throws -> LoadProfile {
+        var chain: [(source: String, document: ProfileDocument)] = []
+        var next: (reference: String, relativeTo: String?)? = (nameOrPath, nil)
+        while let (reference, relativeTo) = next {
+            let (source, text) = try locate(reference, relativeTo: relativeTo)
+            if chain.contains(where: { $0.source == source }) {
+                throw TunerError.profileCycle(chain: chain.map(\.source) + [source])
+            }
+            let document = try ProfileDocument.parse(yaml: text, file: source)
+            chain.append((source, document))
+            next = document.extends.map { ($0, Self.isPath(source) ? source : nil) }
+        }
+        let name = Self.isPath(nameOrPath)
+            ? URL(fileURLWithPath: nameOrPath).deletingPathExtension().lastPathComponent : nameOrPath
+        return try Self.resolve(name: name, chain: chain.map(\.document), sources: chain.map(\.source))
+    }
+
+    static func isPath(_ reference: String) -> Bool {
+        reference.contains("/") || reference.hasSuffix(".yaml")
+    }
+
+    /// The source (path or `built-in:NAME`) and text of a profile.
+    func locate(_ reference: String, relativeTo parentFile: String?) throws -> (String, String) {
+        if Self.isPath(reference) {
+            var path = reference
+            if let parentFile, !reference.hasPrefix("/") {
+                path = URL(fileURLWithPath: parentFile).deletingLastPathComponent().appendingPathComponent(reference).path
+            }
+            switch FileIO.read(path) {
+            case .success(let text): return (path, text)
+            case .failure(let errno) where errno == .noSuchFileOrDirectory:
+                throw TunerError.profileNotFound(name: reference, searched: [path])
+            case .failure(let errno):
+                throw TunerError.unreadable(path: path, reason: errnoText(errno))
+            }
+        }
+        guard reference.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }), !reference.isEmpty else {
+            throw TunerError.profileNotFound(name: reference, searched: ["profile names use letters, digits, - and _"])
+        }
+        for directory in searchDirectories {
+            let path = directory + "/" + reference + ".yaml"
+            if case .success(let text) = FileIO.read(path) { return (path, text) }
+        }
+        if let text = builtins[reference] { return ("built-in:\(reference)", text) }
+        throw TunerError.profileNotFound(name: reference, searched: searchDirectories + ["built-in (\(builtins.keys.sorted().joined(separator: ", ")))"])
+    }
+
+    /// Applies a chain (child first) over the schema defaults and checks the
+    /// constraints that span keys.
+    static func resolve(name: String, chain: [ProfileDocument], sources: [String]) throws -> LoadProfile {
+        var profile = LoadProfile(name: name)
+        profile.sources = sources
+        for document in chain.reversed() { // the root ancestor first, the child last
+            profile.summary = document.summary ?? profile.summary
+            profile.tcp.newPerSecond = document.tcpNewPerSecond ?? profile.tcp.newPerSecond
+            profile.tcp.establishedSeconds = document.tcpEstablishedSeconds ?? profile.tcp.establishedSeconds
+            profile.tcp.rstCloseRatio = document.tcpRstCloseRatio ?? profile.tcp.rstCloseRatio
+            profile.tcp.orphanRatio = document.tcpOrphanRatio ?? profile.tcp.orphanRatio
+            profile.tcp.halfOpenRatio = document.tcpHalfOpenRatio ?? profile.tcp.halfOpenRatio
+            profile.udp.newPerSecond = document.udpNewPerSecond ?? profile.udp.newPerSecond
+            profile.udp.streamRatio = document.udpStreamRatio ?? profile.udp.streamRatio
+            profile.otherPerSecond = document.otherPerSecond ?? profile.otherPerSecond
+            profile.burstFactor = document.burstFactor ?? profile.burstFactor
+            profile.headroom = document.headroom ?? profile.headroom
+            profile.memoryBudgetPercent = document.memoryBudgetPercent ?? profile.memoryBudgetPercent
+            profile.chainLength = document.chainLength ?? profile.chainLength
+            profile.gcLatencySeconds = document.gcLatencySeconds ?? profile.gcLatencySeconds
+            profile.pinnedTimeouts.merge(document.timeouts) { _, child in child }
+            profile.timeoutFloors.merge(document.timeoutFloors) { _, child in child }
+            profile.stateful = document.stateful ?? profile.stateful
+        }
+        let shares = profile.tcp.orphanRatio + profile.tcp.halfOpenRatio
+        if shares > 1 {
+            throw TunerError.invalidProfile(
+                file: sources[0], line: nil, field: "load.tcp",
+                problem: "orphan_ratio + half_open_ratio is \(shares), more than all flows — they are shares of new flows and must add up to at most 1")
+        }
+        return profile
+    }
+}

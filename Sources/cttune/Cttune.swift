@@ -1,0 +1,16 @@
+import ArgumentParser
+import Tuner
+
+@main
+struct Cttune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Size Linux connection tracking for the load a host carries, so a full table never drops connections.",
+        discussion: """
+            Exit codes: 0 success (with --detailed-exitcode: nothing to change), 1 error or refused, \
+            2 changes pending or made (--detailed-exitcode only), 64 usage error. \
+            `status` follows the monitoring-plugin convention: 0 ok, 1 warning, 2 critical, 3 unknown.
+            """,
+        version: "0.1.0",
+        subcommands: [Plan.self]
+    )
+}

@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import SystemPackage
+import Tuner
+
+/// How to print a result.
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json
+}
+
+/// The options that choose the host and the load: shared by plan and apply.
+struct ProfileOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "Load profile: a built-in name, a name in $CTTUNE_PROFILE_PATH or /etc/cttune/profiles, or a path to a .yaml file.",
+        valueName: "name|path"))
+    var profile: String = "default"
+
+    @Option(help: ArgumentHelp("Plan for this much RAM instead of this host's (bytes, or K, M, G, T).", valueName: "size"))
+    var memory: String?
+
+    @Option(help: ArgumentHelp("Plan for this many CPUs instead of this host's online CPUs.", valueName: "n"))
+    var cpus: Int?
+
+    @OptionGroup var root: RootOption
+
+    func validate() throws {
+        if let cpus, cpus < 1 || cpus > 65536 { throw ValidationError("--cpus must be between 1 and 65536, got \(cpus)") }
+        if let memory { _ = try parsedMemory(memory) }
+    }
+
+    func parsedMemory(_ text: String) throws -> Int {
+        do { return try ByteSize.parse(text) } catch { throw ValidationError("--memory: \(error)") }
+    }
+
+    /// Facts and profile, read through the chosen root.
+    func load() throws -> (HostFacts, LoadProfile) {
+        let systemRoot = try root.systemRoot()
+        let facts = try HostFacts.gather(from: systemRoot, memoryBytes: try memory.map(parsedMemory), cpus: cpus)
+        let loadProfile = try ProfileCatalog.standard(root: systemRoot).load(profile)
+        return (facts, loadProfile)
+    }
+}
+
+/// `--root DIR`: read and write a tree instead of the running system.
+struct RootOption: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "Treat this directory as / for /proc, /sys, /etc, /lib/modules, /var/lib and /run (image builds, fixtures).",
+        valueName: "dir"))
+    var root: String?
+
+    func systemRoot() throws -> SystemRoot {
+        guard let root else { return .live }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw TunerError.rootNotADirectory(root: root)
+        }
+        return SystemRoot(base: FilePath(root))
+    }
+}
+
+/// Runs a command body, printing a `TunerError` as one line on stderr with
+/// exit code 1 instead of the parser's generic error.
+func reportingErrors(_ body: () throws -> Int32) throws {
+    let code: Int32
+    do {
+        code = try body()
+    } catch let error as TunerError {
+        FileHandle.standardError.write(Data("cttune: error: \(error)\n".utf8))
+        throw ExitCode.failure
+    }
+    if code != 0 { throw ExitCode(code) }
+}
+
+/// Prints a JSON object on stdout, the only thing `--format json` prints there.
+func printJSON(_ members: [(String, JSONValue)]) {
+    print(JSONValue.object(members).rendered(pretty: true))
+}

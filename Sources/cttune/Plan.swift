@@ -1,0 +1,28 @@
+import ArgumentParser
+import Tuner
+
+extension Cttune {
+    struct Plan: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show current and planned conntrack settings for a load profile, with the reason. Writes nothing.",
+            discussion: "Built-in profiles: \(ProfileCatalog.builtinNames.joined(separator: ", ")).")
+
+        @OptionGroup var options: ProfileOptions
+        @Option(help: "How to print the plan.") var format: OutputFormat = .text
+        @Flag(help: "Show the model's arithmetic behind every planned value.") var explain = false
+        @Flag(help: "Exit 2 when the plan would change something, 0 when nothing changes.") var detailedExitcode = false
+
+        func run() throws {
+            try reportingErrors {
+                let (facts, profile) = try options.load()
+                let plan = Planner.plan(for: facts, profile: profile)
+                switch format {
+                case .json: printJSON(PlanReport.json(plan, explain: explain))
+                case .text: print(PlanReport.text(plan, explain: explain))
+                }
+                if !plan.fitsBudget { return 1 }
+                return detailedExitcode && plan.changed ? 2 : 0
+            }
+        }
+    }
+}
