@@ -43,10 +43,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // A bounded loopback TCP load for the real-kernel tests and the benchmark.
+        .executableTarget(name: "ct-loadgen", path: "Sources/ct-loadgen"),
         .testTarget(
             name: "TunerTests",
             dependencies: ["Tuner"],
-            resources: [.copy("Fixtures")]
+            exclude: ["Fixtures"]
         ),
     ],
     swiftLanguageModes: [.v5]

@@ -1,0 +1,99 @@
+import Foundation
+import Testing
+
+/// Conditions for tests that need root, a network namespace or a tool.
+enum Host {
+    static let isRoot = getuid() == 0
+    static let hasConntrack = FileManager.default.fileExists(atPath: "/proc/sys/net/netfilter/nf_conntrack_max")
+    static let canUseNetns = isRoot && hasConntrack && FileManager.default.fileExists(atPath: "/proc/self/ns/net")
+        && (try? Shell.run(["which", "ip"]).status) == 0
+    static let hasNft = (try? Shell.run(["which", "nft"]).status) == 0
+
+    /// For `.enabled(if:)`: root, nf_conntrack, ip and nft.
+    static let realKernel = canUseNetns && hasNft
+}
+
+/// A network namespace made for one test and deleted by `delete()` (call it
+/// in a `defer`). Loopback is up; `trackLoopback()` adds an nft
+/// `ct state established,related accept` rule so local flows are tracked.
+final class TestNamespace {
+    let name: String
+    private static let counter = Counter()
+
+    init(_ label: String = "t") throws {
+        name = "cttune-\(label)-\(getpid())-\(Self.counter.next())"
+        try Shell.check(["ip", "netns", "add", name])
+        try exec(["ip", "link", "set", "lo", "up"])
+    }
+
+    @discardableResult
+    func exec(_ arguments: [String], input: String? = nil) throws -> String {
+        try Shell.check(["ip", "netns", "exec", name] + arguments, input: input)
+    }
+
+    func run(_ arguments: [String], input: String? = nil) throws -> Shell.Result {
+        try Shell.run(["ip", "netns", "exec", name] + arguments, input: input)
+    }
+
+    /// A stateful input rule: conntrack now tracks every loopback flow.
+    func trackLoopback() throws {
+        try exec(["nft", "-f", "-"], input: """
+            table inet cttune_test {
+              chain input { type filter hook input priority 0; policy accept; ct state established,related accept; }
+            }
+            """)
+    }
+
+    func sysctl(_ key: String) throws -> Int {
+        let text = try exec(["cat", "/proc/sys/" + key.replacingOccurrences(of: ".", with: "/")])
+        return Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+    }
+
+    func setSysctl(_ key: String, _ value: Int) throws {
+        try exec(["sysctl", "-qw", "\(key)=\(value)"])
+    }
+
+    func delete() {
+        _ = try? Shell.run(["ip", "netns", "delete", name])
+    }
+
+    final class Counter: @unchecked Sendable {
+        private var value = 0
+        private let lock = NSLock()
+        func next() -> Int { lock.lock(); defer { lock.unlock() }; value += 1; return value }
+    }
+}
+
+/// Serializes tests that change global conntrack values (max, hash size)
+/// across threads and processes, and restores them afterwards whatever happens.
+enum GlobalConntrack {
+    static let maxPath = "/proc/sys/net/netfilter/nf_conntrack_max"
+    static let bucketsPath = "/proc/sys/net/netfilter/nf_conntrack_buckets"
+    private static let threadLock = NSLock()
+
+    /// Runs `body` holding the global lock, then writes back the max and the
+    /// hash size found before it, even when `body` throws.
+    static func withExclusiveAccess<T>(_ body: () throws -> T) throws -> T {
+        threadLock.lock()
+        defer { threadLock.unlock() }
+        let fd = open("/run/cttune-tests.lock", O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw Shell.Failure(command: "open /run/cttune-tests.lock", result: .init(status: errno, stdout: "", stderr: "")) }
+        defer { close(fd) }
+        flock(fd, LOCK_EX)
+        defer { flock(fd, LOCK_UN) }
+        let savedMax = try read(maxPath), savedBuckets = try read(bucketsPath)
+        defer {
+            try? write(bucketsPath, savedBuckets)
+            try? write(maxPath, savedMax)
+        }
+        return try body()
+    }
+
+    static func read(_ path: String) throws -> Int {
+        Int(try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+    }
+
+    static func write(_ path: String, _ value: Int) throws {
+        try "\(value)\n".write(toFile: path, atomically: false, encoding: .utf8)
+    }
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages cttune needs, only those missing.
+#   install-deps.sh build   libkmod-dev (headers and pkg-config file for CKmod)
+#   install-deps.sh test    the build set plus the tools the test suite drives
+set -euo pipefail
+build=(libkmod-dev pkg-config)
+test=(iproute2 nftables kmod conntrack iptables)
+case "${1:-build}" in
+  build) wanted=("${build[@]}") ;;
+  test) wanted=("${build[@]}" "${test[@]}") ;;
+  *) echo "usage: $0 build|test" >&2; exit 64 ;;
+esac
+missing=()
+for package in "${wanted[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing: ${missing[*]}" >&2
+if [ "$(id -u)" -ne 0 ]; then
+  echo "need root to install ${missing[*]}: run 'sudo apt-get install ${missing[*]}'" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
