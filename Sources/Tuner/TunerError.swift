@@ -15,7 +15,7 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
     /// A fact the planner cannot do without is missing.
     case missingFact(fact: String, path: String, fix: String)
     /// No profile of this name in the search path.
-    case profileNotFound(name: String, searched: [String])
+    case profileNotFound(name: String, searched: [String], extendedBy: String?)
     /// A profile file breaks the schema; `field` is a dotted key path, `line` 1-based.
     case invalidProfile(file: String, line: Int?, field: String, problem: String)
     /// `extends:` loops back on itself.
@@ -35,8 +35,9 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
             return "unexpected content in \(path): \(detail)"
         case let .missingFact(fact, path, fix):
             return "cannot find \(fact) (\(path) is absent) — \(fix)"
-        case let .profileNotFound(name, searched):
-            return "no profile named \"\(name)\" (looked in: \(searched.joined(separator: ", "))) — run `cttune plan --profile PATH.yaml`, or pick one of the built-in profiles listed by `cttune plan --help`"
+        case let .profileNotFound(name, searched, extendedBy):
+            let parent = extendedBy.map { "\($0): extends: " } ?? ""
+            return parent + "no profile named \"\(name)\" (looked in: \(searched.joined(separator: ", "))) — run `cttune plan --profile PATH.yaml`, or pick one of the built-in profiles listed by `cttune plan --help`"
         case let .invalidProfile(file, line, field, problem):
             let location = line.map { "\(file):\($0)" } ?? file
             return field.isEmpty ? "\(location): \(problem)" : "\(location): \(field): \(problem)"

@@ -38,7 +38,7 @@ public struct ProfileCatalog: Sendable {
             }
             let document = try ProfileDocument.parse(yaml: text, file: source)
             chain.append((source, document))
-            next = document.extends.map { ($0, Self.isPath(source) ? source : nil) }
+            next = document.extends.map { ($0, source) }
         }
         let name = Self.isPath(nameOrPath)
             ? URL(fileURLWithPath: nameOrPath).deletingPathExtension().lastPathComponent : nameOrPath
@@ -53,26 +53,28 @@ public struct ProfileCatalog: Sendable {
     func locate(_ reference: String, relativeTo parentFile: String?) throws -> (String, String) {
         if Self.isPath(reference) {
             var path = reference
-            if let parentFile, !reference.hasPrefix("/") {
+            if let parentFile, Self.isPath(parentFile), !reference.hasPrefix("/") {
                 path = URL(fileURLWithPath: parentFile).deletingLastPathComponent().appendingPathComponent(reference).path
             }
+            // One spelling per file, so a loop through relative paths is seen.
+            path = URL(fileURLWithPath: path).standardizedFileURL.path
             switch FileIO.read(path) {
             case .success(let text): return (path, text)
             case .failure(let errno) where errno == .noSuchFileOrDirectory:
-                throw TunerError.profileNotFound(name: reference, searched: [path])
+                throw TunerError.profileNotFound(name: reference, searched: [path], extendedBy: parentFile)
             case .failure(let errno):
                 throw TunerError.unreadable(path: path, reason: errnoText(errno))
             }
         }
         guard reference.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }), !reference.isEmpty else {
-            throw TunerError.profileNotFound(name: reference, searched: ["profile names use letters, digits, - and _"])
+            throw TunerError.profileNotFound(name: reference, searched: ["profile names use letters, digits, - and _"], extendedBy: parentFile)
         }
         for directory in searchDirectories {
             let path = directory + "/" + reference + ".yaml"
             if case .success(let text) = FileIO.read(path) { return (path, text) }
         }
         if let text = builtins[reference] { return ("built-in:\(reference)", text) }
-        throw TunerError.profileNotFound(name: reference, searched: searchDirectories + ["built-in (\(builtins.keys.sorted().joined(separator: ", ")))"])
+        throw TunerError.profileNotFound(name: reference, searched: searchDirectories + ["built-in (\(builtins.keys.sorted().joined(separator: ", ")))"], extendedBy: parentFile)
     }
 
     /// Applies a chain (child first) over the schema defaults and checks the

@@ -150,8 +150,10 @@ private struct NodeReader {
         guard let node = mapping[key] else { return nil }
         let field = join(parent, key)
         let text = try scalarText(node, at: field, expecting: "a number")
-        guard case let .scalar(scalar) = node, scalar.style == .plain || scalar.style == .any,
-              let value = Double(text.replacingOccurrences(of: "_", with: "")), value.isFinite else {
+        if case let .scalar(scalar) = node, scalar.style != .plain && scalar.style != .any {
+            throw fail(node, field, "must be a number, found the quoted string \"\(text)\" — remove the quotes")
+        }
+        guard let value = Double(text.replacingOccurrences(of: "_", with: "")), value.isFinite else {
             throw fail(node, field, "must be a number, found \"\(text)\"")
         }
         guard range.contains(value) else {
