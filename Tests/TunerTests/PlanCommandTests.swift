@@ -1,0 +1,116 @@
+import Foundation
+import Testing
+@testable import Tuner
+
+/// The `cttune plan` command as scripts see it: JSON shape, exit codes, errors.
+@Suite("cttune plan command")
+struct PlanCommandTests {
+    func plan(_ arguments: [String]) throws -> Shell.Result {
+        try Shell.run([TestPaths.cttune, "plan"] + arguments, environment: ["CTTUNE_PROFILE_PATH": ""])
+    }
+
+    func json(_ result: Shell.Result) throws -> [String: Any] {
+        let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8))
+        return try #require(object as? [String: Any], "stdout was: \(result.stdout)")
+    }
+
+    @Test("--format json prints one object with the contract's keys, in order, on stdout")
+    func jsonShape() throws {
+        let fixture = try FixtureCopy("small-vm")
+        defer { fixture.remove() }
+        let result = try plan(["--root", fixture.url.path, "--profile", "web-frontend", "--memory", "4G", "--format", "json"])
+        let object = try json(result)
+        #expect(object["command"] as? String == "plan")
+        #expect(object["profile"] as? String == "web-frontend")
+        let facts = try #require(object["facts"] as? [String: Any])
+        #expect(facts["memory_bytes"] as? Int == 4 << 30)
+        #expect(facts["cpus"] as? Int == 1)
+        #expect(facts["kernel"] as? String == "6.1.0-28-cloud-amd64")
+        #expect(facts["conntrack"] as? String == "module")
+        #expect(facts["entry_bytes"] as? Int == 320)
+        #expect(facts["count"] as? Int == 37)
+        #expect(facts["netns"] as? String == "initial")
+        let settings = try #require(object["settings"] as? [[String: Any]])
+        #expect(settings.map { $0["key"] as? String } == ConntrackSetting.allCases.map(\.key))
+        for setting in settings {
+            #expect(Set(setting.keys).isSuperset(of: ["key", "current", "planned", "applicable", "reason"]))
+            #expect(setting["planned"] is Int)
+        }
+        let estimate = try #require(object["estimate"] as? [String: Any])
+        #expect(estimate["peak_entries"] is Int && estimate["memory_bytes"] is Int)
+        #expect(estimate["budget_bytes"] as? Int == Int(Double(4 << 30) * 0.05))
+        #expect(object["fits_budget"] is Bool && object["changed"] as? Bool == true)
+        // Key order is part of the contract for people reading the JSON.
+        let order = ["\"command\"", "\"profile\"", "\"facts\"", "\"settings\"", "\"estimate\"", "\"fits_budget\"", "\"changed\""]
+        let positions = order.map { result.stdout.range(of: $0)!.lowerBound }
+        #expect(positions == positions.sorted())
+    }
+
+    @Test("absent values are null, not missing")
+    func nulls() throws {
+        let fixture = try FixtureCopy("bare")
+        defer { fixture.remove() }
+        let result = try plan(["--root", fixture.url.path, "--format", "json"])
+        let object = try json(result)
+        let facts = try #require(object["facts"] as? [String: Any])
+        #expect(facts["count"] is NSNull && facts["netns"] is NSNull)
+        let settings = try #require(object["settings"] as? [[String: Any]])
+        #expect(settings.allSatisfy { $0["current"] is NSNull && $0["applicable"] as? Bool == false })
+    }
+
+    @Test("exit codes: 0 fits, 2 with --detailed-exitcode when something changes, 1 when it does not fit")
+    func exitCodes() throws {
+        let fixture = try FixtureCopy("small-vm")
+        defer { fixture.remove() }
+        #expect(try plan(["--root", fixture.url.path, "--memory", "4G"]).status == 0)
+        #expect(try plan(["--root", fixture.url.path, "--memory", "4G", "--detailed-exitcode"]).status == 2)
+        let tooSmall = try plan(["--root", fixture.url.path, "--profile", "web-frontend", "--memory", "256M"])
+        #expect(tooSmall.status == 1)
+        #expect(tooSmall.stdout.contains("DOES NOT FIT"))
+        #expect(tooSmall.stdout.contains("raise memory_budget_percent to at least"))
+    }
+
+    @Test("--detailed-exitcode exits 0 when the host already has the planned values")
+    func nothingToChange() throws {
+        let fixture = try FixtureCopy("small-vm")
+        defer { fixture.remove() }
+        let first = try json(try plan(["--root", fixture.url.path, "--memory", "4G", "--format", "json"]))
+        for setting in try #require(first["settings"] as? [[String: Any]]) {
+            let key = setting["key"] as! String, planned = setting["planned"] as! Int
+            let file = key == ConntrackSetting.hashsize.key ? "proc/sys/net/netfilter/nf_conntrack_buckets"
+                : "proc/sys/" + key.replacingOccurrences(of: ".", with: "/")
+            try "\(planned)\n".write(toFile: fixture.path(file), atomically: true, encoding: .utf8)
+        }
+        let again = try plan(["--root", fixture.url.path, "--memory", "4G", "--detailed-exitcode", "--format", "json"])
+        #expect(again.status == 0)
+        #expect(try json(again)["changed"] as? Bool == false)
+    }
+
+    @Test("bad input is a one-line error on stderr with exit 1, or 64 for usage errors", arguments: [
+        (["--profile", "no-such-profile"], Int32(1), "no profile named \"no-such-profile\""),
+        (["--root", "/nonexistent-root"], Int32(1), "--root /nonexistent-root is not a directory"),
+        (["--memory", "lots"], Int32(64), "\"lots\" is not a size"),
+        (["--cpus", "0"], Int32(64), "--cpus must be between 1 and 65536"),
+        (["--format", "yaml"], Int32(64), "yaml"),
+    ])
+    func badInput(arguments: [String], status: Int32, message: String) throws {
+        let result = try plan(arguments)
+        #expect(result.status == status)
+        #expect(result.stderr.contains(message), "stderr was: \(result.stderr)")
+        #expect(result.stdout.isEmpty)
+    }
+
+    @Test("text output is a table of key, current, planned and reason, then the estimate")
+    func textTable() throws {
+        let fixture = try FixtureCopy("small-vm")
+        defer { fixture.remove() }
+        let result = try plan(["--root", fixture.url.path, "--explain"])
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        let header = try #require(lines.first { $0.contains("KEY") })
+        #expect(header.contains("CURRENT") && header.contains("PLANNED") && header.contains("REASON"))
+        #expect(lines.contains { $0.contains("net.netfilter.nf_conntrack_max") && $0.contains("4096") })
+        #expect(lines.contains { $0.hasPrefix("estimate: peak") })
+        #expect(lines.contains { $0.contains("tcp, closed:") }, "--explain shows the per-class arithmetic")
+        #expect(lines.contains { $0.contains("kube-proxy: max 131072") })
+    }
+}
