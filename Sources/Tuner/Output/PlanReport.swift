@@ -76,7 +76,7 @@ public enum PlanReport {
         }
         lines += Table.render(header: [" ", "KEY", "CURRENT", "PLANNED", "REASON"], rows: rows)
         lines.append("")
-        lines.append("estimate: peak \(plan.estimate.peakEntries) entries (mean \(Int(plan.estimate.meanEntries.rounded())) x burst \(plan.profile.burstFactor)); table at max needs \(mib(plan.estimate.memoryBytes)) of a \(mib(plan.estimate.budgetBytes)) budget — \(plan.fitsBudget ? "fits" : "DOES NOT FIT")")
+        lines.append("estimate: peak \(plan.estimate.peakEntries) entries (mean \(Int(plan.estimate.meanEntries.rounded())) x burst \(format(plan.profile.burstFactor))); table at max needs \(mib(plan.estimate.memoryBytes)) of a \(mib(plan.estimate.budgetBytes)) budget — \(plan.fitsBudget ? "fits" : "DOES NOT FIT")")
         if explain {
             lines.append("")
             lines.append("model: entries = new flows/s x dwell (Little's law); GC latency \(format(plan.estimate.gcLatencySeconds)) s (\(plan.estimate.gcLatencySource))")

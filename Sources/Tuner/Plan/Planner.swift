@@ -219,7 +219,7 @@ public enum Planner {
         var advice: [String] = []
         if !fits {
             let neededPercent = (Double(sizing.memoryBytes) / Double(facts.memoryBytes) * 100 * 100).rounded(.up) / 100
-            advice.append("This load does not fit: the table needs \(mebibytes(sizing.memoryBytes)) MiB at max \(sizing.max), the budget is \(mebibytes(budgetBytes)) MiB (memory_budget_percent \(profile.memoryBudgetPercent) of \(mebibytes(facts.memoryBytes)) MiB RAM), even with the free timeouts at their floors.")
+            advice.append("This load does not fit: the table needs \(mebibytes(sizing.memoryBytes)) MiB at max \(sizing.max), the budget is \(mebibytes(budgetBytes)) MiB (memory_budget_percent \(PlanReport.format(profile.memoryBudgetPercent)) of \(mebibytes(facts.memoryBytes)) MiB RAM), even with the free timeouts at their floors.")
             advice.append("Options: raise memory_budget_percent to at least \(neededPercent); lower a timeout_floors entry or a pinned timeout (the largest share is \(sizing.entriesByTimeout.max { $0.value < $1.value }.map { $0.key.shortName } ?? "none")); or, if the firewall needs no connection state, go stateless (`cttune rules`, then --profile stateless).")
         }
         if !profile.stateful {
