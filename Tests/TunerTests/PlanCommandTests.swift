@@ -114,3 +114,27 @@ struct PlanCommandTests {
         #expect(lines.contains { $0.contains("kube-proxy: max 131072") })
     }
 }
+
+@Suite("cttune plan in a network namespace")
+struct PlanInNamespaceTests {
+    @Test("inside a fresh netns the global settings are marked not applicable, the timeouts are", .enabled(if: Host.realKernel))
+    func globalsBlocked() throws {
+        let namespace = try TestNamespace("plan-ns")
+        defer { namespace.delete() }
+        try namespace.setSysctl("net.netfilter.nf_conntrack_tcp_timeout_time_wait", 45)
+        let output = try namespace.exec([TestPaths.cttune, "plan", "--format", "json", "--memory", "4G"])
+        let plan = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+        let facts = try #require(plan["facts"] as? [String: Any])
+        #expect(facts["netns"] as? String == "non-initial")
+        #expect(facts["conntrack"] as? String == "built-in")
+        let settings = try #require(plan["settings"] as? [[String: Any]])
+        func setting(_ key: String) -> [String: Any]? { settings.first { $0["key"] as? String == key } }
+        for key in ["net.netfilter.nf_conntrack_max", "nf_conntrack.hashsize"] {
+            #expect(setting(key)?["applicable"] as? Bool == false)
+            #expect((setting(key)?["not_applicable_reason"] as? String)?.contains("read-only in this network namespace") == true)
+        }
+        let timeWait = try #require(setting("net.netfilter.nf_conntrack_tcp_timeout_time_wait"))
+        #expect(timeWait["applicable"] as? Bool == true)
+        #expect(timeWait["current"] as? Int == 45, "the namespace's own timeout, not the host's")
+    }
+}
