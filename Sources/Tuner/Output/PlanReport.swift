@@ -28,8 +28,10 @@ public enum PlanReport {
         ]
     }
 
-    /// The contract's plan object; `command` lets apply reuse it.
-    public static func json(_ plan: TuningPlan, command: String = "plan", explain: Bool = false) -> [(String, JSONValue)] {
+    /// The contract's plan object; `command` and `settingExtras` (members
+    /// appended to each setting, such as apply's `result`) let apply reuse it.
+    public static func json(_ plan: TuningPlan, command: String = "plan", explain: Bool = false,
+                            settingExtras: (TuningPlan.Setting) -> [(String, JSONValue)] = { _ in [] }) -> [(String, JSONValue)] {
         var estimate: [(String, JSONValue)] = [
             ("peak_entries", .int(plan.estimate.peakEntries)),
             ("memory_bytes", .int(plan.estimate.memoryBytes)),
@@ -53,7 +55,8 @@ public enum PlanReport {
             ("profile", .string(plan.profile.name)),
             ("facts", json(plan.facts)),
             ("settings", .array(plan.settings.map { setting in
-                .object(json(setting) + (explain ? [("arithmetic", .array(setting.arithmetic.map(JSONValue.string)))] : []))
+                .object(json(setting) + settingExtras(setting)
+                        + (explain ? [("arithmetic", .array(setting.arithmetic.map(JSONValue.string)))] : []))
             })),
             ("estimate", .object(estimate)),
             ("fits_budget", .bool(plan.fitsBudget)),
