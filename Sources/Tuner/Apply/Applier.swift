@@ -56,9 +56,13 @@ public struct ApplyOutcome {
     public var error: TunerError?
     public var check: Bool
 
-    /// Settings that should change but could not be applied from here.
+    /// Whether kernel settings were to be written (not `--persist-only`).
+    public var runtime: Bool
+
+    /// Settings that should change now but could not be applied from here.
     public var skippedForGood: [ConntrackSetting] {
-        plan.settings.compactMap { setting in
+        guard runtime else { return [] }
+        return plan.settings.compactMap { setting in
             if case .skipped = results[setting.setting], setting.blocker != nil { return setting.setting }
             return nil
         }
@@ -126,7 +130,8 @@ public enum Applier {
         }
 
         var outcome = ApplyOutcome(plan: plan, results: results, files: files, notes: notes, journalID: nil,
-                                   changed: !actions.isEmpty, error: nil, check: request.check)
+                                   changed: !actions.isEmpty, error: nil, check: request.check,
+                                   runtime: request.runtime)
         guard !request.check, !actions.isEmpty else { return outcome }
 
         let entry = JournalEntry(id: Journal.newIdentifier(), command: "apply", created: Journal.timestamp(),

@@ -17,10 +17,10 @@ public enum TextDiff {
         while i < before.count || j < after.count {
             if i < before.count, j < after.count, before[i] == after[j] {
                 body.append(" " + before[i]); i += 1; j += 1
-            } else if j < after.count, i == before.count || lengths[i][j + 1] >= lengths[i + 1][j] {
-                body.append("+" + after[j]); j += 1
+            } else if i < before.count, j == after.count || lengths[i + 1][j] >= lengths[i][j + 1] {
+                body.append("-" + before[i]); i += 1 // removals before additions, as diff -u prints them
             } else {
-                body.append("-" + before[i]); i += 1
+                body.append("+" + after[j]); j += 1
             }
         }
         let header = [
