@@ -221,6 +221,37 @@ struct ApplyFixtureTreeTests {
         #expect(tree.exists(Self.modprobeConf))
     }
 
+    @Test("where nf_conntrack_buckets is read-only, the hash size is resized through /sys/module/nf_conntrack/parameters/hashsize and read back there")
+    func hashsizeFallsBackToModuleParameter() throws {
+        let tree = try ApplyFixtureTree(.builtIn)
+        defer { tree.remove() }
+        chmod(tree.file("proc/sys/net/netfilter/nf_conntrack_buckets"), 0o444)
+        let result = try tree.cttune(["apply", "--runtime-only", "--format", "json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let buckets = try #require(try PrintedJSON(result).planned("nf_conntrack.hashsize"))
+        #expect(try PrintedJSON(result).result("nf_conntrack.hashsize") == "applied")
+        #expect(tree.read("sys/module/nf_conntrack/parameters/hashsize") == "\(buckets)\n")
+        #expect(tree.sysctl("nf_conntrack_buckets") == 262_144)
+    }
+
+    @Test("with /sys mounted read-only as well, the hash size is skipped with the reason and the rest is applied", .enabled(if: Host.isRoot, "needs root to mount"))
+    func readOnlySysSkipsHashsize() throws {
+        let tree = try ApplyFixtureTree(.builtIn)
+        defer { tree.remove() }
+        chmod(tree.file("proc/sys/net/netfilter/nf_conntrack_buckets"), 0o444)
+        let sys = tree.file("sys")
+        let result = try Shell.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                                    "mount --bind \(sys) \(sys) && mount -o remount,ro,bind \(sys) && exec \"$@\"", "sh",
+                                    TestPaths.cttune, "apply", "--runtime-only", "--root", tree.path, "--format", "json"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("nf_conntrack.hashsize") && result.stderr.contains("--allow-partial"))
+        let json = try PrintedJSON(result)
+        #expect(json.result("nf_conntrack.hashsize") == "skipped")
+        #expect((json.setting("nf_conntrack.hashsize")["error"] as? String)?.contains("read-only file system") == true)
+        #expect(json.result("net.netfilter.nf_conntrack_max") == "applied")
+        #expect(tree.read("sys/module/nf_conntrack/parameters/hashsize") == "262144\n")
+    }
+
     @Test("rollback names what to do when there is nothing to roll back or the ID is unknown", arguments: [
         ([] as [String], "nothing to roll back"), (["20200101T000000.000Z-1"], "no journal entry 20200101T000000.000Z-1"),
     ])

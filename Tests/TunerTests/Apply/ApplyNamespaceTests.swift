@@ -151,3 +151,24 @@ struct ApplyGlobalTests {
         }
     }
 }
+
+/// Where a setting cannot be written from here, apply says which and why.
+@Suite("apply where settings cannot be written", .enabled(if: Host.realKernel, "needs root, nf_conntrack, ip and nft"))
+struct ApplyBlockedSettingTests {
+    @Test("run as an unprivileged user, every setting that would change is skipped with 'run as root' and the exit code is 1")
+    func unprivilegedUserIsTold() throws {
+        let namespace = try TestNamespace("nobody")
+        defer { namespace.delete() }
+        let state = try PrivateState()
+        defer { state.remove() }
+        let profile = try writeProfile(in: state.url, timeouts: ApplyNamespaceTests.pinned)
+        let result = try namespace.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                        TestPaths.cttune, "apply", "--check", "--profile", profile, "--format", "json"])
+        #expect(result.status == 1, "\(result.stderr)")
+        let json = try PrintedJSON(result)
+        let timeWait = json.setting(ApplyNamespaceTests.key("nf_conntrack_tcp_timeout_time_wait"))
+        #expect(timeWait["result"] as? String == "skipped")
+        #expect((timeWait["error"] as? String)?.contains("permission denied — run as root") == true)
+        #expect(try namespace.sysctl(ApplyNamespaceTests.key("nf_conntrack_tcp_timeout_time_wait")) == 120)
+    }
+}
