@@ -15,108 +15,106 @@ struct ApplyNamespaceTests {
 
     static func key(_ name: String) -> String { "net.netfilter." + name }
 
+    /// Runs `body` with a fresh namespace, private state and a profile
+    /// pinning `pinned`, all removed afterwards.
+    static func withNamespace(_ label: String, _ body: (TestNamespace, PrivateState, String) throws -> Void) throws {
+        let namespace = try TestNamespace(label)
+        defer { namespace.delete() }
+        let state = try PrivateState()
+        defer { state.remove() }
+        try body(namespace, state, try writeProfile(in: state.url, timeouts: pinned))
+    }
+
     @Test("timeouts change in the namespace, global settings are skipped with the reason, and the exit code follows the flags", arguments: [
         (flags: [] as [String], exit: Int32(1)),
         (flags: ["--allow-partial"], exit: Int32(0)),
         (flags: ["--allow-partial", "--detailed-exitcode"], exit: Int32(2)),
     ])
     func appliesTimeoutsSkipsGlobals(flags: [String], exit: Int32) throws {
-        let namespace = try TestNamespace("apply")
-        defer { namespace.delete() }
-        let state = try PrivateState()
-        defer { state.remove() }
-        let profile = try writeProfile(in: state.url, timeouts: Self.pinned)
-        let old = try Self.pinned.keys.map { try namespace.sysctl(Self.key($0)) }
+        try ApplyNamespaceTests.withNamespace("apply") { namespace, state, profile in
+            let old = try Self.pinned.keys.map { try namespace.sysctl(Self.key($0)) }
 
-        let result = try state.cttune(["apply", "--profile", profile, "--format", "json"] + flags, in: namespace)
-        #expect(result.status == exit, "\(result.stderr)")
-        for (name, value) in Self.pinned {
-            #expect(try namespace.sysctl(Self.key(name)) == value)
-        }
-        let json = try PrintedJSON(result)
-        #expect(json.object["changed"] as? Bool == true)
-        for key in ["net.netfilter.nf_conntrack_max", "nf_conntrack.hashsize"] where json.setting(key)["current"] as? Int != json.planned(key) {
-            #expect(json.result(key) == "skipped")
-            #expect((json.setting(key)["error"] as? String)?.contains("global setting, read-only in this network namespace") == true)
-        }
-        #expect(json.result(Self.key("nf_conntrack_tcp_timeout_time_wait")) == "applied")
-        if exit == 1 {
-            #expect(result.stderr.contains("--allow-partial"))
-        }
-        // The namespace's sysctl.d copy holds the timeouts, not the global settings.
-        let conf = try String(contentsOf: state.sysctlD.appendingPathComponent("90-cttune.conf"), encoding: .utf8)
-        #expect(conf.contains("net.netfilter.nf_conntrack_tcp_timeout_time_wait = 45\n"))
-        #expect(!conf.contains("nf_conntrack_max"))
+            let result = try state.cttune(["apply", "--profile", profile, "--format", "json"] + flags, in: namespace)
+            #expect(result.status == exit, "\(result.stderr)")
+            for (name, value) in Self.pinned {
+                #expect(try namespace.sysctl(Self.key(name)) == value)
+            }
+            let json = try PrintedJSON(result)
+            #expect(json.object["changed"] as? Bool == true)
+            for key in ["net.netfilter.nf_conntrack_max", "nf_conntrack.hashsize"] where json.setting(key)["current"] as? Int != json.planned(key) {
+                #expect(json.result(key) == "skipped")
+                #expect((json.setting(key)["error"] as? String)?.contains("global setting, read-only in this network namespace") == true)
+            }
+            #expect(json.result(Self.key("nf_conntrack_tcp_timeout_time_wait")) == "applied")
+            if exit == 1 {
+                #expect(result.stderr.contains("--allow-partial"))
+            }
+            // The namespace's sysctl.d copy holds the timeouts, not the global settings.
+            let conf = try String(contentsOf: state.sysctlD.appendingPathComponent("90-cttune.conf"), encoding: .utf8)
+            #expect(conf.contains("net.netfilter.nf_conntrack_tcp_timeout_time_wait = 45\n"))
+            #expect(!conf.contains("nf_conntrack_max"))
 
-        let again = try state.cttune(["apply", "--profile", profile, "--allow-partial", "--detailed-exitcode"], in: namespace)
-        #expect(again.status == 0, "\(again.stderr)")
-        #expect(state.journalIDs().count == 1)
+            let again = try state.cttune(["apply", "--profile", profile, "--allow-partial", "--detailed-exitcode"], in: namespace)
+            #expect(again.status == 0, "\(again.stderr)")
+            #expect(state.journalIDs().count == 1)
 
-        let rollback = try state.cttune(["rollback"], in: namespace)
-        #expect(rollback.status == 0, "\(rollback.stderr)")
-        #expect(try Self.pinned.keys.map { try namespace.sysctl(Self.key($0)) } == old)
-        #expect(!FileManager.default.fileExists(atPath: state.sysctlD.appendingPathComponent("90-cttune.conf").path))
+            let rollback = try state.cttune(["rollback"], in: namespace)
+            #expect(rollback.status == 0, "\(rollback.stderr)")
+            #expect(try Self.pinned.keys.map { try namespace.sysctl(Self.key($0)) } == old)
+            #expect(!FileManager.default.fileExists(atPath: state.sysctlD.appendingPathComponent("90-cttune.conf").path))
+        }
     }
 
     @Test("--check in a namespace changes no kernel value and writes no file")
     func checkChangesNothing() throws {
-        let namespace = try TestNamespace("check")
-        defer { namespace.delete() }
-        let state = try PrivateState()
-        defer { state.remove() }
-        let profile = try writeProfile(in: state.url, timeouts: Self.pinned)
-        let result = try state.cttune(["apply", "--check", "--allow-partial", "--detailed-exitcode", "--profile", profile], in: namespace)
-        #expect(result.status == 2, "\(result.stderr)")
-        #expect(try namespace.sysctl(Self.key("nf_conntrack_tcp_timeout_time_wait")) == 120)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: state.sysctlD.path).isEmpty)
-        #expect(state.journalIDs().isEmpty)
+        try ApplyNamespaceTests.withNamespace("check") { namespace, state, profile in
+            let result = try state.cttune(["apply", "--check", "--allow-partial", "--detailed-exitcode", "--profile", profile], in: namespace)
+            #expect(result.status == 2, "\(result.stderr)")
+            #expect(try namespace.sysctl(Self.key("nf_conntrack_tcp_timeout_time_wait")) == 120)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: state.sysctlD.path).isEmpty)
+            #expect(state.journalIDs().isEmpty)
+        }
     }
 
     @Test("when the sysctl.d file cannot be written (read-only file system), the timeouts already written are restored")
     func readOnlyFileRestoresTimeouts() throws {
-        let namespace = try TestNamespace("erofs")
-        defer { namespace.delete() }
-        let state = try PrivateState()
-        defer { state.remove() }
-        let profile = try writeProfile(in: state.url, timeouts: Self.pinned)
-        let result = try state.cttune(["apply", "--allow-partial", "--profile", profile, "--format", "json"], in: namespace,
-                                      readOnlySysctlD: true)
-        #expect(result.status == 1)
-        #expect(result.stderr.contains("writing /etc/sysctl.d/90-cttune.conf failed"))
-        #expect(result.stderr.contains("read-only file system"))
-        #expect(result.stderr.contains("everything already changed was restored"))
-        #expect(try namespace.sysctl(Self.key("nf_conntrack_tcp_timeout_time_wait")) == 120)
-        #expect(try namespace.sysctl(Self.key("nf_conntrack_tcp_timeout_close_wait")) == 60)
-        #expect(try PrintedJSON(result).result(Self.key("nf_conntrack_tcp_timeout_time_wait")) == "rolled-back")
+        try ApplyNamespaceTests.withNamespace("erofs") { namespace, state, profile in
+            let result = try state.cttune(["apply", "--allow-partial", "--profile", profile, "--format", "json"], in: namespace,
+                                          readOnlySysctlD: true)
+            #expect(result.status == 1)
+            #expect(result.stderr.contains("writing /etc/sysctl.d/90-cttune.conf failed"))
+            #expect(result.stderr.contains("read-only file system"))
+            #expect(result.stderr.contains("everything already changed was restored"))
+            #expect(try namespace.sysctl(Self.key("nf_conntrack_tcp_timeout_time_wait")) == 120)
+            #expect(try namespace.sysctl(Self.key("nf_conntrack_tcp_timeout_close_wait")) == 60)
+            #expect(try PrintedJSON(result).result(Self.key("nf_conntrack_tcp_timeout_time_wait")) == "rolled-back")
+        }
     }
 
     @Test("a value the kernel rejects midway (EINVAL) stops the rollback and undoes its earlier steps")
     func rejectedValueUndoesEarlierSteps() throws {
-        let namespace = try TestNamespace("einval")
-        defer { namespace.delete() }
-        let state = try PrivateState()
-        defer { state.remove() }
-        let profile = try writeProfile(in: state.url, timeouts: Self.pinned)
-        #expect(try state.cttune(["apply", "--allow-partial", "--profile", profile], in: namespace).status == 0)
-        let id = try #require(state.journalIDs().first)
-        // Record an old close_wait the kernel refuses (it overflows the
-        // jiffies conversion), as a damaged journal would.
-        let url = state.journal.appendingPathComponent("\(id).json")
-        var journal = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
-        var actions = try #require(journal["actions"] as? [[String: Any]])
-        let index = try #require(actions.firstIndex { $0["key"] as? String == Self.key("nf_conntrack_tcp_timeout_close_wait") })
-        actions[index]["old"] = 99_999_999_999
-        journal["actions"] = actions
-        try JSONSerialization.data(withJSONObject: journal).write(to: url)
+        try ApplyNamespaceTests.withNamespace("einval") { namespace, state, profile in
+            #expect(try state.cttune(["apply", "--allow-partial", "--profile", profile], in: namespace).status == 0)
+            let id = try #require(state.journalIDs().first)
+            // Record an old close_wait the kernel refuses (it overflows the
+            // jiffies conversion), as a damaged journal would.
+            let url = state.journal.appendingPathComponent("\(id).json")
+            var journal = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+            var actions = try #require(journal["actions"] as? [[String: Any]])
+            let index = try #require(actions.firstIndex { $0["key"] as? String == Self.key("nf_conntrack_tcp_timeout_close_wait") })
+            actions[index]["old"] = 99_999_999_999
+            journal["actions"] = actions
+            try JSONSerialization.data(withJSONObject: journal).write(to: url)
 
-        let result = try state.cttune(["rollback", id, "--format", "json"], in: namespace)
-        #expect(result.status == 1)
-        #expect(result.stderr.contains("the kernel rejected 99999999999 for net.netfilter.nf_conntrack_tcp_timeout_close_wait"))
-        #expect(result.stderr.contains("everything already changed was restored"))
-        // The rollback's first step (removing the file) was undone; the timeouts stay applied.
-        #expect(FileManager.default.fileExists(atPath: state.sysctlD.appendingPathComponent("90-cttune.conf").path))
-        #expect(try namespace.sysctl(Self.key("nf_conntrack_tcp_timeout_close_wait")) == 30)
-        #expect(try namespace.sysctl(Self.key("nf_conntrack_tcp_timeout_time_wait")) == 45)
+            let result = try state.cttune(["rollback", id, "--format", "json"], in: namespace)
+            #expect(result.status == 1)
+            #expect(result.stderr.contains("the kernel rejected 99999999999 for net.netfilter.nf_conntrack_tcp_timeout_close_wait"))
+            #expect(result.stderr.contains("everything already changed was restored"))
+            // The rollback's first step (removing the file) was undone; the timeouts stay applied.
+            #expect(FileManager.default.fileExists(atPath: state.sysctlD.appendingPathComponent("90-cttune.conf").path))
+            #expect(try namespace.sysctl(Self.key("nf_conntrack_tcp_timeout_close_wait")) == 30)
+            #expect(try namespace.sysctl(Self.key("nf_conntrack_tcp_timeout_time_wait")) == 45)
+        }
     }
 }
 
@@ -157,18 +155,15 @@ struct ApplyGlobalTests {
 struct ApplyBlockedSettingTests {
     @Test("run as an unprivileged user, every setting that would change is skipped with 'run as root' and the exit code is 1")
     func unprivilegedUserIsTold() throws {
-        let namespace = try TestNamespace("nobody")
-        defer { namespace.delete() }
-        let state = try PrivateState()
-        defer { state.remove() }
-        let profile = try writeProfile(in: state.url, timeouts: ApplyNamespaceTests.pinned)
-        let result = try namespace.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                                        TestPaths.cttune, "apply", "--check", "--profile", profile, "--format", "json"])
-        #expect(result.status == 1, "\(result.stderr)")
-        let json = try PrintedJSON(result)
-        let timeWait = json.setting(ApplyNamespaceTests.key("nf_conntrack_tcp_timeout_time_wait"))
-        #expect(timeWait["result"] as? String == "skipped")
-        #expect((timeWait["error"] as? String)?.contains("permission denied — run as root") == true)
-        #expect(try namespace.sysctl(ApplyNamespaceTests.key("nf_conntrack_tcp_timeout_time_wait")) == 120)
+        try ApplyNamespaceTests.withNamespace("nobody") { namespace, state, profile in
+            let result = try namespace.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                            TestPaths.cttune, "apply", "--check", "--profile", profile, "--format", "json"])
+            #expect(result.status == 1, "\(result.stderr)")
+            let json = try PrintedJSON(result)
+            let timeWait = json.setting(ApplyNamespaceTests.key("nf_conntrack_tcp_timeout_time_wait"))
+            #expect(timeWait["result"] as? String == "skipped")
+            #expect((timeWait["error"] as? String)?.contains("permission denied — run as root") == true)
+            #expect(try namespace.sysctl(ApplyNamespaceTests.key("nf_conntrack_tcp_timeout_time_wait")) == 120)
+        }
     }
 }
