@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Tuner
 
 extension Cttune {
@@ -43,6 +44,7 @@ extension Cttune {
 extension ProfileOptions {
     /// The command that recomputes the same plan, for generated files' headers (`--root` left out: it names the build tree).
     func commandLine(subcommand: String) -> String {
-        (["cttune", subcommand, "--profile", profile] + (memory.map { ["--memory", $0] } ?? []) + (cpus.map { ["--cpus", String($0)] } ?? [])).joined(separator: " ")
+        let reference = ProfileCatalog.isPath(profile) ? URL(fileURLWithPath: profile).standardizedFileURL.path : profile
+        return (["cttune", subcommand, "--profile", reference] + (memory.map { ["--memory", $0] } ?? []) + (cpus.map { ["--cpus", String($0)] } ?? [])).joined(separator: " ")
     }
 }
