@@ -9,6 +9,8 @@ import SystemPackage
 ///   loads it before systemd-sysctl runs (otherwise the `net.netfilter.*`
 ///   keys do not exist yet and are skipped) and `/etc/modprobe.d/cttune.conf`
 ///   sizes the hash at load (`options nf_conntrack hashsize=N`).
+///   Neither is written for a stateless profile, and cttune's own copies are
+///   then removed.
 /// - when it is built in, the hash size persists only as the kernel parameter
 ///   `nf_conntrack.hashsize=N`: a note says so; the boot loader is not edited.
 public struct PersistentConfig: Equatable {
@@ -56,7 +58,9 @@ public struct PersistentConfig: Equatable {
         var notes: [String] = []
         let hashsize = plan.planned(.hashsize)
         let loadable = plan.facts.conntrack == .module || plan.facts.conntrack == .notLoaded
-        if loadable && globalsPersist, let hashsize {
+        // A stateless profile keeps nf_conntrack from loading (the blacklist's
+        // `install nf_conntrack /bin/false`): loading it at boot would fail.
+        if loadable && globalsPersist && plan.profile.stateful, let hashsize {
             files.append(File(path: KernelPaths.modprobeConf, content: header + "options nf_conntrack hashsize=\(hashsize)\n"))
             files.append(File(path: KernelPaths.modulesLoadConf, content: header + "nf_conntrack\n"))
         } else {

@@ -55,6 +55,24 @@ struct ApplyFixtureTreeTests {
         #expect(try PrintedJSON(result).fileActions.values.sorted() == ["created", "created", "created"])
     }
 
+    @Test("a stateless profile removes the module files an earlier apply wrote, since the blacklist stops nf_conntrack loading")
+    func statelessRemovesModuleFiles() throws {
+        let tree = try ApplyFixtureTree(.module)
+        defer { tree.remove() }
+        let foreign = "# written by the administrator\nnf_conntrack\n"
+        try tree.write("etc/modules-load.d/local.conf", foreign)
+        #expect(try tree.cttune(["apply"]).status == 0)
+        #expect(tree.exists(Self.modprobeConf) && tree.exists(Self.modulesLoadConf))
+        let result = try tree.cttune(["apply", "--profile", "stateless", "--format", "json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let actions = try PrintedJSON(result).fileActions
+        #expect(actions[tree.file(Self.modprobeConf)] == "removed")
+        #expect(actions[tree.file(Self.modulesLoadConf)] == "removed")
+        #expect(actions[tree.file(Self.sysctlConf)] == "updated")
+        #expect(!tree.exists(Self.modprobeConf) && !tree.exists(Self.modulesLoadConf))
+        #expect(tree.read("etc/modules-load.d/local.conf") == foreign)
+    }
+
     @Test("a second apply with the same inputs writes nothing: changed false, exit 0 with --detailed-exitcode, same mtimes, no new journal entry")
     func secondApplyIsIdempotent() throws {
         let tree = try ApplyFixtureTree(.module)
