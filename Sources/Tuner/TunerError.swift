@@ -71,7 +71,7 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
         case let .invalidSize(text):
             return "\"\(text)\" is not a size — give bytes or a number with K, M, G or T (powers of 1024), for example 4G or 512MiB"
         case let .settingPermissionDenied(key, path):
-            return "cannot write \(key) (\(path)): permission denied — run as root, or preview with `cttune apply --check`"
+            return "cannot write \(key) (\(path)): permission denied — run as root (a global setting is also read-only outside the initial network namespace: apply it on the host), or preview with `cttune apply --check`"
         case let .settingOnReadOnlyFileSystem(key, path):
             return "cannot write \(key) (\(path)): the file system is mounted read-only (a container's /sys?) — run apply on the host, or pass --allow-partial to set what can be set"
         case let .settingNotSupportedHere(key, path):

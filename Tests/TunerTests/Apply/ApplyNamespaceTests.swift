@@ -167,3 +167,34 @@ struct ApplyBlockedSettingTests {
         }
     }
 }
+
+/// Each way the kernel refuses a write becomes its own message, checked
+/// against the real kernel in a fresh namespace through a journal entry
+/// that rollback replays.
+@Suite("kernel write errors", .enabled(if: Host.realKernel, "needs root, nf_conntrack, ip and nft"))
+struct KernelWriteErrorTests {
+    @Test("the kernel's refusal is reported with the setting and what to do", arguments: [
+        (key: "net.netfilter.nf_conntrack_max", path: "/proc/sys/net/netfilter/nf_conntrack_max", value: 300_000,
+         message: "cannot write net.netfilter.nf_conntrack_max (/proc/sys/net/netfilter/nf_conntrack_max): permission denied"),
+        (key: "nf_conntrack.hashsize", path: "/sys/module/nf_conntrack/parameters/hashsize", value: 300_032,
+         message: "the kernel allows it only in the initial network namespace"),
+        (key: "net.netfilter.nf_conntrack_tcp_timeout_close", path: "/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_close",
+         value: 99_999_999_999, message: "the kernel rejected 99999999999 for net.netfilter.nf_conntrack_tcp_timeout_close"),
+    ])
+    func refusalIsNamed(key: String, path: String, value: Int, message: String) throws {
+        try ApplyNamespaceTests.withNamespace("errno") { namespace, state, _ in
+            let current = try namespace.exec(["cat", path]).trimmingCharacters(in: .whitespacesAndNewlines)
+            let entry: [String: Any] = [
+                "id": "20200101T000000.000Z-1", "command": "apply", "created": "2020-01-01T00:00:00Z", "status": "applied",
+                "actions": [["type": "sysctl", "key": key, "path": path, "old": value, "new": Int(current) ?? 0]],
+            ]
+            try FileManager.default.createDirectory(at: state.journal, withIntermediateDirectories: true)
+            try JSONSerialization.data(withJSONObject: entry).write(to: state.journal.appendingPathComponent("20200101T000000.000Z-1.json"))
+            let result = try state.cttune(["rollback", "20200101T000000.000Z-1"], in: namespace)
+            #expect(result.status == 1)
+            #expect(result.stderr.contains("writing \(key) = \(value) failed"))
+            #expect(result.stderr.contains(message), "\(result.stderr)")
+            #expect(try namespace.exec(["cat", path]).trimmingCharacters(in: .whitespacesAndNewlines) == current)
+        }
+    }
+}
