@@ -23,7 +23,7 @@ public enum ApplyReport {
 
     public static func text(_ outcome: ApplyOutcome, diff: Bool = false) -> String {
         let plan = outcome.plan
-        var lines = Array(PlanReport.text(plan).split(separator: "\n", omittingEmptySubsequences: false).prefix(2).map(String.init))
+        var lines = PlanReport.header(plan)
         lines.append("")
         let rows = plan.settings.map { setting -> [String] in
             let result = outcome.results[setting.setting] ?? .unchanged

@@ -130,7 +130,7 @@ struct ApplyGlobalTests {
         try GlobalConntrack.withExclusiveAccess {
             let bootMax = try GlobalConntrack.read(GlobalConntrack.maxPath)
             let bootBuckets = try GlobalConntrack.read(GlobalConntrack.bucketsPath)
-            let result = try state.cttune(["apply", "--runtime-only", "--detailed-exitcode", "--format", "json"])
+            let result = try state.cttune(["apply", "--runtime-only", "--memory", "8G", "--detailed-exitcode", "--format", "json"])
             #expect(result.status == 2, "\(result.stderr)")
             let json = try PrintedJSON(result)
             let max = try #require(json.planned("net.netfilter.nf_conntrack_max"))
