@@ -85,6 +85,41 @@ public enum Applier {
                                             profile: profile.name)
         }
 
+        let (results, sysctlActions) = try runtimeActions(plan, request: request, under: root)
+        let (files, fileActions, notes) = try request.persistent ? fileActions(plan, request: request, under: root) : ([], [], [])
+        let actions = sysctlActions + fileActions
+
+        var outcome = ApplyOutcome(plan: plan, results: results, files: files, notes: notes, journalID: nil,
+                                   changed: !actions.isEmpty, error: nil, check: request.check,
+                                   runtime: request.runtime)
+        guard !request.check, !actions.isEmpty else { return outcome }
+
+        let entry = JournalEntry(id: Journal.newIdentifier(), command: "apply", created: Journal.timestamp(),
+                                 profile: profile.name, status: .inProgress, actions: actions)
+        let run = try Transaction(root: root).run(entry)
+        outcome.journalID = entry.id
+        for (index, action) in actions.enumerated() {
+            guard case .sysctl(let change) = action, let setting = ConntrackSetting(rawValue: change.key) else { continue }
+            switch run.failedStep {
+            case nil: outcome.results[setting] = .applied
+            case let (failedIndex, error)? where index == failedIndex: outcome.results[setting] = .failed(error.description)
+            case let (failedIndex, _)? where index < failedIndex: outcome.results[setting] = .rolledBack
+            default: outcome.results[setting] = .skipped("not attempted: an earlier step failed")
+            }
+        }
+        if run.failedStep != nil {
+            // Every file is back as it was.
+            outcome.files = outcome.files.map { FileResult(path: $0.path, action: .unchanged, diff: "") }
+            outcome.changed = false
+            outcome.error = run.error
+        }
+        return outcome
+    }
+
+    /// The kernel writes the plan needs: each setting's result so far, and
+    /// the actions for the settings that change and can be written here.
+    static func runtimeActions(_ plan: TuningPlan, request: ApplyRequest,
+                               under root: SystemRoot) throws -> ([ConntrackSetting: SettingResult], [JournalAction]) {
         var results: [ConntrackSetting: SettingResult] = [:]
         var actions: [JournalAction] = []
         for setting in plan.settings {
@@ -102,56 +137,35 @@ public enum Applier {
                 results[setting.setting] = .skipped("current value unreadable, so it could not be restored — check \(setting.key)")
             }
         }
+        return (results, actions)
+    }
 
+    /// The boot-time files compared with what is on disk: what happens to
+    /// each, the actions for those that change, and the notes to print.
+    static func fileActions(_ plan: TuningPlan, request: ApplyRequest,
+                            under root: SystemRoot) throws -> ([FileResult], [JournalAction], [String]) {
+        let config = PersistentConfig.make(for: plan, regenerateCommand: request.regenerateCommand,
+                                           bucketsSysctlWritable: PersistentConfig.bucketsSysctlWritable(under: root))
         var files: [FileResult] = []
-        var notes: [String] = []
-        if request.persistent {
-            let config = PersistentConfig.make(for: plan, regenerateCommand: request.regenerateCommand,
-                                               bucketsSysctlWritable: PersistentConfig.bucketsSysctlWritable(under: root))
-            notes = config.notes
-            for file in config.files {
-                let old = try AtomicFile.contents(of: file.path, under: root)
-                let shown = try root.path(file.path).string
-                let action: FileResult.Action
-                switch (old, file.content) {
-                case (nil, nil): continue
-                case let (old?, nil):
-                    guard old.hasPrefix(PersistentConfig.headerMarker) else { continue } // not ours: leave it
-                    action = .removed
-                case (nil, _): action = .created
-                case let (old?, new?): action = old == new ? .unchanged : .updated
-                }
-                if action != .unchanged {
-                    actions.append(.file(.init(path: file.path.string, oldContent: old, newContent: file.content)))
-                }
-                files.append(FileResult(path: shown, action: action,
-                                        diff: action == .unchanged ? "" : TextDiff.unified(old: old, new: file.content, path: shown)))
+        var actions: [JournalAction] = []
+        for file in config.files {
+            let old = try AtomicFile.contents(of: file.path, under: root)
+            let shown = try root.path(file.path).string
+            let action: FileResult.Action
+            switch (old, file.content) {
+            case (nil, nil): continue
+            case let (old?, nil):
+                guard old.hasPrefix(PersistentConfig.headerMarker) else { continue } // not ours: leave it
+                action = .removed
+            case (nil, _): action = .created
+            case let (old?, new?): action = old == new ? .unchanged : .updated
             }
-        }
-
-        var outcome = ApplyOutcome(plan: plan, results: results, files: files, notes: notes, journalID: nil,
-                                   changed: !actions.isEmpty, error: nil, check: request.check,
-                                   runtime: request.runtime)
-        guard !request.check, !actions.isEmpty else { return outcome }
-
-        let entry = JournalEntry(id: Journal.newIdentifier(), command: "apply", created: Journal.timestamp(),
-                                 profile: profile.name, status: .inProgress, actions: actions)
-        let run = try Transaction(root: root).run(entry)
-        outcome.journalID = entry.id
-        for (index, action) in actions.enumerated() {
-            guard case .sysctl(let change) = action, let setting = ConntrackSetting(rawValue: change.key) else { continue }
-            if let (failedIndex, error) = run.failedStep {
-                outcome.results[setting] = index == failedIndex ? .failed(error.description) : index < failedIndex ? .rolledBack : .skipped("not attempted: an earlier step failed")
-            } else {
-                outcome.results[setting] = .applied
+            if action != .unchanged {
+                actions.append(.file(.init(path: file.path.string, oldContent: old, newContent: file.content)))
             }
+            files.append(FileResult(path: shown, action: action,
+                                    diff: action == .unchanged ? "" : TextDiff.unified(old: old, new: file.content, path: shown)))
         }
-        if run.failedStep != nil {
-            // Every file is back as it was.
-            outcome.files = outcome.files.map { FileResult(path: $0.path, action: .unchanged, diff: "") }
-            outcome.changed = false
-            outcome.error = run.error
-        }
-        return outcome
+        return (files, actions, config.notes)
     }
 }
