@@ -22,6 +22,32 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
     case profileCycle(chain: [String])
     /// A size such as `--memory 4G` that does not parse.
     case invalidSize(text: String)
+    /// Writing a setting was refused for lack of rights (EACCES, EPERM).
+    case settingPermissionDenied(key: String, path: String)
+    /// The file system holding a setting is mounted read-only (EROFS), as
+    /// containers often mount /sys.
+    case settingOnReadOnlyFileSystem(key: String, path: String)
+    /// The kernel does not allow this setting to change from here
+    /// (EOPNOTSUPP: the hash size outside the initial network namespace).
+    case settingNotSupportedHere(key: String, path: String)
+    /// The kernel rejected the value (EINVAL, ERANGE).
+    case settingValueRejected(key: String, path: String, value: Int)
+    /// The write returned success but the file reads back another value.
+    case settingReadBackMismatch(key: String, path: String, written: Int, readBack: Int?)
+    /// Any other failure writing a kernel setting or a configuration file.
+    case writeFailed(path: String, reason: String)
+    /// Another apply or rollback holds the lock.
+    case lockBusy(path: String, waitedSeconds: Double)
+    /// A step of a transaction failed; what was already changed was restored
+    /// unless `restoreFailures` names what could not be.
+    case transactionFailed(step: String, cause: String, restoreFailures: [String])
+    /// The plan needs more memory than the profile allows: apply refuses.
+    case planDoesNotFit(neededBytes: Int, budgetBytes: Int, profile: String)
+    /// `cttune rollback` found nothing to roll back, or not the named entry.
+    case journalEntryNotFound(id: String?, directory: String)
+    /// Settings were skipped because they cannot be applied from here, and
+    /// `--allow-partial` was not given.
+    case partialApply(keys: [String])
 
     public var description: String {
         switch self {
@@ -45,6 +71,34 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
             return "profiles extend each other in a loop: \(chain.joined(separator: " -> ")) — remove one of these `extends:` lines"
         case let .invalidSize(text):
             return "\"\(text)\" is not a size — give bytes or a number with K, M, G or T (powers of 1024), for example 4G or 512MiB"
+        case let .settingPermissionDenied(key, path):
+            return "cannot write \(key) (\(path)): permission denied — run as root (a global setting is also read-only outside the initial network namespace: apply it on the host), or preview with `cttune apply --check`"
+        case let .settingOnReadOnlyFileSystem(key, path):
+            return "cannot write \(key) (\(path)): the file system is mounted read-only (a container's /sys?) — run apply on the host, or pass --allow-partial to set what can be set"
+        case let .settingNotSupportedHere(key, path):
+            return "cannot write \(key) (\(path)): the kernel allows it only in the initial network namespace — run apply on the host, or pass --allow-partial to set only the timeouts"
+        case let .settingValueRejected(key, path, value):
+            return "the kernel rejected \(value) for \(key) (\(path)): invalid argument — check the profile's value for this key (`cttune plan --explain`)"
+        case let .settingReadBackMismatch(key, path, written, readBack):
+            return "\(key) (\(path)) reads back \(readBack.map(String.init) ?? "nothing") after writing \(written) — the kernel did not take the value; nothing was left half-applied"
+        case let .writeFailed(path, reason):
+            return "cannot write \(path): \(reason) — fix the path (a directory or file in the way, permissions, a full disk) and run again"
+        case let .lockBusy(path, waitedSeconds):
+            return "another cttune apply or rollback holds \(path) (waited \(Int(waitedSeconds.rounded())) s) — let it finish, then run again"
+        case let .transactionFailed(step, cause, restoreFailures):
+            let restored = restoreFailures.isEmpty
+                ? "everything already changed was restored"
+                : "could NOT restore: \(restoreFailures.joined(separator: "; ")) — fix these by hand"
+            return "\(step) failed: \(cause); \(restored)"
+        case let .planDoesNotFit(neededBytes, budgetBytes, profile):
+            return "refusing to apply: the plan for profile \(profile) needs \(neededBytes / 1_048_576) MiB but the budget is \(budgetBytes / 1_048_576) MiB — see `cttune plan --explain`, then raise memory_budget_percent or lower the load"
+        case let .journalEntryNotFound(id, directory):
+            if let id {
+                return "no journal entry \(id) in \(directory) — list them with `cttune rollback --list`"
+            }
+            return "nothing to roll back: no apply recorded in \(directory) — `cttune apply` records one each time it changes something"
+        case let .partialApply(keys):
+            return "not applied here: \(keys.joined(separator: ", ")) (reasons above) — the rest is in effect; apply these on the host, or pass --allow-partial to accept a partial apply"
         }
     }
 }

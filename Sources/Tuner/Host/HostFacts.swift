@@ -178,7 +178,13 @@ extension HostFacts {
     /// sysctls 0444, whatever the PID namespace says.
     static func writeBlocker(for setting: ConntrackSetting, root: SystemRoot, netns: NetworkNamespace?) throws -> String? {
         let sysctlKey = setting == .hashsize ? bucketsSysctl : setting.key
-        let path = try root.path(KernelPaths.sysctl(sysctlKey)).string
+        var path = try root.path(KernelPaths.sysctl(sysctlKey)).string
+        // Where nf_conntrack_buckets is read-only in the initial namespace
+        // (older kernels), the hash size still changes through /sys/module.
+        if setting == .hashsize, netns != .nonInitial, fileMode(path).map({ $0 & S_IWUSR == 0 }) ?? true,
+           let parameter = try? root.path(KernelPaths.conntrackHashsizeParameter).string, fileMode(parameter) != nil {
+            path = parameter
+        }
         guard let mode = fileMode(path) else {
             return "\(sysctlKey) does not exist here — nf_conntrack is not loaded"
         }

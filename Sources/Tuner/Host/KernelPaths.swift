@@ -16,6 +16,8 @@ public enum KernelPaths {
     public static let netfilterSysctls: FilePath = "/proc/sys/net/netfilter"
     public static let conntrackStat: FilePath = "/proc/net/stat/nf_conntrack"
     public static let conntrackModuleParameters: FilePath = "/sys/module/nf_conntrack/parameters"
+    /// Resizes the hash table like nf_conntrack_buckets; the fallback where that sysctl is read-only.
+    public static let conntrackHashsizeParameter: FilePath = "/sys/module/nf_conntrack/parameters/hashsize"
 
     public static let sysctlD: FilePath = "/etc/sysctl.d"
     public static let modprobeD: FilePath = "/etc/modprobe.d"

@@ -28,8 +28,10 @@ public enum PlanReport {
         ]
     }
 
-    /// The contract's plan object; `command` lets apply reuse it.
-    public static func json(_ plan: TuningPlan, command: String = "plan", explain: Bool = false) -> [(String, JSONValue)] {
+    /// The contract's plan object; `command` and `settingExtras` (members
+    /// appended to each setting, such as apply's `result`) let apply reuse it.
+    public static func json(_ plan: TuningPlan, command: String = "plan", explain: Bool = false,
+                            settingExtras: (TuningPlan.Setting) -> [(String, JSONValue)] = { _ in [] }) -> [(String, JSONValue)] {
         var estimate: [(String, JSONValue)] = [
             ("peak_entries", .int(plan.estimate.peakEntries)),
             ("memory_bytes", .int(plan.estimate.memoryBytes)),
@@ -53,7 +55,8 @@ public enum PlanReport {
             ("profile", .string(plan.profile.name)),
             ("facts", json(plan.facts)),
             ("settings", .array(plan.settings.map { setting in
-                .object(json(setting) + (explain ? [("arithmetic", .array(setting.arithmetic.map(JSONValue.string)))] : []))
+                .object(json(setting) + settingExtras(setting)
+                        + (explain ? [("arithmetic", .array(setting.arithmetic.map(JSONValue.string)))] : []))
             })),
             ("estimate", .object(estimate)),
             ("fits_budget", .bool(plan.fitsBudget)),
@@ -64,10 +67,8 @@ public enum PlanReport {
 
     /// A table of key, current, planned and reason, then the estimate.
     public static func text(_ plan: TuningPlan, explain: Bool = false) -> String {
-        var lines: [String] = []
+        var lines = header(plan)
         let facts = plan.facts
-        lines.append("profile \(plan.profile.name): \(plan.profile.summary)".trimmingCharacters(in: .whitespaces))
-        lines.append("host: \(mib(facts.memoryBytes)) RAM, \(facts.cpus) CPUs, kernel \(facts.kernelRelease ?? "unknown"), conntrack \(facts.conntrack.rawValue), \(facts.entryBytes) B/entry (\(facts.entryBytesSource.rawValue)), \(facts.count.map(String.init) ?? "unknown") entries now, netns \(facts.netns?.rawValue ?? "unknown")")
         lines.append("")
         let rows = plan.settings.map { setting -> [String] in
             let mark = setting.changes ? (setting.applicable ? "*" : "!") : " "
@@ -103,6 +104,15 @@ public enum PlanReport {
             lines.append("* = would change" + (marks.contains { !$0.applicable } ? ", ! = would change but cannot be applied from here" : ""))
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// The profile and host lines that open every text report.
+    public static func header(_ plan: TuningPlan) -> [String] {
+        let facts = plan.facts
+        return [
+            "profile \(plan.profile.name): \(plan.profile.summary)".trimmingCharacters(in: .whitespaces),
+            "host: \(mib(facts.memoryBytes)) RAM, \(facts.cpus) CPUs, kernel \(facts.kernelRelease ?? "unknown"), conntrack \(facts.conntrack.rawValue), \(facts.entryBytes) B/entry (\(facts.entryBytesSource.rawValue)), \(facts.count.map(String.init) ?? "unknown") entries now, netns \(facts.netns?.rawValue ?? "unknown")",
+        ]
     }
 
     static func mib(_ bytes: Int) -> String {

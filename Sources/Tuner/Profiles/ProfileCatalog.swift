@@ -45,7 +45,8 @@ public struct ProfileCatalog: Sendable {
         return try Self.resolve(name: name, chain: chain.map(\.document), sources: chain.map(\.source))
     }
 
-    static func isPath(_ reference: String) -> Bool {
+    /// Whether a `--profile` value names a file rather than a profile name.
+    public static func isPath(_ reference: String) -> Bool {
         reference.contains("/") || reference.hasSuffix(".yaml")
     }
 

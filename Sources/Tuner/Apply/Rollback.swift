@@ -1,0 +1,102 @@
+import Foundation
+import SystemPackage
+
+/// What happened to one thing a rollback restores.
+public struct RestoredItem: Equatable, Sendable {
+    /// The setting's key or the file's path (under the root).
+    public var target: String
+    /// Before the rollback and after it (values, or file states).
+    public var before: String
+    public var after: String
+    /// `rolled-back`, `unchanged` (already at the recorded value) or `failed`.
+    public var result: String
+    public var error: String?
+}
+
+/// The outcome of `cttune rollback`.
+public struct RollbackOutcome {
+    /// The entry undone.
+    public var target: JournalEntry
+    /// This rollback's own journal entry; `nil` when nothing needed restoring.
+    public var journalID: String?
+    public var items: [RestoredItem]
+    public var changed: Bool
+    public var error: TunerError?
+}
+
+/// Restores what a journal entry changed: the old runtime values and files,
+/// removing the files it created. A rollback is itself journaled (so it can
+/// be rolled back) and idempotent: what already has its recorded value is
+/// left alone, so a second rollback changes nothing.
+public enum Rollback {
+    /// Rolls back entry `id`, or the last apply when `id` is nil.
+    public static func run(_ id: String?, under root: SystemRoot,
+                           lockWaitSeconds: Double = ApplyLock.defaultWaitSeconds) throws -> RollbackOutcome {
+        let lock = try ApplyLock(root: root, waitSeconds: lockWaitSeconds)
+        defer { withExtendedLifetime(lock) {} }
+        let journal = Journal(root: root)
+        let target: JournalEntry
+        if let id {
+            target = try journal.load(id)
+        } else {
+            guard let last = try journal.entries().last(where: { $0.command == "apply" && $0.status != .rolledBack }) else {
+                throw TunerError.journalEntryNotFound(id: nil, directory: journal.directoryPath)
+            }
+            target = last
+        }
+
+        var actions: [JournalAction] = []
+        var items: [RestoredItem] = []
+        for action in target.actions.reversed() {
+            switch action {
+            case .sysctl(let change):
+                let current = try root.integer(at: FilePath(change.path))
+                items.append(RestoredItem(target: change.key, before: current.map(String.init) ?? "absent",
+                                          after: String(change.old), result: current == change.old ? "unchanged" : "rolled-back"))
+                if current != change.old {
+                    actions.append(.sysctl(.init(key: change.key, path: change.path, old: current ?? change.new, new: change.old)))
+                }
+            case .file(let change):
+                let current = try AtomicFile.contents(of: FilePath(change.path), under: root)
+                items.append(RestoredItem(target: try root.path(FilePath(change.path)).string, before: state(current),
+                                          after: state(change.oldContent),
+                                          result: current == change.oldContent ? "unchanged" : "rolled-back"))
+                if current != change.oldContent {
+                    actions.append(.file(.init(path: change.path, oldContent: current, newContent: change.oldContent)))
+                }
+            }
+        }
+        var outcome = RollbackOutcome(target: target, journalID: nil, items: items, changed: !actions.isEmpty, error: nil)
+        guard !actions.isEmpty else { return outcome }
+
+        let entry = JournalEntry(id: Journal.newIdentifier(), command: "rollback", created: Journal.timestamp(),
+                                 profile: target.profile, status: .inProgress, rollsBack: target.id, actions: actions)
+        let run = try Transaction(root: root).run(entry)
+        outcome.journalID = entry.id
+        if let (failedIndex, error) = run.failedStep {
+            let failedTarget = actions[failedIndex].target
+            outcome.items = outcome.items.map { item in
+                var item = item
+                guard item.result == "rolled-back" else { return item }
+                let matches = item.target == failedTarget || item.target.hasSuffix(failedTarget)
+                item.result = matches ? "failed" : "unchanged"
+                item.error = matches ? error.description : nil
+                item.after = item.before
+                return item
+            }
+            outcome.changed = false
+            outcome.error = run.error
+        }
+        return outcome
+    }
+
+    /// Every journal entry, oldest first (`cttune rollback --list`).
+    public static func list(under root: SystemRoot) throws -> [JournalEntry] {
+        try Journal(root: root).entries()
+    }
+
+    static func state(_ content: String?) -> String {
+        guard let content else { return "absent" }
+        return "\(content.utf8.count) bytes"
+    }
+}

@@ -1,0 +1,141 @@
+import Foundation
+
+/// Renders `cttune apply` and `cttune rollback` results: the plan's JSON with
+/// a `result` per setting, `files` and `journal_id`, or tables for people.
+public enum ApplyReport {
+    public static func json(_ outcome: ApplyOutcome, diff: Bool = false) -> [(String, JSONValue)] {
+        let members = PlanReport.json(outcome.plan, command: "apply") { setting in
+            let result = outcome.results[setting.setting] ?? .unchanged
+            return [("result", result.jsonName.json), ("error", result.error.json)]
+        }
+        let files = JSONValue.array(outcome.files.map { file in
+            .object([("path", .string(file.path)), ("action", .string(file.action.rawValue))]
+                    + (diff ? [("diff", .string(file.diff))] : []))
+        })
+        return members.map { key, value in key == "changed" ? (key, .bool(outcome.changed)) : (key, value) } + [
+            ("check", .bool(outcome.check)),
+            ("files", files),
+            ("journal_id", outcome.journalID.json),
+            ("notes", .array(outcome.notes.map(JSONValue.string))),
+            ("error", outcome.error.map { JSONValue.string($0.description) } ?? .null),
+        ]
+    }
+
+    public static func text(_ outcome: ApplyOutcome, diff: Bool = false) -> String {
+        let plan = outcome.plan
+        var lines = PlanReport.header(plan)
+        lines.append("")
+        let rows = plan.settings.map { setting -> [String] in
+            let result = outcome.results[setting.setting] ?? .unchanged
+            let shown = result.jsonName ?? "would change"
+            return [setting.key, setting.current.map(String.init) ?? "-", String(setting.planned),
+                    result.error.map { "\(shown): \($0)" } ?? shown]
+        }
+        lines += Table.render(header: ["KEY", "CURRENT", "PLANNED", "RESULT"], rows: rows)
+        if !outcome.files.isEmpty {
+            lines.append("")
+            lines.append(outcome.check ? "files (would be):" : "files:")
+            lines += Table.render(header: ["", ""], rows: outcome.files.map { ["  " + $0.action.rawValue, $0.path] }).dropFirst()
+        }
+        if diff {
+            for file in outcome.files where !file.diff.isEmpty {
+                lines.append("")
+                lines.append(file.diff.trimmingCharacters(in: .newlines))
+            }
+        }
+        if !outcome.notes.isEmpty {
+            lines.append("")
+            lines += outcome.notes
+        }
+        lines.append("")
+        if let id = outcome.journalID, outcome.error == nil {
+            lines.append("changed; journal \(id) — undo with `cttune rollback \(id)`")
+        } else if outcome.check {
+            lines.append(outcome.changed ? "check: changes pending, nothing written" : "check: nothing to change")
+        } else if outcome.error == nil {
+            lines.append("nothing to change: every setting and file already matches the plan")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    public static func json(_ outcome: RollbackOutcome) -> [(String, JSONValue)] {
+        [
+            ("command", .string("rollback")),
+            ("rolls_back", .string(outcome.target.id)),
+            ("profile", outcome.target.profile.json),
+            ("journal_id", outcome.journalID.json),
+            ("restored", .array(outcome.items.map { item in
+                .object([
+                    ("target", .string(item.target)),
+                    ("before", .string(item.before)),
+                    ("after", .string(item.after)),
+                    ("result", .string(item.result)),
+                    ("error", item.error.json),
+                ])
+            })),
+            ("changed", .bool(outcome.changed)),
+            ("error", outcome.error.map { JSONValue.string($0.description) } ?? .null),
+        ]
+    }
+
+    public static func text(_ outcome: RollbackOutcome) -> String {
+        var lines = ["rolling back \(outcome.target.command) \(outcome.target.id) (profile \(outcome.target.profile ?? "none"))", ""]
+        lines += Table.render(header: ["TARGET", "BEFORE", "AFTER", "RESULT"], rows: outcome.items.map {
+            [$0.target, $0.before, $0.after, $0.error.map { "failed: \($0)" } ?? $0.result]
+        })
+        lines.append("")
+        if let id = outcome.journalID, outcome.error == nil {
+            lines.append("restored; journal \(id)")
+        } else if outcome.error == nil {
+            lines.append("nothing to restore: every value and file already matches the journal entry")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    public static func json(_ entries: [JournalEntry]) -> [(String, JSONValue)] {
+        [
+            ("command", .string("rollback")),
+            ("journal", .array(entries.map { entry in
+                .object([
+                    ("id", .string(entry.id)),
+                    ("command", .string(entry.command)),
+                    ("created", .string(entry.created)),
+                    ("profile", entry.profile.json),
+                    ("status", .string(entry.status.rawValue)),
+                    ("rolls_back", entry.rollsBack.json),
+                    ("actions", .int(entry.actions.count)),
+                    ("failure", entry.failure.json),
+                ])
+            })),
+        ]
+    }
+
+    public static func text(_ entries: [JournalEntry]) -> String {
+        guard !entries.isEmpty else { return "no journal entries" }
+        return Table.render(header: ["ID", "COMMAND", "CREATED", "PROFILE", "STATUS", "CHANGES"], rows: entries.map {
+            [$0.id, $0.command + ($0.rollsBack.map { " of \($0)" } ?? ""), $0.created, $0.profile ?? "-",
+             $0.status.rawValue + ($0.failure.map { ": \($0)" } ?? ""), String($0.actions.count)]
+        }).joined(separator: "\n")
+    }
+}
+
+extension SettingResult {
+    /// The contract's `result`; `nil` for `--check`'s pending changes (nothing was applied).
+    var jsonName: String? {
+        switch self {
+        case .applied: return "applied"
+        case .unchanged: return "unchanged"
+        case .skipped: return "skipped"
+        case .failed: return "failed"
+        case .rolledBack: return "rolled-back"
+        case .pending: return nil
+        }
+    }
+
+    var error: String? {
+        switch self {
+        case .skipped(let reason), .failed(let reason): return reason
+        default: return nil
+        }
+    }
+}
