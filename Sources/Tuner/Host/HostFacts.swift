@@ -92,7 +92,7 @@ extension HostFacts {
             current[setting] = try root.integer(at: KernelPaths.sysctl(setting.key))
         }
         current[.hashsize] = try root.integer(at: KernelPaths.sysctl(bucketsSysctl))
-            ?? root.integer(at: KernelPaths.moduleParameter(module: "nf_conntrack", parameter: "hashsize"))
+            ?? root.integer(at: KernelPaths.conntrackHashsizeParameter)
 
         let maxPath = try root.path(KernelPaths.sysctl(ConntrackSetting.max.key))
         let netns: NetworkNamespace? = fileMode(maxPath.string).map { $0 & S_IWUSR != 0 ? .initial : .nonInitial }
@@ -189,11 +189,6 @@ extension HostFacts {
             return "\(sysctlKey) does not exist here — nf_conntrack is not loaded"
         }
         if mode & S_IWUSR == 0 {
-            if setting == .hashsize && netns == .initial {
-                // Kernels whose nf_conntrack_buckets is read-only even in the
-                // initial namespace resize through the module parameter.
-                return try sysfsHashsizeBlocker(root)
-            }
             if setting.isGlobal {
                 return "global setting, read-only in this network namespace — apply it on the host (initial namespace)"
             }
@@ -201,23 +196,9 @@ extension HostFacts {
         }
         if access(path, W_OK) != 0 {
             if errno == EROFS {
-                return "\(path) is on a read-only file system"
+                return "\(path) is on a read-only file system (containers often mount /sys read-only) — apply it on the host"
             }
             return "\(path) is not writable: \(errnoText(Errno(rawValue: errno))) — run as root"
-        }
-        return nil
-    }
-
-    /// Why /sys/module/nf_conntrack/parameters/hashsize cannot be written.
-    /// Containers often mount /sys read-only (kube-proxy checks for it too).
-    static func sysfsHashsizeBlocker(_ root: SystemRoot) throws -> String? {
-        let path = try root.path(KernelPaths.moduleParameter(module: "nf_conntrack", parameter: "hashsize")).string
-        guard let mode = fileMode(path), mode & S_IWUSR != 0 else {
-            return "neither \(bucketsSysctl) nor \(path) is writable on this kernel — set nf_conntrack.hashsize= at boot"
-        }
-        var fileSystem = statvfs()
-        if statvfs(path, &fileSystem) == 0 && fileSystem.f_flag & UInt(ST_RDONLY) != 0 {
-            return "/sys is mounted read-only here — apply the hash size on the host, or remount /sys read-write"
         }
         return nil
     }
