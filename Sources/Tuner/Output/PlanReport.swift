@@ -49,6 +49,16 @@ public enum PlanReport {
                     ("mean_entries", .int(Int(flow.meanEntries.rounded()))),
                 ])
             })))
+            estimate.append(("anchors", .array(plan.anchors.map { anchor in
+                .object([
+                    ("name", .string(anchor.name)),
+                    ("max", .int(anchor.max)),
+                    ("buckets", .int(anchor.buckets)),
+                    ("memory_bytes", .int(Planner.memoryBytes(max: anchor.max, buckets: anchor.buckets, entryBytes: plan.facts.entryBytes))),
+                    ("tcp_timeout_established", anchor.establishedTimeoutSeconds.json),
+                    ("source", .string(anchor.source)),
+                ])
+            })))
         }
         return [
             ("command", .string(command)),
