@@ -22,6 +22,10 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
     case profileCycle(chain: [String])
     /// A size such as `--memory 4G` that does not parse.
     case invalidSize(text: String)
+    /// There is no conntrack table to report on in this network namespace.
+    case conntrackNotLoaded(path: String)
+    /// A file cttune was asked to write (such as `--textfile`) cannot be written.
+    case cannotWrite(path: String, reason: String, fix: String)
 
     public var description: String {
         switch self {
@@ -44,6 +48,10 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
             return "profiles extend each other in a loop: \(chain.joined(separator: " -> ")) — remove one of these `extends:` lines"
         case let .invalidSize(text):
             return "\"\(text)\" is not a size — give bytes or a number with K, M, G or T (powers of 1024), for example 4G or 512MiB"
+        case let .conntrackNotLoaded(path):
+            return "nf_conntrack is not loaded here (\(path) is absent) — nothing is tracked in this network namespace; status has nothing to judge"
+        case let .cannotWrite(path, reason, fix):
+            return "cannot write \(path): \(reason) — \(fix)"
         }
     }
 }
