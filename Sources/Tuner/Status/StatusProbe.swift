@@ -46,8 +46,12 @@ public struct StatusProbe {
         var worst = Verdict.ok
         var previous = try sample()
         var index = 0
+        // Ticks are scheduled from the start, so the time spent reading (the
+        // entry dump grows with the table) does not stretch the interval.
+        let start = previous.takenAt
         while count.map({ index < $0 }) ?? true {
-            Pause.sleep(seconds: intervalSeconds, unless: shouldStop)
+            let due = start + Double(index + 1) * intervalSeconds
+            Pause.sleep(seconds: due - MonotonicClock.seconds(), unless: shouldStop)
             if shouldStop() { break }
             let report = StatusReport(try readings(since: previous))
             emit(report, index)

@@ -185,7 +185,9 @@ public struct StatusReport: Sendable, Equatable {
             why = "short TCP flows (TIME_WAIT) dominate the table"
         }
         let minimumMax = Int((Double(readings.current.count) / warningFill).rounded(.up))
-        var note = "\(why); the table needs a max above \(minimumMax) to stay under \(percent(warningFill)) at today's count (more while packets are dropped: the count is capped)"
+        var note = minimumMax > readings.current.max
+            ? "\(why); the table needs a max above \(minimumMax) to stay under \(percent(warningFill)) at today's count (more while packets are dropped: the count is capped)"
+            : "\(why); the max (\(readings.current.max)) holds today's count, so size it for the peak that overflowed it"
         if readings.namespace.kind == .nonInitial {
             note += "; nf_conntrack_max is global: apply it on the host"
         }
