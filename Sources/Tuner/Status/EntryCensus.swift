@@ -76,9 +76,12 @@ extension EntryCensus {
         guard data.contains(where: { !$0.isASCIIWhitespace }) else { return delegate.census }
         let parser = XMLParser(data: data)
         parser.delegate = delegate
-        guard parser.parse() else {
+        let parsed = parser.parse()
+        // libxml2 accepts a document cut short; a dump without its closing
+        // tag lost entries, so it is not counted as complete.
+        guard parsed, delegate.sawEnd else {
             throw TunerError.malformed(path: "conntrack -L -o xml output",
-                                       detail: parser.parserError.map { "\($0.localizedDescription)" } ?? "not XML")
+                                       detail: parsed ? "the dump ends before </conntrack>" : parser.parserError.map { "\($0.localizedDescription)" } ?? "not XML")
         }
         return delegate.census
     }
@@ -104,6 +107,7 @@ extension EntryCensus {
 private final class FlowCollector: NSObject, XMLParserDelegate {
     var census = EntryCensus(source: ConntrackTool.listCommand.joined(separator: " "))
     let establishedTimeout: Int?
+    private(set) var sawEnd = false
     private var direction: String?
     private var protocolName: String?
     private var state: String?
@@ -133,6 +137,7 @@ private final class FlowCollector: NSObject, XMLParserDelegate {
         switch name {
         case "state" where direction == "independent": state = text
         case "timeout" where direction == "independent": remaining = Int(text)
+        case "conntrack": sawEnd = true
         case "flow":
             census.add(protocolName: protocolName ?? "unknown", tcpState: state, remainingSeconds: remaining,
                        establishedTimeout: establishedTimeout)
