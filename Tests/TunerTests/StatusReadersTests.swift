@@ -104,6 +104,15 @@ struct StatusReadersTests {
         #expect(throws: TunerError.self) { try EntryCensus.parseXML(Data("<conntrack><flow></conntrack>".utf8), establishedTimeout: nil) }
     }
 
+    @Test("a dump larger than libxml2's 10 MB chunk limit (20000 entries, 11 MB) is counted completely")
+    func largeDump() throws {
+        let flow = "<flow><meta direction=\"original\"><layer3 protonum=\"2\" protoname=\"ipv4\"><src>127.0.0.1</src><dst>127.0.0.1</dst></layer3><layer4 protonum=\"6\" protoname=\"tcp\"><sport>32826</sport><dport>9000</dport></layer4></meta><meta direction=\"reply\"><layer3 protonum=\"2\" protoname=\"ipv4\"><src>127.0.0.1</src><dst>127.0.0.1</dst></layer3><layer4 protonum=\"6\" protoname=\"tcp\"><sport>9000</sport><dport>32826</dport></layer4></meta><meta direction=\"independent\"><state>TIME_WAIT</state><timeout>100</timeout><mark>0</mark><use>1</use><id>3942760363</id><assured/></meta></flow>\n"
+        let xml = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<conntrack>\n" + String(repeating: flow, count: 20_000) + "</conntrack>\n"
+        #expect(xml.utf8.count > 10_485_760)
+        let census = try EntryCensus.parseXML(Data(xml.utf8), establishedTimeout: 432_000)
+        #expect(census.tcpStates == ["TIME_WAIT": 20_000])
+    }
+
     @Test("/proc/net/nf_conntrack lines are counted the same way")
     func censusFromProcTable() {
         let table = """

@@ -60,8 +60,8 @@ extension EntryCensus {
     ///
     /// - Returns: `nil` when neither source is available.
     public static func read(from root: SystemRoot, establishedTimeout: Int?) throws -> EntryCensus? {
-        if root.isLive, let xml = ConntrackTool.listXML() {
-            return try parseXML(xml, establishedTimeout: establishedTimeout)
+        if root.isLive, let census = try ConntrackTool.census(establishedTimeout: establishedTimeout) {
+            return census
         }
         guard let table = try root.contents(of: KernelPaths.conntrackTable) else { return nil }
         return parseProcTable(table, establishedTimeout: establishedTimeout)
@@ -71,12 +71,20 @@ extension EntryCensus {
     /// direction="original">` with `<layer4 protoname=…>` and a `<meta
     /// direction="independent">` with `<state>` (TCP only) and `<timeout>`.
     static func parseXML(_ data: Data, establishedTimeout: Int?) throws -> EntryCensus {
+        try parseXML(InputStream(data: data), establishedTimeout: establishedTimeout)
+    }
+
+    /// Parses the dump as it streams in. XMLParser(stream:) feeds libxml2 in
+    /// chunks: XMLParser(data:) hands it the whole dump at once, and libxml2
+    /// refuses a chunk over 10 MB (about 18000 entries), while a full default
+    /// table (262144 entries) prints about 150 MB.
+    static func parseXML(_ stream: InputStream, establishedTimeout: Int?) throws -> EntryCensus {
         let delegate = FlowCollector(establishedTimeout: establishedTimeout)
-        // An empty table prints no XML document at all.
-        guard data.contains(where: { !$0.isASCIIWhitespace }) else { return delegate.census }
-        let parser = XMLParser(data: data)
+        let parser = XMLParser(stream: stream)
         parser.delegate = delegate
         let parsed = parser.parse()
+        // An empty table prints no XML document at all.
+        if !delegate.sawStart { return delegate.census }
         // libxml2 accepts a document cut short; a dump without its closing
         // tag lost entries, so it is not counted as complete.
         guard parsed, delegate.sawEnd else {
@@ -107,6 +115,7 @@ extension EntryCensus {
 private final class FlowCollector: NSObject, XMLParserDelegate {
     var census = EntryCensus(source: ConntrackTool.listCommand.joined(separator: " "))
     let establishedTimeout: Int?
+    private(set) var sawStart = false
     private(set) var sawEnd = false
     private var direction: String?
     private var protocolName: String?
@@ -121,6 +130,7 @@ private final class FlowCollector: NSObject, XMLParserDelegate {
     func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?,
                 qualifiedName: String?, attributes: [String: String] = [:]) {
         text = ""
+        sawStart = true
         switch name {
         case "flow": protocolName = nil; state = nil; remaining = nil
         case "meta": direction = attributes["direction"]
@@ -150,9 +160,12 @@ private final class FlowCollector: NSObject, XMLParserDelegate {
 enum ConntrackTool {
     static let listCommand = ["conntrack", "-L", "-o", "xml"]
 
-    /// The XML dump, or `nil` when the tool is missing or fails (then the
-    /// caller falls back to /proc/net/nf_conntrack).
-    static func listXML() -> Data? {
+    /// Counts the entries as `conntrack -L -o xml` prints them, without
+    /// holding the whole dump in memory.
+    ///
+    /// - Returns: `nil` when the tool is missing or fails (then the caller
+    ///   falls back to /proc/net/nf_conntrack).
+    static func census(establishedTimeout: Int?) throws -> EntryCensus? {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = listCommand
@@ -161,12 +174,19 @@ enum ConntrackTool {
         process.standardError = FileHandle.nullDevice
         process.standardInput = FileHandle.nullDevice
         do { try process.run() } catch { return nil }
-        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let reading = output.fileHandleForReading
+        guard let stream = InputStream(fileAtPath: "/dev/fd/\(reading.fileDescriptor)") else {
+            process.terminate()
+            process.waitUntilExit()
+            return nil
+        }
+        let result = Result { try EntryCensus.parseXML(stream, establishedTimeout: establishedTimeout) }
+        // A parse that stopped early leaves the tool blocked on a full pipe.
+        if process.isRunning, case .failure = result { process.terminate() }
+        try? reading.close()
         process.waitUntilExit()
-        return process.terminationStatus == 0 ? data : nil
+        guard process.terminationReason == .exit, process.terminationStatus == 0 else { return nil }
+        return try result.get()
     }
 }
 
-private extension UInt8 {
-    var isASCIIWhitespace: Bool { self == 0x20 || self == 0x0A || self == 0x0D || self == 0x09 }
-}
