@@ -32,6 +32,7 @@ struct StatusVerdictTests {
         #expect(report.verdict == .critical)
         #expect(report.summary.contains("4 packets dropped in the last 1.0 s"))
         #expect(report.readings.rate(counter) == 4)
+        #expect(report.summary.contains("only insert_failed rose") == (counter == "insert_failed"))
     }
 
     @Test("drops seen only since boot are a warning that says when the counters last moved, from the kernel log")

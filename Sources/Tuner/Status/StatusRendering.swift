@@ -21,7 +21,8 @@ extension StatusReport {
                 ("buckets", sample.buckets.json),
                 ("average_chain_length", sample.buckets.map { .double(Self.rounded(Double(sample.count) / Double(Swift.max($0, 1)))) } ?? .null),
             ])),
-            ("counters", .object(ConntrackSample.reportedCounters.map { ($0, .int(sample.counter($0))) })),
+            // null when the kernel has no /proc/net/stat/nf_conntrack.
+            ("counters", sample.counters.isEmpty ? .null : .object(ConntrackSample.reportedCounters.map { ($0, .int(sample.counter($0))) })),
             ("window", .object([
                 ("seconds", .double(Self.rounded(readings.windowSeconds))),
                 ("entries_per_second", readings.entriesPerSecond.map { .double(Self.rounded($0)) } ?? .null),

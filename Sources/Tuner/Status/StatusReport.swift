@@ -133,7 +133,11 @@ public struct StatusReport: Sendable, Equatable {
         let breakdown = ConntrackSample.packetLossCounters.map { "\($0) \(sample.counter($0))" }.joined(separator: ", ")
         if lossNow > 0 {
             let window = seconds(readings.windowSeconds)
-            findings.append(Finding(level: .critical, message: "\(lossNow) packets dropped in the last \(window) (\(breakdown) in total): new connections are failing now"))
+            // insert_failed alone is a clash between simultaneous first packets
+            // of one tuple (parallel DNS A/AAAA queries), not a full table.
+            let clashOnly = readings.rise("drop") == 0
+                ? "; only insert_failed rose: clashing inserts (parallel UDP queries such as DNS A/AAAA), which a bigger table does not fix" : ""
+            findings.append(Finding(level: .critical, message: "\(lossNow) packets dropped in the last \(window) (\(breakdown) in total): new connections are failing now\(clashOnly)"))
         } else if lossEver > 0 {
             let quiet = readings.windowSeconds > 0 ? ", none in the last \(seconds(readings.windowSeconds))" : ""
             findings.append(Finding(level: .warning, message: "\(lossEver) packets dropped since the namespace was created (\(breakdown))\(quiet); counters last moved: \(lastMoved(readings))"))
