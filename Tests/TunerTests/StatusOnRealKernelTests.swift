@@ -152,6 +152,21 @@ struct StatusOnRealKernelTests {
         #expect(lines.dropFirst().allSatisfy { $0.hasSuffix("ok") })
     }
 
+    @Test("without root, status still judges from the count and counters and says which readings it could not take")
+    func worksWithoutRoot() throws {
+        let namespace = try TestNamespace("status")
+        defer { namespace.delete() }
+        let result = try namespace.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                        TestPaths.cttune, "status", "--format", "json", "--window", "0"])
+        let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(dig(json, "verdict") as? String == "ok")
+        #expect(number(json, "table", "max") > 0)
+        #expect(dig(json, "entries") is NSNull)
+        #expect((dig(json, "entries_unreadable_reason") as? String)?.contains("permission denied") == true)
+        #expect(dig(json, "kernel_log", "readable") as? Bool == false)
+    }
+
     @Test("usage errors exit 64 and an unwritable textfile is UNKNOWN (3) naming the path", arguments: [
         (["--count", "2"], Int32(64), "--count needs --watch"),
         (["--watch", "0"], 64, "--watch must be between"),

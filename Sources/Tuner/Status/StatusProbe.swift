@@ -22,12 +22,22 @@ public struct StatusProbe {
         for setting in ConntrackSetting.timeouts {
             timeouts[setting] = try root.integer(at: KernelPaths.sysctl(setting.key))
         }
-        return StatusReadings(
+        // The entry list, slab and log need root (conntrack -L needs
+        // CAP_NET_ADMIN, /proc/net/nf_conntrack is 0440): without them the
+        // verdict still stands on the count and the counters, so say what is
+        // missing instead of giving up.
+        var census: EntryCensus?
+        var censusProblem: String?
+        do { census = try EntryCensus.read(from: root, establishedTimeout: timeouts[.tcpTimeoutEstablished]) } catch {
+            censusProblem = "\(error)"
+        }
+        var readings = StatusReadings(
             namespace: namespace, previous: previous ?? current, current: current, timeouts: timeouts,
-            slab: try readSlab(),
-            census: try EntryCensus.read(from: root, establishedTimeout: timeouts[.tcpTimeoutEstablished]),
+            slab: try? readSlab(), census: census,
             kernelLog: KernelLogEvidence.read(from: root, for: namespace),
             secondsSinceBoot: MonotonicClock.secondsSinceBoot(), wallClock: Date())
+        readings.censusProblem = censusProblem
+        return readings
     }
 
     /// A report over a window: sample, wait `windowSeconds`, read the rest.

@@ -36,6 +36,7 @@ extension StatusReport {
                          ("object_bytes", .int(slab.objectBytes)), ("bytes", .int(slab.bytes))])
             } ?? .null),
             ("entries", readings.census.map(Self.json) ?? .null),
+            ("entries_unreadable_reason", readings.censusProblem.json),
             ("kernel_log", json(readings.kernelLog)),
             ("findings", .array(findings.map { .object([("level", .string($0.level.name)), ("message", .string($0.message))]) })),
             ("fix", fix.map { fix in
@@ -99,7 +100,7 @@ extension StatusReport {
             if !states.isEmpty { lines.append("TCP states: \(states)") }
             lines.append("orphans: \(census.orphans) ESTABLISHED entries idle over \(EntryCensus.orphanIdleSeconds / 3600) h" + (census.oldestIdleSeconds.map { " (longest idle \(Self.duration(Double($0))))" } ?? ""))
         } else {
-            lines.append("entries: not listed (neither `conntrack` nor /proc/net/nf_conntrack is available)")
+            lines.append("entries: not listed (\(readings.censusProblem ?? "neither `conntrack` nor /proc/net/nf_conntrack is available"))")
         }
         lines.append("timeouts: " + ConntrackSetting.timeouts.compactMap { setting in
             readings.timeouts[setting].map { "\(setting.shortName.replacingOccurrences(of: "nf_conntrack_", with: "")) \($0) s" }

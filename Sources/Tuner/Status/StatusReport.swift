@@ -11,6 +11,8 @@ public struct StatusReadings: Sendable, Equatable {
     public var timeouts: [ConntrackSetting: Int]
     public var slab: SlabUsage?
     public var census: EntryCensus?
+    /// Why the entries could not be listed, when they could not.
+    public var censusProblem: String?
     public var kernelLog: KernelLogEvidence
     /// Now, on the kernel log's clock (seconds since boot) and the wall clock.
     public var secondsSinceBoot: Double
