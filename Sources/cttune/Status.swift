@@ -33,7 +33,7 @@ extension Cttune {
                     return report.verdict.rawValue
                 }
                 if format == .text { print(StatusReport.watchLine(StatusReport.watchHeader)) }
-                let worst = try probe.watch(intervalSeconds: watch, count: count, shouldStop: { StopRequest.isRequested }) { report, _ in
+                let worst = try probe.watch(intervalSeconds: watch, count: count, shouldStop: { StopRequest.isRequested }) { report in
                     print(format == .json ? JSONValue.object(report.json()).rendered() : StatusReport.watchLine(report.watchRow()))
                     fflush(stdout)
                 }

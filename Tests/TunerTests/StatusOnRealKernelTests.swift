@@ -14,9 +14,9 @@ private func dig(_ object: Any?, _ keys: String...) -> Any? {
     keys.reduce(object) { ($0 as? [String: Any])?[$1] }
 }
 
+/// A number in nested JSON objects; -1 when absent, so `> 0` checks fail.
 private func number(_ object: Any?, _ keys: String...) -> Double {
-    let value = keys.reduce(object) { ($0 as? [String: Any])?[$1] }
-    return (value as? NSNumber)?.doubleValue ?? -1
+    (keys.reduce(object) { ($0 as? [String: Any])?[$1] } as? NSNumber)?.doubleValue ?? -1
 }
 
 /// ct-loadgen inside `namespace`: `rate` connections/s for `seconds`; a short

@@ -52,7 +52,7 @@ public struct StatusProbe {
     /// since the previous one, until `count` reports or `shouldStop()`.
     /// - Returns: the worst verdict seen.
     public func watch(intervalSeconds: Double, count: Int?, shouldStop: () -> Bool,
-                      emit: (StatusReport, Int) -> Void) throws -> Verdict {
+                      emit: (StatusReport) -> Void) throws -> Verdict {
         var worst = Verdict.ok
         var previous = try sample()
         var index = 0
@@ -64,7 +64,7 @@ public struct StatusProbe {
             Pause.sleep(seconds: due - MonotonicClock.seconds(), unless: shouldStop)
             if shouldStop() { break }
             let report = StatusReport(try readings(since: previous))
-            emit(report, index)
+            emit(report)
             worst = Swift.max(worst, report.verdict)
             previous = report.readings.current
             index += 1
