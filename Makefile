@@ -4,7 +4,7 @@
 SWIFT ?= swift
 BIN := .build/debug
 
-.PHONY: run build test bench deps test-deps clean
+.PHONY: run build test bench deps test-deps test-python clean
 
 run: build
 	$(BIN)/cttune plan
@@ -15,10 +15,13 @@ deps:
 test-deps:
 	scripts/install-deps.sh test
 
+test-python: test-deps
+	scripts/test-python.sh
+
 build: deps
 	$(SWIFT) build
 
-test: test-deps build
+test: test-deps test-python build
 	$(SWIFT) test
 
 bench: build

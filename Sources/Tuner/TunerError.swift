@@ -48,6 +48,10 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
     /// Settings were skipped because they cannot be applied from here, and
     /// `--allow-partial` was not given.
     case partialApply(keys: [String])
+    /// There is no conntrack table to report on in this network namespace.
+    case conntrackNotLoaded(path: String)
+    /// A file cttune was asked to write (such as `--textfile`) cannot be written.
+    case cannotWrite(path: String, reason: String, fix: String)
 
     public var description: String {
         switch self {
@@ -99,6 +103,10 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
             return "nothing to roll back: no apply recorded in \(directory) — `cttune apply` records one each time it changes something"
         case let .partialApply(keys):
             return "not applied here: \(keys.joined(separator: ", ")) (reasons above) — the rest is in effect; apply these on the host, or pass --allow-partial to accept a partial apply"
+        case let .conntrackNotLoaded(path):
+            return "nf_conntrack is not loaded here (\(path) is absent) — nothing is tracked in this network namespace; status has nothing to judge"
+        case let .cannotWrite(path, reason, fix):
+            return "cannot write \(path): \(reason) — \(fix)"
         }
     }
 }

@@ -75,3 +75,21 @@ func reportingErrors(_ body: () throws -> Int32) throws {
 func printJSON(_ members: [(String, JSONValue)]) {
     print(JSONValue.object(members).rendered(pretty: true))
 }
+
+/// `reportingErrors` for status: a failure to read the state is the
+/// monitoring-plugin UNKNOWN (exit 3), with the reason on stdout as plugins print it.
+func reportingUnknown(format: OutputFormat, _ body: () throws -> Int32) throws {
+    let code: Int32
+    do {
+        code = try body()
+    } catch let error as TunerError {
+        FileHandle.standardError.write(Data("cttune: error: \(error)\n".utf8))
+        if format == .json {
+            printJSON([("command", .string("status")), ("verdict", .string("unknown")), ("exit_code", .int(3)), ("summary", .string("UNKNOWN: \(error)"))])
+        } else {
+            print("UNKNOWN: \(error)")
+        }
+        throw ExitCode(3)
+    }
+    if code != 0 { throw ExitCode(code) }
+}

@@ -9,6 +9,7 @@ public enum KernelPaths {
     public static let onlineCPUs: FilePath = "/sys/devices/system/cpu/online"
     public static let slabinfo: FilePath = "/proc/slabinfo"
     public static let conntrackSlabSize: FilePath = "/sys/kernel/slab/nf_conntrack/slab_size"
+    public static let conntrackSlabObjects: FilePath = "/sys/kernel/slab/nf_conntrack/objects"
     public static let procModules: FilePath = "/proc/modules"
     public static let procMounts: FilePath = "/proc/mounts"
     public static let sysModule: FilePath = "/sys/module"
@@ -18,6 +19,13 @@ public enum KernelPaths {
     public static let conntrackModuleParameters: FilePath = "/sys/module/nf_conntrack/parameters"
     /// Resizes the hash table like nf_conntrack_buckets; the fallback where that sysctl is read-only.
     public static let conntrackHashsizeParameter: FilePath = "/sys/module/nf_conntrack/parameters/hashsize"
+    /// The live entries of this network namespace, one per line (CONFIG_NF_CONNTRACK_PROCFS).
+    public static let conntrackTable: FilePath = "/proc/net/nf_conntrack"
+    public static let conntrackCount: FilePath = "/proc/sys/net/netfilter/nf_conntrack_count"
+    /// A link whose target `net:[INODE]` names this process's network namespace.
+    public static let ownNetworkNamespace: FilePath = "/proc/self/ns/net"
+    /// The kernel log ring buffer, one record per read(2).
+    public static let kernelLog: FilePath = "/dev/kmsg"
 
     public static let sysctlD: FilePath = "/etc/sysctl.d"
     public static let modprobeD: FilePath = "/etc/modprobe.d"

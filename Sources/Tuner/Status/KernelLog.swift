@@ -1,0 +1,98 @@
+import Foundation
+import SystemPackage
+
+/// The kernel's own word that the table overflowed: `nf_conntrack: table full,
+/// dropping packet` lines (`… table full in netns N, dropping packet` outside
+/// the initial namespace since 6.17), read from the kernel log ring buffer.
+public struct KernelLogEvidence: Sendable, Equatable {
+    /// One "table full" record.
+    public struct Line: Sendable, Equatable {
+        /// The record's timestamp: seconds since boot.
+        public var secondsSinceBoot: Double
+        public var message: String
+        /// The namespace inode the line names; `nil` for the initial namespace
+        /// (and for every namespace on kernels before 6.17).
+        public var netnsInode: UInt64?
+
+        public init(secondsSinceBoot: Double, message: String, netnsInode: UInt64? = nil) {
+            self.secondsSinceBoot = secondsSinceBoot
+            self.message = message
+            self.netnsInode = netnsInode
+        }
+    }
+
+    /// Why the log could not be read (`nil` when it was).
+    public var unreadableReason: String?
+    /// Lines about this network namespace, oldest first.
+    public var lines: [Line] = []
+    /// Lines naming other namespaces: they share the same global max.
+    public var otherNamespaceLines = 0
+
+    public var readable: Bool { unreadableReason == nil }
+
+    public init(unreadableReason: String? = nil, lines: [Line] = [], otherNamespaceLines: Int = 0) {
+        self.unreadableReason = unreadableReason
+        self.lines = lines
+        self.otherNamespaceLines = otherNamespaceLines
+    }
+
+    /// The kernel rate-limits these lines (net_warn_ratelimited), so they show
+    /// that drops happened and when, not how many: the counters say how many.
+    static let marker = "nf_conntrack: table full"
+
+    /// Keeps the "table full" lines of `records` (the text of /dev/kmsg records,
+    /// `PRIORITY,SEQUENCE,MICROSECONDS,FLAGS;MESSAGE`, one per line; lines
+    /// starting with a space continue the previous record) that concern the
+    /// namespace `own` (`nil` inode with `kind == .initial`: lines naming no namespace).
+    static func tableFullLines(in records: String, for own: NamespaceIdentity) -> KernelLogEvidence {
+        var evidence = KernelLogEvidence()
+        for record in records.split(separator: "\n") where !record.hasPrefix(" ") {
+            guard let separator = record.firstIndex(of: ";") else { continue }
+            let message = String(record[record.index(after: separator)...])
+            guard message.contains(marker) else { continue }
+            let prefix = record[..<separator].split(separator: ",")
+            guard prefix.count >= 3, let microseconds = Double(prefix[2]) else { continue }
+            let inode = namespaceInode(in: message)
+            let line = Line(secondsSinceBoot: microseconds / 1e6, message: message, netnsInode: inode)
+            let ours = inode == nil ? own.kind != .nonInitial : inode == own.inode
+            if ours { evidence.lines.append(line) } else { evidence.otherNamespaceLines += 1 }
+        }
+        return evidence
+    }
+
+    /// `N` from "… in netns N, …".
+    static func namespaceInode(in message: String) -> UInt64? {
+        guard let range = message.range(of: "in netns ") else { return nil }
+        return UInt64(message[range.upperBound...].prefix { $0.isNumber })
+    }
+
+    /// Reads the ring buffer without waiting for new records.
+    ///
+    /// /dev/kmsg returns one record per read(2) from the oldest kept record;
+    /// EAGAIN means the end, EPIPE that a record was overwritten while reading
+    /// (skip it). An unreadable log (not root, dmesg_restrict) is reported, not thrown.
+    /// The corresponding file is `/dev/kmsg`.
+    public static func read(from root: SystemRoot, for own: NamespaceIdentity) -> KernelLogEvidence {
+        let path: String
+        do { path = try root.path(KernelPaths.kernelLog).string } catch {
+            return KernelLogEvidence(unreadableReason: "\(error)")
+        }
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else {
+            return KernelLogEvidence(unreadableReason: "cannot read \(path): \(errnoText(Errno(rawValue: errno)))")
+        }
+        defer { close(fd) }
+        var text = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 8192)
+        // The ring buffer holds at most a few MiB; the bound only guards a
+        // file that never ends.
+        for _ in 0..<1_000_000 {
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count > 0 { text.append(contentsOf: buffer[0..<count]); continue }
+            if count == 0 || errno == EAGAIN { break }
+            if errno == EPIPE || errno == EINTR { continue }
+            return KernelLogEvidence(unreadableReason: "cannot read \(path): \(errnoText(Errno(rawValue: errno)))")
+        }
+        return tableFullLines(in: String(decoding: text, as: UTF8.self), for: own)
+    }
+}

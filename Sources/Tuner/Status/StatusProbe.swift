@@ -1,0 +1,134 @@
+import Foundation
+
+/// Takes the readings of the network namespace this process runs in.
+public struct StatusProbe {
+    public let root: SystemRoot
+
+    public init(root: SystemRoot = .live) {
+        self.root = root
+    }
+
+    /// One cheap sample (count, max, buckets, counters).
+    public func sample() throws -> ConntrackSample {
+        try ConntrackSample.read(from: root)
+    }
+
+    /// The full readings for the window from `previous` to now: a fresh
+    /// sample plus the slower reads (timeouts, slab, entry census, kernel log).
+    public func readings(since previous: ConntrackSample?) throws -> StatusReadings {
+        let namespace = try NamespaceIdentity.probe(root)
+        let current = try sample()
+        var timeouts: [ConntrackSetting: Int] = [:]
+        for setting in ConntrackSetting.timeouts {
+            timeouts[setting] = try root.integer(at: KernelPaths.sysctl(setting.key))
+        }
+        // The entry list, slab and log need root (conntrack -L needs
+        // CAP_NET_ADMIN, /proc/net/nf_conntrack is 0440): without them the
+        // verdict still stands on the count and the counters, so say what is
+        // missing instead of giving up.
+        var census: EntryCensus?
+        var censusProblem: String?
+        do { census = try EntryCensus.read(from: root, establishedTimeout: timeouts[.tcpTimeoutEstablished]) } catch {
+            censusProblem = "\(error)"
+        }
+        var readings = StatusReadings(
+            namespace: namespace, previous: previous ?? current, current: current, timeouts: timeouts,
+            slab: try? readSlab(), census: census,
+            kernelLog: KernelLogEvidence.read(from: root, for: namespace),
+            secondsSinceBoot: MonotonicClock.secondsSinceBoot(), wallClock: Date())
+        readings.censusProblem = censusProblem
+        return readings
+    }
+
+    /// A report over a window: sample, wait `windowSeconds`, read the rest.
+    /// A window of 0 takes one sample (no rates; drops are judged since boot).
+    public func report(windowSeconds: Double, shouldStop: () -> Bool = { false }) throws -> StatusReport {
+        let first = windowSeconds > 0 ? try sample() : nil
+        if first != nil { Pause.sleep(seconds: windowSeconds, unless: shouldStop) }
+        return StatusReport(try readings(since: first))
+    }
+
+    /// `--watch`: a report every `intervalSeconds`, each over the interval
+    /// since the previous one, until `count` reports or `shouldStop()`.
+    /// - Returns: the worst verdict seen.
+    public func watch(intervalSeconds: Double, count: Int?, shouldStop: () -> Bool,
+                      emit: (StatusReport) -> Void) throws -> Verdict {
+        var worst = Verdict.ok
+        var previous = try sample()
+        var index = 0
+        // Ticks are scheduled from the start, so the time spent reading (the
+        // entry dump grows with the table) does not stretch the interval.
+        let start = previous.takenAt
+        while count.map({ index < $0 }) ?? true {
+            let due = start + Double(index + 1) * intervalSeconds
+            Pause.sleep(seconds: due - MonotonicClock.seconds(), unless: shouldStop)
+            if shouldStop() { break }
+            let report = StatusReport(try readings(since: previous))
+            emit(report)
+            worst = Swift.max(worst, report.verdict)
+            previous = report.readings.current
+            index += 1
+        }
+        return worst
+    }
+
+    /// Host-wide slab use of the nf_conntrack cache: /proc/slabinfo (root
+    /// only), else /sys/kernel/slab/nf_conntrack/{objects,slab_size}.
+    func readSlab() throws -> SlabUsage? {
+        if let slabinfo = try? root.contents(of: KernelPaths.slabinfo) {
+            for line in slabinfo.split(separator: "\n") where line.hasPrefix("nf_conntrack ") {
+                // name <active_objs> <num_objs> <objsize> ...
+                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+                if fields.count > 3, let active = Int(fields[1]), let size = Int(fields[3]) {
+                    return SlabUsage(activeObjects: active, objectBytes: size)
+                }
+            }
+        }
+        // `objects` reads "240 N0=240": the total comes first.
+        if let objects = try root.contents(of: KernelPaths.conntrackSlabObjects),
+           let active = objects.split(separator: " ").first.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }),
+           let size = try root.integer(at: KernelPaths.conntrackSlabSize) {
+            return SlabUsage(activeObjects: active, objectBytes: size)
+        }
+        return nil
+    }
+}
+
+/// Sleeps in short steps so an interrupt ends a wait within a tenth of a second.
+enum Pause {
+    static func sleep(seconds: Double, unless shouldStop: () -> Bool) {
+        let deadline = MonotonicClock.seconds() + seconds
+        while !shouldStop() {
+            let left = deadline - MonotonicClock.seconds()
+            if left <= 0 { return }
+            usleep(useconds_t(min(left, 0.1) * 1_000_000))
+        }
+    }
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM end `--watch` after the current step instead of
+/// killing it mid-line, so the last row and the exit code still come out.
+public enum StopRequest {
+    nonisolated(unsafe) private static var received: sig_atomic_t = 0
+
+    /// Installs the handlers; the first signal asks to stop, a second one kills.
+    ///
+    /// Also unblocks both signals: a parent that spawns from a thread with
+    /// them blocked (dispatch worker threads block them) hands that mask to
+    /// the child, which would then never see Ctrl-C.
+    public static func install() {
+        var unblocked = sigset_t()
+        sigemptyset(&unblocked)
+        sigaddset(&unblocked, SIGINT)
+        sigaddset(&unblocked, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &unblocked, nil)
+        for signalNumber in [SIGINT, SIGTERM] {
+            signal(signalNumber) { number in
+                StopRequest.received = 1
+                signal(number, SIG_DFL)
+            }
+        }
+    }
+
+    public static var isRequested: Bool { received != 0 }
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Creates .cache/python-venv with the Python packages the tests drive:
+#   prometheus_client  its text-format parser validates `cttune status --textfile`
+# Idempotent: does nothing when the venv already has them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=.cache/python-venv
+packages=(prometheus_client)
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import prometheus_client" 2>/dev/null; then
+  exit 0
+fi
+python=$(command -v python3 || true)
+if [ -z "$python" ]; then
+  echo "python3 is missing: run scripts/install-deps.sh test" >&2
+  exit 1
+fi
+"$python" -m venv "$venv"
+"$venv/bin/pip" install -q "${packages[@]}"
