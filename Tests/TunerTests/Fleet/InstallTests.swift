@@ -141,8 +141,8 @@ struct InstallTests {
         #expect(verified.stderr.isEmpty, "\(verified.stderr)")
 
         let apply = try String(contentsOfFile: units[0], encoding: .utf8)
-        #expect(apply.contains("\nAfter=systemd-modules-load.service systemd-sysctl.service\n"))
-        #expect(apply.contains("\nBefore=network-pre.target\n"))
+        #expect(apply.contains("\nAfter=systemd-modules-load.service systemd-sysctl.service local-fs.target\n"))
+        #expect(apply.contains("\nBefore=network-pre.target shutdown.target\n"))
         #expect(apply.contains("\nType=oneshot\n"))
         #expect(apply.contains("\nExecStart=\(installation.path("bin/cttune")) apply --runtime-only --profile ${CTTUNE_PROFILE}\n"))
         let timer = try String(contentsOfFile: units[2], encoding: .utf8)
