@@ -25,6 +25,7 @@ struct AnsibleModuleTests {
             - {command: "cat \(maxFile)", changed_when: false, register: max_after_first}
             - {name: again, cttune.fleet.cttune: {}, register: second}
             - {name: unknown profile, cttune.fleet.cttune: {profile: no-such-profile}, register: bad, ignore_errors: true}
+            - {name: nothing to apply, cttune.fleet.cttune: {runtime: false, persist: false}, register: neither, ignore_errors: true}
             - {name: preview rollback, cttune.fleet.cttune: {state: absent}, check_mode: true, register: absent_preview}
             - {name: rollback, cttune.fleet.cttune: {state: absent}, register: absent_first}
             - {name: rollback again, cttune.fleet.cttune: {state: absent}, register: absent_second}
@@ -54,6 +55,8 @@ struct AnsibleModuleTests {
         #expect(bad.failed == true)
         let message = bad.value("msg") as? String ?? ""
         #expect(message.hasPrefix("no profile named \"no-such-profile\""), "\(message)")
+        #expect(run["neither"].failed == true)
+        #expect((run["neither"].value("msg") as? String)?.hasPrefix("runtime and persist are both false") == true)
 
         #expect(run["absent_preview"].changed == true)
         #expect(run["absent_first"].changed == true)
@@ -85,6 +88,7 @@ struct AnsibleModuleTests {
                 - {name: apply, cttune.fleet.cttune: {}, register: first}
                 - {command: "\(read)", changed_when: false, register: after_first}
                 - {name: again, cttune.fleet.cttune: {}, register: second}
+                - {name: partial refused, cttune.fleet.cttune: {allow_partial: false}, register: partial, ignore_errors: true}
                 - {name: rollback, cttune.fleet.cttune: {state: absent}, register: absent}
                 - {command: "\(read)", changed_when: false, register: after_absent}
                 """,
@@ -101,6 +105,13 @@ struct AnsibleModuleTests {
         #expect(run["first"].warnings.contains { $0.hasPrefix("net.netfilter.nf_conntrack_max not changed") })
         #expect((run["first"].value("files") as? [Any])?.isEmpty == true, "persist: false lists no files")
         #expect(run["second"].changed == false)
+        // Without allow_partial the skipped global settings fail the task, with cttune's reasons.
+        #expect(run["partial"].failed == true)
+        #expect(run["partial"].changed == false)
+        let refusal = run["partial"].value("msg") as? String ?? ""
+        #expect(refusal.hasPrefix("not applied here: net.netfilter.nf_conntrack_max"), "\(refusal)")
+        #expect(refusal.contains("--allow-partial"))
+        #expect(refusal.contains("\nnet.netfilter.nf_conntrack_max: "), "\(refusal)")
         #expect(run["absent"].changed == true)
         #expect(run["after_absent"].stdout == String(netnsBefore))
 

@@ -135,12 +135,15 @@ def run_json(module, arguments):
 
 
 def failure_message(report, err, rc):
-    """cttune's own message: the JSON `error`, else its stderr line."""
+    """cttune's own message: the JSON `error`, else its stderr line, with
+    the reasons of the settings it skipped (which the text output prints above)."""
     if report and report.get("error"):
         return report["error"]
     lines = [line[len(ERROR_PREFIX):] if line.startswith(ERROR_PREFIX) else line
              for line in err.strip().splitlines()]
-    return "\n".join(lines) or "cttune exited with %d and printed no message" % rc
+    skipped = ["%s: %s" % (s["key"], s.get("error")) for s in (report or {}).get("settings", [])
+               if s.get("result") == "skipped" and s.get("current") != s.get("planned")]
+    return "\n".join(lines + skipped) or "cttune exited with %d and printed no message" % rc
 
 
 def common_arguments(params):
@@ -186,7 +189,9 @@ def apply(module, binary):
 
     rc, report, err = run_json(module, arguments)
     if rc != 0 or report is None:
-        module.fail_json(msg=failure_message(report, err, rc), rc=rc, stderr=err, cttune=report, cmd=arguments)
+        # A refused partial apply has still changed what it could: say so.
+        module.fail_json(msg=failure_message(report, err, rc), changed=bool(report and report.get("changed")),
+                         rc=rc, stderr=err, cttune=report, cmd=arguments)
 
     settings = report.get("settings", [])
     for setting in settings:
