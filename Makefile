@@ -1,10 +1,32 @@
-# make run    install libkmod-dev if missing, build, plan this host with the default profile
-# make test   install test tools if missing, build, run the whole suite
-# make bench  print benchmark numbers (not part of the pass/fail suite)
+# make run        install libkmod-dev if missing, build, plan this host with the default profile
+# make test       install test tools if missing, build, run the whole suite
+# make bench      print benchmark numbers (not part of the pass/fail suite)
+# make install    release build, man page and completions, installed under $(DESTDIR)$(PREFIX)
+# make uninstall  remove what make install put there (same PREFIX and DESTDIR)
+# make deb        build .build/fleet/cttune_VERSION_ARCH.deb with dpkg-deb
 SWIFT ?= swift
 BIN := .build/debug
 
-.PHONY: run build test bench deps test-deps test-python clean
+# Installation layout. The binary finds its profiles at BINDIR/../share/cttune/profiles,
+# so move BINDIR and DATADIR together (PREFIX does).
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+PROFILEDIR ?= $(DATADIR)/cttune/profiles
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+ZSHCOMPDIR ?= $(DATADIR)/zsh/site-functions
+FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
+# The directory holding the cttune binary that install-files copies.
+INSTALL_FROM ?= .build/release
+
+GENERATED := .build/fleet
+MANPAGE := $(GENERATED)/cttune.1
+UNITS := cttune-apply.service cttune-status.service cttune-status.timer
+
+.PHONY: run build test bench deps test-deps test-python fleet-test-deps clean release man install install-files uninstall deb
 
 run: build
 	$(BIN)/cttune plan
@@ -21,12 +43,61 @@ test-python: test-deps
 build: deps
 	$(SWIFT) build
 
-test: test-deps test-python build
+# The fleet tests inspect the Debian package and the man page, and drive ansible-playbook.
+fleet-test-deps: test-deps deb
+	scripts/setup-ansible-venv.sh
+
+test: test-deps test-python build fleet-test-deps
 	$(SWIFT) test
 
 bench: build
 	$(SWIFT) build -c release
 	scripts/bench.sh
+
+# Static Swift runtime: the installed binary needs only libc, libstdc++ and libkmod.
+# No $ORIGIN rpath: nothing is loaded from beside the binary.
+release: deps
+	$(SWIFT) build -c release --static-swift-stdlib --disable-local-rpath --product cttune
+
+# The man page, from the argument-parser definitions (swift-argument-parser's
+# generate-manual plugin; the debug build is enough to read them).
+man: deps
+	$(SWIFT) package plugin generate-manual --configuration debug --section 1 --authors "the cttune authors"
+	mkdir -p $(GENERATED)
+	cp .build/plugins/GenerateManual/outputs/cttune/cttune.1 $(MANPAGE)
+
+$(MANPAGE):
+	$(MAKE) man
+
+install: release man
+	$(MAKE) install-files
+
+# Installs an already built binary and man page: no build step, so it can run
+# while another build holds the package lock. The bash completion is sourced,
+# not run: no #! line.
+install-files: $(MANPAGE)
+	install -D -m 0755 $(INSTALL_FROM)/cttune $(DESTDIR)$(BINDIR)/cttune
+	install -d $(DESTDIR)$(PROFILEDIR)
+	install -m 0644 profiles/*.yaml $(DESTDIR)$(PROFILEDIR)/
+	install -D -m 0644 $(MANPAGE) $(DESTDIR)$(MANDIR)/man1/cttune.1
+	install -d $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR) $(DESTDIR)$(UNITDIR)
+	$(INSTALL_FROM)/cttune --generate-completion-script bash | sed '1{/^#!/d}' > $(DESTDIR)$(BASHCOMPDIR)/cttune
+	$(INSTALL_FROM)/cttune --generate-completion-script zsh > $(DESTDIR)$(ZSHCOMPDIR)/_cttune
+	$(INSTALL_FROM)/cttune --generate-completion-script fish > $(DESTDIR)$(FISHCOMPDIR)/cttune.fish
+	chmod 0644 $(DESTDIR)$(BASHCOMPDIR)/cttune $(DESTDIR)$(ZSHCOMPDIR)/_cttune $(DESTDIR)$(FISHCOMPDIR)/cttune.fish
+	for unit in $(UNITS); do \
+	  sed 's|@BINDIR@|$(BINDIR)|g' contrib/systemd/$$unit > $(DESTDIR)$(UNITDIR)/$$unit && chmod 0644 $(DESTDIR)$(UNITDIR)/$$unit; \
+	done
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/cttune $(DESTDIR)$(MANDIR)/man1/cttune.1
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/cttune $(DESTDIR)$(ZSHCOMPDIR)/_cttune $(DESTDIR)$(FISHCOMPDIR)/cttune.fish
+	for unit in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$unit; done
+	for profile in profiles/*.yaml; do rm -f $(DESTDIR)$(PROFILEDIR)/$$(basename $$profile); done
+	-rmdir $(DESTDIR)$(PROFILEDIR) $(DESTDIR)$(DATADIR)/cttune 2>/dev/null
+
+deb: release man
+	scripts/build-deb.sh $(GENERATED)
 
 clean:
 	rm -rf .build

@@ -11,7 +11,7 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 /// The options that choose the host and the load: shared by plan and apply.
 struct ProfileOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
-        "Load profile: a built-in name, a name in $CTTUNE_PROFILE_PATH or /etc/cttune/profiles, or a path to a .yaml file.",
+        "Load profile: a built-in name, a name in $CTTUNE_PROFILE_PATH, /etc/cttune/profiles or PREFIX/share/cttune/profiles, or a path to a .yaml file.",
         valueName: "name|path"))
     var profile: String = "default"
 

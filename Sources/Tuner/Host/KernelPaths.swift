@@ -35,6 +35,10 @@ public enum KernelPaths {
     public static let modulesLoadConf: FilePath = "/etc/modules-load.d/cttune.conf"
     public static let blacklistConf: FilePath = "/etc/modprobe.d/cttune-blacklist.conf"
     public static let profilesDirectory: FilePath = "/etc/cttune/profiles"
+    /// Where `make install` and the Debian package put the profiles, relative
+    /// to the directory holding the binary (`PREFIX/bin` → `PREFIX/share/cttune/profiles`).
+    /// Not mapped through a `SystemRoot`: it is cttune's own data.
+    public static let installedProfilesRelativeToBinary = "../share/cttune/profiles"
     public static let journalDirectory: FilePath = "/var/lib/cttune/journal"
     public static let lockFile: FilePath = "/run/cttune.lock"
 

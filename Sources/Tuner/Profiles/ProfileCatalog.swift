@@ -5,7 +5,8 @@ import SystemPackage
 ///
 /// Lookup order for a name: each directory of `$CTTUNE_PROFILE_PATH`
 /// (colon-separated), then /etc/cttune/profiles under the root, then the
-/// profiles built into the binary. A value with a `/` or ending in `.yaml`
+/// profiles installed beside the binary (`PREFIX/share/cttune/profiles`),
+/// then the profiles built into the binary. A value with a `/` or ending in `.yaml`
 /// is a file path.
 public struct ProfileCatalog: Sendable {
     public var searchDirectories: [String]
@@ -17,12 +18,29 @@ public struct ProfileCatalog: Sendable {
     }
 
     /// The catalog a command uses: the environment's search path, then /etc
-    /// under `root`, then the built-in profiles.
-    public static func standard(root: SystemRoot, environment: [String: String] = ProcessInfo.processInfo.environment) -> ProfileCatalog {
+    /// under `root`, then the installed profiles, then the built-in profiles.
+    ///
+    /// The installed directory is cttune's own data, found beside its binary,
+    /// not part of the tree `--root` tunes.
+    public static func standard(root: SystemRoot, environment: [String: String] = ProcessInfo.processInfo.environment,
+                                installedDirectory: String? = installedProfilesDirectory) -> ProfileCatalog {
         var directories = (environment["CTTUNE_PROFILE_PATH"] ?? "").split(separator: ":").map(String.init)
         if let etc = try? root.path(KernelPaths.profilesDirectory) { directories.append(etc.string) }
+        if let installedDirectory { directories.append(installedDirectory) }
         return ProfileCatalog(searchDirectories: directories)
     }
+
+    /// `PREFIX/share/cttune/profiles` for the binary at `PREFIX/bin/cttune`
+    /// (`make install`, the Debian package), or `nil` when that directory does
+    /// not exist (a build in the source tree). Follows the link in
+    /// /proc/self/exe, so a symlinked binary finds its real prefix.
+    public static let installedProfilesDirectory: String? = {
+        guard let executable = Bundle.main.executableURL?.resolvingSymlinksInPath() else { return nil }
+        let directory = executable.deletingLastPathComponent()
+            .appendingPathComponent(KernelPaths.installedProfilesRelativeToBinary).standardizedFileURL.path
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) && isDirectory.boolValue ? directory : nil
+    }()
 
     /// Names of the built-in profiles, sorted.
     public static var builtinNames: [String] { BuiltinProfiles.yamlByName.keys.sorted() }

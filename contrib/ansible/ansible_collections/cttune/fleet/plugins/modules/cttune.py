@@ -1,0 +1,274 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+"""Ansible module wrapping `cttune apply` and `cttune rollback`."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: cttune
+short_description: Size Linux connection tracking (nf_conntrack) for a load profile with cttune
+description:
+  - Runs C(cttune apply --format json) on the managed host so nf_conntrack_max, the
+    conntrack hash size and the conntrack timeouts match a load profile, in the
+    running kernel and in the boot-time files (sysctl.d, modprobe.d, modules-load.d).
+  - C(changed) is cttune's own verdict, so a second run with the same parameters
+    reports no change. Failures carry cttune's message, which names the setting or
+    file and the fix; cttune undoes a failed apply as a whole.
+  - With O(state=absent) the last apply is rolled back (C(cttune rollback)).
+version_added: "0.1.0"
+author: the cttune authors
+options:
+  profile:
+    description: Built-in profile name, a name found in /etc/cttune/profiles, or a path to a profile file on the managed host.
+    type: str
+    default: default
+  memory:
+    description: Plan for this much RAM instead of the host's (bytes, or a number with K, M, G, T).
+    type: str
+  cpus:
+    description: Plan for this many CPUs instead of the host's online CPUs.
+    type: int
+  runtime:
+    description: Write the settings to the running kernel. V(false) is C(--persist-only).
+    type: bool
+    default: true
+  persist:
+    description: Write the boot-time files. V(false) is C(--runtime-only).
+    type: bool
+    default: true
+  allow_partial:
+    description:
+      - Succeed when settings that cannot be changed here were skipped (the global
+        nf_conntrack_max and hash size outside the initial network namespace, for example
+        in a container). They are listed as warnings.
+    type: bool
+    default: false
+  state:
+    description: V(present) applies the plan; V(absent) rolls back the last apply.
+    type: str
+    choices: [present, absent]
+    default: present
+  root:
+    description: Treat this directory on the managed host as / (image builds).
+    type: path
+  lock_timeout:
+    description: Seconds to wait for another cttune apply or rollback to finish.
+    type: float
+  executable:
+    description: The cttune binary, a name looked up in PATH or a path.
+    type: path
+    default: cttune
+attributes:
+  check_mode:
+    support: full
+    details: Runs C(cttune apply --check), which writes nothing. For O(state=absent), reports a change unless the last apply was already rolled back.
+  diff_mode:
+    support: full
+notes:
+  - Needs root on the managed host to change kernel settings (use C(become)).
+"""
+
+EXAMPLES = r"""
+- name: Size conntrack for a web frontend
+  become: true
+  cttune.fleet.cttune:
+    profile: web-frontend
+
+- name: Only the running kernel, inside a container (global settings skipped)
+  cttune.fleet.cttune:
+    profile: kubernetes-node
+    persist: false
+    allow_partial: true
+
+- name: Undo the last apply
+  become: true
+  cttune.fleet.cttune:
+    state: absent
+"""
+
+RETURN = r"""
+settings:
+  description: Each setting with its key, current and planned values, reason and result (applied, unchanged, skipped, failed, rolled-back; null in check mode).
+  returned: state is present
+  type: list
+  elements: dict
+files:
+  description: Boot-time files with their path and action (created, updated, unchanged, removed).
+  returned: state is present
+  type: list
+  elements: dict
+journal_id:
+  description: The journal entry of this change, for C(cttune rollback ID); null when nothing changed.
+  returned: always
+  type: str
+notes:
+  description: What cttune could not do itself, for example a kernel command line parameter to add.
+  returned: state is present
+  type: list
+  elements: str
+restored:
+  description: What the rollback restored, each with target, before, after and result.
+  returned: state is absent and something was rolled back
+  type: list
+  elements: dict
+cttune:
+  description: The whole JSON object cttune printed.
+  returned: when cttune printed one
+  type: dict
+"""
+
+import json
+
+from ansible.module_utils.basic import AnsibleModule
+
+ERROR_PREFIX = "cttune: error: "
+
+
+def run_json(module, arguments):
+    """Runs cttune; returns (exit code, parsed JSON or None, stderr)."""
+    rc, out, err = module.run_command(arguments)
+    try:
+        report = json.loads(out) if out.strip() else None
+    except ValueError:
+        report = None
+    return rc, report, err
+
+
+def failure_message(report, err, rc):
+    """cttune's own message: the JSON `error`, else its stderr line, with
+    the reasons of the settings it skipped (which the text output prints above)."""
+    if report and report.get("error"):
+        return report["error"]
+    lines = [line[len(ERROR_PREFIX):] if line.startswith(ERROR_PREFIX) else line
+             for line in err.strip().splitlines()]
+    skipped = ["%s: %s" % (s["key"], s.get("error")) for s in (report or {}).get("settings", [])
+               if s.get("result") == "skipped" and s.get("current") != s.get("planned")]
+    return "\n".join(lines + skipped) or "cttune exited with %d and printed no message" % rc
+
+
+def common_arguments(params):
+    arguments = []
+    if params["root"]:
+        arguments += ["--root", params["root"]]
+    if params["lock_timeout"] is not None:
+        arguments += ["--lock-timeout", str(params["lock_timeout"])]
+    return arguments
+
+
+def settings_diff(settings):
+    """Kernel values before and after, for Ansible's diff output."""
+    changing = [s for s in settings if s.get("current") != s.get("planned") and s.get("result") not in ("skipped", "failed")]
+    if not changing:
+        return None
+    return {
+        "before_header": "kernel settings (before)",
+        "after_header": "kernel settings (after)",
+        "before": "".join("%s = %s\n" % (s["key"], s.get("current")) for s in changing),
+        "after": "".join("%s = %s\n" % (s["key"], s["planned"]) for s in changing),
+    }
+
+
+def apply(module, binary):
+    params = module.params
+    arguments = [binary, "apply", "--format", "json", "--profile", params["profile"]]
+    if params["memory"]:
+        arguments += ["--memory", params["memory"]]
+    if params["cpus"] is not None:
+        arguments += ["--cpus", str(params["cpus"])]
+    if not params["persist"]:
+        arguments.append("--runtime-only")
+    if not params["runtime"]:
+        arguments.append("--persist-only")
+    if params["allow_partial"]:
+        arguments.append("--allow-partial")
+    if module.check_mode:
+        arguments.append("--check")
+    if module._diff:
+        arguments.append("--diff")
+    arguments += common_arguments(params)
+
+    rc, report, err = run_json(module, arguments)
+    if rc != 0 or report is None:
+        # A refused partial apply has still changed what it could: say so.
+        module.fail_json(msg=failure_message(report, err, rc), changed=bool(report and report.get("changed")),
+                         rc=rc, stderr=err, cttune=report, cmd=arguments)
+
+    settings = report.get("settings", [])
+    for setting in settings:
+        if setting.get("result") == "skipped" and setting.get("current") != setting.get("planned"):
+            module.warn("%s not changed: %s" % (setting["key"], setting.get("error")))
+    result = dict(
+        changed=bool(report.get("changed")),
+        settings=settings,
+        files=[{"path": f["path"], "action": f["action"]} for f in report.get("files", [])],
+        journal_id=report.get("journal_id"),
+        notes=report.get("notes", []),
+        cttune=report,
+    )
+    if module._diff:
+        diffs = [{"prepared": f["diff"]} for f in report.get("files", []) if f.get("diff")]
+        values = settings_diff(settings) if params["runtime"] else None
+        result["diff"] = ([values] if values else []) + diffs
+    module.exit_json(**result)
+
+
+def rollback(module, binary):
+    params = module.params
+    rc, listing, err = run_json(module, [binary, "rollback", "--list", "--format", "json"] + common_arguments(params))
+    if rc != 0 or listing is None:
+        module.fail_json(msg=failure_message(listing, err, rc), rc=rc, stderr=err)
+    entries = listing.get("journal", [])
+    applies = [e for e in entries if e.get("command") == "apply" and e.get("status") == "applied"]
+    if not applies:
+        module.exit_json(changed=False, journal_id=None, msg="no apply in the journal: nothing to roll back")
+    last = applies[-1]
+    if module.check_mode:
+        later = entries[entries.index(last) + 1:]
+        undone = any(e.get("command") == "rollback" and e.get("rolls_back") == last["id"] for e in later)
+        module.exit_json(changed=not undone, journal_id=None, rolls_back=last["id"])
+
+    arguments = [binary, "rollback", last["id"], "--format", "json"] + common_arguments(params)
+    rc, report, err = run_json(module, arguments)
+    if rc != 0 or report is None:
+        module.fail_json(msg=failure_message(report, err, rc), rc=rc, stderr=err, cttune=report, cmd=arguments)
+    restored = report.get("restored", [])
+    result = dict(changed=bool(report.get("changed")), journal_id=report.get("journal_id"),
+                  rolls_back=last["id"], restored=restored, cttune=report)
+    if module._diff:
+        changed_items = [r for r in restored if r.get("result") == "rolled-back"]
+        result["diff"] = {
+            "before": "".join("%s: %s\n" % (r["target"], r["before"]) for r in changed_items),
+            "after": "".join("%s: %s\n" % (r["target"], r["after"]) for r in changed_items),
+        }
+    module.exit_json(**result)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            profile=dict(type="str", default="default"),
+            memory=dict(type="str"),
+            cpus=dict(type="int"),
+            runtime=dict(type="bool", default=True),
+            persist=dict(type="bool", default=True),
+            allow_partial=dict(type="bool", default=False),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            root=dict(type="path"),
+            lock_timeout=dict(type="float"),
+            executable=dict(type="path", default="cttune"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    if params["state"] == "present" and not params["runtime"] and not params["persist"]:
+        module.fail_json(msg="runtime and persist are both false: nothing to apply — set one of them to true")
+    executable = params["executable"]
+    binary = executable if "/" in executable else module.get_bin_path(executable, required=True)
+    if params["state"] == "present":
+        apply(module, binary)
+    else:
+        rollback(module, binary)
+
+
+if __name__ == "__main__":
+    main()
