@@ -19,22 +19,22 @@ struct PlanSizingTests {
     @Test("default profile on 4 GiB: fits without touching a timeout")
     func defaultOn4GiB() throws {
         let plan = Planner.plan(for: Self.host(memory: 4 << 30), profile: try Self.catalog.load("default"))
-        // tcp closed:   200 x 0.9895 = 197.9/s x (10 + 0.9 x 120 + 0.1 x 10 + 20 GC) s = 27508.1
-        // tcp orphaned: 0.1/s x (10 + 432000 + 20) s = 43203
-        // tcp half-open: 2/s x (120 + 20) s = 280
-        // udp:          50/s x (0.8 x 30 + 0.2 x 120 + 20) s = 3400
-        // other:        5/s x (600 + 20) s = 3100
-        #expect(abs(plan.estimate.meanEntries - 77491.1) < 0.01)
-        #expect(plan.estimate.peakEntries == 232_474)                // ceil(77491.1 x 3)
-        #expect(planned(plan, .max) == 290_816)                      // ceil(232474 x 1.25) = 290593 -> 568 x 512
-        #expect(planned(plan, .hashsize) == 290_816)                 // chain length 1
-        #expect(plan.estimate.memoryBytes == 290_816 * (256 + 8))    // 76775424
+        // tcp closed:   200 x 0.9895 = 197.9/s x (10 + 0.9 x 120 + 0.1 x 10 + 25 GC) s = 28497.6
+        // tcp orphaned: 0.1/s x (10 + 432000 + 25) s = 43203.5
+        // tcp half-open: 2/s x (120 + 25) s = 290
+        // udp:          50/s x (0.8 x 30 + 0.2 x 120 + 25) s = 3650
+        // other:        5/s x (600 + 25) s = 3125
+        #expect(abs(plan.estimate.meanEntries - 78766.1) < 0.01)
+        #expect(plan.estimate.peakEntries == 236_299)                // ceil(78766.1 x 3)
+        #expect(planned(plan, .max) == 295_424)                      // ceil(236299 x 1.25) = 295374 -> 577 x 512
+        #expect(planned(plan, .hashsize) == 295_424)                 // chain length 1
+        #expect(plan.estimate.memoryBytes == 295_424 * (256 + 8))    // 77991936
         #expect(plan.estimate.budgetBytes == 214_748_364)            // 5 % of 4 GiB
         #expect(plan.fitsBudget)
         for setting in ConntrackSetting.timeouts {
             #expect(planned(plan, setting) == setting.kernelDefaultSeconds, "\(setting.key)")
         }
-        #expect(plan.settings.first { $0.setting == .max }?.reason == "peak 232474 entries x headroom 1.25, rounded")
+        #expect(plan.settings.first { $0.setting == .max }?.reason == "peak 236299 entries x headroom 1.25, rounded")
     }
 
     @Test("web-frontend on 4 GiB: orphans force the established timeout to its floor, then time_wait is shortened just enough")
@@ -42,13 +42,13 @@ struct PlanSizingTests {
         let plan = Planner.plan(for: Self.host(memory: 4 << 30), profile: try Self.catalog.load("web-frontend"))
         // With the 5-day established timeout 2 orphans/s alone hold 864000 entries: it goes to its floor, 600 s.
         #expect(planned(plan, .tcpTimeoutEstablished) == 600)
-        // Then time_wait x: mean = 1996 x (26 + 0.9x) + 2 x 625 + 2 x 140 + 13600 + 3100 = 70126 + 1796.4x;
-        // the budget allows max <= 214748364 / 264 = 813440, so x = 81 (x = 82 needs 815616 entries).
-        #expect(planned(plan, .tcpTimeoutTimeWait) == 81)
-        #expect(abs(plan.estimate.meanEntries - 215_634.4) < 0.01)
-        #expect(plan.estimate.peakEntries == 646_904)
-        #expect(planned(plan, .max) == 808_960)
-        #expect(plan.estimate.memoryBytes == 808_960 * 264)
+        // Then time_wait x: mean = 1996 x (31 + 0.9x) + 2 x 630 + 2 x 145 + 200 x 73 + 5 x 625 = 81151 + 1796.4x;
+        // the budget allows max <= 214748364 / 264 = 813440, so x = 75 (x = 76 needs 816640 entries).
+        #expect(planned(plan, .tcpTimeoutTimeWait) == 75)
+        #expect(abs(plan.estimate.meanEntries - 215_881) < 0.01)
+        #expect(plan.estimate.peakEntries == 647_643)
+        #expect(planned(plan, .max) == 809_984)                     // ceil(647643 x 1.25) = 809554 -> 1582 x 512
+        #expect(plan.estimate.memoryBytes == 809_984 * 264)
         #expect(plan.fitsBudget)
         #expect(planned(plan, .udpTimeout) == 30, "shortening stops as soon as the table fits")
         #expect(plan.settings.first { $0.setting == .tcpTimeoutTimeWait }?.reason == "shortened to fit the memory budget (floor 60 s)")
@@ -58,7 +58,7 @@ struct PlanSizingTests {
     @Test("database on 512 MiB with 320-byte entries: does not fit even at the floors, and says what it needs")
     func databaseOn512MiB() throws {
         let plan = Planner.plan(for: Self.host(memory: 512 << 20, cpus: 1, entryBytes: 320), profile: try Self.catalog.load("database"))
-        // Unshortened: tcp closed 19.978/s x (3600 + 114 + 0.5 + 20) s = 74607.8 ... mean 76691.9, max 192000, 60 MiB > 25.6 MiB.
+        // Unshortened: tcp closed 19.978/s x (3600 + 114 + 0.5 + 25) s = 74707.7 ... max 192512, 60 MiB > 25.6 MiB.
         // 20 flows/s x 3600 s established alone need more than the budget, so every free timeout goes to its floor.
         #expect(!plan.fitsBudget)
         #expect(planned(plan, .tcpTimeoutEstablished) == 7200, "the database profile's floor")
@@ -67,14 +67,14 @@ struct PlanSizingTests {
         #expect(planned(plan, .udpTimeout) == 10)
         #expect(planned(plan, .udpTimeoutStream) == 60)
         #expect(planned(plan, .genericTimeout) == 60)
-        // At the floors: tcp closed 19.978 x (3600 + 57 + 0.5 + 20) = 73469.1, orphans 0.002 x 10820 = 21.64,
-        // half-open 0.02 x 50 = 1, udp 10 x (9 + 6 + 20) = 350, other 1 x 80 = 80 -> mean 73921.7
-        #expect(abs(plan.estimate.meanEntries - 73_921.8) < 0.1)
-        #expect(plan.estimate.peakEntries == 147_844)
-        #expect(planned(plan, .max) == 184_832)                     // 147844 x 1.25 = 184805 -> 361 x 512
-        #expect(plan.estimate.memoryBytes == 184_832 * 328)         // 60624896 B = 11.29 % of 512 MiB
+        // At the floors: tcp closed 19.978 x (3600 + 57 + 0.5 + 25) = 73568.985, orphans 0.002 x 10825 = 21.65,
+        // half-open 0.02 x 55 = 1.1, udp 10 x (9 + 6 + 25) = 400, other 1 x 85 = 85 -> mean 74076.735
+        #expect(abs(plan.estimate.meanEntries - 74_076.735) < 0.001)
+        #expect(plan.estimate.peakEntries == 148_154)
+        #expect(planned(plan, .max) == 185_344)                     // 148154 x 1.25 = 185192.5 -> 362 x 512
+        #expect(plan.estimate.memoryBytes == 185_344 * 328)         // 60792832 B = 11.32 % of 512 MiB
         #expect(plan.advice.first?.contains("does not fit") == true)
-        #expect(plan.advice.contains { $0.contains("raise memory_budget_percent to at least 11.3;") })
+        #expect(plan.advice.contains { $0.contains("raise memory_budget_percent to at least 11.33;") })
     }
 
     @Test("kubernetes-node: pinned timeouts as kube-proxy sets them, hash at max / 4")

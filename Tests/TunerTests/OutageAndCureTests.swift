@@ -1,0 +1,123 @@
+import Foundation
+import Testing
+@testable import Tuner
+
+/// The seed's outage on the running kernel: a busy loopback web load behind a
+/// `ct state` rule overflows a small table and drops connections; a profile
+/// that describes the load, planned and applied by cttune, cures it.
+@Suite("The seed outage, reproduced and cured", .serialized)
+struct OutageAndCureTests {
+    static let flowsPerSecond = 300
+    /// Too small for 300 flows/s that stay 120 s in TIME_WAIT (36000 entries).
+    static let outageMax = 3000
+    static let outageSeconds = 20.0
+    /// The cure's load runs past the pinned time_wait and the GC pass after it.
+    static let cureTimeWaitSeconds = 60
+    static let cureSeconds = 95.0
+
+    @Test("a table that is too small drops connections; the planned one carries the same load with none dropped",
+          .enabled(if: Host.realKernel), .timeLimit(.minutes(6)))
+    func outageThenCure() throws {
+        let state = try PrivateState()
+        defer { state.remove() }
+        let profileDirectory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: profileDirectory) }
+        let profile = profileDirectory.appendingPathComponent("loopback-web.yaml").path
+        try """
+            # Exactly the load below: one byte per connection, the client closes first (FIN, TIME_WAIT).
+            extends: default
+            load:
+              tcp:
+                new_per_second: \(Self.flowsPerSecond)
+                established_seconds: 0
+                rst_close_ratio: 0
+                orphan_ratio: 0
+                half_open_ratio: 0
+              udp:
+                new_per_second: 0
+              other_per_second: 0
+            burst_factor: 1
+            timeouts:
+              nf_conntrack_tcp_timeout_time_wait: \(Self.cureTimeWaitSeconds)
+            """.write(toFile: profile, atomically: true, encoding: .utf8)
+        let bootTimeWait = try GlobalConntrack.read("/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_time_wait")
+        let bootMax = try GlobalConntrack.read(GlobalConntrack.maxPath)
+        let bootBuckets = try GlobalConntrack.read(GlobalConntrack.bucketsPath)
+
+        try GlobalConntrack.withExclusiveAccess {
+            let namespace = try TestNamespace("seed")
+            defer { namespace.delete() }
+            try namespace.trackLoopback()
+
+            // 1. The outage: the global max below what the load needs.
+            try GlobalConntrack.write(GlobalConntrack.maxPath, Self.outageMax)
+            let dropsBefore = try drops(in: namespace)
+            let outage = try BackgroundLoad(in: namespace, rate: Self.flowsPerSecond, seconds: Self.outageSeconds)
+            Thread.sleep(forTimeInterval: 14) // 3000 entries fill in 10 s at 300/s
+            let status = try namespace.run([TestPaths.cttune, "status", "--format", "json", "--window", "2"])
+            let outageRun = try outage.wait()
+            #expect(status.status == 2, "status: \(status.stdout) \(status.stderr)")
+            let statusJSON = try PrintedJSON(status)
+            #expect(statusJSON.object["verdict"] as? String == "critical")
+            #expect((statusJSON.object["summary"] as? String)?.contains("dropped") == true)
+            #expect(outageRun.failures > 0, "clients saw failed connections")
+            #expect(try drops(in: namespace) > dropsBefore, "the kernel's drop counter rose")
+
+            // 2. The cure: plan and apply for exactly this load. The global
+            // max and hash size go in the initial namespace, the timeouts in
+            // the load's namespace.
+            let host = try PrintedJSON(try state.cttune(["apply", "--profile", profile, "--runtime-only", "--format", "json"]))
+            let plannedMax = try #require(host.planned(ConntrackSetting.max.key))
+            #expect(host.result(ConntrackSetting.max.key) == "applied")
+            #expect(try GlobalConntrack.read(GlobalConntrack.maxPath) == plannedMax)
+            let hostJournal = try #require(host.object["journal_id"] as? String)
+            defer {
+                _ = try? state.cttune(["rollback", hostJournal])
+                #expect((try? GlobalConntrack.read("/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_time_wait")) == bootTimeWait)
+            }
+            let inside = try PrintedJSON(try state.cttune(["apply", "--profile", profile, "--runtime-only", "--allow-partial", "--format", "json"], in: namespace))
+            #expect(inside.result("net.netfilter.nf_conntrack_tcp_timeout_time_wait") == "applied")
+            #expect(try namespace.sysctl("net.netfilter.nf_conntrack_tcp_timeout_time_wait") == Self.cureTimeWaitSeconds)
+
+            let dropsBeforeCure = try drops(in: namespace)
+            let cured = try BackgroundLoad(in: namespace, rate: Self.flowsPerSecond, seconds: Self.cureSeconds).wait()
+            print("seed outage: max \(Self.outageMax): \(outageRun.failures) of \(outageRun.connections) connections failed; cured: max \(plannedMax), peak \(cured.peakCount), \(cured.failures) failures")
+            #expect(cured.failures == 0)
+            #expect(try drops(in: namespace) == dropsBeforeCure, "no packet dropped")
+            #expect(Double(cured.peakCount) < 0.9 * Double(plannedMax), "the measured peak stays below 90 % of the planned max (not capped)")
+            #expect(plannedMax <= 2 * cured.peakCount, "the plan is not oversized: max \(plannedMax), peak \(cured.peakCount)")
+        }
+        // 4. Everything global is back as it was.
+        #expect(try GlobalConntrack.read(GlobalConntrack.maxPath) == bootMax)
+        #expect(try GlobalConntrack.read(GlobalConntrack.bucketsPath) == bootBuckets)
+    }
+
+    /// The namespace's `drop` counter, summed over CPUs.
+    func drops(in namespace: TestNamespace) throws -> Int {
+        let table = try namespace.exec(["cat", "/proc/net/stat/nf_conntrack"])
+        let rows = table.split(separator: "\n").map { $0.split(separator: " ") }
+        let column = try #require(rows.first?.firstIndex(of: "drop"))
+        return rows.dropFirst().reduce(0) { $0 + (Int($1[column], radix: 16) ?? 0) }
+    }
+}
+
+/// ct-loadgen running inside a namespace while the test does other things.
+final class BackgroundLoad {
+    let process = Process()
+    let output = Pipe()
+
+    init(in namespace: TestNamespace, rate: Int, seconds: Double) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["ip", "netns", "exec", namespace.name, TestPaths.loadgen,
+                             "--rate", "\(rate)", "--seconds", "\(seconds)", "--sample", "0.5"]
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+    }
+
+    func wait() throws -> LoadRun {
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return try LoadRun(String(decoding: data, as: UTF8.self))
+    }
+}
