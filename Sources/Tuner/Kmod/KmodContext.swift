@@ -68,7 +68,7 @@ public final class KmodContext {
             if softdepCode < 0 { throw TunerError.kmodCallFailed(call: "kmod_module_get_softdeps", subject: name, reason: errnoText(Errno(rawValue: -softdepCode))) }
             return ModuleIndexEntry(
                 name: name, path: path,
-                dependenciesInLoadOrder: dependencies.reversed(),
+                dependenciesInLoadOrder: dependencies,
                 softdepsBefore: preNames, softdepsAfter: postNames,
                 installCommand: kmod_module_get_install_commands(module).map { String(cString: $0) })
         }

@@ -88,3 +88,16 @@ extension ModuleHost {
         return try KmodContext(root: root, release: release ?? "")
     }
 }
+
+extension ModuleHost {
+    /// The stateless workflow's module half: unload the family, and only
+    /// when every unload succeeded write the blacklist file, so a failure
+    /// leaves no file that would stop the modules from coming back.
+    ///
+    /// - Returns: the unload outcome and, when it succeeded, the file written.
+    public func unloadAndBlacklist(blockingRules: [String], output: FilePath? = nil) throws -> (UnloadOutcome, BlacklistResult?) {
+        let outcome = try unload(blockingRules: blockingRules, dryRun: false)
+        guard outcome.succeeded else { return (outcome, nil) }
+        return (outcome, try writeBlacklist(output: output, allKernels: true, dryRun: false))
+    }
+}
