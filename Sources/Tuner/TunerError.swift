@@ -36,6 +36,8 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
     case moduleInUse(module: String, users: Int)
     /// `delete_module` answered EBUSY; `users` is the refcount beyond the holders, when known.
     case moduleBusy(module: String, holders: [String], users: Int?)
+    /// `delete_module` answered ENOSYS: the kernel cannot unload modules.
+    case unloadUnsupported(module: String)
     /// `delete_module` answered EPERM.
     case unloadNotPermitted(module: String)
     /// `delete_module` failed otherwise.
@@ -85,6 +87,8 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
             if let users, users > 0 { held.append("in use \(users) time\(users == 1 ? "" : "s") besides its holders") }
             let detail = held.isEmpty ? "" : " (" + held.joined(separator: "; ") + ")"
             return "cannot unload \(module): the kernel says it is busy\(detail) — stop what uses it (rules, sockets), then run `cttune unload` again"
+        case let .unloadUnsupported(module):
+            return "cannot unload \(module): this kernel does not implement module unloading (delete_module is not implemented) — loaded modules stay until reboot; blacklist them (`cttune blacklist`) and add a notrack rule meanwhile"
         case let .unloadNotPermitted(module):
             return "cannot unload \(module): operation not permitted — run as root (CAP_SYS_MODULE); if already root, module unloading is disabled (kernel.modules_disabled=1 or lockdown)"
         case let .unloadFailed(module, reason):

@@ -51,7 +51,7 @@ public enum Unloader {
             let loaded = live?.loaded[module]
             let holders = loaded?.holders ?? []
             return .moduleBusy(module: module, holders: holders, users: loaded.map { max(0, $0.refcount - holders.count) })
-        case .noFunction: return .noModuleSupport(builtIn: [])
+        case .noFunction: return .unloadUnsupported(module: module)
         case .notPermitted: return .unloadNotPermitted(module: module)
         default: return .unloadFailed(module: module, reason: errnoText(errno))
         }

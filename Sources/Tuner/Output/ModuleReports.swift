@@ -119,7 +119,8 @@ public enum ModuleReports {
 
     static func failedModuleName(_ error: TunerError) -> String? {
         switch error {
-        case let .moduleBusy(module, _, _), let .unloadNotPermitted(module), let .unloadFailed(module, _): return module
+        case let .moduleBusy(module, _, _), let .unloadNotPermitted(module), let .unloadUnsupported(module), let .unloadFailed(module, _):
+            return module
         default: return nil
         }
     }
