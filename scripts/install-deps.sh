@@ -4,7 +4,7 @@
 #   install-deps.sh test    the build set plus the tools the test suite drives
 set -euo pipefail
 build=(libkmod-dev pkg-config)
-test=(iproute2 nftables kmod conntrack iptables)
+test=(iproute2 nftables kmod conntrack iptables cpio)
 case "${1:-build}" in
   build) wanted=("${build[@]}") ;;
   test) wanted=("${build[@]}" "${test[@]}") ;;

@@ -30,7 +30,7 @@ public struct InitramfsAdvice: Equatable, Sendable {
                 uninspected.append(image)
                 continue
             }
-            let inImage = Set(listing.split(separator: "\n").map(ModuleTree.moduleName(fromPath:))).intersection(wanted)
+            let inImage = Set(listing.split(separator: "\n").filter { $0.contains(".ko") }.map(ModuleTree.moduleName(fromPath:))).intersection(wanted)
             if !inImage.isEmpty {
                 return InitramfsAdvice(rebuildNeeded: true, reason: "/boot/\(image) contains \(inImage.sorted().joined(separator: ", "))", command: command)
             }
@@ -106,7 +106,8 @@ public enum ExternalTool {
 
     static func locate(_ name: String) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"
-        return (path.split(separator: ":") + ["/usr/sbin", "/sbin"]).map { "\($0)/\(name)" }
+        let directories = path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin"]
+        return directories.map { "\($0)/\(name)" }
             .first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 }
