@@ -4,7 +4,10 @@
 SWIFT ?= swift
 BIN := .build/debug
 
-.PHONY: run build test bench deps test-deps clean
+# The libkmod wrapper's suites, also run under the address sanitizer.
+KMOD_SUITES := KmodContextTests|ModuleTreeTests|UnloadOrderTests
+
+.PHONY: run build test bench deps test-deps module-tree initramfs-lister test-asan clean
 
 run: build
 	$(BIN)/cttune plan
@@ -18,7 +21,20 @@ test-deps:
 build: deps
 	$(SWIFT) build
 
-test: test-deps build
+# A real Debian cloud kernel's netfilter module tree, depmod'ed, under .cache/module-tree.
+module-tree: test-deps
+	scripts/module-tree.sh
+
+# Debian's lsinitramfs under .cache/initramfs-tools/bin for the initramfs tests.
+initramfs-lister: test-deps
+	scripts/initramfs-lister.sh
+
+# The libkmod wrapper under the address sanitizer (use after free, overflows, leaks).
+test-asan: module-tree
+	LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/lsan-suppressions.txt \
+	  $(SWIFT) test --sanitize=address --scratch-path .build-asan --filter '$(KMOD_SUITES)'
+
+test: test-deps build module-tree initramfs-lister test-asan
 	$(SWIFT) test
 
 bench: build
@@ -26,4 +42,4 @@ bench: build
 	scripts/bench.sh
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-asan

@@ -6,7 +6,7 @@ import Testing
 /// real Debian tree.
 @Suite("blacklist file", .enabled(if: ModuleTrees.available && ModuleTrees.hasModprobe, ModuleTrees.missingHint))
 struct BlacklistFileTests {
-    static var lister: String { TestPaths.package.appendingPathComponent(".cache/initramfs-tools/bin").path }
+    static let lister: String = { TestPaths.package.appendingPathComponent(".cache/initramfs-tools/bin").path }()
 
     func cttune(_ arguments: [String], path extra: String? = nil) throws -> Shell.Result {
         let environment = extra.map { ["PATH": "\($0):" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")] }
@@ -128,7 +128,10 @@ struct BlacklistFileTests {
                       expectedCommand: "dracut -f --regenerate-all"),
     ]
 
-    @Test("the initramfs advice comes from the images lsinitramfs lists and the initramfs configuration", arguments: initramfsCases)
+    @Test("the initramfs advice comes from the images lsinitramfs lists and the initramfs configuration",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: lister + "/lsinitramfs"),
+                   "no lsinitramfs in .cache/initramfs-tools/bin: run scripts/initramfs-lister.sh (make test does)"),
+          arguments: initramfsCases)
     func initramfsAdvice(testCase: InitramfsCase) throws {
         try withRoot { root in
             try testCase.osRelease.write(to: root.appendingPathComponent("etc/os-release"), atomically: true, encoding: .utf8)

@@ -83,6 +83,19 @@ struct UnloadOrderTests {
         }
     }
 
+    @Test("cttune unload --dry-run --root prints the numbered order with a reason per module and exits 0")
+    func dryRunCommandText() throws {
+        try withHost(Self.iptablesGateway) { _, root in
+            let result = try Shell.run([TestPaths.cttune, "unload", "--dry-run", "--root", root.path])
+            #expect(result.status == 0, "\(result.stderr)")
+            let lines = result.stdout.split(separator: "\n").map(String.init)
+            #expect(lines.first == "would unload, in this order:")
+            #expect(lines.dropFirst().map { $0.split(separator: " ")[1] } == Self.iptablesOrder.map { Substring($0) })
+            #expect(lines[1] == "  1. iptable_nat  (holder of nf_nat)")
+            #expect(lines.last == "  10. nf_defrag_ipv4  (dependency of nf_conntrack, no longer used)")
+        }
+    }
+
     struct FailureCase: Sendable, CustomTestStringConvertible {
         var module: String
         var errno: Int32
