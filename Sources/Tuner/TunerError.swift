@@ -42,6 +42,8 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
     case unloadNotPermitted(module: String)
     /// `delete_module` failed otherwise.
     case unloadFailed(module: String, reason: String)
+    /// Loading a module back (rollback) failed.
+    case loadFailed(module: String, reason: String)
     /// No loadable family module exists in any tree under this directory.
     case nothingToBlacklist(directory: String, builtIn: [String])
     /// A file cttune writes could not be written or removed.
@@ -93,6 +95,8 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
             return "cannot unload \(module): operation not permitted — run as root (CAP_SYS_MODULE); if already root, module unloading is disabled (kernel.modules_disabled=1 or lockdown)"
         case let .unloadFailed(module, reason):
             return "cannot unload \(module): \(reason)"
+        case let .loadFailed(module, reason):
+            return "cannot load \(module) back: \(reason) — check `cttune modules` and load it with `modprobe \(module)` once the cause is fixed"
         case let .nothingToBlacklist(directory, builtIn):
             let note = builtIn.isEmpty ? "" : " (\(summarizedModules(builtIn)) built in: a blacklist cannot keep those off — use a notrack rule)"
             return "no loadable conntrack/NAT module under \(directory)\(note) — nothing to blacklist; pass --root DIR for an image tree"

@@ -151,18 +151,52 @@ struct UnloadOrderTests {
         try withHost(Self.nftablesNat) { host, root in
             let file = root.appendingPathComponent("etc/modprobe.d/cttune-blacklist.conf").path
             cttune_stub_fail("nf_conntrack", EBUSY)
-            let (failed, notWritten) = try host.unloadAndBlacklist(blockingRules: [])
-            #expect(!failed.succeeded)
-            #expect(failed.unloaded == ["nf_conntrack_netlink", "nft_chain_nat", "nf_nat", "nft_ct"])
-            #expect(notWritten == nil)
+            let loadFiles = ["etc/modules-load.d/cttune.conf", "etc/modprobe.d/cttune.conf"].map { root.appendingPathComponent($0) }
+            for file in loadFiles {
+                try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try "nf_conntrack\n".write(to: file, atomically: true, encoding: .utf8)
+            }
+            let failed = try host.unloadAndBlacklist(blockingRules: [])
+            #expect(!failed.unload.succeeded)
+            #expect(failed.unload.unloaded == ["nf_conntrack_netlink", "nft_chain_nat", "nf_nat", "nft_ct"])
+            #expect(failed.blacklist == nil)
             #expect(!FileManager.default.fileExists(atPath: file))
+            #expect(loadFiles.allSatisfy { FileManager.default.fileExists(atPath: $0.path) })
 
             cttune_stub_reset()
-            let (succeeded, written) = try host.unloadAndBlacklist(blockingRules: [])
-            #expect(succeeded.succeeded)
-            #expect(written?.action == .created)
+            let succeeded = try host.unloadAndBlacklist(blockingRules: [])
+            #expect(succeeded.unload.succeeded)
+            #expect(succeeded.blacklist?.action == .created)
             #expect(FileManager.default.fileExists(atPath: file))
+            #expect(loadFiles.allSatisfy { !FileManager.default.fileExists(atPath: $0.path) })
+            #expect(Set(succeeded.removedFiles.values) == [.removed])
         }
+    }
+
+    @Test("a rollback loads the unloaded modules back, last unloaded first, and goes on past a failure")
+    func reloadOrder() throws {
+        try withHost(Self.iptablesGateway) { host, _ in
+            var attempted: [String] = []
+            let outcome = try host.reload(Self.iptablesOrder) { module in
+                attempted.append(module)
+                return module == "xt_nat" ? Errno(rawValue: ENOEXEC) : nil
+            }
+            #expect(attempted == Self.iptablesOrder.reversed())
+            #expect(outcome.loaded == Self.iptablesOrder.reversed().filter { $0 != "xt_nat" })
+            #expect(outcome.failures == ["xt_nat": .loadFailed(module: "xt_nat", reason: "exec format error")])
+        }
+    }
+
+    @Test("loading through libkmod reaches the kernel: without module support finit_module answers ENOSYS",
+          .enabled(if: !FileManager.default.fileExists(atPath: "/proc/modules") && Host.isRoot,
+                   "only on a kernel without loadable modules, where nothing can really be loaded"))
+    func realProbeOnKernelWithoutModules() throws {
+        let root = try ModuleTrees.scratchRoot()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let host = try ModuleHost(root: SystemRoot(base: .init(root.path)), release: ModuleTrees.version)
+        let outcome = try host.reload(["nf_defrag_ipv4"])
+        #expect(outcome.loaded.isEmpty)
+        #expect(outcome.failures["nf_defrag_ipv4"] == .loadFailed(module: "nf_defrag_ipv4", reason: "function not implemented"))
     }
 
     @Test("a module still used by something other than a module refuses the whole unload before anything is removed")

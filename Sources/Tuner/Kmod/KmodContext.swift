@@ -103,6 +103,21 @@ public final class KmodContext {
         }
     }
 
+    /// Loads one module and its dependencies, running modprobe.d `install`
+    /// commands as modprobe does; a module already in the kernel is left alone.
+    ///
+    /// - Returns: `nil` on success, else the errno (`ENOSYS` no module
+    ///   support, `ENOEXEC` built for another kernel, `ENOENT` not in the tree).
+    ///
+    /// The corresponding libkmod call is `kmod_module_probe_insert_module`
+    /// (the `finit_module` syscall).
+    public func load(moduleNamed name: String) throws -> Errno? {
+        try withModule(named: name) { module in
+            let code = kmod_module_probe_insert_module(module, 0, nil, nil, nil, nil)
+            return code < 0 ? Errno(rawValue: -code) : nil
+        }
+    }
+
     /// Runs `body` with a module handle that is unref'd when it returns; the
     /// handle never escapes.
     private func withModule<T>(named name: String, _ body: (OpaquePointer) throws -> T) throws -> T {

@@ -89,15 +89,24 @@ extension ModuleHost {
     }
 }
 
+/// The stateless workflow's module half, for `apply --profile stateless`.
+public struct StatelessModulesResult: Equatable, Sendable {
+    public var unload: UnloadOutcome
+    /// The blacklist file, written only when every unload succeeded.
+    public var blacklist: BlacklistResult?
+    /// cttune's modules-load.d and hashsize options files, removed with the blacklist.
+    public var removedFiles: [String: FileAction]
+}
+
 extension ModuleHost {
-    /// The stateless workflow's module half: unload the family, and only
-    /// when every unload succeeded write the blacklist file, so a failure
-    /// leaves no file that would stop the modules from coming back.
-    ///
-    /// - Returns: the unload outcome and, when it succeeded, the file written.
-    public func unloadAndBlacklist(blockingRules: [String], output: FilePath? = nil) throws -> (UnloadOutcome, BlacklistResult?) {
+    /// Unloads the family and, only when every unload succeeded, writes the
+    /// blacklist file and removes cttune's load files, so a failure leaves
+    /// nothing that would keep the modules from coming back.
+    public func unloadAndBlacklist(blockingRules: [String], output: FilePath? = nil) throws -> StatelessModulesResult {
         let outcome = try unload(blockingRules: blockingRules, dryRun: false)
-        guard outcome.succeeded else { return (outcome, nil) }
-        return (outcome, try writeBlacklist(output: output, allKernels: true, dryRun: false))
+        guard outcome.succeeded else { return StatelessModulesResult(unload: outcome, blacklist: nil, removedFiles: [:]) }
+        let blacklist = try writeBlacklist(output: output, allKernels: true, dryRun: false)
+        let removed = Dictionary(uniqueKeysWithValues: try removeConntrackLoadFiles().map { ($0.path, $0.action) })
+        return StatelessModulesResult(unload: outcome, blacklist: blacklist, removedFiles: removed)
     }
 }
