@@ -23,7 +23,7 @@ extension Cttune {
 
         func run() throws {
             try reportingErrors {
-                let host = try ModuleHost(root: try root.systemRoot(), release: kernel)
+                let host = try ModuleHost(root: try root.systemRoot(), release: kernel, anyKernel: kernel == nil)
                 let file = output.map { FilePath($0) }
                 let result = remove ? try host.removeBlacklist(output: file, dryRun: dryRun)
                     : try host.writeBlacklist(output: file, allKernels: kernel == nil, dryRun: dryRun)

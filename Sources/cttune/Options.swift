@@ -75,3 +75,16 @@ func reportingErrors(_ body: () throws -> Int32) throws {
 func printJSON(_ members: [(String, JSONValue)]) {
     print(JSONValue.object(members).rendered(pretty: true))
 }
+
+/// `--root DIR --kernel VERSION`: which module tree the module commands read.
+struct ModuleTreeOptions: ParsableArguments {
+    @OptionGroup var root: RootOption
+
+    @Option(help: ArgumentHelp("Use the module tree of this kernel release instead of the running one's.", valueName: "version"))
+    var kernel: String?
+
+    /// Live module state, the module tree and its modprobe.d config under the root.
+    func host() throws -> ModuleHost {
+        try ModuleHost(root: try root.systemRoot(), release: kernel)
+    }
+}

@@ -8,17 +8,14 @@ extension Cttune {
             abstract: "Unload the conntrack/NAT modules, holders first, like `modprobe -r --remove-holders`.",
             discussion: "Refused while firewall rules need connection tracking or while a module is in use. Exit 1 when refused or when a module could not be unloaded (those unloaded before are listed).")
 
-        @OptionGroup var root: RootOption
-        @Option(help: ArgumentHelp("Use the module tree of this kernel release instead of the running one's.", valueName: "version"))
-        var kernel: String?
+        @OptionGroup var tree: ModuleTreeOptions
         @Flag(help: "Print the exact unload order and what would stop it; unload nothing.") var dryRun = false
         @Option(help: "How to print the result.") var format: OutputFormat = .text
 
         func run() throws {
             try reportingErrors {
-                let systemRoot = try root.systemRoot()
-                let outcome = try ModuleHost(root: systemRoot, release: kernel)
-                    .unload(blockingRules: try interimRulesNeedingConntrack(root: systemRoot), dryRun: dryRun)
+                let host = try tree.host()
+                let outcome = try host.unload(blockingRules: try interimRulesNeedingConntrack(root: host.root), dryRun: dryRun)
                 switch format {
                 case .json: printJSON(ModuleReports.json(outcome))
                 case .text:

@@ -99,6 +99,40 @@ struct BlacklistFileTests {
         }
     }
 
+    @Test("an image's /etc/modprobe.d linking outside the root is refused and nothing is written there")
+    func refusesLinkOutOfRoot() throws {
+        try withRoot { root in
+            let outside = try TestPaths.temporaryDirectory("cttune-outside")
+            defer { try? FileManager.default.removeItem(at: outside) }
+            let modprobeD = root.appendingPathComponent("etc/modprobe.d")
+            try FileManager.default.removeItem(at: modprobeD)
+            try FileManager.default.createSymbolicLink(at: modprobeD, withDestinationURL: outside)
+            let result = try cttune(["blacklist", "--root", root.path])
+            #expect(result.status == 1)
+            #expect(result.stderr.contains("/etc/modprobe.d/cttune-blacklist.conf leads outside the root"))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: outside.path).isEmpty)
+        }
+    }
+
+    @Test("with two kernels under the root, blacklist covers both while modules asks for --kernel")
+    func twoKernels() throws {
+        let root = try TestPaths.temporaryDirectory("cttune-two-kernels")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let modules = root.appendingPathComponent("lib/modules")
+        try FileManager.default.createDirectory(at: modules, withIntermediateDirectories: true)
+        for release in ["6.1.0-1-cloud-amd64", "6.1.0-2-cloud-amd64"] {
+            try FileManager.default.createSymbolicLink(at: modules.appendingPathComponent(release),
+                                                       withDestinationURL: ModuleTrees.full.appendingPathComponent("lib/modules/\(ModuleTrees.version!)"))
+        }
+        let listing = try cttune(["modules", "--root", root.path])
+        #expect(listing.status == 1)
+        #expect(listing.stderr.contains("holds several kernels (6.1.0-1-cloud-amd64, 6.1.0-2-cloud-amd64) — pick one with --kernel VERSION"))
+        #expect(try cttune(["modules", "--root", root.path, "--kernel", "6.1.0-2-cloud-amd64"]).status == 0)
+        let written = try cttune(["blacklist", "--root", root.path])
+        #expect(written.status == 0, "\(written.stderr)")
+        #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent("etc/modprobe.d/cttune-blacklist.conf").path))
+    }
+
     @Test("built-in nf_conntrack is left out of the file: a blacklist cannot keep it off")
     func builtinLeftOut() throws {
         let host = try ModuleHost(root: SystemRoot(base: .init(ModuleTrees.builtinConntrack.path)))

@@ -34,6 +34,31 @@ public struct SystemRoot: Sendable, Equatable, CustomStringConvertible {
         return resolved
     }
 
+    /// Maps a path cttune is about to write, and refuses when an existing
+    /// directory on the way is a link that resolves outside the root (an
+    /// image tree's /etc/modprobe.d pointing at the host's).
+    ///
+    /// - Throws: `TunerError.pathEscapesRoot`.
+    public func pathForWriting(_ absolute: FilePath) throws -> FilePath {
+        let mapped = try path(absolute)
+        guard !isLive, let base = realpath(base.string, nil).map({ pointer -> String in
+            defer { free(pointer) }
+            return String(cString: pointer)
+        }) else { return mapped }
+        var directory = mapped.removingLastComponent()
+        while !directory.isEmpty, directory != "/", !FileManager.default.fileExists(atPath: directory.string) {
+            directory = directory.removingLastComponent()
+        }
+        let resolved = realpath(directory.string, nil).map { pointer -> String in
+            defer { free(pointer) }
+            return String(cString: pointer)
+        } ?? directory.string
+        guard resolved == base || resolved.hasPrefix(base == "/" ? "/" : base + "/") else {
+            throw TunerError.pathEscapesRoot(path: absolute.string, root: self.base.string)
+        }
+        return mapped
+    }
+
     /// Reads a whole file under this root.
     ///
     /// - Returns: the text, or `nil` when the file does not exist (an absent

@@ -55,7 +55,7 @@ extension ModuleHost {
         guard !modules.isEmpty else {
             throw TunerError.nothingToBlacklist(directory: try root.path(KernelPaths.libModules).string, builtIn: builtInFamily)
         }
-        let path = try output ?? root.path(KernelPaths.blacklistConf)
+        let path = try output ?? root.pathForWriting(KernelPaths.blacklistConf)
         let text = BlacklistFile.contents(for: modules)
         let action: FileAction
         if dryRun {
@@ -69,7 +69,7 @@ extension ModuleHost {
 
     /// Deletes the blacklist file; `.unchanged` when there was none.
     public func removeBlacklist(output: FilePath?, dryRun: Bool) throws -> BlacklistResult {
-        let path = try output ?? root.path(KernelPaths.blacklistConf)
+        let path = try output ?? root.pathForWriting(KernelPaths.blacklistConf)
         let exists = FileManager.default.fileExists(atPath: path.string)
         let action = dryRun ? (exists ? FileAction.removed : .unchanged) : try AtomicFile.remove(path)
         let modules = try blacklistCandidates(allKernels: true)

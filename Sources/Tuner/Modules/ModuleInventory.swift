@@ -56,10 +56,17 @@ public final class ModuleHost {
     public let release: String?
     public let tree: ModuleTree?
 
-    public init(root: SystemRoot, release requested: String? = nil) throws {
+    /// - Parameter anyKernel: accept a root with several kernel trees and no
+    ///   `requested` one (the blacklist covers them all); otherwise that is
+    ///   `TunerError.ambiguousKernel`.
+    public init(root: SystemRoot, release requested: String? = nil, anyKernel: Bool = false) throws {
         self.root = root
         live = try LiveModules.read(from: root)
-        release = try ModuleTree.release(under: root, requested: requested)
+        do {
+            release = try ModuleTree.release(under: root, requested: requested)
+        } catch TunerError.ambiguousKernel where anyKernel {
+            release = nil
+        }
         tree = try release.flatMap { try ModuleTree(root: root, release: $0) }
     }
 

@@ -45,7 +45,7 @@ extension ModuleHost {
     /// blacklisted by `install … /bin/false`, their boot-time load would fail.
     public func removeConntrackLoadFiles() throws -> [(path: String, action: FileAction)] {
         try [KernelPaths.modulesLoadConf, KernelPaths.modprobeConf].map { file in
-            let path = try root.path(file)
+            let path = try root.pathForWriting(file)
             return (path.string, try AtomicFile.remove(path))
         }
     }
