@@ -96,6 +96,22 @@ struct UnloadOrderTests {
         }
     }
 
+    @Test("cttune modules reports loaded modules with the refcount and holders the fixture kernel shows")
+    func modulesShowsLiveState() throws {
+        try withHost(Self.iptablesGateway) { _, root in
+            let result = try Shell.run([TestPaths.cttune, "modules", "--root", root.path, "--format", "json"])
+            #expect(result.status == 0, "\(result.stderr)")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+            #expect(object["module_support"] as? String == "loadable")
+            let modules = try #require(object["modules"] as? [[String: Any]])
+            let conntrack = try #require(modules.first { $0["name"] as? String == "nf_conntrack" })
+            #expect(conntrack["state"] as? String == "loaded")
+            #expect(conntrack["refcount"] as? Int == 3)
+            #expect(conntrack["holders"] as? [String] == ["nf_nat", "xt_MASQUERADE", "xt_conntrack"])
+            #expect(modules.first { $0["name"] as? String == "nft_ct" }?["state"] as? String == "available")
+        }
+    }
+
     struct FailureCase: Sendable, CustomTestStringConvertible {
         var module: String
         var errno: Int32
