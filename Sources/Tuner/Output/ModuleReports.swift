@@ -67,8 +67,8 @@ public enum ModuleReports {
         }
         if outcome.plan.steps.isEmpty && outcome.failure == nil {
             lines.append("no conntrack/NAT module is loaded: nothing to unload")
-        } else if outcome.dryRun, outcome.plan.refusal == nil {
-            lines.append("would unload, in this order:")
+        } else if outcome.dryRun, !outcome.plan.steps.isEmpty {
+            lines.append(outcome.plan.refusal == nil ? "would unload, in this order:" : "once that is resolved, the unload order would be:")
             for (number, step) in outcome.plan.steps.enumerated() { lines.append("  \(number + 1). \(step.module)  (\(step.reason))") }
         } else if !outcome.dryRun {
             if !outcome.unloaded.isEmpty { lines.append("unloaded: \(outcome.unloaded.joined(separator: ", "))") }
