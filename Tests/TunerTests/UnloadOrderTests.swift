@@ -167,24 +167,25 @@ struct UnloadOrderTests {
         try withHost(Self.nftablesNat) { host, root in
             let file = root.appendingPathComponent("etc/modprobe.d/cttune-blacklist.conf").path
             cttune_stub_fail("nf_conntrack", EBUSY)
-            let loadFiles = ["etc/modules-load.d/cttune.conf", "etc/modprobe.d/cttune.conf"].map { root.appendingPathComponent($0) }
-            for file in loadFiles {
+            let loadFiles = [("etc/modules-load.d/cttune.conf", "nf_conntrack\n"), ("etc/modprobe.d/cttune.conf", "options nf_conntrack hashsize=65536\n")]
+                .map { (root.appendingPathComponent($0.0), $0.1) }
+            for (file, text) in loadFiles {
                 try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
-                try "nf_conntrack\n".write(to: file, atomically: true, encoding: .utf8)
+                try text.write(to: file, atomically: true, encoding: .utf8)
             }
             let failed = try host.unloadAndBlacklist(blockingRules: [])
             #expect(!failed.unload.succeeded)
             #expect(failed.unload.unloaded == ["nf_conntrack_netlink", "nft_chain_nat", "nf_nat", "nft_ct"])
             #expect(failed.blacklist == nil)
             #expect(!FileManager.default.fileExists(atPath: file))
-            #expect(loadFiles.allSatisfy { FileManager.default.fileExists(atPath: $0.path) })
+            #expect(loadFiles.allSatisfy { FileManager.default.fileExists(atPath: $0.0.path) })
 
             cttune_stub_reset()
             let succeeded = try host.unloadAndBlacklist(blockingRules: [])
             #expect(succeeded.unload.succeeded)
             #expect(succeeded.blacklist?.action == .created)
             #expect(FileManager.default.fileExists(atPath: file))
-            #expect(loadFiles.allSatisfy { !FileManager.default.fileExists(atPath: $0.path) })
+            #expect(loadFiles.allSatisfy { !FileManager.default.fileExists(atPath: $0.0.path) })
             #expect(Set(succeeded.removedFiles.values) == [.removed])
         }
     }

@@ -61,11 +61,14 @@ public final class KmodContext {
     public func module(named name: String) throws -> ModuleIndexEntry {
         try withModule(named: name) { module in
             let path = kmod_module_get_path(module).map { String(cString: $0) }
+            // modules.dep has no line for a name without a .ko.
             let dependencies = path == nil ? [] : takingList(kmod_module_get_dependencies(module), moduleNames)
             var pre: OpaquePointer?, post: OpaquePointer?
             let softdepCode = kmod_module_get_softdeps(module, &pre, &post)
             let preNames = takingList(pre, moduleNames), postNames = takingList(post, moduleNames)
-            if softdepCode < 0 { throw TunerError.kmodCallFailed(call: "kmod_module_get_softdeps", subject: name, reason: errnoText(Errno(rawValue: -softdepCode))) }
+            if softdepCode < 0 {
+                throw TunerError.kmodCallFailed(call: "kmod_module_get_softdeps", subject: name, reason: errnoText(Errno(rawValue: -softdepCode)))
+            }
             return ModuleIndexEntry(
                 name: name, path: path,
                 dependenciesInLoadOrder: dependencies,
