@@ -13,11 +13,12 @@ func interimRulesNeedingConntrack(root: SystemRoot) throws -> [String] {
     if let json = ExternalTool.output(["nft", "-j", "list", "ruleset"]),
        let document = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
        let items = document["nftables"] as? [[String: Any]] {
-        for case let rule as [String: Any] in items.compactMap({ $0["rule"] }) where mentions(rule["expr"] ?? [], keys: ["ct", "snat", "dnat", "masquerade", "redirect"]) {
+        for case let rule as [String: Any] in items.compactMap({ $0["rule"] }) where mentions(rule["expr"] ?? [], keys: nftConntrackKeys) {
             rules.append("nft \(rule["family"] ?? "") \(rule["table"] ?? "") \(rule["chain"] ?? "") handle \(rule["handle"] ?? "")")
         }
     }
-    let iptablesMarkers = ["-m state", "-m conntrack", "--ctstate", "-j MASQUERADE", "-j SNAT", "-j DNAT", "-j REDIRECT", "-j NETMAP"]
+    let iptablesMarkers = ["-m state", "-m conntrack", "--ctstate", "-m connlimit", "-m connmark", "-m connbytes", "-m connlabel", "-m helper",
+                           "-j CONNMARK", "-j MASQUERADE", "-j SNAT", "-j DNAT", "-j REDIRECT", "-j NETMAP"]
     for tool in ["iptables-save", "ip6tables-save"] {
         for line in (ExternalTool.output([tool]) ?? "").split(separator: "\n") where line.hasPrefix("-A ") && iptablesMarkers.contains(where: line.contains) {
             rules.append("\(tool.dropLast(5)) \(line)")
@@ -25,6 +26,11 @@ func interimRulesNeedingConntrack(root: SystemRoot) throws -> [String] {
     }
     return rules
 }
+
+/// nft JSON keys of expressions and statements that use conntrack: `ct`
+/// matches and sets, connection limits, helpers, timeouts, flow offload, NAT.
+private let nftConntrackKeys: Set<String> = ["ct", "ct count", "ct helper", "ct timeout", "ct expectation", "flow",
+                                             "snat", "dnat", "masquerade", "redirect"]
 
 /// Whether a decoded nft JSON value holds an object with one of `keys`.
 private func mentions(_ value: Any, keys: Set<String>) -> Bool {

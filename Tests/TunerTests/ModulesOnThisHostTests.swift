@@ -57,7 +57,7 @@ struct UnloadBlockingRulesTests {
         return try #require(object["blocking_rules"] as? [String])
     }
 
-    @Test("an empty ruleset blocks nothing; an nft ct state rule and an nft masquerade rule each block")
+    @Test("an empty ruleset blocks nothing; an nft ct state rule and an nft masquerade rule each block, as does a connection limit")
     func nftRules() throws {
         let namespace = try TestNamespace("unload")
         defer { namespace.delete() }
@@ -72,6 +72,8 @@ struct UnloadBlockingRulesTests {
             }
             """)
         #expect(try blockingRules(in: namespace).count == 2)
+        try namespace.exec(["nft", "add rule inet cttune_test input tcp dport 80 ct count over 10 drop"])
+        #expect(try blockingRules(in: namespace).count == 3)
     }
 
     @Test("a stateless nft rule (counter, notrack) blocks nothing", .enabled(if: Host.realKernel))
