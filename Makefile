@@ -26,7 +26,10 @@ GENERATED := .build/fleet
 MANPAGE := $(GENERATED)/cttune.1
 UNITS := cttune-apply.service cttune-status.service cttune-status.timer
 
-.PHONY: run build test bench deps test-deps test-python fleet-test-deps clean release man install install-files uninstall deb
+# The libkmod wrapper's suites, also run under the address sanitizer.
+KMOD_SUITES := KmodContextTests|ModuleTreeTests|UnloadOrderTests
+
+.PHONY: run build test bench deps test-deps test-python fleet-test-deps module-tree initramfs-lister test-asan clean release man install install-files uninstall deb
 
 run: build
 	$(BIN)/cttune plan
@@ -47,7 +50,22 @@ build: deps
 fleet-test-deps: test-deps deb
 	scripts/setup-ansible-venv.sh
 
-test: test-deps test-python build fleet-test-deps
+
+# A real Debian cloud kernel's netfilter module tree, depmod'ed, under .cache/module-tree.
+module-tree: test-deps
+	scripts/module-tree.sh
+
+# Debian's lsinitramfs under .cache/initramfs-tools/bin for the initramfs tests.
+initramfs-lister: test-deps
+	scripts/initramfs-lister.sh
+
+# The libkmod wrapper under the address sanitizer (use after free, overflows, leaks).
+test-asan: module-tree
+	LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/lsan-suppressions.txt \
+	  $(SWIFT) test --sanitize=address --scratch-path .build-asan --filter '$(KMOD_SUITES)'
+
+
+test: test-deps test-python build module-tree initramfs-lister test-asan fleet-test-deps
 	$(SWIFT) test
 
 bench: build
@@ -100,4 +118,4 @@ deb: release man
 	scripts/build-deb.sh $(GENERATED)
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-asan

@@ -45,9 +45,12 @@ let package = Package(
         ),
         // A bounded loopback TCP load for the real-kernel tests and the benchmark.
         .executableTarget(name: "ct-loadgen", path: "Sources/ct-loadgen"),
+        // Interposes delete_module(2) in the test binary: records libkmod's
+        // unload calls and returns chosen errors; nothing is really unloaded.
+        .target(name: "CDeleteModuleStub", path: "Tests/CDeleteModuleStub"),
         .testTarget(
             name: "TunerTests",
-            dependencies: ["Tuner"],
+            dependencies: ["Tuner", "CDeleteModuleStub"],
             exclude: ["Fixtures"]
         ),
     ],

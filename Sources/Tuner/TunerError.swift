@@ -52,6 +52,30 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
     case conntrackNotLoaded(path: String)
     /// A file cttune was asked to write (such as `--textfile`) cannot be written.
     case cannotWrite(path: String, reason: String, fix: String)
+    /// Several kernels' module trees under --root and no `--kernel` to pick one.
+    case ambiguousKernel(directory: String, releases: [String])
+    /// A libkmod call failed; `subject` is the module or directory.
+    case kmodCallFailed(call: String, subject: String, reason: String)
+    /// The kernel cannot load or unload modules; `builtIn` are the family members known to be built in.
+    case noModuleSupport(builtIn: [String])
+    /// The conntrack core is part of the kernel image.
+    case moduleBuiltIn(module: String)
+    /// Live firewall rules need connection tracking.
+    case rulesNeedConntrack(rules: [String])
+    /// A module keeps users other than modules once its holders are gone.
+    case moduleInUse(module: String, users: Int)
+    /// `delete_module` answered EBUSY; `users` is the refcount beyond the holders, when known.
+    case moduleBusy(module: String, holders: [String], users: Int?)
+    /// `delete_module` answered ENOSYS: the kernel cannot unload modules.
+    case unloadUnsupported(module: String)
+    /// `delete_module` answered EPERM.
+    case unloadNotPermitted(module: String)
+    /// `delete_module` failed otherwise.
+    case unloadFailed(module: String, reason: String)
+    /// Loading a module back (rollback) failed.
+    case loadFailed(module: String, reason: String)
+    /// No loadable family module exists in any tree under this directory.
+    case nothingToBlacklist(directory: String, builtIn: [String])
 
     public var description: String {
         switch self {
@@ -107,8 +131,45 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
             return "nf_conntrack is not loaded here (\(path) is absent) — nothing is tracked in this network namespace; status has nothing to judge"
         case let .cannotWrite(path, reason, fix):
             return "cannot write \(path): \(reason) — \(fix)"
+        case let .ambiguousKernel(directory, releases):
+            return "\(directory) holds several kernels (\(releases.joined(separator: ", "))) — pick one with --kernel VERSION"
+        case let .kmodCallFailed(call, subject, reason):
+            return "libkmod \(call) failed for \(subject): \(reason) — check that the module tree was indexed with `depmod -b ROOT VERSION`"
+        case let .noModuleSupport(builtIn):
+            return "this kernel has no loadable module support (no /proc/modules): \(summarizedModules(builtIn)) built in and cannot be unloaded — add a notrack rule (nft `notrack`, iptables `-t raw -j CT --notrack`) so traffic bypasses conntrack"
+        case let .moduleBuiltIn(module):
+            return "\(module) is built into the kernel and cannot be unloaded — add a notrack rule (nft `notrack`, iptables `-t raw -j CT --notrack`) so traffic bypasses conntrack, or boot a kernel that builds it as a module"
+        case let .rulesNeedConntrack(rules):
+            let shown = rules.prefix(5).joined(separator: "; ") + (rules.count > 5 ? "; and \(rules.count - 5) more" : "")
+            return "refusing to unload: live firewall rules need connection tracking (\(shown)) — remove or rewrite them first (`cttune rules` explains each)"
+        case let .moduleInUse(module, users):
+            return "refusing to unload: \(module) is in use (\(users) reference\(users == 1 ? "" : "s") besides its holder modules: rules, sockets or other kernel users) — remove what uses it, then retry"
+        case let .moduleBusy(module, holders, users):
+            var held: [String] = []
+            if !holders.isEmpty { held.append("held by \(holders.joined(separator: ", "))") }
+            if let users, users > 0 { held.append("in use \(users) time\(users == 1 ? "" : "s") besides its holders") }
+            let detail = held.isEmpty ? "" : " (" + held.joined(separator: "; ") + ")"
+            return "cannot unload \(module): the kernel says it is busy\(detail) — stop what uses it (rules, sockets), then run `cttune unload` again"
+        case let .unloadUnsupported(module):
+            return "cannot unload \(module): this kernel does not implement module unloading (delete_module is not implemented) — loaded modules stay until reboot; blacklist them (`cttune blacklist`) and add a notrack rule meanwhile"
+        case let .unloadNotPermitted(module):
+            return "cannot unload \(module): operation not permitted — run as root (CAP_SYS_MODULE); if already root, module unloading is disabled (kernel.modules_disabled=1 or lockdown)"
+        case let .unloadFailed(module, reason):
+            return "cannot unload \(module): \(reason)"
+        case let .loadFailed(module, reason):
+            return "cannot load \(module) back: \(reason) — check `cttune modules` and load it with `modprobe \(module)` once the cause is fixed"
+        case let .nothingToBlacklist(directory, builtIn):
+            let note = builtIn.isEmpty ? "" : " (\(summarizedModules(builtIn)) built in: a blacklist cannot keep those off — use a notrack rule)"
+            return "no loadable conntrack/NAT module under \(directory)\(note) — nothing to blacklist; pass --root DIR for an image tree"
         }
     }
+}
+
+/// "nf_conntrack is", "nf_conntrack and 9 more modules are": the first
+/// name of a list, so a one-line message stays one line.
+func summarizedModules(_ names: [String]) -> String {
+    guard let first = names.first else { return "nf_conntrack is" }
+    return names.count == 1 ? "\(first) is" : "\(first) and \(names.count - 1) more module\(names.count == 2 ? "" : "s") are"
 }
 
 /// Text for an errno value, without the number: "permission denied".

@@ -93,3 +93,16 @@ func reportingUnknown(format: OutputFormat, _ body: () throws -> Int32) throws {
     }
     if code != 0 { throw ExitCode(code) }
 }
+
+/// `--root DIR --kernel VERSION`: which module tree the module commands read.
+struct ModuleTreeOptions: ParsableArguments {
+    @OptionGroup var root: RootOption
+
+    @Option(help: ArgumentHelp("Use the module tree of this kernel release instead of the running one's.", valueName: "version"))
+    var kernel: String?
+
+    /// Live module state, the module tree and its modprobe.d config under the root.
+    func host() throws -> ModuleHost {
+        try ModuleHost(root: try root.systemRoot(), release: kernel)
+    }
+}

@@ -12,4 +12,16 @@ struct KmodContextTests {
         let context = try KmodContext(root: SystemRoot(base: .init(root.path)), release: "6.1.0-test")
         #expect(context.resolvedDirectory == root.appendingPathComponent("lib/modules/6.1.0-test").path)
     }
+
+    @Test("a name the tree does not have gets no path, no dependencies and no softdeps",
+          .enabled(if: ModuleTrees.available, ModuleTrees.missingHint))
+    func unknownModule() throws {
+        let root = try ModuleTrees.scratchRoot()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let context = try KmodContext(root: SystemRoot(base: .init(root.path)), release: ModuleTrees.version!)
+        let entry = try context.module(named: "ip_conntrack")
+        #expect(entry == ModuleIndexEntry(name: "ip_conntrack", path: nil))
+        #expect(try context.module(named: "nf_conntrack").path?.hasSuffix("/kernel/net/netfilter/nf_conntrack.ko") == true)
+        #expect(context.blacklistedNames().isEmpty)
+    }
 }

@@ -19,7 +19,7 @@ public final class ApplyLock {
     ///   `.writeFailed` when the lock file cannot be created.
     public init(root: SystemRoot, waitSeconds: Double = ApplyLock.defaultWaitSeconds) throws {
         let path = try AtomicFile.checkedPath(KernelPaths.lockFile, under: root)
-        try AtomicFile.createDirectories(path.removingLastComponent(), under: root)
+        try AtomicFile.makeDirectories(path.removingLastComponent())
         let fd = open(path.string, O_CREAT | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0o644)
         guard fd >= 0 else { throw TunerError.writeFailed(path: path.string, reason: errnoText(Errno(rawValue: errno))) }
         let deadline = Date().addingTimeInterval(waitSeconds)

@@ -42,6 +42,23 @@ public enum KernelPaths {
     public static let journalDirectory: FilePath = "/var/lib/cttune/journal"
     public static let lockFile: FilePath = "/run/cttune.lock"
 
+    /// Where modprobe and libkmod read configuration, in modprobe's order.
+    public static let modprobeConfigDirectories: [FilePath] = ["/etc/modprobe.d", "/run/modprobe.d", "/usr/local/lib/modprobe.d", "/lib/modprobe.d"]
+    /// The proc directory itself: present in a live system, usually absent in an image tree.
+    public static let proc: FilePath = "/proc"
+    public static let osReleaseFile: FilePath = "/etc/os-release"
+    public static let boot: FilePath = "/boot"
+    /// initramfs-tools' list of modules forced into the initramfs (Debian, Ubuntu).
+    public static let initramfsToolsModules: FilePath = "/etc/initramfs-tools/modules"
+    /// dracut's configuration (Fedora, RHEL, SUSE): `add_drivers+=" … "`.
+    public static let dracutConf: FilePath = "/etc/dracut.conf"
+    public static let dracutConfD: FilePath = "/etc/dracut.conf.d"
+
+    /// The /sys/module directory of a loaded or built-in module.
+    public static func sysModule(_ module: String) -> FilePath {
+        sysModule.appending(module)
+    }
+
     /// The /proc/sys file of a sysctl key: dots become slashes.
     public static func sysctl(_ key: String) -> FilePath {
         FilePath("/proc/sys/" + key.replacingOccurrences(of: ".", with: "/"))

@@ -86,6 +86,11 @@ enum FileIO {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return .failure(Errno(rawValue: errno)) }
         defer { close(fd) }
+        return readAll(fd)
+    }
+
+    /// Reads a descriptor (a file or a pipe) to end of file.
+    static func readAll(_ fd: Int32) -> Result<String, Errno> {
         var data = [UInt8]()
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {

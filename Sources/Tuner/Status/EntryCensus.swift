@@ -166,27 +166,12 @@ enum ConntrackTool {
     /// - Returns: `nil` when the tool is missing or fails (then the caller
     ///   falls back to /proc/net/nf_conntrack).
     static func census(establishedTimeout: Int?) throws -> EntryCensus? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = listCommand
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        do { try process.run() } catch { return nil }
-        let reading = output.fileHandleForReading
-        guard let stream = InputStream(fileAtPath: "/dev/fd/\(reading.fileDescriptor)") else {
-            process.terminate()
-            process.waitUntilExit()
-            return nil
+        try ExternalTool.reading(listCommand) { fd in
+            guard let stream = InputStream(fileAtPath: "/dev/fd/\(fd)") else {
+                throw TunerError.malformed(path: "conntrack -L -o xml output", detail: "cannot read the tool's output")
+            }
+            return try EntryCensus.parseXML(stream, establishedTimeout: establishedTimeout)
         }
-        let result = Result { try EntryCensus.parseXML(stream, establishedTimeout: establishedTimeout) }
-        // A parse that stopped early leaves the tool blocked on a full pipe.
-        if process.isRunning, case .failure = result { process.terminate() }
-        try? reading.close()
-        process.waitUntilExit()
-        guard process.terminationReason == .exit, process.terminationStatus == 0 else { return nil }
-        return try result.get()
     }
 }
 

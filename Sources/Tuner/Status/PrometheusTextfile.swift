@@ -78,29 +78,15 @@ public enum PrometheusTextfile {
         escapeHelp(text).replacingOccurrences(of: "\"", with: "\\\"")
     }
 
-    /// Writes `contents` to `path` atomically: a temporary file in the same
-    /// directory (not ending in .prom, so the collector never reads it half
-    /// written), flushed, then renamed over `path`.
+    /// Writes `contents` to `path` atomically (AtomicFile: the temporary
+    /// name does not end in .prom, so the collector never reads it half
+    /// written). The directory must exist: it is node_exporter's.
     public static func write(_ contents: String, to path: String) throws {
-        let target = FilePath(path)
-        let directory = target.removingLastComponent().isEmpty ? FilePath(".") : target.removingLastComponent()
-        let temporary = directory.appending(".\(target.lastComponent?.string ?? "cttune").\(getpid()).tmp").string
-        let fix = "give --textfile a path in an existing, writable directory (node_exporter's --collector.textfile.directory)"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
-        guard fd >= 0 else { throw TunerError.cannotWrite(path: path, reason: errnoText(Errno(rawValue: errno)), fix: fix) }
-        var failure: Errno?
-        let bytes = Array(contents.utf8)
-        var written = 0
-        while written < bytes.count, failure == nil {
-            let count = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if count < 0 { if errno != EINTR { failure = Errno(rawValue: errno) } } else { written += count }
-        }
-        if failure == nil, fsync(fd) != 0 { failure = Errno(rawValue: errno) }
-        close(fd)
-        if failure == nil, rename(temporary, path) != 0 { failure = Errno(rawValue: errno) }
-        if let failure {
-            unlink(temporary)
-            throw TunerError.cannotWrite(path: path, reason: errnoText(failure), fix: fix)
+        do {
+            try AtomicFile.write(contents, to: FilePath(path), createDirectories: false)
+        } catch TunerError.writeFailed(let failedPath, let reason) {
+            throw TunerError.cannotWrite(path: failedPath, reason: reason,
+                                         fix: "give --textfile a path in an existing, writable directory (node_exporter's --collector.textfile.directory)")
         }
     }
 }

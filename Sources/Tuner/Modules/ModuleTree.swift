@@ -1,0 +1,80 @@
+import Foundation
+import SystemPackage
+
+/// What libkmod's indexes and the modprobe.d config say about one module.
+public struct ModuleIndexEntry: Equatable, Sendable {
+    public var name: String
+    /// The .ko file, absolute; `nil` when the tree has none (absent or built in).
+    public var path: String?
+    /// Every module that must be loaded first (modules.dep's transitive
+    /// list), first to load first, as `modprobe --show-depends` prints them.
+    public var dependenciesInLoadOrder: [String]
+    /// `softdep NAME pre: …`: loaded before it.
+    public var softdepsBefore: [String]
+    /// `softdep NAME post: …`: loaded after it.
+    public var softdepsAfter: [String]
+    /// `install NAME COMMAND` from modprobe.d, run instead of loading it.
+    public var installCommand: String?
+
+    public init(name: String, path: String?, dependenciesInLoadOrder: [String] = [], softdepsBefore: [String] = [],
+                softdepsAfter: [String] = [], installCommand: String? = nil) {
+        self.name = name
+        self.path = path
+        self.dependenciesInLoadOrder = dependenciesInLoadOrder
+        self.softdepsBefore = softdepsBefore
+        self.softdepsAfter = softdepsAfter
+        self.installCommand = installCommand
+    }
+}
+
+/// One kernel's module directory under a root: the names depmod indexed,
+/// the built-in list, and a libkmod context for dependencies and config.
+public final class ModuleTree {
+    public let release: String
+    public let kmod: KmodContext
+    /// Names with a .ko in modules.dep.
+    public let moduleNames: Set<String>
+    /// Names listed in modules.builtin.
+    public let builtinNames: Set<String>
+
+    /// Opens ROOT/lib/modules/RELEASE.
+    ///
+    /// - Returns: `nil` when the directory has no modules.dep (no tree to read).
+    public init?(root: SystemRoot, release: String) throws {
+        let directory = KernelPaths.libModules.appending(release)
+        guard let dependencies = try root.contents(of: directory.appending("modules.dep")) else { return nil }
+        self.release = release
+        moduleNames = Set(dependencies.split(separator: "\n").compactMap { line in
+            line.split(separator: ":", maxSplits: 1).first.map(Self.moduleName(fromPath:))
+        })
+        builtinNames = Set((try root.contents(of: directory.appending("modules.builtin")) ?? "")
+            .split(separator: "\n").map(Self.moduleName(fromPath:)))
+        kmod = try KmodContext(root: root, release: release)
+    }
+
+    /// `kernel/net/netfilter/nf_nat.ko.xz` → `nf_nat`.
+    static func moduleName(fromPath path: some StringProtocol) -> String {
+        var base = Substring(path.split(separator: "/").last ?? "")
+        for suffix in [".xz", ".zst", ".gz"] where base.hasSuffix(suffix) { base = base.dropLast(suffix.count) }
+        if base.hasSuffix(".ko") { base = base.dropLast(3) }
+        return ModuleFamily.normalized(base)
+    }
+
+    /// The kernel release to describe: `requested`, else the running
+    /// kernel's (/proc/sys/kernel/osrelease under the root), else the only
+    /// directory under ROOT/lib/modules.
+    ///
+    /// - Returns: `nil` when nothing names a release (no /proc, no /lib/modules).
+    /// - Throws: `TunerError.ambiguousKernel` when several trees exist and nothing picks one.
+    public static func release(under root: SystemRoot, requested: String?) throws -> String? {
+        if let requested { return requested }
+        if let running = try root.contents(of: KernelPaths.osRelease)?.trimmingCharacters(in: .whitespacesAndNewlines), !running.isEmpty {
+            return running
+        }
+        let installed = root.entries(of: KernelPaths.libModules)
+        if installed.count > 1 {
+            throw TunerError.ambiguousKernel(directory: try root.path(KernelPaths.libModules).string, releases: installed)
+        }
+        return installed.first
+    }
+}

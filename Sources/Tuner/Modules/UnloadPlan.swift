@@ -1,0 +1,98 @@
+/// The order in which modules would be unloaded, and why it may not happen.
+public struct UnloadPlan: Equatable, Sendable {
+    public struct Step: Equatable, Sendable {
+        public var module: String
+        /// Why it is in the list: "conntrack family", "holder of nf_nat", …
+        public var reason: String
+    }
+
+    public var steps: [Step]
+    /// Family members built into the kernel (cannot be unloaded).
+    public var builtIn: [String]
+    /// Modules in the order that still have users other than modules once
+    /// their holders are gone (rules, sockets), with that count: the kernel
+    /// would answer EBUSY.
+    public var inUse: [String: Int]
+    /// Firewall rules that need connection tracking (unloading would break them).
+    public var blockingRules: [String]
+    public var support: LiveModules.Support
+
+    public var order: [String] { steps.map(\.module) }
+
+    /// Why the unload must not start, or `nil` when it may. Checked before
+    /// anything is unloaded, so a refusal leaves the host untouched.
+    public var refusal: TunerError? {
+        if support == .none { return .noModuleSupport(builtIn: builtIn) }
+        if let core = builtIn.first(where: ModuleFamily.core.contains) { return .moduleBuiltIn(module: core) }
+        if !blockingRules.isEmpty { return .rulesNeedConntrack(rules: blockingRules) }
+        if let (module, users) = inUse.min(by: { $0.key < $1.key }) { return .moduleInUse(module: module, users: users) }
+        return nil
+    }
+}
+
+/// Computes the unload order the way `modprobe -r --remove-holders` does in
+/// kmod 31+ (Debian 12's kmod 30 does not recurse): holders first,
+/// recursively, then the module, then its dependencies and soft
+/// dependencies whose refcount dropped to 0. Pure: it reads nothing.
+public enum UnloadPlanner {
+    /// - Parameters:
+    ///   - targets: the modules to remove (the loaded family members), in
+    ///     the order to visit them.
+    ///   - live: the kernel's loaded modules, refcounts and holders.
+    ///   - index: dependencies and softdeps of a module, `nil` when unknown.
+    public static func plan(targets: [String], live: LiveModules, index: (String) throws -> ModuleIndexEntry?,
+                            builtIn: [String], blockingRules: [String]) rethrows -> UnloadPlan {
+        var planner = Walk(live: live)
+        for target in targets { try planner.visit(target, reason: "conntrack family", index: index) }
+        return UnloadPlan(steps: planner.steps, builtIn: builtIn, inUse: planner.inUse,
+                          blockingRules: blockingRules, support: live.support)
+    }
+
+    private struct Walk {
+        let live: LiveModules
+        var steps: [UnloadPlan.Step] = []
+        var inUse: [String: Int] = [:]
+        var removed: Set<String> = []
+        var visiting: Set<String> = []
+        /// Refcounts as they will be once the modules planned so far are gone.
+        var remaining: [String: Int]
+
+        init(live: LiveModules) {
+            self.live = live
+            remaining = live.loaded.mapValues(\.refcount)
+        }
+
+        /// Whether `name` is loaded, not yet planned, and would have no users
+        /// left: a dependency is removed only then.
+        func isUnused(_ name: String) -> Bool {
+            guard let module = live.loaded[name], !removed.contains(name), !visiting.contains(name) else { return false }
+            return remaining[name] == 0 && module.holders.allSatisfy(removed.contains)
+        }
+
+        mutating func visit(_ name: String, reason: String, index: (String) throws -> ModuleIndexEntry?) rethrows {
+            guard let module = live.loaded[name], !removed.contains(name), !visiting.contains(name) else { return }
+            visiting.insert(name)
+            defer { visiting.remove(name) }
+            let entry = try index(name)
+            // Post softdeps were loaded after the module: they go first.
+            for after in entry?.softdepsAfter ?? [] where isUnused(after) {
+                try visit(after, reason: "loaded after \(name) (softdep post), unused", index: index)
+            }
+            for holder in module.holders {
+                try visit(holder, reason: "holder of \(name)", index: index)
+            }
+            if let users = remaining[name], users > 0 { inUse[name] = users }
+            steps.append(.init(module: name, reason: reason))
+            removed.insert(name)
+            for (other, loaded) in live.loaded where loaded.holders.contains(name) {
+                remaining[other, default: 0] -= 1
+            }
+            for dependency in (entry?.dependenciesInLoadOrder ?? []).reversed() where isUnused(dependency) {
+                try visit(dependency, reason: "dependency of \(name), no longer used", index: index)
+            }
+            for before in (entry?.softdepsBefore ?? []).reversed() where isUnused(before) {
+                try visit(before, reason: "loaded before \(name) (softdep pre), no longer used", index: index)
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+
+/// Renders the module commands' results as the contract's JSON or as text.
+public enum ModuleReports {
+    public static func json(_ inventory: ModuleInventory) -> [(String, JSONValue)] {
+        [
+            ("command", .string("modules")),
+            ("kernel", inventory.release.json),
+            ("module_support", .string(inventory.support.rawValue)),
+            ("module_directory", inventory.treeDirectory.json),
+            ("note", inventory.noModuleSupportNote.json),
+            ("modules", .array(inventory.modules.map { module in
+                .object([
+                    ("name", .string(module.name)),
+                    ("state", .string(module.state.rawValue)),
+                    ("refcount", module.refcount.json),
+                    ("holders", strings(module.holders)),
+                    ("dependencies", strings(module.dependencies)),
+                    ("softdeps", .object([("pre", strings(module.softdepsBefore)), ("post", strings(module.softdepsAfter))])),
+                    ("blacklisted", .bool(module.blacklisted)),
+                    ("install_command", module.installCommand.json),
+                ])
+            })),
+        ]
+    }
+
+    public static func text(_ inventory: ModuleInventory) -> String {
+        var lines: [String] = []
+        if let note = inventory.noModuleSupportNote { lines.append(note) }
+        let tree = inventory.treeDirectory.map { "modules from \($0)" } ?? "no module tree under /lib/modules"
+        lines.append("kernel \(inventory.release ?? "unknown"): \(tree)")
+        let rows = [["MODULE", "STATE", "REFS", "HOLDERS", "DEPENDS ON", "CONFIG"]] + inventory.modules.map { module in
+            var config: [String] = []
+            if module.blacklisted { config.append("blacklisted") }
+            if let command = module.installCommand { config.append("install \(command)") }
+            let softdeps = (module.softdepsBefore.map { "pre:\($0)" } + module.softdepsAfter.map { "post:\($0)" })
+            return [module.name, module.state.rawValue, module.refcount.map(String.init) ?? "-",
+                    listed(module.holders), listed(module.dependencies + softdeps), listed(config)]
+        }
+        lines += table(rows)
+        return lines.joined(separator: "\n")
+    }
+
+    public static func json(_ outcome: UnloadOutcome) -> [(String, JSONValue)] {
+        let plan = outcome.plan
+        let failedModule = outcome.failure.flatMap(failedModuleName)
+        return [
+            ("command", .string("unload")),
+            ("dry_run", .bool(outcome.dryRun)),
+            ("module_support", .string(plan.support.rawValue)),
+            ("order", .array(plan.steps.map { step in
+                .object([("module", .string(step.module)), ("reason", .string(step.reason)),
+                         ("result", .string(result(of: step.module, in: outcome, failedModule: failedModule)))])
+            })),
+            ("built_in", strings(plan.builtIn)),
+            ("in_use", .array(plan.inUse.sorted { $0.key < $1.key }.map { .object([("module", .string($0.key)), ("users", .int($0.value))]) })),
+            ("blocking_rules", strings(plan.blockingRules)),
+            ("unloaded", strings(outcome.unloaded)),
+            ("error", outcome.failure.map { .string($0.description) } ?? .null),
+        ]
+    }
+
+    public static func text(_ outcome: UnloadOutcome) -> String {
+        var lines: [String] = []
+        if let failure = outcome.failure, outcome.plan.refusal == failure {
+            lines.append(failure.description)
+        }
+        if outcome.plan.steps.isEmpty && outcome.failure == nil {
+            lines.append("no conntrack/NAT module is loaded: nothing to unload")
+        } else if outcome.dryRun, !outcome.plan.steps.isEmpty {
+            lines.append(outcome.plan.refusal == nil ? "would unload, in this order:" : "once that is resolved, the unload order would be:")
+            for (number, step) in outcome.plan.steps.enumerated() { lines.append("  \(number + 1). \(step.module)  (\(step.reason))") }
+        } else if !outcome.dryRun {
+            if !outcome.unloaded.isEmpty { lines.append("unloaded: \(outcome.unloaded.joined(separator: ", "))") }
+            if !outcome.alreadyGone.isEmpty { lines.append("already unloaded: \(outcome.alreadyGone.joined(separator: ", "))") }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    public static func json(_ result: BlacklistResult) -> [(String, JSONValue)] {
+        [
+            ("command", .string("blacklist")),
+            ("dry_run", .bool(result.dryRun)),
+            ("files", .array([.object([("path", .string(result.path)), ("action", .string(result.action.rawValue))])])),
+            ("modules", strings(result.modules)),
+            ("initramfs", .object([
+                ("rebuild_needed", result.initramfs.rebuildNeeded.map(JSONValue.bool) ?? .null),
+                ("reason", .string(result.initramfs.reason)),
+                ("command", result.initramfs.command.json),
+            ])),
+        ]
+    }
+
+    public static func text(_ result: BlacklistResult) -> String {
+        var lines: [String] = []
+        let verb = result.dryRun ? "would be \(result.action.rawValue)" : result.action.rawValue
+        if result.modules.isEmpty {
+            lines.append("\(result.path): \(verb)")
+        } else {
+            lines.append("\(result.path): \(verb) (blacklist and install /bin/false for \(result.modules.count) modules)")
+        }
+        if result.dryRun, let contents = result.contents { lines.append(contents) }
+        let advice = result.initramfs
+        switch advice.rebuildNeeded {
+        case true?: lines.append("initramfs: rebuild needed for early boot (\(advice.reason)): \(advice.command ?? "")")
+        case false?: lines.append("initramfs: no rebuild needed (\(advice.reason))")
+        case nil: lines.append("initramfs: \(advice.reason): \(advice.command ?? "")")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func result(of module: String, in outcome: UnloadOutcome, failedModule: String?) -> String {
+        if outcome.dryRun { return "planned" }
+        if outcome.unloaded.contains(module) { return "unloaded" }
+        if outcome.alreadyGone.contains(module) { return "already-gone" }
+        if module == failedModule { return "failed" }
+        return "not-attempted"
+    }
+
+    static func failedModuleName(_ error: TunerError) -> String? {
+        switch error {
+        case let .moduleBusy(module, _, _), let .unloadNotPermitted(module), let .unloadUnsupported(module), let .unloadFailed(module, _):
+            return module
+        default: return nil
+        }
+    }
+
+    static func strings(_ values: [String]) -> JSONValue { .array(values.map(JSONValue.string)) }
+
+    static func listed(_ values: [String]) -> String { values.isEmpty ? "-" : values.joined(separator: ",") }
+
+    static func table(_ rows: [[String]]) -> [String] {
+        guard let columns = rows.first?.count else { return [] }
+        let widths = (0..<columns).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        return rows.map { row in
+            row.enumerated().map { index, cell in index == columns - 1 ? cell : cell.padding(toLength: widths[index] + 2, withPad: " ", startingAt: 0) }
+                .joined().trimmingCharacters(in: .whitespaces)
+        }
+    }
+}

@@ -1,0 +1,23 @@
+import ArgumentParser
+import Tuner
+
+extension Cttune {
+    struct Modules: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show the conntrack/NAT kernel modules: state, holders, dependencies, softdeps and modprobe.d config. Changes nothing.")
+
+        @OptionGroup var tree: ModuleTreeOptions
+        @Option(help: "How to print the modules.") var format: OutputFormat = .text
+
+        func run() throws {
+            try reportingErrors {
+                let inventory = try tree.host().inventory()
+                switch format {
+                case .json: printJSON(ModuleReports.json(inventory))
+                case .text: print(ModuleReports.text(inventory))
+                }
+                return 0
+            }
+        }
+    }
+}

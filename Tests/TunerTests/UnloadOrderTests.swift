@@ -1,0 +1,269 @@
+import CDeleteModuleStub
+import Foundation
+import SystemPackage
+import Testing
+@testable import Tuner
+
+/// Unloads against a fixture kernel (/proc/modules, /sys/module holders and
+/// refcounts) with the real Debian tree's dependencies, through libkmod, with
+/// `delete_module` interposed by CDeleteModuleStub. The expected orders are
+/// worked out by hand from the fixture: Debian's kmod 30 does not recurse
+/// through holders, so its `modprobe -r --remove-holders` is no reference.
+@Suite("unload order and errors", .serialized, .enabled(if: ModuleTrees.available, ModuleTrees.missingHint))
+struct UnloadOrderTests {
+    /// An iptables NAT gateway; btrfs also holds libcrc32c, so it stays.
+    static let iptablesGateway = [
+        LoadedModule(name: "iptable_nat", refcount: 0),
+        LoadedModule(name: "xt_MASQUERADE", refcount: 0),
+        LoadedModule(name: "xt_nat", refcount: 0),
+        LoadedModule(name: "xt_conntrack", refcount: 0),
+        LoadedModule(name: "ip_tables", refcount: 1, holders: ["iptable_nat"]),
+        LoadedModule(name: "x_tables", refcount: 4, holders: ["ip_tables", "xt_MASQUERADE", "xt_conntrack", "xt_nat"]),
+        LoadedModule(name: "nf_nat", refcount: 3, holders: ["iptable_nat", "xt_MASQUERADE", "xt_nat"]),
+        LoadedModule(name: "nf_conntrack", refcount: 3, holders: ["nf_nat", "xt_MASQUERADE", "xt_conntrack"]),
+        LoadedModule(name: "nf_defrag_ipv4", refcount: 1, holders: ["nf_conntrack"]),
+        LoadedModule(name: "nf_defrag_ipv6", refcount: 1, holders: ["nf_conntrack"]),
+        LoadedModule(name: "libcrc32c", refcount: 3, holders: ["btrfs", "nf_conntrack", "nf_nat"]),
+        LoadedModule(name: "btrfs", refcount: 0),
+    ]
+    static let iptablesOrder = ["iptable_nat", "ip_tables", "xt_MASQUERADE", "xt_nat", "nf_nat", "xt_conntrack", "x_tables",
+                                "nf_conntrack", "nf_defrag_ipv6", "nf_defrag_ipv4"]
+
+    /// An nftables NAT host; nf_tables keeps one user (a table), so it and
+    /// nfnetlink stay, while libcrc32c goes with its last holder.
+    static let nftablesNat = [
+        LoadedModule(name: "nft_chain_nat", refcount: 0),
+        LoadedModule(name: "nft_ct", refcount: 0),
+        LoadedModule(name: "nf_conntrack_netlink", refcount: 0),
+        LoadedModule(name: "nf_tables", refcount: 3, holders: ["nft_chain_nat", "nft_ct"]),
+        LoadedModule(name: "nfnetlink", refcount: 2, holders: ["nf_conntrack_netlink", "nf_tables"]),
+        LoadedModule(name: "nf_nat", refcount: 1, holders: ["nft_chain_nat"]),
+        LoadedModule(name: "nf_conntrack", refcount: 3, holders: ["nf_conntrack_netlink", "nf_nat", "nft_ct"]),
+        LoadedModule(name: "nf_defrag_ipv4", refcount: 1, holders: ["nf_conntrack"]),
+        LoadedModule(name: "nf_defrag_ipv6", refcount: 1, holders: ["nf_conntrack"]),
+        LoadedModule(name: "libcrc32c", refcount: 2, holders: ["nf_conntrack", "nf_nat"]),
+    ]
+    static let nftablesOrder = ["nf_conntrack_netlink", "nft_chain_nat", "nf_nat", "nft_ct", "nf_conntrack",
+                                "libcrc32c", "nf_defrag_ipv6", "nf_defrag_ipv4"]
+
+    /// Builds the fixture kernel, runs `body` with a host on it, cleans up.
+    func withHost<T>(_ modules: [LoadedModule], _ body: (ModuleHost, URL) throws -> T) throws -> T {
+        let root = try ModuleTrees.scratchRoot()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let fixture = try LoadedFixture(root: root, modules: modules)
+        cttune_stub_reset()
+        return try body(try ModuleHost(root: fixture.systemRoot), root)
+    }
+
+    static func recordedCalls() -> [String] {
+        (0..<Int(cttune_stub_call_count())).compactMap { cttune_stub_call_name(Int32($0)).map { String(cString: $0) } }
+    }
+
+    @Test("holders go first, recursively, then the module, then dependencies left unused",
+          arguments: [(iptablesGateway, iptablesOrder), (nftablesNat, nftablesOrder)])
+    func orderIsHoldersFirst(modules: [LoadedModule], expected: [String]) throws {
+        try withHost(modules) { host, _ in
+            let outcome = try host.unload(blockingRules: [], dryRun: false)
+            #expect(outcome.failure == nil)
+            #expect(outcome.plan.order == expected)
+            #expect(outcome.unloaded == expected)
+            #expect(Self.recordedCalls() == expected)
+            // libkmod always asks the kernel not to wait for users to leave.
+            #expect((0..<Int(cttune_stub_call_count())).allSatisfy { cttune_stub_call_flags(Int32($0)) == O_NONBLOCK })
+        }
+    }
+
+    @Test("a dry run gives the same order and calls delete_module not once")
+    func dryRunUnloadsNothing() throws {
+        try withHost(Self.iptablesGateway) { host, _ in
+            let outcome = try host.unload(blockingRules: [], dryRun: true)
+            #expect(outcome.plan.order == Self.iptablesOrder)
+            #expect(outcome.unloaded.isEmpty)
+            #expect(cttune_stub_call_count() == 0)
+        }
+    }
+
+    @Test("cttune unload --dry-run --root prints the numbered order with a reason per module and exits 0")
+    func dryRunCommandText() throws {
+        try withHost(Self.iptablesGateway) { _, root in
+            let result = try Shell.run([TestPaths.cttune, "unload", "--dry-run", "--root", root.path])
+            #expect(result.status == 0, "\(result.stderr)")
+            let lines = result.stdout.split(separator: "\n").map(String.init)
+            #expect(lines.first == "would unload, in this order:")
+            #expect(lines.dropFirst().map { $0.split(separator: " ")[1] } == Self.iptablesOrder.map { Substring($0) })
+            #expect(lines[1] == "  1. iptable_nat  (holder of nf_nat)")
+            #expect(lines.last == "  10. nf_defrag_ipv4  (dependency of nf_conntrack, no longer used)")
+        }
+    }
+
+    @Test("cttune modules reports loaded modules with the refcount and holders the fixture kernel shows")
+    func modulesShowsLiveState() throws {
+        try withHost(Self.iptablesGateway) { _, root in
+            let result = try Shell.run([TestPaths.cttune, "modules", "--root", root.path, "--format", "json"])
+            #expect(result.status == 0, "\(result.stderr)")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+            #expect(object["module_support"] as? String == "loadable")
+            let modules = try #require(object["modules"] as? [[String: Any]])
+            let conntrack = try #require(modules.first { $0["name"] as? String == "nf_conntrack" })
+            #expect(conntrack["state"] as? String == "loaded")
+            #expect(conntrack["refcount"] as? Int == 3)
+            #expect(conntrack["holders"] as? [String] == ["nf_nat", "xt_MASQUERADE", "xt_conntrack"])
+            #expect(modules.first { $0["name"] as? String == "nft_ct" }?["state"] as? String == "available")
+        }
+    }
+
+    struct FailureCase: Sendable, CustomTestStringConvertible {
+        var module: String
+        var errno: Int32
+        var expected: TunerError
+        var unloadedBefore: [String]
+        var testDescription: String { "\(module) fails with errno \(errno)" }
+    }
+
+    static let failures = [
+        FailureCase(module: "nf_nat", errno: EBUSY,
+                    expected: .moduleBusy(module: "nf_nat", holders: ["iptable_nat", "xt_MASQUERADE", "xt_nat"], users: 0),
+                    unloadedBefore: ["iptable_nat", "ip_tables", "xt_MASQUERADE", "xt_nat"]),
+        FailureCase(module: "iptable_nat", errno: ENOSYS, expected: .unloadUnsupported(module: "iptable_nat"), unloadedBefore: []),
+        FailureCase(module: "nf_conntrack", errno: EPERM, expected: .unloadNotPermitted(module: "nf_conntrack"),
+                    unloadedBefore: Array(iptablesOrder.prefix(7))),
+    ]
+
+    @Test("a failing delete_module stops the unload, names the cause and lists what was unloaded before", arguments: failures)
+    func failureStopsAndReports(failure: FailureCase) throws {
+        try withHost(Self.iptablesGateway) { host, _ in
+            cttune_stub_fail(failure.module, failure.errno)
+            let outcome = try host.unload(blockingRules: [], dryRun: false)
+            #expect(outcome.failure == failure.expected)
+            #expect(outcome.unloaded == failure.unloadedBefore)
+            #expect(Self.recordedCalls() == failure.unloadedBefore + [failure.module])
+            let json = JSONValue.object(ModuleReports.json(outcome)).rendered()
+            #expect(json.contains("{\"module\":\"\(failure.module)\",\"reason\":"))
+            #expect(json.contains("\"result\":\"failed\""))
+        }
+    }
+
+    @Test("a module already gone (ENOENT) is noted and the unload goes on")
+    func alreadyGoneContinues() throws {
+        try withHost(Self.iptablesGateway) { host, _ in
+            cttune_stub_fail("xt_nat", ENOENT)
+            let outcome = try host.unload(blockingRules: [], dryRun: false)
+            #expect(outcome.succeeded)
+            #expect(outcome.alreadyGone == ["xt_nat"])
+            #expect(outcome.unloaded == Self.iptablesOrder.filter { $0 != "xt_nat" })
+        }
+    }
+
+    @Test("EBUSY names the holders the kernel still lists, or the count of other users")
+    func busyMessageNamesHolders() {
+        let busy = Unloader.error(for: .resourceBusy, module: "nf_conntrack",
+                                  live: LiveModules(support: .loadable, loaded: ["nf_conntrack": LoadedModule(name: "nf_conntrack", refcount: 3, holders: ["nft_ct"])]))
+        #expect(busy.description.contains("held by nft_ct"))
+        #expect(busy.description.contains("in use 2 times besides its holders"))
+    }
+
+    @Test("the stateless workflow writes no blacklist when an unload fails, and writes it when all succeed")
+    func noBlacklistOnFailure() throws {
+        try withHost(Self.nftablesNat) { host, root in
+            let file = root.appendingPathComponent("etc/modprobe.d/cttune-blacklist.conf").path
+            cttune_stub_fail("nf_conntrack", EBUSY)
+            let loadFiles = [("etc/modules-load.d/cttune.conf", "nf_conntrack\n"), ("etc/modprobe.d/cttune.conf", "options nf_conntrack hashsize=65536\n")]
+                .map { (root.appendingPathComponent($0.0), $0.1) }
+            for (file, text) in loadFiles {
+                try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try text.write(to: file, atomically: true, encoding: .utf8)
+            }
+            let failed = try host.unloadAndBlacklist(blockingRules: [])
+            #expect(!failed.unload.succeeded)
+            #expect(failed.unload.unloaded == ["nf_conntrack_netlink", "nft_chain_nat", "nf_nat", "nft_ct"])
+            #expect(failed.blacklist == nil)
+            #expect(!FileManager.default.fileExists(atPath: file))
+            #expect(loadFiles.allSatisfy { FileManager.default.fileExists(atPath: $0.0.path) })
+
+            cttune_stub_reset()
+            let succeeded = try host.unloadAndBlacklist(blockingRules: [])
+            #expect(succeeded.unload.succeeded)
+            #expect(succeeded.blacklist?.action == .created)
+            #expect(FileManager.default.fileExists(atPath: file))
+            #expect(loadFiles.allSatisfy { !FileManager.default.fileExists(atPath: $0.0.path) })
+            #expect(Set(succeeded.removedFiles.values) == [.removed])
+        }
+    }
+
+    @Test("a rollback loads the unloaded modules back, last unloaded first, and goes on past a failure")
+    func reloadOrder() throws {
+        try withHost(Self.iptablesGateway) { host, _ in
+            var attempted: [String] = []
+            let outcome = try host.reload(Self.iptablesOrder) { module in
+                attempted.append(module)
+                return module == "xt_nat" ? Errno(rawValue: ENOEXEC) : nil
+            }
+            #expect(attempted == Self.iptablesOrder.reversed())
+            #expect(outcome.loaded == Self.iptablesOrder.reversed().filter { $0 != "xt_nat" })
+            #expect(outcome.failures == ["xt_nat": .loadFailed(module: "xt_nat", reason: "exec format error")])
+        }
+    }
+
+    @Test("loading through libkmod reaches the kernel: without module support finit_module answers ENOSYS",
+          .enabled(if: !FileManager.default.fileExists(atPath: "/proc/modules") && Host.isRoot,
+                   "only on a kernel without loadable modules, where nothing can really be loaded"))
+    func realProbeOnKernelWithoutModules() throws {
+        let root = try ModuleTrees.scratchRoot()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let host = try ModuleHost(root: SystemRoot(base: .init(root.path)), release: ModuleTrees.version)
+        let outcome = try host.reload(["nf_defrag_ipv4"])
+        #expect(outcome.loaded.isEmpty)
+        #expect(outcome.failures["nf_defrag_ipv4"] == .loadFailed(module: "nf_defrag_ipv4", reason: "function not implemented"))
+    }
+
+    @Test("a module still used by something other than a module refuses the whole unload before anything is removed")
+    func inUseRefusesUpFront() throws {
+        var modules = Self.nftablesNat
+        modules[modules.firstIndex { $0.name == "nf_conntrack" }!].refcount = 4
+        try withHost(modules) { host, _ in
+            let outcome = try host.unload(blockingRules: [], dryRun: false)
+            #expect(outcome.failure == .moduleInUse(module: "nf_conntrack", users: 1))
+            #expect(cttune_stub_call_count() == 0)
+        }
+    }
+
+    @Test("a refused dry run names the cause first, then still shows the order, and exits 1")
+    func refusedDryRunText() throws {
+        var modules = Self.nftablesNat
+        modules[modules.firstIndex { $0.name == "nf_conntrack" }!].refcount = 4
+        try withHost(modules) { _, root in
+            let result = try Shell.run([TestPaths.cttune, "unload", "--dry-run", "--root", root.path])
+            #expect(result.status == 1)
+            let lines = result.stdout.split(separator: "\n").map(String.init)
+            #expect(lines.first?.hasPrefix("refusing to unload: nf_conntrack is in use (1 reference besides its holder modules") == true)
+            #expect(lines.dropFirst().first == "once that is resolved, the unload order would be:")
+            #expect(lines.count == 2 + Self.nftablesOrder.count)
+        }
+    }
+
+    @Test("live rules that need conntrack refuse the unload before anything is removed")
+    func blockingRulesRefuse() throws {
+        try withHost(Self.iptablesGateway) { host, _ in
+            let rule = "iptables -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
+            let outcome = try host.unload(blockingRules: [rule], dryRun: false)
+            #expect(outcome.failure == .rulesNeedConntrack(rules: [rule]))
+            #expect(outcome.failure?.description.contains("--ctstate RELATED,ESTABLISHED") == true)
+            #expect(cttune_stub_call_count() == 0)
+        }
+    }
+
+    @Test("soft dependencies: post softdeps go before the module, unused pre softdeps after it")
+    func softdepsHonoured() {
+        let live = LiveModules(support: .loadable, loaded: [
+            "nf_conntrack": LoadedModule(name: "nf_conntrack", refcount: 0),
+            "after_helper": LoadedModule(name: "after_helper", refcount: 0),
+            "before_helper": LoadedModule(name: "before_helper", refcount: 0),
+            "shared_before": LoadedModule(name: "shared_before", refcount: 1),
+        ])
+        let index = ["nf_conntrack": ModuleIndexEntry(name: "nf_conntrack", path: "/x.ko", softdepsBefore: ["before_helper", "shared_before"],
+                                                       softdepsAfter: ["after_helper"])]
+        let plan = UnloadPlanner.plan(targets: ["nf_conntrack"], live: live, index: { index[$0] }, builtIn: [], blockingRules: [])
+        #expect(plan.order == ["after_helper", "nf_conntrack", "before_helper"])
+        #expect(plan.refusal == nil)
+    }
+}
