@@ -22,6 +22,17 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
     case profileCycle(chain: [String])
     /// A size such as `--memory 4G` that does not parse.
     case invalidSize(text: String)
+    /// An external program (nft, iptables-save, ip) failed or could not start.
+    case toolFailed(command: String, reason: String)
+    /// A ruleset cannot be read; `location` is `FILE:LINE`, `FILE:LINE:COLUMN`
+    /// or `FILE: nftables[N]`, so the user can find the bad line or element.
+    case invalidRuleset(location: String, problem: String, fix: String)
+    /// Reading the live ruleset or loading nft text needs a tool that is missing.
+    case rulesetToolMissing(tool: String, purpose: String)
+    /// Loading nft text needs a private network namespace, which needs root.
+    case rulesetNeedsRoot(source: String)
+    /// The stateless profile was asked for, but the firewall depends on connection state.
+    case statelessRefused(ruleCount: Int)
 
     public var description: String {
         switch self {
@@ -44,6 +55,16 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
             return "profiles extend each other in a loop: \(chain.joined(separator: " -> ")) — remove one of these `extends:` lines"
         case let .invalidSize(text):
             return "\"\(text)\" is not a size — give bytes or a number with K, M, G or T (powers of 1024), for example 4G or 512MiB"
+        case let .toolFailed(command, reason):
+            return "`\(command)` failed: \(reason)"
+        case let .invalidRuleset(location, problem, fix):
+            return "\(location): \(problem) — \(fix)"
+        case let .rulesetToolMissing(tool, purpose):
+            return "\(tool) is not installed, and it is needed to \(purpose) — install it (Debian: apt-get install \(tool == "nft" ? "nftables" : tool == "ip" ? "iproute2" : "iptables"))"
+        case let .rulesetNeedsRoot(source):
+            return "\(source) is nft text: cttune loads it into a private network namespace to read it back as JSON, which needs root — run as root, or give the JSON of `nft -j list ruleset` instead"
+        case let .statelessRefused(ruleCount):
+            return "refusing the stateless profile: \(ruleCount) rule\(ruleCount == 1 ? "" : "s") of this firewall need connection tracking (listed above) — change or remove them first, or keep a stateful profile"
         }
     }
 }

@@ -11,6 +11,6 @@ struct Cttune: ParsableCommand {
             `status` follows the monitoring-plugin convention: 0 ok, 1 warning, 2 critical, 3 unknown.
             """,
         version: "0.1.0",
-        subcommands: [Plan.self]
+        subcommands: [Plan.self, Rules.self]
     )
 }

@@ -28,6 +28,13 @@ public enum KernelPaths {
     public static let journalDirectory: FilePath = "/var/lib/cttune/journal"
     public static let lockFile: FilePath = "/run/cttune.lock"
 
+    /// Legacy (x_tables) iptables tables loaded in this network namespace;
+    /// empty or absent when only nftables is in use.
+    public static let legacyIPv4Tables: FilePath = "/proc/net/ip_tables_names"
+    public static let legacyIPv6Tables: FilePath = "/proc/net/ip6_tables_names"
+    /// Where firewall tools live; a non-root PATH often lacks them.
+    public static let sbinDirectories = ["/usr/sbin", "/sbin"]
+
     /// The /proc/sys file of a sysctl key: dots become slashes.
     public static func sysctl(_ key: String) -> FilePath {
         FilePath("/proc/sys/" + key.replacingOccurrences(of: ".", with: "/"))

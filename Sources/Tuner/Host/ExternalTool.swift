@@ -1,0 +1,118 @@
+import Foundation
+import SystemPackage
+
+/// A program cttune runs and reads (nft, iptables-save, ip), found in PATH.
+public struct ExternalTool: Sendable, Equatable {
+    /// What the program printed and how it ended.
+    public struct Output: Sendable, Equatable {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+        public var succeeded: Bool { status == 0 }
+    }
+
+    /// The name it is looked up by, e.g. `iptables-save`.
+    public let name: String
+    /// The executable found in PATH.
+    public let path: String
+
+    /// Finds `name` in `$PATH` (and the sbin directories, which a non-root
+    /// PATH often lacks); `nil` when it is not installed.
+    public static func locate(_ name: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> ExternalTool? {
+        let directories = (environment["PATH"] ?? "").split(separator: ":").map(String.init) + KernelPaths.sbinDirectories
+        for directory in directories where !directory.isEmpty {
+            let candidate = directory + "/" + name
+            if access(candidate, X_OK) == 0 { return ExternalTool(name: name, path: candidate) }
+        }
+        return nil
+    }
+
+    /// The command line as a person would type it, for messages.
+    public func commandLine(_ arguments: [String]) -> String {
+        ([name] + arguments).joined(separator: " ")
+    }
+
+    /// Runs the tool to completion, feeding `input` on stdin.
+    ///
+    /// Uses posix_spawn, poll and waitpid rather than Foundation's Process:
+    /// Process waits through a run-loop wakeup socket bound to 127.0.0.1, so
+    /// in a network namespace whose loopback is down it never returns.
+    ///
+    /// - Throws: `TunerError.toolFailed` only when the program cannot be
+    ///   started; a non-zero exit is returned for the caller to judge.
+    public func run(_ arguments: [String], input: String? = nil) throws -> Output {
+        var stdinPipe: [Int32] = [0, 0], stdoutPipe: [Int32] = [0, 0], stderrPipe: [Int32] = [0, 0]
+        guard Self.makePipe(&stdinPipe), Self.makePipe(&stdoutPipe), Self.makePipe(&stderrPipe) else {
+            throw TunerError.toolFailed(command: commandLine(arguments), reason: "cannot create pipes: \(errnoText(Errno(rawValue: errno)))")
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, stdinPipe[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, stdoutPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, path, &actions, nil, argv, environ)
+        [stdinPipe[0], stdoutPipe[1], stderrPipe[1]].forEach { close($0) }
+        guard spawned == 0 else {
+            [stdinPipe[1], stdoutPipe[0], stderrPipe[0]].forEach { close($0) }
+            throw TunerError.toolFailed(command: commandLine(arguments), reason: "could not start \(path): \(errnoText(Errno(rawValue: spawned)))")
+        }
+        let (stdout, stderr) = Self.exchange(input: Array((input ?? "").utf8), stdin: stdinPipe[1],
+                                             stdout: stdoutPipe[0], stderr: stderrPipe[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return Output(status: exitStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                      stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    /// A pipe whose ends are not inherited by other children (close-on-exec);
+    /// posix_spawn's dup2 clears the flag on the tool's 0, 1 and 2.
+    private static func makePipe(_ ends: inout [Int32]) -> Bool {
+        guard pipe(&ends) == 0 else { return false }
+        ends.forEach { _ = fcntl($0, F_SETFD, FD_CLOEXEC) }
+        return true
+    }
+
+    /// Writes `input` and reads both outputs at the same time, so a tool
+    /// printing a large ruleset never blocks on a full pipe; closes all three.
+    private static func exchange(input: [UInt8], stdin: Int32, stdout: Int32, stderr: Int32) -> ([UInt8], [UInt8]) {
+        var written = 0
+        var inputFD: Int32 = stdin
+        if input.isEmpty { close(stdin); inputFD = -1 }
+        var open: [Int32: [UInt8]] = [stdout: [], stderr: []]
+        var finished: [Int32: [UInt8]] = [:]
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        signal(SIGPIPE, SIG_IGN)
+        while !open.isEmpty || inputFD >= 0 {
+            var fds = open.keys.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            if inputFD >= 0 { fds.append(pollfd(fd: inputFD, events: Int16(POLLOUT), revents: 0)) }
+            guard poll(&fds, nfds_t(fds.count), -1) >= 0 else {
+                if errno == EINTR { continue }
+                break
+            }
+            for entry in fds where entry.revents != 0 {
+                if entry.fd == inputFD {
+                    let count = input.withUnsafeBytes { write(inputFD, $0.baseAddress! + written, $0.count - written) }
+                    if count > 0 { written += count }
+                    if count < 0 && errno != EINTR && errno != EAGAIN || written == input.count {
+                        close(inputFD)
+                        inputFD = -1
+                    }
+                    continue
+                }
+                let count = buffer.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress, $0.count) }
+                if count > 0 {
+                    open[entry.fd]!.append(contentsOf: buffer[0..<count])
+                } else if count == 0 || errno != EINTR {
+                    close(entry.fd)
+                    finished[entry.fd] = open.removeValue(forKey: entry.fd)
+                }
+            }
+        }
+        return (finished[stdout] ?? [], finished[stderr] ?? [])
+    }
+}
