@@ -15,11 +15,14 @@ extension Cttune {
         func run() throws {
             try reportingErrors {
                 let (facts, profile) = try options.load()
-                let plan = Planner.plan(for: facts, profile: profile)
+                var plan = Planner.plan(for: facts, profile: profile)
+                let review = profile.stateful ? nil : try StatelessReview.review(plan, root: try options.root.systemRoot())
+                plan = review?.plan ?? plan
                 switch format {
-                case .json: printJSON(PlanReport.json(plan, explain: explain))
-                case .text: print(PlanReport.text(plan, explain: explain))
+                case .json: printJSON(PlanReport.json(plan, explain: explain) + (review.map { [("stateless", StatelessReport.json($0))] } ?? []))
+                case .text: print(PlanReport.text(plan, explain: explain) + (review.map { StatelessReport.text($0) } ?? ""))
                 }
+                if let review, review.refused { throw TunerError.statelessRefused(ruleCount: review.rules?.findings.count ?? 0) }
                 if !plan.fitsBudget { return 1 }
                 return detailedExitcode && plan.changed ? 2 : 0
             }
