@@ -13,6 +13,8 @@ public struct IptablesSaveRuleset {
     /// True when the header says iptables-nft wrote it (`(nf_tables)`): those
     /// tables also appear in `nft list ruleset`.
     public private(set) var writtenByIptablesNft = false
+    /// True when the header says iptables-legacy wrote it (`(legacy)`).
+    public private(set) var writtenByLegacy = false
 
     static let knownTables: Set<String> = ["filter", "nat", "mangle", "raw", "security"]
     static let builtinChains: [String: Set<String>] = [
@@ -45,6 +47,7 @@ public struct IptablesSaveRuleset {
             if line.isEmpty { continue }
             if line.hasPrefix("#") {
                 if line.contains("(nf_tables)") { writtenByIptablesNft = true }
+                if line.contains("(legacy)") { writtenByLegacy = true }
                 continue
             }
             if line.hasPrefix("*") {
@@ -162,7 +165,9 @@ public struct IptablesSaveRuleset {
         }
         guard !uses.isEmpty else { return }
         let stateValues = ["--state", "--ctstate"].compactMap { flag in words.firstIndex(of: flag).map { words[$0 + 1 < words.count ? $0 + 1 : $0] } }
-        let stateOnly = uses.allSatisfy { $0 == .ctState } && !stateValues.contains { $0.contains("UNTRACKED") }
+        // UNTRACKED is about the notrack exemption; SNAT and DNAT are NAT status.
+        let stateOnly = uses.allSatisfy { $0 == .ctState }
+            && !stateValues.contains { value in ["UNTRACKED", "SNAT", "DNAT"].contains { value.contains($0) } }
         if stateOnly {
             reasons = ["accepts or drops packets by connection state (\(stateValues.joined(separator: ","))); a stateless rule could match the same replies by port and TCP flags"]
         }

@@ -29,21 +29,22 @@ public struct RulesetAnalyzer {
     public func analyzeLive() throws -> RulesetReport {
         var report = RulesetReport(sources: [], findings: [], exemptions: [])
         var managedByIptablesNft: [String] = []
-        var legacyNeeded = false
+        var legacyFamilies: Set<String> = []
         for (tool, family) in [("iptables-save", "ip"), ("ip6tables-save", "ip6")] {
             guard let saved = try readLive(tool) else { continue }
             let ruleset = try IptablesSaveRuleset(text: saved, source: tool, family: family)
             report.add(ruleset)
             if ruleset.writtenByIptablesNft {
                 managedByIptablesNft += ruleset.tables.map { "\(family) \($0)" }
-                legacyNeeded = legacyNeeded || hasLegacyTables(family == "ip" ? KernelPaths.legacyIPv4Tables : KernelPaths.legacyIPv6Tables)
+            }
+            // Legacy tables are invisible to nft and to iptables-nft-save.
+            if !ruleset.writtenByLegacy && hasLegacyTables(family == "ip" ? KernelPaths.legacyIPv4Tables : KernelPaths.legacyIPv6Tables) {
+                legacyFamilies.insert(family)
             }
         }
-        if legacyNeeded {
-            for (tool, family) in [("iptables-legacy-save", "ip"), ("ip6tables-legacy-save", "ip6")] {
-                guard let saved = try readLive(tool) else { continue }
-                report.add(try IptablesSaveRuleset(text: saved, source: tool, family: family))
-            }
+        for (tool, family) in [("iptables-legacy-save", "ip"), ("ip6tables-legacy-save", "ip6")] where legacyFamilies.contains(family) {
+            guard let saved = try readLive(tool) else { continue }
+            report.add(try IptablesSaveRuleset(text: saved, source: tool, family: family))
         }
         let nftReadable = ExternalTool.locate("nft", environment: environment) != nil
         if let listed = try readLive("nft", arguments: ["-j", "list", "ruleset"]) {
