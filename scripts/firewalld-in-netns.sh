@@ -26,11 +26,19 @@ ip netns exec "$netns" unshare --mount --propagation private bash -euc '
   bus_pid=$(dbus-daemon --system --fork --nopidfile --print-pid --address=unix:path=/run/dbus/system_bus_socket)
   firewalld --nofork --nopid --log-file "$work/log/firewalld.log" &
   firewalld_pid=$!
-  stop() { kill "$firewalld_pid" 2>/dev/null || true; wait "$firewalld_pid" 2>/dev/null || true; kill "$bus_pid" 2>/dev/null || true; }
+  # firewalld does not always act on SIGTERM promptly: give it 5 s, then
+  # SIGKILL (with CleanupOnExit=no its rules stay either way).
+  stop() {
+    kill "$firewalld_pid" 2>/dev/null || true
+    for _ in $(seq 1 20); do kill -0 "$firewalld_pid" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$firewalld_pid" 2>/dev/null || true
+    wait "$firewalld_pid" 2>/dev/null || true
+    kill "$bus_pid" 2>/dev/null || true
+  }
   trap stop EXIT
   for _ in $(seq 1 120); do
     state=$(firewall-cmd --state 2>/dev/null || true)
-    [ "$state" = running ] && exit 0
+    if [ "$state" = running ] && nft list table inet firewalld >/dev/null 2>&1; then exit 0; fi
     kill -0 "$firewalld_pid" 2>/dev/null || break
     sleep 0.25
   done

@@ -16,6 +16,12 @@ public struct ExternalTool: Sendable, Equatable {
     /// The executable found in PATH.
     public let path: String
 
+    /// A tool at a known path (a built binary, a script).
+    public init(name: String, path: String) {
+        self.name = name
+        self.path = path
+    }
+
     /// Finds `name` in `$PATH` (and the sbin directories, which a non-root
     /// PATH often lacks); `nil` when it is not installed.
     public static func locate(_ name: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> ExternalTool? {

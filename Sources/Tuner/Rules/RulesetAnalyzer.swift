@@ -160,7 +160,7 @@ public struct RulesetAnalyzer {
         guard ExternalTool.locate("nft", environment: environment) != nil else {
             throw TunerError.rulesetToolMissing(tool: "nft", purpose: "load nft text")
         }
-        let namespace = "cttune-rules-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let namespace = "cttune-nft-text-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let created = try ip.run(["netns", "add", namespace])
         guard created.succeeded else {
             throw TunerError.toolFailed(command: ip.commandLine(["netns", "add", namespace]), reason: created.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
