@@ -78,7 +78,7 @@ public enum RulesReport {
         case .partiallyAvoidable:
             return "\(replaceable) of \(report.rulesExamined) rules use connection state, and only to accept or drop by state"
         case .needed:
-            return "\(report.findings.count) of \(report.rulesExamined) rules or chains need connection tracking" + (replaceable > 0 ? " (\(replaceable) of them only by state)" : "")
+            return "\(report.findings.count) rules, chains or objects need connection tracking (\(report.rulesExamined) rules read" + (replaceable > 0 ? "; \(replaceable) of them only by state)" : ")")
         }
     }
 }
