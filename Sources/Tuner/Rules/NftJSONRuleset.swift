@@ -41,8 +41,8 @@ public struct NftJSONRuleset {
         self.format = format
         let document: Any
         do {
-            document = try JSONSerialization.jsonObject(with: Data(text.utf8))
-        } catch {
+            document = try JSONReader.parse(text)
+        } catch let error as JSONReader.SyntaxError {
             throw Self.syntaxError(error, in: text, source: source)
         }
         guard let top = document as? [String: Any], let elements = top["nftables"] else {
@@ -174,6 +174,7 @@ public struct NftJSONRuleset {
                 states += Self.ctStates(in: object)
             }
         }
+        guard exempts || !uses.isEmpty else { return }
         let location = location(fields, chain: chain)
         let text = statements.map(NftStatementText.describe).filter { !$0.isEmpty }.joined(separator: " ")
         if exempts && uses.isEmpty {
@@ -258,23 +259,18 @@ public struct NftJSONRuleset {
                                   fix: "the listing is incomplete or reordered — save it again with `nft -j list ruleset`")
     }
 
-    /// Turns Foundation's "around character N" into a line and column.
-    static func syntaxError(_ error: Error, in text: String, source: String) -> TunerError {
-        let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)"
-        let fix = "the file is not valid JSON (truncated or edited?) — save it again with `nft -j list ruleset > FILE`"
+    /// A syntax error at a byte offset, as `FILE:LINE:COLUMN`; input that
+    /// stops in the middle is called truncated.
+    static func syntaxError(_ error: JSONReader.SyntaxError, in text: String, source: String) -> TunerError {
         if text.allSatisfy(\.isWhitespace) {
             return TunerError.invalidRuleset(location: source, problem: "empty input", fix: "give a ruleset file, or omit --ruleset to read the live one")
         }
-        if detail.contains("end of file") || detail.contains("Unexpected end") {
-            let lines = text.split(separator: "\n", omittingEmptySubsequences: false).count
-            return TunerError.invalidRuleset(location: "\(source):\(lines)", problem: "the JSON ends early (\(detail))", fix: fix)
-        }
-        if let range = detail.range(of: #"character (\d+)"#, options: .regularExpression),
-           let offset = Int(detail[range].dropFirst("character ".count)) {
-            let (line, column) = Self.lineAndColumn(ofUTF8Offset: offset, in: text)
-            return TunerError.invalidRuleset(location: "\(source):\(line):\(column)", problem: "invalid JSON (\(detail))", fix: fix)
-        }
-        return TunerError.invalidRuleset(location: source, problem: "invalid JSON (\(detail))", fix: fix)
+        let (line, column) = lineAndColumn(ofUTF8Offset: error.offset, in: text)
+        let truncated = error.offset >= text.utf8.count
+        return TunerError.invalidRuleset(
+            location: "\(source):\(line):\(column)",
+            problem: truncated ? "the JSON ends early (\(error.message)): the input is truncated" : "invalid JSON: \(error.message)",
+            fix: "the file is not valid JSON (truncated or edited?) — save it again with `nft -j list ruleset > FILE`")
     }
 
     static func lineAndColumn(ofUTF8Offset offset: Int, in text: String) -> (Int, Int) {

@@ -118,8 +118,10 @@ public struct RulesetAnalyzer {
     /// significant line; the user never has to name the format.
     public static func detectFormat(_ text: String, source: String) throws -> RulesetFormat {
         var sawIptablesHeader = false
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = rawLine.trimmingCharacters(in: .whitespaces.union(["\u{FEFF}", "\r"]))
+        // nft -j prints the whole ruleset on one line: look only at the start.
+        if text.first(where: { !$0.isWhitespace }) == "{" { return .nftJSON }
+        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).lazy.enumerated() {
+            let line = rawLine.prefix(200).trimmingCharacters(in: .whitespaces.union(["\u{FEFF}", "\r"]))
             if line.isEmpty { continue }
             if line.hasPrefix("#") {
                 if line.contains("iptables-save") || line.contains("ip6tables-save") { sawIptablesHeader = true }
