@@ -188,4 +188,25 @@ struct RulesetErrorMessageTests {
         #expect(result.status == 1)
         #expect(result.stderr.contains("/nonexistent/ruleset.json: no such file"))
     }
+
+    /// The built binary must be reachable by an unprivileged user (it is not
+    /// when the checkout lives under a 0700 home directory).
+    static let nobodyCanRunCttune = Host.isRoot
+        && ((try? Tool.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "test", "-x", TestPaths.cttune]).status) == 0)
+
+    @Test("without root, nft text and the live ruleset are refused with the reason", .enabled(if: nobodyCanRunCttune, "user nobody cannot run the built cttune here"), arguments: ["text", "live"])
+    func withoutRoot(what: String) throws {
+        let directory = try TestPaths.temporaryDirectory("cttune-nonroot")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("ruleset.nft").path
+        try Listings.shared.nftText.write(toFile: file, atomically: true, encoding: .utf8)
+        chmod(directory.path, 0o755)
+        chmod(file, 0o644)
+        let asNobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", TestPaths.cttune, "rules"]
+        let result = try Tool.run(asNobody + (what == "text" ? ["--ruleset", file] : []))
+        #expect(result.status == 1)
+        #expect(result.stdout.isEmpty)
+        #expect(result.stderr.contains(what == "text" ? "is nft text" : "failed"))
+        #expect(result.stderr.contains("run as root"))
+    }
 }
