@@ -177,6 +177,23 @@ struct RulesVerdictOnRealRulesetsTests {
         #expect(live.verdict == "needed")
     }
 
+    @Test("iptables-nft tables are read once live (from iptables-save); a saved nft JSON copy names the extension and stays cautious")
+    func iptablesNftTablesInNftJSON() throws {
+        let namespace = try TestNamespace("rules-xt")
+        defer { namespace.delete() }
+        try Tool.check(in: namespace, ["iptables-nft", "-A", "INPUT", "-m", "conntrack", "--ctstate", "ESTABLISHED", "-j", "ACCEPT"])
+        let live = try CttuneJSON.rules(in: namespace)
+        #expect(live.verdict == "partially avoidable")
+        #expect(live.findings.map { $0["source"] as? String } == ["iptables-save"])
+        #expect((live["sources"] as? [[String: Any]])?.first?["note"] as? String != nil)
+
+        let saved = try CttuneJSON.rules(ruleset: "-", input: try Tool.check(in: namespace, ["nft", "-j", "list", "ruleset"]))
+        #expect(saved.verdict == "needed")
+        #expect(saved.findings.count == 1)
+        #expect(saved.findings.first?["replaceable"] as? Bool == false)
+        #expect((saved.findings.first?["reason"] as? String)?.contains("iptables-save") == true)
+    }
+
     /// Chains and rules of `nft -j list ruleset`, each with its JSON text.
     func nftListing(_ namespace: TestNamespace) throws -> (chains: [NftElement], rules: [NftElement]) {
         let object = try JSONSerialization.jsonObject(with: Data(try Tool.check(in: namespace, ["nft", "-j", "list", "ruleset"]).utf8)) as? [String: Any]

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Reads `iptables-save` / `ip6tables-save` output (the iptables-restore
 /// format) and finds what depends on conntrack, by line.
 ///

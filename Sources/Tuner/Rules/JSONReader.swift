@@ -66,14 +66,7 @@ struct JSONReader {
             guard try peek() == UInt8(ascii: ":") else { throw failure("expected ':' after member \"\(key)\"") }
             index += 1
             members[key] = try value(depth: depth)
-            skipWhitespace()
-            let next = try peek()
-            index += 1
-            if next == UInt8(ascii: "}") { return members }
-            guard next == UInt8(ascii: ",") else {
-                index -= 1
-                throw failure("expected ',' or '}' after member \"\(key)\"")
-            }
+            if try closes(UInt8(ascii: "}"), after: "member \"\(key)\"") { return members }
         }
     }
 
@@ -85,15 +78,20 @@ struct JSONReader {
         if try peek() == UInt8(ascii: "]") { index += 1; return items }
         while true {
             items.append(try value(depth: depth))
-            skipWhitespace()
-            let next = try peek()
-            index += 1
-            if next == UInt8(ascii: "]") { return items }
-            guard next == UInt8(ascii: ",") else {
-                index -= 1
-                throw failure("expected ',' or ']' in an array")
-            }
+            if try closes(UInt8(ascii: "]"), after: "an array item") { return items }
         }
+    }
+
+    /// Consumes the `,` or the `closing` bracket after a member or item;
+    /// true when the container ends.
+    private mutating func closes(_ closing: UInt8, after what: String) throws -> Bool {
+        skipWhitespace()
+        let next = try peek()
+        guard next == closing || next == UInt8(ascii: ",") else {
+            throw failure("expected ',' or '\(Character(Unicode.Scalar(closing)))' after \(what)")
+        }
+        index += 1
+        return next == closing
     }
 
     private mutating func string() throws -> String {

@@ -125,6 +125,9 @@ public struct NftJSONRuleset {
         var reasons: [String] = []
         var states: [String] = []
         var exempts = false
+        // An iptables-nft extension is seen only by name: its options (state
+        // or status?) are unknown, so it is never called replaceable.
+        var opaque = false
         for (index, statement) in statements.enumerated() {
             guard let object = statement as? [String: Any], object.count == 1, let (kind, body) = object.first else {
                 throw invalid("\(here).expr[\(index)]", "expected a statement object with one member such as {\"accept\": null}")
@@ -158,6 +161,7 @@ public struct NftJSONRuleset {
                 let type = (body as? [String: Any])?["type"] as? String ?? "match"
                 if let use = IptablesSaveRuleset.compatUse(name: name, type: type) {
                     uses.append(use)
+                    opaque = true
                     reasons.append("iptables-nft \(type) \(name) needs conntrack (read the rule with iptables-save for details)")
                 } else if name == "CT" {
                     uses.append(.iptablesCompat)
@@ -183,7 +187,7 @@ public struct NftJSONRuleset {
             return
         }
         guard !uses.isEmpty else { return }
-        let stateOnly = uses.allSatisfy { $0 == .ctState } && chainType != "nat" && !states.contains("untracked")
+        let stateOnly = !opaque && uses.allSatisfy { $0 == .ctState } && chainType != "nat" && !states.contains("untracked")
         if stateOnly {
             reasons = ["accepts or drops packets by connection state (\(states.isEmpty ? "ct state" : states.joined(separator: ","))); a stateless rule could match the same replies by port and TCP flags"]
         }
