@@ -194,6 +194,30 @@ struct RulesVerdictOnRealRulesetsTests {
         #expect((saved.findings.first?["reason"] as? String)?.contains("iptables-save") == true)
     }
 
+    @Test("nft zones, marks, helpers, synproxy, ct count and direction each need conntrack, by handle")
+    func nftConntrackFeatures() throws {
+        let namespace = try TestNamespace("rules-features")
+        defer { namespace.delete() }
+        try Tool.check(in: namespace, ["nft", "-f", "-"], input: """
+            table inet features {
+              ct helper ftpstd { type "ftp" protocol tcp; }
+              chain c_pre { type filter hook prerouting priority raw; ct zone set 1; }
+              chain c_forward { type filter hook forward priority filter; ct mark set 42; }
+              chain c_helper { type filter hook prerouting priority filter; tcp dport 21 ct helper set "ftpstd"; }
+              chain c_input { type filter hook input priority filter; tcp dport 80 ct state invalid,untracked synproxy mss 1460 wscale 7; ct count over 10 drop; ct direction original accept; }
+            }
+            """)
+        let listed = try nftListing(namespace)
+        let report = try CttuneJSON.rules(in: namespace)
+        #expect(report.verdict == "needed")
+        let uses = Dictionary(report.findings.map { (($0["chain"] as? String) ?? "object", ($0["uses"] as? [String] ?? []).joined(separator: ",")) }) { $0 + ";" + $1 }
+        #expect(uses == ["object": "ct_helper", "c_pre": "ct_zone", "c_forward": "ct_mark", "c_helper": "ct_helper",
+                         "c_input": "ct_state,synproxy;connection_count;ct_direction"])
+        #expect(Set(report.findings.compactMap { $0["handle"] as? Int }).isSuperset(of: listed.rules.map(\.handle)))
+        #expect(report.findings.allSatisfy { $0["replaceable"] as? Bool == false })
+        #expect(report.findings.contains { $0["rule"] as? String == "ct count over 10 drop" })
+    }
+
     /// Chains and rules of `nft -j list ruleset`, each with its JSON text.
     func nftListing(_ namespace: TestNamespace) throws -> (chains: [NftElement], rules: [NftElement]) {
         let object = try JSONSerialization.jsonObject(with: Data(try Tool.check(in: namespace, ["nft", "-j", "list", "ruleset"]).utf8)) as? [String: Any]

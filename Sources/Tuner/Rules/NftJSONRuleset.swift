@@ -319,6 +319,11 @@ enum NftStatementText {
             return "\(expression(fields["key"] as Any)) set \(expression(fields["value"] as Any))"
         case "flow":
             return "flow add \((body as? [String: Any])?["flowtable"] as? String ?? "")"
+        case "ct helper", "ct timeout", "ct expectation":
+            return "\(kind) set \(expression(body))"
+        case "ct count":
+            let fields = body as? [String: Any]
+            return "ct count \(fields?["inv"] as? Bool == true ? "over " : "")\(fields?["val"] as? Int ?? 0)"
         case "xt":
             let fields = body as? [String: Any]
             return "xt \(fields?["type"] as? String ?? "") \(fields?["name"] as? String ?? "")"
