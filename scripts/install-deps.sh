@@ -4,7 +4,7 @@
 #   install-deps.sh test    the build set plus the tools the test suite drives
 set -euo pipefail
 build=(libkmod-dev pkg-config)
-test=(iproute2 nftables kmod conntrack iptables cpio python3 python3-venv systemd man-db mandoc zsh fish dpkg-dev binutils lintian cloud-init)
+test=(iproute2 nftables kmod conntrack iptables cpio ufw firewalld python3 python3-venv systemd man-db mandoc zsh fish dpkg-dev binutils lintian cloud-init)
 case "${1:-build}" in
   build) wanted=("${build[@]}") ;;
   test) wanted=("${build[@]}" "${test[@]}") ;;
@@ -21,5 +21,13 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# firewalld's and ufw's packages would start the daemon on the host, which
+# would firewall it: the tests run them only inside network namespaces. A
+# policy-rc.d answering 101 makes invoke-rc.d/deb-systemd-invoke skip the start.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod +x /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get update -q >/dev/null
 apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null

@@ -76,6 +76,17 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
     case loadFailed(module: String, reason: String)
     /// No loadable family module exists in any tree under this directory.
     case nothingToBlacklist(directory: String, builtIn: [String])
+    /// An external program (nft, iptables-save, ip) failed or could not start.
+    case toolFailed(command: String, reason: String)
+    /// A ruleset cannot be read; `location` is `FILE:LINE`, `FILE:LINE:COLUMN`
+    /// or `FILE: nftables[N]`, so the user can find the bad line or element.
+    case invalidRuleset(location: String, problem: String, fix: String)
+    /// Reading the live ruleset or loading nft text needs a tool that is missing.
+    case rulesetToolMissing(tool: String, purpose: String)
+    /// Loading nft text needs a private network namespace, which needs root.
+    case rulesetNeedsRoot(source: String)
+    /// The stateless profile was asked for, but the firewall depends on connection state.
+    case statelessRefused(ruleCount: Int)
 
     public var description: String {
         switch self {
@@ -161,6 +172,16 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
         case let .nothingToBlacklist(directory, builtIn):
             let note = builtIn.isEmpty ? "" : " (\(summarizedModules(builtIn)) built in: a blacklist cannot keep those off — use a notrack rule)"
             return "no loadable conntrack/NAT module under \(directory)\(note) — nothing to blacklist; pass --root DIR for an image tree"
+        case let .toolFailed(command, reason):
+            return "`\(command)` failed: \(reason)"
+        case let .invalidRuleset(location, problem, fix):
+            return "\(location): \(problem) — \(fix)"
+        case let .rulesetToolMissing(tool, purpose):
+            return "\(tool) is not installed, and it is needed to \(purpose) — install it (Debian: apt-get install \(tool == "nft" ? "nftables" : tool == "ip" ? "iproute2" : "iptables"))"
+        case let .rulesetNeedsRoot(source):
+            return "\(source) is nft text: cttune loads it into a private network namespace to read it back as JSON, which needs root — run as root, or give the JSON of `nft -j list ruleset` instead"
+        case let .statelessRefused(ruleCount):
+            return "refusing the stateless profile: \(ruleCount) rule\(ruleCount == 1 ? "" : "s") of this firewall need connection tracking (listed above) — change or remove them first, or keep a stateful profile"
         }
     }
 }

@@ -11,6 +11,6 @@ struct Cttune: ParsableCommand {
             `status` follows the monitoring-plugin convention: 0 ok, 1 warning, 2 critical, 3 unknown.
             """,
         version: "0.1.0",
-        subcommands: [Plan.self, Apply.self, Rollback.self, Status.self, Modules.self, Unload.self, Blacklist.self]
+        subcommands: [Plan.self, Apply.self, Rollback.self, Status.self, Rules.self, Modules.self, Unload.self, Blacklist.self]
     )
 }

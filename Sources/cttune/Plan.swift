@@ -15,11 +15,16 @@ extension Cttune {
         func run() throws {
             try reportingErrors {
                 let (facts, profile) = try options.load()
-                let plan = Planner.plan(for: facts, profile: profile)
+                var plan = Planner.plan(for: facts, profile: profile)
+                let root = try options.root.systemRoot()
+                let review = profile.stateful ? nil : try StatelessReview.review(plan, root: root)
+                let modules = review.map { StatelessModulePlan.preview(root: root, blockingRules: $0.rules?.blockingRules ?? []) }
+                plan = review?.plan ?? plan
                 switch format {
-                case .json: printJSON(PlanReport.json(plan, explain: explain))
-                case .text: print(PlanReport.text(plan, explain: explain))
+                case .json: printJSON(PlanReport.json(plan, explain: explain) + (review.map { [("stateless", StatelessReport.json($0, modules: modules))] } ?? []))
+                case .text: print(PlanReport.text(plan, explain: explain) + (review.map { StatelessReport.text($0, modules: modules) } ?? ""))
                 }
+                if let review, review.refused { throw TunerError.statelessRefused(ruleCount: review.rules?.findings.count ?? 0) }
                 if !plan.fitsBudget { return 1 }
                 return detailedExitcode && plan.changed ? 2 : 0
             }

@@ -15,7 +15,9 @@ extension Cttune {
         func run() throws {
             try reportingErrors {
                 let host = try tree.host()
-                let outcome = try host.unload(blockingRules: try interimRulesNeedingConntrack(root: host.root), dryRun: dryRun)
+                // Only the running system has live rules; an image tree has none.
+                let blocking = host.root.isLive ? try RulesetAnalyzer().analyzeLive().blockingRules : []
+                let outcome = try host.unload(blockingRules: blocking, dryRun: dryRun)
                 switch format {
                 case .json: printJSON(ModuleReports.json(outcome))
                 case .text:

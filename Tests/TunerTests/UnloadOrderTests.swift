@@ -96,6 +96,24 @@ struct UnloadOrderTests {
         }
     }
 
+    @Test("plan --profile stateless shows the unload order and the blacklist file the module commands would use")
+    func statelessPlanShowsModulePlan() throws {
+        try withHost(Self.iptablesGateway) { _, root in
+            let result = try Shell.run([TestPaths.cttune, "plan", "--profile", "stateless", "--root", root.path,
+                                        "--memory", "4G", "--cpus", "2", "--format", "json"])
+            let plan = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result.stderr)")
+            let modules = try #require((plan["stateless"] as? [String: Any])?["modules"] as? [String: Any])
+            #expect(modules["unload_order"] as? [String] == Self.iptablesOrder)
+            #expect(modules["refused"] is NSNull, "no rules are read from an image tree, nothing is in use")
+            let contents = try #require(modules["blacklist_contents"] as? String)
+            for module in ["nf_conntrack", "nf_nat", "xt_MASQUERADE"] {
+                #expect(contents.contains("blacklist \(module)\n") && contents.contains("install \(module) /bin/false"))
+            }
+            #expect((modules["blacklist_file"] as? String)?.hasSuffix("/etc/modprobe.d/cttune-blacklist.conf") == true)
+            #expect(cttune_stub_call_count() == 0, "a plan unloads nothing")
+        }
+    }
+
     @Test("cttune modules reports loaded modules with the refcount and holders the fixture kernel shows")
     func modulesShowsLiveState() throws {
         try withHost(Self.iptablesGateway) { _, root in

@@ -1,58 +1,182 @@
 import Foundation
 import SystemPackage
 
-/// Runs installed tools (nft, iptables-save, conntrack, lsinitramfs) for their output.
-///
-/// Uses posix_spawn and waitpid directly: Foundation's `Process` was seen
-/// to hang in `waitUntilExit` after its child had exited.
-public enum ExternalTool {
-    /// The tool's stdout, or `nil` when it is not installed, cannot start or
-    /// exits non-zero. stdin and stderr are /dev/null.
-    public static func output(_ arguments: [String]) -> String? {
-        guard let output = try? reading(arguments, { FileIO.readAll($0) }), case .success(let text) = output else { return nil }
-        return text
+/// A program cttune runs and reads (nft, iptables-save, ip), found in PATH.
+public struct ExternalTool: Sendable, Equatable {
+    /// What the program printed and how it ended.
+    public struct Output: Sendable, Equatable {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+        public var succeeded: Bool { status == 0 }
+    }
+
+    /// The name it is looked up by, e.g. `iptables-save`.
+    public let name: String
+    /// The executable found in PATH.
+    public let path: String
+
+    /// A tool at a known path (a built binary, a script).
+    public init(name: String, path: String) {
+        self.name = name
+        self.path = path
+    }
+
+    /// Finds `name` in `$PATH` (and the sbin directories, which a non-root
+    /// PATH often lacks); `nil` when it is not installed.
+    public static func locate(_ name: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> ExternalTool? {
+        if name.contains("/") { return access(name, X_OK) == 0 ? ExternalTool(name: name, path: name) : nil }
+        let directories = (environment["PATH"] ?? "").split(separator: ":").map(String.init) + KernelPaths.sbinDirectories
+        for directory in directories where !directory.isEmpty {
+            let candidate = directory + "/" + name
+            if access(candidate, X_OK) == 0 { return ExternalTool(name: name, path: candidate) }
+        }
+        return nil
+    }
+
+    /// The command line as a person would type it, for messages.
+    public func commandLine(_ arguments: [String]) -> String {
+        ([name] + arguments).joined(separator: " ")
+    }
+
+    /// Runs the tool to completion, feeding `input` on stdin.
+    ///
+    /// Uses posix_spawn, poll and waitpid rather than Foundation's Process:
+    /// Process waits through a run-loop wakeup socket bound to 127.0.0.1, so
+    /// in a network namespace whose loopback is down it never returns.
+    ///
+    /// - Throws: `TunerError.toolFailed` only when the program cannot be
+    ///   started; a non-zero exit is returned for the caller to judge.
+    public func run(_ arguments: [String], input: String? = nil) throws -> Output {
+        var stdinPipe: [Int32] = [0, 0], stdoutPipe: [Int32] = [0, 0], stderrPipe: [Int32] = [0, 0]
+        guard Self.makePipe(&stdinPipe), Self.makePipe(&stdoutPipe), Self.makePipe(&stderrPipe) else {
+            throw TunerError.toolFailed(command: commandLine(arguments), reason: "cannot create pipes: \(errnoText(Errno(rawValue: errno)))")
+        }
+        let spawned = Result { try spawn(arguments, stdin: stdinPipe[0], stdout: stdoutPipe[1], stderr: stderrPipe[1]) }
+        [stdinPipe[0], stdoutPipe[1], stderrPipe[1]].forEach { close($0) }
+        let pid: pid_t
+        do {
+            pid = try spawned.get()
+        } catch {
+            [stdinPipe[1], stdoutPipe[0], stderrPipe[0]].forEach { close($0) }
+            throw error
+        }
+        let (stdout, stderr) = Self.exchange(input: Array((input ?? "").utf8), stdin: stdinPipe[1],
+                                             stdout: stdoutPipe[0], stderr: stderrPipe[0])
+        return Output(status: Self.wait(pid), stdout: String(decoding: stdout, as: UTF8.self),
+                      stderr: String(decoding: stderr, as: UTF8.self))
     }
 
     /// Runs the tool and hands `consume` the read end of its stdout, so a
-    /// large output (a conntrack dump) is parsed as it streams.
+    /// large output (a conntrack dump of a full table is over 100 MB) is
+    /// parsed as it streams. stdin and stderr are /dev/null.
     ///
-    /// - Returns: what `consume` returned, or `nil` when the tool is not
-    ///   installed, cannot start or exits non-zero.
-    /// - Throws: what `consume` throws; the tool is then killed (it would
-    ///   block on a full pipe) and reaped.
-    public static func reading<T>(_ arguments: [String], _ consume: (Int32) throws -> T) throws -> T? {
-        guard let name = arguments.first, let executable = locate(name) else { return nil }
-        var ends: [Int32] = [-1, -1]
-        guard pipe(&ends) == 0 else { return nil }
-        // Only the dup2'ed copy (fd 1) may reach the child.
-        ends.forEach { _ = fcntl($0, F_SETFD, FD_CLOEXEC) }
+    /// - Returns: what `consume` returned, or `nil` when the tool exits non-zero.
+    /// - Throws: what `consume` throws (the tool is then killed, as it would
+    ///   block on a full pipe, and reaped), or `toolFailed` when it cannot start.
+    public func streaming<T>(_ arguments: [String], _ consume: (Int32) throws -> T) throws -> T? {
+        var stdoutPipe: [Int32] = [0, 0]
+        guard Self.makePipe(&stdoutPipe) else {
+            throw TunerError.toolFailed(command: commandLine(arguments), reason: "cannot create a pipe: \(errnoText(Errno(rawValue: errno)))")
+        }
+        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { close(null); close(stdoutPipe[0]) }
+        let pid: pid_t
+        do {
+            pid = try spawn(arguments, stdin: null, stdout: stdoutPipe[1], stderr: null)
+        } catch {
+            close(stdoutPipe[1])
+            throw error
+        }
+        close(stdoutPipe[1])
+        let result = Result { try consume(stdoutPipe[0]) }
+        if case .failure = result { kill(pid, SIGKILL) }
+        let status = Self.wait(pid)
+        let value = try result.get()
+        return status == 0 ? value : nil
+    }
+
+    /// The stdout of `arguments[0]` (a name in PATH or a path), or `nil` when
+    /// it is not installed, cannot start or exits non-zero.
+    public static func output(_ arguments: [String]) -> String? {
+        guard let name = arguments.first, let tool = locate(name),
+              let output = try? tool.run(Array(arguments.dropFirst())), output.succeeded else { return nil }
+        return output.stdout
+    }
+
+    /// Starts the tool with the given descriptors as its 0, 1 and 2.
+    ///
+    /// Uses posix_spawn, poll and waitpid rather than Foundation's Process:
+    /// Process waits through a run-loop wakeup socket bound to 127.0.0.1, so
+    /// in a network namespace whose loopback is down it never returns.
+    private func spawn(_ arguments: [String], stdin: Int32, stdout: Int32, stderr: Int32) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, ends[1], 1)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        let argv = arguments.map { strdup($0) } + [nil]
+        posix_spawn_file_actions_adddup2(&actions, stdin, 0)
+        posix_spawn_file_actions_adddup2(&actions, stdout, 1)
+        posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
-        var pid = pid_t()
-        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, environ)
-        close(ends[1])
-        defer { close(ends[0]) }
-        guard spawned == 0 else { return nil }
-        let result = Result { try consume(ends[0]) }
-        if case .failure = result { kill(pid, SIGKILL) }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let value = try result.get()
-        let exitedCleanly = status & 0x7f == 0 && (status >> 8) & 0xff == 0
-        return exitedCleanly ? value : nil
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, path, &actions, nil, argv, environ)
+        guard spawned == 0 else {
+            throw TunerError.toolFailed(command: commandLine(arguments), reason: "could not start \(path): \(errnoText(Errno(rawValue: spawned)))")
+        }
+        return pid
     }
 
-    /// The first executable named `name` in $PATH, then /usr/sbin and /sbin
-    /// (root's tools when PATH lacks them).
-    static func locate(_ name: String) -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        let directories = path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin"]
-        return directories.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    /// Reaps the tool: its exit status, or 128 + the signal that ended it.
+    private static func wait(_ pid: pid_t) -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+
+    /// A pipe whose ends are not inherited by other children (close-on-exec);
+    /// posix_spawn's dup2 clears the flag on the tool's 0, 1 and 2.
+    private static func makePipe(_ ends: inout [Int32]) -> Bool {
+        guard pipe(&ends) == 0 else { return false }
+        ends.forEach { _ = fcntl($0, F_SETFD, FD_CLOEXEC) }
+        return true
+    }
+
+    /// Writes `input` and reads both outputs at the same time, so a tool
+    /// printing a large ruleset never blocks on a full pipe; closes all three.
+    private static func exchange(input: [UInt8], stdin: Int32, stdout: Int32, stderr: Int32) -> ([UInt8], [UInt8]) {
+        var written = 0
+        var inputFD: Int32 = stdin
+        if input.isEmpty { close(stdin); inputFD = -1 }
+        var open: [Int32: [UInt8]] = [stdout: [], stderr: []]
+        var finished: [Int32: [UInt8]] = [:]
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        signal(SIGPIPE, SIG_IGN)
+        while !open.isEmpty || inputFD >= 0 {
+            var fds = open.keys.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            if inputFD >= 0 { fds.append(pollfd(fd: inputFD, events: Int16(POLLOUT), revents: 0)) }
+            guard poll(&fds, nfds_t(fds.count), -1) >= 0 else {
+                if errno == EINTR { continue }
+                break
+            }
+            for entry in fds where entry.revents != 0 {
+                if entry.fd == inputFD {
+                    let count = input.withUnsafeBytes { write(inputFD, $0.baseAddress! + written, $0.count - written) }
+                    if count > 0 { written += count }
+                    if count < 0 && errno != EINTR && errno != EAGAIN || written == input.count {
+                        close(inputFD)
+                        inputFD = -1
+                    }
+                    continue
+                }
+                let count = buffer.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress, $0.count) }
+                if count > 0 {
+                    open[entry.fd]!.append(contentsOf: buffer[0..<count])
+                } else if count == 0 || errno != EINTR {
+                    close(entry.fd)
+                    finished[entry.fd] = open.removeValue(forKey: entry.fd)
+                }
+            }
+        }
+        return (finished[stdout] ?? [], finished[stderr] ?? [])
     }
 }

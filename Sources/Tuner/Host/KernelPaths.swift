@@ -58,6 +58,12 @@ public enum KernelPaths {
     public static func sysModule(_ module: String) -> FilePath {
         sysModule.appending(module)
     }
+    /// Legacy (x_tables) iptables tables loaded in this network namespace;
+    /// empty or absent when only nftables is in use.
+    public static let legacyIPv4Tables: FilePath = "/proc/net/ip_tables_names"
+    public static let legacyIPv6Tables: FilePath = "/proc/net/ip6_tables_names"
+    /// Where firewall tools live; a non-root PATH often lacks them.
+    public static let sbinDirectories = ["/usr/sbin", "/sbin"]
 
     /// The /proc/sys file of a sysctl key: dots become slashes.
     public static func sysctl(_ key: String) -> FilePath {

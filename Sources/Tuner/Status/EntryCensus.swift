@@ -166,7 +166,8 @@ enum ConntrackTool {
     /// - Returns: `nil` when the tool is missing or fails (then the caller
     ///   falls back to /proc/net/nf_conntrack).
     static func census(establishedTimeout: Int?) throws -> EntryCensus? {
-        try ExternalTool.reading(listCommand) { fd in
+        guard let tool = ExternalTool.locate(listCommand[0]) else { return nil }
+        return try tool.streaming(Array(listCommand.dropFirst())) { fd in
             guard let stream = InputStream(fileAtPath: "/dev/fd/\(fd)") else {
                 throw TunerError.malformed(path: "conntrack -L -o xml output", detail: "cannot read the tool's output")
             }

@@ -1,0 +1,84 @@
+/// Renders a `RulesetReport` as JSON (`cttune rules --format json`, and the
+/// `stateless` object of a plan) or as text for people.
+public enum RulesReport {
+    public static func json(_ report: RulesetReport) -> [(String, JSONValue)] {
+        [
+            ("verdict", .string(report.verdict.rawValue)),
+            ("sources", .array(report.sources.map { source in
+                .object([
+                    ("name", .string(source.name)),
+                    ("format", .string(source.format.rawValue)),
+                    ("rules", .int(source.rules)),
+                    ("note", source.note.json),
+                ])
+            })),
+            ("rules_examined", .int(report.rulesExamined)),
+            ("findings", .array(report.findings.map(json))),
+            ("exemptions", .array(report.exemptions.map(json))),
+            ("advice", .array(report.advice.map(JSONValue.string))),
+        ]
+    }
+
+    public static func json(_ finding: RulesetFinding) -> JSONValue {
+        let location = finding.location
+        return .object([
+            ("source", .string(location.source)),
+            ("format", .string(location.format.rawValue)),
+            ("family", location.family.json),
+            ("table", .string(location.table)),
+            ("chain", location.chain.json),
+            ("handle", location.handle.json),
+            ("line", location.line.json),
+            ("rule", .string(finding.rule)),
+            ("uses", .array(finding.uses.map { .string($0.rawValue) })),
+            ("reason", .string(finding.reason)),
+            ("replaceable", .bool(finding.replaceable)),
+        ])
+    }
+
+    /// The verdict, what was read, one row per finding with its reason, the
+    /// notrack exemptions, then the advice.
+    public static func text(_ report: RulesetReport) -> String {
+        var lines = ["verdict: \(report.verdict.rawValue) — \(summary(report))"]
+        lines.append("read: " + report.sources.map { "\($0.name) (\($0.rules) rule\($0.rules == 1 ? "" : "s"))" }.joined(separator: ", "))
+        lines += report.sources.compactMap { $0.note.map { "  note: \($0)" } }
+        if !report.findings.isEmpty {
+            lines.append("")
+            lines.append("needs conntrack:")
+            lines += findingLines(report.findings)
+        }
+        if !report.exemptions.isEmpty {
+            lines.append("")
+            lines.append("exempt from conntrack (notrack):")
+            lines += Table.render(header: ["LOCATION", "RULE"], rows: report.exemptions.map { [$0.location.summary, $0.rule] })
+                .dropFirst().map { "  " + $0 }
+        }
+        lines.append("")
+        lines += report.advice
+        return lines.joined(separator: "\n")
+    }
+
+    /// A LOCATION / USES / RULE table, each row followed by its reason.
+    public static func findingLines(_ findings: [RulesetFinding]) -> [String] {
+        let rows = findings.map { [$0.location.summary, $0.uses.map(\.rawValue).joined(separator: ","), $0.rule] }
+        let table = Table.render(header: ["LOCATION", "USES", "RULE"], rows: rows)
+        var lines = ["  " + table[0]]
+        for (row, finding) in zip(table.dropFirst(), findings) {
+            lines.append("  " + row)
+            lines.append("      why: \(finding.reason)\(finding.replaceable ? " (replaceable)" : "")")
+        }
+        return lines
+    }
+
+    static func summary(_ report: RulesetReport) -> String {
+        let replaceable = report.findings.filter(\.replaceable).count
+        switch report.verdict {
+        case .notNeeded:
+            return "no rule of \(report.rulesExamined) depends on connection tracking"
+        case .partiallyAvoidable:
+            return "\(replaceable) of \(report.rulesExamined) rules use connection state, and only to accept or drop by state"
+        case .needed:
+            return "\(report.findings.count) rules, chains or objects need connection tracking (\(report.rulesExamined) rules read" + (replaceable > 0 ? "; \(replaceable) of them only by state)" : ")")
+        }
+    }
+}

@@ -1,0 +1,65 @@
+/// Renders the stateless part of a plan (`cttune plan --profile stateless`).
+public enum StatelessReport {
+    /// The `stateless` member of the plan JSON.
+    ///
+    /// `modules` is the module plan: unload order and blacklist file content.
+    public static func json(_ review: StatelessReview, modules: StatelessModulePlan?) -> JSONValue {
+        .object([
+            ("verdict", review.rules.map { .string($0.verdict.rawValue) } ?? .null),
+            ("refused", .bool(review.refused)),
+            ("rules", review.rules.map { .object(RulesReport.json($0)) } ?? .null),
+            ("rules_not_read", review.rulesNotRead.json),
+            ("conntrack", .string(review.conntrack.rawValue)),
+            ("modules", modules.map { plan in
+                .object([
+                    ("unload_order", .array(plan.unloadOrder.map(JSONValue.string))),
+                    ("refused", plan.refusal.json),
+                    ("blacklist_file", plan.blacklistPath.json),
+                    ("blacklist_contents", plan.blacklistContents.json),
+                    ("unavailable", plan.unavailable.json),
+                ])
+            } ?? .null),
+            ("notrack", review.notrack.map { suggestion in
+                .object([
+                    ("nft", .string(suggestion.nft)),
+                    ("iptables", .array(suggestion.iptables.map(JSONValue.string))),
+                ])
+            } ?? .null),
+            ("advice", .array(review.advice.map(JSONValue.string))),
+        ])
+    }
+
+    /// Text appended after the plan table.
+    ///
+    /// `modules` is the module plan: unload order and blacklist file content.
+    public static func text(_ review: StatelessReview, modules: StatelessModulePlan?) -> String {
+        var lines = ["", "stateless: " + (review.rules.map { "firewall verdict \($0.verdict.rawValue) (\($0.rulesExamined) rules read)" } ?? "firewall not checked")]
+        if let rules = review.rules, !rules.findings.isEmpty {
+            lines.append("rules that need connection tracking:")
+            lines += RulesReport.findingLines(rules.findings)
+        }
+        if let modules {
+            lines.append("")
+            if let unavailable = modules.unavailable {
+                lines.append("modules: \(unavailable)")
+            } else {
+                lines.append("modules: unload order " + (modules.unloadOrder.isEmpty ? "(none loaded)" : modules.unloadOrder.joined(separator: ", "))
+                             + (modules.refusal.map { " — refused now: \($0)" } ?? ""))
+                if let path = modules.blacklistPath, let contents = modules.blacklistContents {
+                    lines.append("blacklist file \(path) (`cttune blacklist`):")
+                    lines += contents.split(separator: "\n", omittingEmptySubsequences: false).map { "  " + $0 }
+                }
+            }
+        }
+        if let notrack = review.notrack, !review.refused {
+            lines.append("")
+            lines.append("notrack rules (nft -f):")
+            lines += notrack.nft.split(separator: "\n").map { "  " + $0 }
+            lines.append("or with iptables:")
+            lines += notrack.iptables.map { "  " + $0 }
+        }
+        lines.append("")
+        lines += review.advice
+        return lines.joined(separator: "\n")
+    }
+}

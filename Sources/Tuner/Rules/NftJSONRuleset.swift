@@ -1,0 +1,371 @@
+import Foundation
+
+/// Reads the JSON that `nft -j list ruleset` prints (libnftables JSON schema
+/// version 1) and finds what depends on conntrack.
+///
+/// Only a listed ruleset is accepted: command documents (`{"add": …}`) are
+/// input to `nft -j -f`, not a description of what is loaded.
+public struct NftJSONRuleset {
+    public let source: String
+    /// `.nftText` when the JSON was read back from nft text loaded into a
+    /// private network namespace.
+    public let format: RulesetFormat
+    public private(set) var findings: [RulesetFinding] = []
+    public private(set) var exemptions: [RulesetFinding] = []
+    public private(set) var ruleCount = 0
+    /// Tables as "family name", in order.
+    public private(set) var tables: [String] = []
+    private var declaredTables: Set<String> = []
+
+    /// Top-level elements of a listing; anything else is an error.
+    static let listingKinds: Set<String> = [
+        "metainfo", "table", "chain", "rule", "set", "map", "element", "flowtable", "counter", "quota",
+        "ct helper", "ct timeout", "ct expectation", "limit", "secmark", "synproxy", "tunnel",
+    ]
+    static let commandKinds: Set<String> = ["add", "create", "insert", "replace", "delete", "destroy", "flush", "list", "reset", "rename"]
+    /// Objects that only exist to be used by conntrack.
+    static let conntrackObjects: [String: ConntrackUse] = [
+        "ct helper": .ctHelper, "ct timeout": .ctOther, "ct expectation": .ctExpectation, "synproxy": .synproxy,
+    ]
+
+    /// Parses and analyses `text`.
+    ///
+    /// - Parameters:
+    ///   - source: the file name or command, used in locations and errors.
+    ///   - skipTables: "family name" of tables to leave out (those
+    ///     iptables-nft manages are analysed from iptables-save instead).
+    /// - Throws: `TunerError.invalidRuleset` naming the line and column of a
+    ///   JSON syntax error, or the element index of a structural one.
+    public init(text: String, source: String, format: RulesetFormat = .nftJSON, skipTables: Set<String> = []) throws {
+        self.source = source
+        self.format = format
+        let document: Any
+        do {
+            document = try JSONReader.parse(text)
+        } catch let error as JSONReader.SyntaxError {
+            throw Self.syntaxError(error, in: text, source: source)
+        }
+        guard let top = document as? [String: Any], let elements = top["nftables"] else {
+            throw invalid("\(source)", "the top level is not an object with an \"nftables\" member")
+        }
+        guard let list = elements as? [Any] else {
+            throw invalid("\(source): nftables", "\"nftables\" is not an array")
+        }
+        var chainTypes: [String: String] = [:]
+        for (index, element) in list.enumerated() {
+            let here = "\(source): nftables[\(index)]"
+            guard let object = element as? [String: Any], object.count == 1, let (kind, body) = object.first else {
+                throw invalid(here, "expected an object with exactly one member such as {\"rule\": {…}}")
+            }
+            if Self.commandKinds.contains(kind) {
+                throw TunerError.invalidRuleset(location: here, problem: "\"\(kind)\" is an nft command, not part of a listed ruleset",
+                                                fix: "give the output of `nft -j list ruleset`, or load the commands with `nft -j -f` first")
+            }
+            guard Self.listingKinds.contains(kind) else {
+                throw invalid(here, "unknown element \"\(kind)\"")
+            }
+            guard let fields = body as? [String: Any] else {
+                throw invalid(here, "\"\(kind)\" is not an object")
+            }
+            switch kind {
+            case "metainfo":
+                if let version = fields["json_schema_version"] as? Int, version != 1 {
+                    throw TunerError.invalidRuleset(location: here, problem: "JSON schema version \(version) is not supported (only version 1)",
+                                                    fix: "list the ruleset with an nft that writes schema 1, or save it as nft text")
+                }
+            case "table":
+                let family = try string(fields, "family", here), name = try string(fields, "name", here)
+                tables.append("\(family) \(name)")
+                declaredTables.insert("\(family) \(name)")
+            case "chain":
+                let table = try tableKey(fields, here)
+                let name = try string(fields, "name", here)
+                if !declaredTables.contains(table) { throw undeclared(here, table) }
+                if let type = fields["type"] as? String { chainTypes[table + " " + name] = type }
+                if skipTables.contains(table) { continue }
+                if fields["type"] as? String == "nat" {
+                    let hook = fields["hook"] as? String ?? "?"
+                    findings.append(RulesetFinding(
+                        location: location(fields, chain: name),
+                        rule: "type nat hook \(hook) priority \(fields["prio"].map { "\($0)" } ?? "?")",
+                        uses: [.natChain],
+                        reason: "a nat-type chain hooks NAT, which is decided per connection by conntrack",
+                        replaceable: false))
+                }
+            case "rule":
+                let table = try tableKey(fields, here)
+                let chain = try string(fields, "chain", here)
+                if !declaredTables.contains(table) { throw undeclared(here, table) }
+                guard let statements = fields["expr"] as? [Any] else {
+                    throw invalid(here, "the rule in \(table) \(chain) has no \"expr\" array")
+                }
+                if skipTables.contains(table) { continue }
+                ruleCount += 1
+                try analyse(rule: statements, fields: fields, chain: chain,
+                            chainType: chainTypes[table + " " + chain], at: here)
+            default:
+                if let use = Self.conntrackObjects[kind] {
+                    let table = try tableKey(fields, here)
+                    if skipTables.contains(table) { continue }
+                    findings.append(RulesetFinding(
+                        location: location(fields, chain: nil),
+                        rule: "\(kind) \(fields["name"] as? String ?? "")",
+                        uses: [use],
+                        reason: "a \(kind) object is only used by conntrack",
+                        replaceable: false))
+                }
+            }
+        }
+    }
+
+    // MARK: rules
+
+    private mutating func analyse(rule statements: [Any], fields: [String: Any], chain: String, chainType: String?, at here: String) throws {
+        var uses: [ConntrackUse] = []
+        var reasons: [String] = []
+        var states: [String] = []
+        var exempts = false
+        // An iptables-nft extension is seen only by name: its options (state
+        // or status?) are unknown, so it is never called replaceable.
+        var opaque = false
+        for (index, statement) in statements.enumerated() {
+            guard let object = statement as? [String: Any], object.count == 1, let (kind, body) = object.first else {
+                throw invalid("\(here).expr[\(index)]", "expected a statement object with one member such as {\"accept\": null}")
+            }
+            switch kind {
+            case "notrack":
+                exempts = true
+            case "masquerade", "snat", "dnat", "redirect":
+                uses.append(.nat)
+                reasons.append("\(kind) rewrites addresses once per connection and relies on conntrack to translate the rest of it")
+            case "flow":
+                uses.append(.flowOffload)
+                reasons.append("flow offload moves established connections found by conntrack to a flowtable")
+            case "synproxy":
+                uses.append(.synproxy)
+                reasons.append("synproxy completes handshakes on behalf of servers using conntrack entries")
+            case "ct helper":
+                uses.append(.ctHelper)
+                reasons.append("assigns a conntrack helper")
+            case "ct expectation":
+                uses.append(.ctExpectation)
+                reasons.append("creates conntrack expectations")
+            case "ct timeout":
+                uses.append(.ctOther)
+                reasons.append("sets a conntrack timeout policy")
+            case "ct count":
+                uses.append(.connectionCount)
+                reasons.append("counts connections in conntrack")
+            case "xt":
+                let name = (body as? [String: Any])?["name"] as? String ?? "?"
+                let type = (body as? [String: Any])?["type"] as? String ?? "match"
+                if let use = IptablesSaveRuleset.compatUse(name: name, type: type) {
+                    uses.append(use)
+                    opaque = true
+                    reasons.append("iptables-nft \(type) \(name) needs conntrack (read the rule with iptables-save for details)")
+                } else if name == "CT" {
+                    uses.append(.iptablesCompat)
+                    reasons.append("iptables-nft CT target: nft JSON does not say whether it is --notrack or a helper/zone assignment — read it with iptables-save")
+                } else if name == "NOTRACK" {
+                    exempts = true
+                }
+            default:
+                for key in Self.ctKeys(in: body) {
+                    let use = Self.use(ofCtKey: key)
+                    uses.append(use)
+                    reasons.append(use == .ctState ? "matches conntrack state" : "uses ct \(key)")
+                }
+                states += Self.ctStates(in: object)
+            }
+        }
+        guard exempts || !uses.isEmpty else { return }
+        let location = location(fields, chain: chain)
+        let text = statements.map(NftStatementText.describe).filter { !$0.isEmpty }.joined(separator: " ")
+        if exempts && uses.isEmpty {
+            exemptions.append(RulesetFinding(location: location, rule: text, uses: [.notrack],
+                                             reason: "keeps matching packets out of conntrack", replaceable: false))
+            return
+        }
+        guard !uses.isEmpty else { return }
+        let stateOnly = !opaque && uses.allSatisfy { $0 == .ctState } && chainType != "nat" && !states.contains("untracked")
+        if stateOnly {
+            reasons = ["accepts or drops packets by connection state (\(states.isEmpty ? "ct state" : states.joined(separator: ","))); a stateless rule could match the same replies by port and TCP flags"]
+        }
+        findings.append(RulesetFinding(location: location, rule: text, uses: Self.unique(uses),
+                                       reason: Self.unique(reasons).joined(separator: "; "), replaceable: stateOnly))
+    }
+
+    /// Every `{"ct": {"key": K}}` expression anywhere under `value`.
+    static func ctKeys(in value: Any) -> [String] {
+        var keys: [String] = []
+        func walk(_ value: Any) {
+            if let object = value as? [String: Any] {
+                for (key, member) in object {
+                    if key == "ct", let ct = member as? [String: Any], let name = ct["key"] as? String {
+                        keys.append(name)
+                    } else {
+                        walk(member)
+                    }
+                }
+            } else if let array = value as? [Any] {
+                array.forEach(walk)
+            }
+        }
+        walk(value)
+        return keys
+    }
+
+    /// The state names a `ct state` match compares with.
+    static func ctStates(in statement: [String: Any]) -> [String] {
+        guard let match = statement["match"] as? [String: Any],
+              let left = match["left"] as? [String: Any], let ct = left["ct"] as? [String: Any],
+              ct["key"] as? String == "state", let right = match["right"] else { return [] }
+        return NftStatementText.values(right)
+    }
+
+    static func use(ofCtKey key: String) -> ConntrackUse {
+        switch key {
+        case "state": return .ctState
+        case "status": return .ctStatus
+        case "mark": return .ctMark
+        case "zone": return .ctZone
+        case "helper": return .ctHelper
+        case "direction": return .ctDirection
+        case "expectation": return .ctExpectation
+        default: return .ctOther
+        }
+    }
+
+    static func unique<T: Equatable>(_ items: [T]) -> [T] {
+        items.reduce(into: []) { if !$0.contains($1) { $0.append($1) } }
+    }
+
+    // MARK: fields and errors
+
+    private func location(_ fields: [String: Any], chain: String?) -> RuleLocation {
+        RuleLocation(source: source, format: format, family: fields["family"] as? String,
+                     table: fields["table"] as? String ?? "", chain: chain, handle: fields["handle"] as? Int)
+    }
+
+    private func string(_ fields: [String: Any], _ key: String, _ here: String) throws -> String {
+        guard let value = fields[key] as? String, !value.isEmpty else {
+            throw invalid(here, "missing \"\(key)\" (a non-empty string)")
+        }
+        return value
+    }
+
+    private func tableKey(_ fields: [String: Any], _ here: String) throws -> String {
+        "\(try string(fields, "family", here)) \(try string(fields, "table", here))"
+    }
+
+    private func undeclared(_ here: String, _ table: String) -> TunerError {
+        TunerError.invalidRuleset(location: here, problem: "refers to table \(table), which is not listed before it",
+                                  fix: "the listing is incomplete or reordered — save it again with `nft -j list ruleset`")
+    }
+
+    /// A syntax error at a byte offset, as `FILE:LINE:COLUMN`; input that
+    /// stops in the middle is called truncated.
+    static func syntaxError(_ error: JSONReader.SyntaxError, in text: String, source: String) -> TunerError {
+        if text.allSatisfy(\.isWhitespace) {
+            return TunerError.invalidRuleset(location: source, problem: "empty input", fix: "give a ruleset file, or omit --ruleset to read the live one")
+        }
+        let (line, column) = lineAndColumn(ofUTF8Offset: error.offset, in: text)
+        let truncated = error.offset >= text.utf8.count
+        return TunerError.invalidRuleset(
+            location: "\(source):\(line):\(column)",
+            problem: truncated ? "the JSON ends early (\(error.message)): the input is truncated" : "invalid JSON: \(error.message)",
+            fix: "the file is not valid JSON (truncated or edited?) — save it again with `nft -j list ruleset > FILE`")
+    }
+
+    static func lineAndColumn(ofUTF8Offset offset: Int, in text: String) -> (Int, Int) {
+        var line = 1, column = 1
+        for (index, byte) in text.utf8.enumerated() {
+            if index >= offset { break }
+            if byte == UInt8(ascii: "\n") { line += 1; column = 1 } else { column += 1 }
+        }
+        return (line, column)
+    }
+}
+
+private func invalid(_ location: String, _ problem: String) -> TunerError {
+    TunerError.invalidRuleset(location: location, problem: problem,
+                              fix: "give the unedited output of `nft -j list ruleset`")
+}
+
+/// Rebuilds nft syntax from JSON statements, close enough for a person to
+/// find the rule: `ct state established,related accept`.
+enum NftStatementText {
+    static func describe(_ statement: Any) -> String {
+        guard let object = statement as? [String: Any], let (kind, body) = object.first else { return "" }
+        switch kind {
+        case "counter": return ""
+        case "match":
+            guard let match = body as? [String: Any] else { return kind }
+            let op = match["op"] as? String ?? "=="
+            let left = expression(match["left"] as Any), right = values(match["right"] as Any).joined(separator: ",")
+            return op == "==" || op == "in" ? "\(left) \(right)" : "\(left) \(op) \(right)"
+        case "accept", "drop", "return", "continue", "notrack", "masquerade", "synproxy":
+            return kind
+        case "jump", "goto":
+            return "\(kind) \((body as? [String: Any])?["target"] as? String ?? "")"
+        case "snat", "dnat", "redirect":
+            guard let fields = body as? [String: Any] else { return kind }
+            var text = kind
+            if let addr = fields["addr"] { text += " to \(expression(addr))" }
+            if let port = fields["port"] { text += (fields["addr"] == nil ? " to " : "") + ":\(expression(port))" }
+            return text
+        case "mangle":
+            guard let fields = body as? [String: Any] else { return kind }
+            return "\(expression(fields["key"] as Any)) set \(expression(fields["value"] as Any))"
+        case "flow":
+            return "flow add \((body as? [String: Any])?["flowtable"] as? String ?? "")"
+        case "ct helper", "ct timeout", "ct expectation":
+            return "\(kind) set \(expression(body))"
+        case "ct count":
+            let fields = body as? [String: Any]
+            return "ct count \(fields?["inv"] as? Bool == true ? "over " : "")\(fields?["val"] as? Int ?? 0)"
+        case "xt":
+            let fields = body as? [String: Any]
+            return "xt \(fields?["type"] as? String ?? "") \(fields?["name"] as? String ?? "")"
+        default:
+            return body is NSNull ? kind : "\(kind) \(expression(body))"
+        }
+    }
+
+    static func expression(_ value: Any) -> String {
+        if let object = value as? [String: Any], let (kind, body) = object.first {
+            let fields = body as? [String: Any]
+            switch kind {
+            case "ct":
+                return ["ct", fields?["dir"] as? String, fields?["family"] as? String, fields?["key"] as? String].compactMap { $0 }.joined(separator: " ")
+            case "payload":
+                return [fields?["protocol"] as? String, fields?["field"] as? String].compactMap { $0 }.joined(separator: " ")
+            case "meta":
+                return "meta \(fields?["key"] as? String ?? "")"
+            case "prefix":
+                return "\(expression(fields?["addr"] as Any))/\(fields?["len"] as? Int ?? 0)"
+            case "range":
+                let bounds = body as? [Any] ?? []
+                return bounds.map(expression).joined(separator: "-")
+            case "set":
+                return "{ " + values(body).joined(separator: ", ") + " }"
+            default:
+                return kind
+            }
+        }
+        return values(value).joined(separator: ",")
+    }
+
+    /// The literal values of a match's right side.
+    static func values(_ value: Any) -> [String] {
+        switch value {
+        case let text as String: return [text]
+        case let number as Int: return [String(number)]
+        case let array as [Any]: return array.flatMap(values)
+        case let object as [String: Any]:
+            if let set = object["set"] { return values(set) }
+            return [expression(object)]
+        default: return []
+        }
+    }
+}

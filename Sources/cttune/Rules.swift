@@ -1,0 +1,33 @@
+import ArgumentParser
+import Foundation
+import Tuner
+
+extension Cttune {
+    struct Rules: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Tell whether this host's firewall needs connection tracking, rule by rule.",
+            discussion: """
+                Reads the live ruleset of this network namespace (nft -j list ruleset, iptables-save, \
+                ip6tables-save) or a saved one: nft JSON, nft text (loaded into a private network \
+                namespace; needs root) or iptables-save output, detected automatically. \
+                Verdict: needed, not needed, or partially avoidable. Changes nothing.
+                """)
+
+        @Option(help: ArgumentHelp("Analyse this saved ruleset instead of the live one; - reads stdin.", valueName: "file|-"))
+        var ruleset: String?
+        @Option(help: "How to print the analysis.") var format: OutputFormat = .text
+
+        func run() throws {
+            try reportingErrors {
+                let analyzer = RulesetAnalyzer()
+                let report: RulesetReport
+                report = try ruleset.map(analyzer.analyze(file:)) ?? analyzer.analyzeLive()
+                switch format {
+                case .json: printJSON([("command", .string("rules"))] + RulesReport.json(report))
+                case .text: print(RulesReport.text(report))
+                }
+                return 0
+            }
+        }
+    }
+}

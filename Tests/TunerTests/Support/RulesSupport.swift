@@ -1,0 +1,91 @@
+import Foundation
+import Tuner
+
+/// Runs tools through `ExternalTool` (posix_spawn and waitpid): the scripts
+/// that start ufw and firewalld leave daemonized grandchildren, and
+/// Foundation's Process can miss the exit of such a child and wait forever.
+enum Tool {
+    @discardableResult
+    static func run(_ arguments: [String], in namespace: TestNamespace? = nil, input: String? = nil) throws -> Shell.Result {
+        let command = (namespace.map { ["ip", "netns", "exec", $0.name] } ?? []) + arguments
+        let tool = command[0].hasPrefix("/") ? ExternalTool(name: command[0], path: command[0]) : ExternalTool.locate(command[0])
+        guard let tool else { throw Shell.Failure(command: command[0], result: .init(status: 127, stdout: "", stderr: "not installed")) }
+        let output = try tool.run(Array(command.dropFirst()), input: input)
+        return Shell.Result(status: output.status, stdout: output.stdout, stderr: output.stderr)
+    }
+
+    /// Runs and throws with the tool's stderr when it fails.
+    @discardableResult
+    static func check(_ arguments: [String], in namespace: TestNamespace? = nil, input: String? = nil) throws -> String {
+        let result = try run(arguments, in: namespace, input: input)
+        guard result.status == 0 else { throw Shell.Failure(command: arguments.joined(separator: " "), result: result) }
+        return result.stdout
+    }
+
+    @discardableResult
+    static func check(in namespace: TestNamespace, _ arguments: [String], input: String? = nil) throws -> String {
+        try check(arguments, in: namespace, input: input)
+    }
+}
+
+/// Runs `cttune rules` (or another cttune command) and reads its JSON.
+enum CttuneJSON {
+    struct Outcome {
+        var status: Int32
+        var json: [String: Any]
+        var stderr: String
+    }
+
+    /// `cttune ARGS --format json` inside `namespace` (so it reads that
+    /// namespace's live ruleset), or in the test's own namespace when nil.
+    static func run(_ arguments: [String], in namespace: TestNamespace? = nil, input: String? = nil) throws -> Outcome {
+        let command = [TestPaths.cttune] + arguments + ["--format", "json"]
+        let result = try Tool.run(command, in: namespace, input: input)
+        let object = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any]
+        guard let object else {
+            throw Shell.Failure(command: command.joined(separator: " "), result: result)
+        }
+        return Outcome(status: result.status, json: object, stderr: result.stderr)
+    }
+
+    static func rules(in namespace: TestNamespace? = nil, ruleset: String? = nil, input: String? = nil) throws -> [String: Any] {
+        let outcome = try run(["rules"] + (ruleset.map { ["--ruleset", $0] } ?? []), in: namespace, input: input)
+        guard outcome.status == 0 else {
+            throw Shell.Failure(command: "cttune rules", result: .init(status: outcome.status, stdout: "", stderr: outcome.stderr))
+        }
+        return outcome.json
+    }
+}
+
+/// Reading the `findings` and `exemptions` arrays of a rules report.
+extension Dictionary where Key == String, Value == Any {
+    var verdict: String? { self["verdict"] as? String }
+    var findings: [[String: Any]] { self["findings"] as? [[String: Any]] ?? [] }
+    var exemptions: [[String: Any]] { self["exemptions"] as? [[String: Any]] ?? [] }
+
+    /// "source line N" for iptables findings, "family table chain handle N" for nft ones.
+    var locationKeys: Set<String> {
+        Set(findings.map(\.locationKey))
+    }
+
+    var locationKey: String {
+        if let line = self["line"] as? Int { return "\(self["source"] as? String ?? "") line \(line)" }
+        return "\(self["family"] as? String ?? "") \(self["table"] as? String ?? "") \(self["chain"] as? String ?? "") handle \(self["handle"] as? Int ?? -1)"
+    }
+}
+
+/// Lines of iptables-save output matching `predicate`, as "TOOL line N".
+func iptablesLines(_ text: String, tool: String, where predicate: (String) -> Bool) -> Set<String> {
+    var keys: Set<String> = []
+    for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where predicate(String(line)) {
+        keys.insert("\(tool) line \(index + 1)")
+    }
+    return keys
+}
+
+/// The namespaces `cttune` creates to load nft text: none may be left behind.
+func leftoverRulesNamespaces() throws -> [String] {
+    try Tool.check(["ip", "netns", "list"]).split(separator: "\n")
+        .map { String($0.split(separator: " ").first ?? "") }
+        .filter { $0.hasPrefix("cttune-nft-text-") }
+}
