@@ -22,24 +22,9 @@ struct OutageAndCureTests {
         defer { state.remove() }
         let profileDirectory = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: profileDirectory) }
-        let profile = profileDirectory.appendingPathComponent("loopback-web.yaml").path
-        try """
-            # Exactly the load below: one byte per connection, the client closes first (FIN, TIME_WAIT).
-            extends: default
-            load:
-              tcp:
-                new_per_second: \(Self.flowsPerSecond)
-                established_seconds: 0
-                rst_close_ratio: 0
-                orphan_ratio: 0
-                half_open_ratio: 0
-              udp:
-                new_per_second: 0
-              other_per_second: 0
-            burst_factor: 1
-            timeouts:
-              nf_conntrack_tcp_timeout_time_wait: \(Self.cureTimeWaitSeconds)
-            """.write(toFile: profile, atomically: true, encoding: .utf8)
+        let profile = try writeLoopbackLoadProfile(
+            in: profileDirectory, flowsPerSecond: Double(Self.flowsPerSecond),
+            extraLines: ["timeouts:", "  nf_conntrack_tcp_timeout_time_wait: \(Self.cureTimeWaitSeconds)"])
         let bootTimeWait = try GlobalConntrack.read("/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_time_wait")
         let bootMax = try GlobalConntrack.read(GlobalConntrack.maxPath)
         let bootBuckets = try GlobalConntrack.read(GlobalConntrack.bucketsPath)

@@ -37,22 +37,7 @@ struct PlanMatchesKernelTests {
 
             let profile = try TestPaths.temporaryDirectory()
             defer { try? FileManager.default.removeItem(at: profile) }
-            let profilePath = profile.appendingPathComponent("measured-load.yaml").path
-            try """
-                description: the measured loopback load
-                load:
-                  tcp:
-                    new_per_second: \(load.rate)
-                    established_seconds: 0
-                    rst_close_ratio: 0
-                    orphan_ratio: 0
-                    half_open_ratio: 0
-                  udp:
-                    new_per_second: 0
-                  other_per_second: 0
-                burst_factor: 1
-                headroom: 1
-                """.write(toFile: profilePath, atomically: true, encoding: .utf8)
+            let profilePath = try writeLoopbackLoadProfile(in: profile, flowsPerSecond: load.rate, extraLines: ["headroom: 1"])
             // Plan from inside the namespace, as an admin would: its timeouts are the facts.
             let output = try namespace.exec([TestPaths.cttune, "plan", "--profile", profilePath, "--format", "json"])
             let plan = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
