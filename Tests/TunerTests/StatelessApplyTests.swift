@@ -26,7 +26,8 @@ extension UnloadOrderTests {
         }
 
         /// The gateway host with cttune's load files from an earlier
-        /// stateful `apply --persist-only`; removed by `tree.remove()`.
+        /// stateful `apply --persist-only`, and no entry tracked (so the
+        /// stateless plan shrinks the table); removed by `tree.remove()`.
         struct GatewayHost {
             let tree: ApplyFixtureTree
             let recorder = LoadRecorder()
@@ -34,6 +35,7 @@ extension UnloadOrderTests {
 
             init() throws {
                 tree = try ApplyFixtureTree(.module)
+                try tree.write("proc/sys/net/netfilter/nf_conntrack_count", "0\n")
                 _ = try LoadedFixture(root: tree.url, modules: UnloadOrderTests.iptablesGateway)
                 try FileManager.default.createDirectory(at: tree.url.appendingPathComponent("lib"), withIntermediateDirectories: true)
                 try FileManager.default.createSymbolicLink(at: tree.url.appendingPathComponent("lib/modules"),
@@ -80,6 +82,8 @@ extension UnloadOrderTests {
 
             let outcome = try host.apply()
             #expect(outcome.error == nil)
+            #expect(outcome.results[.max] == .applied && outcome.results[.hashsize] == .applied)
+            #expect(host.tree.sysctl("nf_conntrack_max") == outcome.plan.planned(.max))
             #expect(UnloadOrderTests.recordedCalls() == Self.order)
             let step = try #require(outcome.modules)
             #expect(step.unloads.map(\.module) == Self.order)
@@ -97,6 +101,16 @@ extension UnloadOrderTests {
 
             let entry = try Journal(root: host.root).load(try #require(outcome.journalID))
             #expect(entry.status == .applied)
+            // Settings, then unloads, then files: a sysctl vanishes with its module.
+            let kinds = entry.actions.map { action -> String in
+                switch action {
+                case .sysctl: return "sysctl"
+                case .module: return "module"
+                case .file: return "file"
+                }
+            }
+            #expect(kinds == kinds.sorted { ["sysctl", "module", "file"].firstIndex(of: $0)! < ["sysctl", "module", "file"].firstIndex(of: $1)! })
+            #expect(kinds.first == "sysctl")
             let unloads = entry.actions.compactMap { action -> String? in
                 if case .module(let change) = action, !change.loaded { return change.name } else { return nil }
             }
@@ -130,6 +144,7 @@ extension UnloadOrderTests {
             let rollback = try Tuner.Rollback.run(nil, under: host.root, modules: host.modules)
             #expect(rollback.error == nil)
             #expect(rollback.target.id == outcome.journalID)
+            #expect(host.tree.sysctl("nf_conntrack_max") == ApplyFixtureTree.bootValues["nf_conntrack_max"])
             #expect(host.recorder.loads == Self.order.reversed())
             #expect(!host.tree.exists(Self.blacklistConf))
             for (file, content) in loadFiles {
@@ -157,10 +172,16 @@ extension UnloadOrderTests {
         func busyUndoesEarlierUnloads() throws {
             let host = try GatewayHost()
             defer { host.tree.remove() }
-            let before = host.tree.snapshot().filter { !$0.key.hasPrefix("var/lib/cttune/journal") && !$0.key.hasPrefix("run") }
+            // Contents only: the undo rewrites the settings, so their times change.
+            func contents() -> [String: String] {
+                host.tree.snapshot().filter { !$0.key.hasPrefix("var/lib/cttune/journal") && !$0.key.hasPrefix("run") }
+                    .mapValues { String($0.drop { $0 != " " }) }
+            }
+            let before = contents()
             cttune_stub_fail("nf_nat", EBUSY)
 
             let outcome = try host.apply()
+            #expect(outcome.results[.max] == .rolledBack)
             let unloadedFirst = Array(Self.order.prefix(4))
             #expect(UnloadOrderTests.recordedCalls() == unloadedFirst + ["nf_nat"])
             #expect(host.recorder.loads == unloadedFirst.reversed())
@@ -173,8 +194,7 @@ extension UnloadOrderTests {
             #expect(Self.order.dropFirst(5).allSatisfy { step.results[$0] == .skipped("not attempted: an earlier step failed") })
             #expect(step.blacklist?.action == .unchanged)
             #expect(!host.tree.exists(Self.blacklistConf))
-            let after = host.tree.snapshot().filter { !$0.key.hasPrefix("var/lib/cttune/journal") && !$0.key.hasPrefix("run") }
-            #expect(after == before, "every file and setting is as before")
+            #expect(contents() == before, "every file and setting is as before")
             #expect(try Journal(root: host.root).load(outcome.journalID!).status == .rolledBack)
         }
 
