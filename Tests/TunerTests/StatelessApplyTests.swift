@@ -198,6 +198,25 @@ extension UnloadOrderTests {
             #expect(try Journal(root: host.root).load(outcome.journalID!).status == .rolledBack)
         }
 
+        @Test("a module with users besides modules skips the module step before any unload: no delete_module call, no blacklist, the settings applied")
+        func inUseSkipsModuleStep() throws {
+            let host = try GatewayHost()
+            defer { host.tree.remove() }
+            var modules = UnloadOrderTests.iptablesGateway
+            modules[modules.firstIndex { $0.name == "nf_conntrack" }!].refcount = 4
+            _ = try LoadedFixture(root: host.tree.url, modules: modules)
+
+            let outcome = try host.apply()
+            #expect(outcome.error == nil)
+            #expect(cttune_stub_call_count() == 0)
+            let step = try #require(outcome.modules)
+            #expect(step.skipped == TunerError.moduleInUse(module: "nf_conntrack", users: 1).description)
+            #expect(step.result == .skipped(step.skipped!))
+            #expect(outcome.notAppliedHere == ["the conntrack module unload and blacklist"])
+            #expect(!host.tree.exists(Self.blacklistConf))
+            #expect(outcome.results[.max] == .applied)
+        }
+
         @Test("--check shows the unload order and the blacklist diff, writes nothing and calls delete_module zero times")
         func checkWritesNothing() throws {
             let host = try GatewayHost()
