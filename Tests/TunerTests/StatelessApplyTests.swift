@@ -155,6 +155,27 @@ extension UnloadOrderTests {
             #expect(moduleItems.allSatisfy { $0.before == "unloaded" && $0.after == "loaded" && $0.result == "rolled-back" })
         }
 
+        @Test("cttune rollback loads through libkmod's real probe: on a kernel without module support it fails at the first load, names it, and puts the blacklist back",
+              .enabled(if: !FileManager.default.fileExists(atPath: "/proc/modules") && Host.isRoot,
+                       "only on a kernel without loadable modules, where nothing can really be loaded"))
+        func rollbackThroughRealProbe() throws {
+            let host = try GatewayHost()
+            defer { host.tree.remove() }
+            let outcome = try host.apply()
+            #expect(outcome.error == nil)
+            try host.unloadInFixture(Self.order)
+            let blacklist = host.tree.read(Self.blacklistConf)
+
+            let result = try host.tree.cttune(["rollback", "--format", "json"])
+            #expect(result.status == 1)
+            let first = Self.order.last!
+            #expect(result.stderr.contains("loading module \(first) failed: cannot load \(first) back: function not implemented"), "\(result.stderr)")
+            #expect(result.stderr.contains("everything already changed was restored"))
+            #expect(blacklist != nil && host.tree.read(Self.blacklistConf) == blacklist)
+            #expect(!host.tree.exists(Self.modulesLoadConf))
+            #expect(host.tree.sysctl("nf_conntrack_max") == outcome.plan.planned(.max))
+        }
+
         @Test("a rollback finds modules already loaded again and leaves them alone")
         func rollbackSkipsLoadedModules() throws {
             let host = try GatewayHost()
