@@ -13,7 +13,7 @@ extension Cttune {
         @Flag(help: "Write the boot-time files only (sysctl.d, modprobe.d, modules-load.d), not the kernel settings.") var persistOnly = false
         @Flag(help: "Report what would change and write nothing (check mode).") var check = false
         @Flag(help: "Show a diff of every file that changes.") var diff = false
-        @Flag(help: "Exit 0 when settings that cannot be applied here (global ones outside the initial network namespace) were skipped.") var allowPartial = false
+        @Flag(help: "Exit 0 when what cannot be applied here was skipped (global settings outside the initial network namespace, module unloads on a kernel without loadable modules).") var allowPartial = false
         @Option(help: "How to print the result.") var format: OutputFormat = .text
         @Flag(help: "Exit 2 when something changed (or, with --check, would change), 0 when nothing did.") var detailedExitcode = false
         @Option(help: ArgumentHelp("Seconds to wait for another apply or rollback to finish.", valueName: "seconds")) var lockTimeout: Double = ApplyLock.defaultWaitSeconds
@@ -34,7 +34,7 @@ extension Cttune {
                 case .text: print(ApplyReport.text(outcome, diff: diff))
                 }
                 if let error = outcome.error { throw error }
-                if !outcome.skippedForGood.isEmpty && !allowPartial { throw TunerError.partialApply(keys: outcome.skippedForGood.map(\.key)) }
+                if !outcome.notAppliedHere.isEmpty && !allowPartial { throw TunerError.partialApply(keys: outcome.notAppliedHere) }
                 return detailedExitcode && outcome.changed ? 2 : 0
             }
         }

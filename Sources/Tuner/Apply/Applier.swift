@@ -58,6 +58,10 @@ public struct ApplyOutcome {
 
     /// Whether kernel settings were to be written (not `--persist-only`).
     public var runtime: Bool
+    /// A stateless profile's firewall check.
+    public var stateless: StatelessReview?
+    /// A stateless profile's module step (unload and blacklist).
+    public var modules: StatelessModuleStep?
 
     /// Settings that should change now but could not be applied from here.
     public var skippedForGood: [ConntrackSetting] {
@@ -67,6 +71,12 @@ public struct ApplyOutcome {
             return nil
         }
     }
+
+    /// What could not be done here, for the partial-apply error: the
+    /// skipped settings' keys and the module step when it was skipped.
+    public var notAppliedHere: [String] {
+        skippedForGood.map(\.key) + (modules?.skipped != nil ? ["the conntrack module unload and blacklist"] : [])
+    }
 }
 
 /// Computes the plan's runtime writes and file changes, and applies them in
@@ -74,46 +84,83 @@ public struct ApplyOutcome {
 public enum Applier {
     /// Applies the plan made from `load()` (facts and profile are read while
     /// the lock is held, so the old values recorded are the values replaced).
-    public static func apply(under root: SystemRoot, request: ApplyRequest,
+    ///
+    /// A stateless profile (`stateful: false`) first has the live firewall
+    /// checked (not for a `--root` tree) and is refused, changing nothing,
+    /// when rules need connection tracking; its module step (unload, then
+    /// the blacklist file) joins the same transaction after the settings.
+    ///
+    /// - Parameters:
+    ///   - modules: how module actions run; libkmod under `root` by default.
+    ///   - analyzer: reads the live ruleset for a stateless profile.
+    public static func apply(under root: SystemRoot, request: ApplyRequest, modules: ModuleOperations? = nil,
+                             analyzer: RulesetAnalyzer = RulesetAnalyzer(),
                              load: () throws -> (HostFacts, LoadProfile)) throws -> ApplyOutcome {
         let lock = request.check ? nil : try ApplyLock(root: root, waitSeconds: request.lockWaitSeconds)
         defer { withExtendedLifetime(lock) {} }
         let (facts, profile) = try load()
-        let plan = Planner.plan(for: facts, profile: profile)
+        var plan = Planner.plan(for: facts, profile: profile)
+        let review = profile.stateful ? nil : try StatelessReview.review(plan, root: root, analyzer: analyzer)
+        plan = review?.plan ?? plan
         guard plan.fitsBudget else {
             throw TunerError.planDoesNotFit(neededBytes: plan.estimate.memoryBytes, budgetBytes: plan.estimate.budgetBytes,
                                             profile: profile.name)
         }
+        if let review, review.refused { return refusal(plan, review: review, request: request) }
 
         let (results, sysctlActions) = try runtimeActions(plan, request: request, under: root)
-        let (files, fileActions, notes) = try request.persistent ? fileActions(plan, request: request, under: root) : ([], [], [])
-        let actions = sysctlActions + fileActions
+        var (files, fileActions, notes) = try request.persistent ? fileActions(plan, request: request, under: root) : ([], [], [])
+        let moduleStep = try review.map { try StatelessModuleStep.make(under: root, request: request, blockingRules: $0.rules?.blockingRules ?? []) }
+        if let blacklist = moduleStep?.blacklist { files.append(blacklist) }
+        // Settings first (their sysctls vanish with nf_conntrack), then the
+        // unloads, then the files: the blacklist only once every unload succeeded.
+        let actions = sysctlActions + (moduleStep?.unloadActions ?? []) + fileActions + (moduleStep?.blacklistAction.map { [$0] } ?? [])
 
         var outcome = ApplyOutcome(plan: plan, results: results, files: files, notes: notes, journalID: nil,
                                    changed: !actions.isEmpty, error: nil, check: request.check,
-                                   runtime: request.runtime)
+                                   runtime: request.runtime, stateless: review, modules: moduleStep)
         guard !request.check, !actions.isEmpty else { return outcome }
 
         let entry = JournalEntry(id: Journal.newIdentifier(), command: "apply", created: Journal.timestamp(),
                                  profile: profile.name, status: .inProgress, actions: actions)
-        let run = try Transaction(root: root).run(entry)
+        let run = try Transaction(root: root, modules: modules).run(entry)
         outcome.journalID = entry.id
         for (index, action) in actions.enumerated() {
-            guard case .sysctl(let change) = action, let setting = ConntrackSetting(rawValue: change.key) else { continue }
+            let result: SettingResult
             switch run.failedStep {
-            case nil: outcome.results[setting] = .applied
-            case let (failedIndex, error)? where index == failedIndex: outcome.results[setting] = .failed(error.description)
-            case let (failedIndex, _)? where index < failedIndex: outcome.results[setting] = .rolledBack
-            default: outcome.results[setting] = .skipped("not attempted: an earlier step failed")
+            case nil: result = .applied
+            case let (failedIndex, error)? where index == failedIndex: result = .failed(error.description)
+            case let (failedIndex, _)? where index < failedIndex: result = .rolledBack
+            default: result = .skipped("not attempted: an earlier step failed")
+            }
+            switch action {
+            case .sysctl(let change): ConntrackSetting(rawValue: change.key).map { outcome.results[$0] = result }
+            case .module(let change): outcome.modules?.results[change.name] = result
+            case .file: break
             }
         }
         if run.failedStep != nil {
             // Every file is back as it was.
             outcome.files = outcome.files.map { FileResult(path: $0.path, action: .unchanged, diff: "") }
+            if let blacklist = outcome.modules?.blacklist {
+                outcome.modules?.blacklist = FileResult(path: blacklist.path, action: .unchanged, diff: "")
+            }
             outcome.changed = false
             outcome.error = run.error
         }
         return outcome
+    }
+
+    /// A stateless profile refused because live rules need connection
+    /// tracking: nothing is changed, the settings that would change are skipped.
+    static func refusal(_ plan: TuningPlan, review: StatelessReview, request: ApplyRequest) -> ApplyOutcome {
+        let error = TunerError.statelessRefused(ruleCount: review.rules?.findings.count ?? 0)
+        var results: [ConntrackSetting: SettingResult] = [:]
+        for setting in plan.settings {
+            results[setting.setting] = setting.changes ? .skipped("refused: firewall rules need connection tracking") : .unchanged
+        }
+        return ApplyOutcome(plan: plan, results: results, files: [], notes: [], journalID: nil, changed: false,
+                            error: error, check: request.check, runtime: request.runtime, stateless: review, modules: nil)
     }
 
     /// The kernel writes the plan needs: each setting's result so far, and

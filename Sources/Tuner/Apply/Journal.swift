@@ -10,6 +10,8 @@ public enum JournalAction: Equatable, Sendable {
     case sysctl(SysctlChange)
     /// A configuration file created (`old == nil`), replaced, or removed (`new == nil`).
     case file(FileChange)
+    /// A kernel module unloaded (`loaded == false`) or loaded back.
+    case module(ModuleChange)
 
     public struct SysctlChange: Equatable, Sendable {
         /// The contract's setting name (`net.netfilter.nf_conntrack_max`, `nf_conntrack.hashsize`).
@@ -26,6 +28,12 @@ public enum JournalAction: Equatable, Sendable {
         public var newContent: String?
     }
 
+    public struct ModuleChange: Equatable, Sendable {
+        public var name: String
+        /// The module's state after the action.
+        public var loaded: Bool
+    }
+
     /// The action that undoes this one.
     public var inverse: JournalAction {
         switch self {
@@ -33,6 +41,8 @@ public enum JournalAction: Equatable, Sendable {
             return .sysctl(.init(key: change.key, path: change.path, old: change.new, new: change.old))
         case .file(let change):
             return .file(.init(path: change.path, oldContent: change.newContent, newContent: change.oldContent))
+        case .module(let change):
+            return .module(.init(name: change.name, loaded: !change.loaded))
         }
     }
 
@@ -41,6 +51,7 @@ public enum JournalAction: Equatable, Sendable {
         switch self {
         case .sysctl(let change): return change.key
         case .file(let change): return change.path
+        case .module(let change): return change.name
         }
     }
 
@@ -50,6 +61,7 @@ public enum JournalAction: Equatable, Sendable {
         case .sysctl(let change): return "writing \(change.key) = \(change.new)"
         case .file(let change) where change.newContent == nil: return "removing \(change.path)"
         case .file(let change): return "writing \(change.path)"
+        case .module(let change): return change.loaded ? "loading module \(change.name)" : "unloading module \(change.name)"
         }
     }
 }
@@ -139,6 +151,8 @@ public struct Journal {
 
 extension JournalEntry {
     /// The on-disk shape: snake_case keys, one object per action with a `type`.
+    /// A module action keeps the module's name in `key`, its /sys/module
+    /// directory in `path`, and its state in `old`/`new` (1 loaded, 0 not).
     struct Document: Codable {
         var id: String
         var command: String
@@ -170,6 +184,9 @@ extension JournalEntry {
                     return Action(type: "sysctl", key: change.key, path: change.path, old: change.old, new: change.new)
                 case .file(let change):
                     return Action(type: "file", path: change.path, old_content: change.oldContent, new_content: change.newContent)
+                case .module(let change):
+                    return Action(type: "module", key: change.name, path: KernelPaths.sysModule(change.name).string,
+                                  old: change.loaded ? 0 : 1, new: change.loaded ? 1 : 0)
                 }
             })
         let encoder = JSONEncoder()
@@ -191,6 +208,8 @@ extension JournalEntry {
                 return .sysctl(.init(key: key, path: action.path, old: old, new: new))
             case ("file", _, _, _):
                 return .file(.init(path: action.path, oldContent: action.old_content, newContent: action.new_content))
+            case ("module", let name?, _, let new?):
+                return .module(.init(name: name, loaded: new == 1))
             default:
                 throw TunerError.malformed(path: path, detail: "action of type \"\(action.type)\" on \(action.path) lacks key, old or new")
             }

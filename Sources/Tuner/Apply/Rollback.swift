@@ -30,8 +30,13 @@ public struct RollbackOutcome {
 /// left alone, so a second rollback changes nothing.
 public enum Rollback {
     /// Rolls back entry `id`, or the last apply when `id` is nil.
-    public static func run(_ id: String?, under root: SystemRoot,
-                           lockWaitSeconds: Double = ApplyLock.defaultWaitSeconds) throws -> RollbackOutcome {
+    ///
+    /// Unloaded modules are loaded back last unloaded first (the journal's
+    /// reverse order), after the blacklist file that would stop them is gone.
+    ///
+    /// - Parameter modules: how modules are loaded; libkmod's probe by default.
+    public static func run(_ id: String?, under root: SystemRoot, lockWaitSeconds: Double = ApplyLock.defaultWaitSeconds,
+                           modules: ModuleOperations? = nil) throws -> RollbackOutcome {
         let lock = try ApplyLock(root: root, waitSeconds: lockWaitSeconds)
         defer { withExtendedLifetime(lock) {} }
         let journal = Journal(root: root)
@@ -47,6 +52,7 @@ public enum Rollback {
 
         var actions: [JournalAction] = []
         var items: [RestoredItem] = []
+        var live: LiveModules?
         for action in target.actions.reversed() {
             switch action {
             case .sysctl(let change):
@@ -64,6 +70,14 @@ public enum Rollback {
                 if current != change.oldContent {
                     actions.append(.file(.init(path: change.path, oldContent: current, newContent: change.oldContent)))
                 }
+            case .module(let change):
+                live = try live ?? LiveModules.read(from: root)
+                let loaded = live?.loaded[change.name] != nil
+                items.append(RestoredItem(target: change.name, before: moduleState(loaded), after: moduleState(!change.loaded),
+                                          result: loaded == !change.loaded ? "unchanged" : "rolled-back"))
+                if loaded == change.loaded {
+                    actions.append(JournalAction.module(change).inverse)
+                }
             }
         }
         var outcome = RollbackOutcome(target: target, journalID: nil, items: items, changed: !actions.isEmpty, error: nil)
@@ -71,7 +85,7 @@ public enum Rollback {
 
         let entry = JournalEntry(id: Journal.newIdentifier(), command: "rollback", created: Journal.timestamp(),
                                  profile: target.profile, status: .inProgress, rollsBack: target.id, actions: actions)
-        let run = try Transaction(root: root).run(entry)
+        let run = try Transaction(root: root, modules: modules).run(entry)
         outcome.journalID = entry.id
         if let (failedIndex, error) = run.failedStep {
             let failedTarget = actions[failedIndex].target
@@ -93,6 +107,10 @@ public enum Rollback {
     /// Every journal entry, oldest first (`cttune rollback --list`).
     public static func list(under root: SystemRoot) throws -> [JournalEntry] {
         try Journal(root: root).entries()
+    }
+
+    static func moduleState(_ loaded: Bool) -> String {
+        loaded ? "loaded" : "unloaded"
     }
 
     static func state(_ content: String?) -> String {

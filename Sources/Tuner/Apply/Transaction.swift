@@ -10,9 +10,12 @@ import SystemPackage
 /// kind (a module unload) joins the same journal by adding a `JournalAction`.
 public struct Transaction {
     public let root: SystemRoot
+    public let modules: ModuleOperations
 
-    public init(root: SystemRoot) {
+    /// - Parameter modules: how module actions run; libkmod under `root` by default.
+    public init(root: SystemRoot, modules: ModuleOperations? = nil) {
         self.root = root
+        self.modules = modules ?? .libkmod(root: root)
     }
 
     /// The outcome of `run`: how many actions took effect before a failure.
@@ -88,6 +91,17 @@ public struct Transaction {
                 try AtomicFile.write(content, to: FilePath(change.path), under: root)
             } else {
                 try AtomicFile.remove(FilePath(change.path), under: root)
+            }
+        case .module(let change) where change.loaded:
+            // Already loaded (EEXIST) is what a load back wants.
+            if let errno = try modules.load(change.name), errno != .fileExists {
+                throw TunerError.loadFailed(module: change.name, reason: errnoText(errno))
+            }
+        case .module(let change):
+            // Already gone (ENOENT) is what an unload wants.
+            if let errno = try modules.remove(change.name), errno != .noSuchFileOrDirectory {
+                throw Unloader.error(for: errno, module: change.name,
+                                     live: errno == .resourceBusy ? try? LiveModules.read(from: root) : nil)
             }
         }
     }

@@ -20,11 +20,7 @@ extension ModuleHost {
     /// - Parameter load: loads one module (the seam tests replace);
     ///   defaults to libkmod's probe.
     public func reload(_ unloadOrder: [String], load: ((String) throws -> Errno?)? = nil) throws -> ReloadOutcome {
-        let loadOne: (String) throws -> Errno?
-        if let load { loadOne = load } else {
-            let kmod = try kmodContext()
-            loadOne = { try kmod.load(moduleNamed: $0) }
-        }
+        let loadOne = load ?? ModuleOperations.libkmod(root: root).load
         var outcome = ReloadOutcome(loaded: [], failures: [:])
         for module in unloadOrder.reversed() {
             do {

@@ -12,13 +12,52 @@ public enum ApplyReport {
             .object([("path", .string(file.path)), ("action", .string(file.action.rawValue))]
                     + (diff ? [("diff", .string(file.diff))] : []))
         })
-        return members.map { key, value in key == "changed" ? (key, .bool(outcome.changed)) : (key, value) } + [
+        var result: [(String, JSONValue)] = members.map { key, value in key == "changed" ? (key, .bool(outcome.changed)) : (key, value) }
+        result += [
             ("check", .bool(outcome.check)),
             ("files", files),
             ("journal_id", outcome.journalID.json),
             ("notes", .array(outcome.notes.map(JSONValue.string))),
-            ("error", outcome.error.map { JSONValue.string($0.description) } ?? .null),
         ]
+        if let review = outcome.stateless {
+            let modules: JSONValue = outcome.modules.map { json($0, diff: diff) } ?? .null
+            result += [("modules", modules), ("stateless", StatelessReport.json(review, modules: nil))]
+        }
+        return result + [("error", outcome.error.map { JSONValue.string($0.description) } ?? .null)]
+    }
+
+    /// The `modules` member of a stateless apply.
+    static func json(_ step: StatelessModuleStep, diff: Bool) -> JSONValue {
+        .object([
+            ("result", step.result.jsonName.json),
+            ("error", step.result.error.json),
+            ("unload_order", .array(step.unloads.map { .string($0.module) })),
+            ("unload", .array(step.unloads.map { unload in
+                let result = step.results[unload.module] ?? .unchanged
+                return .object([("module", .string(unload.module)), ("reason", .string(unload.reason)),
+                                ("result", result.jsonName.json), ("error", result.error.json)])
+            })),
+            ("blacklist_file", step.blacklist.map { file in
+                .object([("path", .string(file.path)), ("action", .string(file.action.rawValue))]
+                        + (diff ? [("diff", .string(file.diff))] : []))
+            } ?? .null),
+        ])
+    }
+
+    /// The module step's lines: one when skipped, else the unload table and the blacklist file.
+    static func text(_ step: StatelessModuleStep) -> [String] {
+        if let skipped = step.skipped { return ["modules: skipped: \(skipped)"] }
+        var lines = ["modules: " + (step.unloads.isEmpty ? "none of the family is loaded" : "unload in this order")]
+        if !step.unloads.isEmpty {
+            lines += Table.render(header: ["  MODULE", "REASON", "RESULT"], rows: step.unloads.map { unload in
+                let result = step.results[unload.module] ?? .unchanged
+                let shown = result.jsonName ?? "would unload"
+                return ["  " + unload.module, unload.reason, result.error.map { "\(shown): \($0)" } ?? shown]
+            })
+        }
+        lines.append(step.blacklist.map { "blacklist: \($0.action.rawValue) \($0.path)" }
+                     ?? "blacklist: no loadable conntrack module in any module tree: nothing to keep off at boot")
+        return lines
     }
 
     public static func text(_ outcome: ApplyOutcome, diff: Bool = false) -> String {
@@ -36,6 +75,13 @@ public enum ApplyReport {
             lines.append("")
             lines.append(outcome.check ? "files (would be):" : "files:")
             lines += Table.render(header: ["", ""], rows: outcome.files.map { ["  " + $0.action.rawValue, $0.path] }).dropFirst()
+        }
+        if let modules = outcome.modules {
+            lines.append("")
+            lines += text(modules)
+        }
+        if let review = outcome.stateless, review.refused {
+            lines.append(StatelessReport.text(review, modules: nil))
         }
         if diff {
             for file in outcome.files where !file.diff.isEmpty {

@@ -63,7 +63,9 @@ struct ApplyFixtureTreeTests {
         try tree.write("etc/modules-load.d/local.conf", foreign)
         #expect(try tree.cttune(["apply"]).status == 0)
         #expect(tree.exists(Self.modprobeConf) && tree.exists(Self.modulesLoadConf))
-        let result = try tree.cttune(["apply", "--profile", "stateless", "--format", "json"])
+        // --persist-only: the tree's /proc/modules lists nf_conntrack, and an
+        // unload would go to the running kernel (StatelessApplyTests interposes it).
+        let result = try tree.cttune(["apply", "--profile", "stateless", "--persist-only", "--format", "json"])
         #expect(result.status == 0, "\(result.stderr)")
         let actions = try PrintedJSON(result).fileActions
         #expect(actions[tree.file(Self.modprobeConf)] == "removed")
