@@ -66,9 +66,16 @@ final class TestNamespace {
 
 /// Serializes tests that change global conntrack values (max, hash size)
 /// across threads and processes, and restores them afterwards whatever happens.
+///
+/// The values found on entry are also written to a file beside the lock
+/// while the body runs: if a test process is killed mid-test (no `defer`
+/// runs then), the next holder finds the file and restores them first.
 enum GlobalConntrack {
     static let maxPath = "/proc/sys/net/netfilter/nf_conntrack_max"
     static let bucketsPath = "/proc/sys/net/netfilter/nf_conntrack_buckets"
+    static let lockPath = "/run/cttune-tests.lock"
+    /// "MAX BUCKETS" while a holder has changed them (scripts/bench-outage.sh reads it too).
+    static let savedPath = "/run/cttune-tests.saved"
     private static let threadLock = NSLock()
 
     /// Runs `body` holding the global lock, then writes back the max and the
@@ -76,17 +83,31 @@ enum GlobalConntrack {
     static func withExclusiveAccess<T>(_ body: () throws -> T) throws -> T {
         threadLock.lock()
         defer { threadLock.unlock() }
-        let fd = open("/run/cttune-tests.lock", O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw Shell.Failure(command: "open /run/cttune-tests.lock", result: .init(status: errno, stdout: "", stderr: "")) }
+        let fd = open(lockPath, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw Shell.Failure(command: "open \(lockPath)", result: .init(status: errno, stdout: "", stderr: "")) }
         defer { close(fd) }
         flock(fd, LOCK_EX)
         defer { flock(fd, LOCK_UN) }
+        try restoreAfterKilledHolder()
         let savedMax = try read(maxPath), savedBuckets = try read(bucketsPath)
+        try "\(savedMax) \(savedBuckets)\n".write(toFile: savedPath, atomically: true, encoding: .utf8)
         defer {
             try? write(bucketsPath, savedBuckets)
             try? write(maxPath, savedMax)
+            unlink(savedPath)
         }
         return try body()
+    }
+
+    /// A saved-values file left behind means its holder died inside the body.
+    private static func restoreAfterKilledHolder() throws {
+        guard let text = try? String(contentsOfFile: savedPath, encoding: .utf8) else { return }
+        let values = text.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        if values.count == 2 {
+            try write(bucketsPath, values[1])
+            try write(maxPath, values[0])
+        }
+        unlink(savedPath)
     }
 
     static func read(_ path: String) throws -> Int {
