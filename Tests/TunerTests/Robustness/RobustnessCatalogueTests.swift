@@ -221,6 +221,10 @@ extension BadInput {
         BadInput(command: "status", input: "negative --window", arguments: ["status", "--window=-1"], exitCode: 64, words: ["--window must be between 0 and 3600"]),
         BadInput(command: "status", input: "--textfile with --watch", arguments: ["status", "--watch", "1", "--textfile", "{outside}/c.prom"],
                  exitCode: 64, words: ["--textfile writes one snapshot"]),
+        BadInput(command: "status", input: "--root, which status does not take (it reads this network namespace)", arguments: ["status", "--root", "{tree}"],
+                 prepare: SpoiledTree.smallVM, exitCode: 64, words: ["--root"]),
+        BadInput(command: "rules", input: "--root, which rules does not take", arguments: ["rules", "--root", "{tree}"],
+                 prepare: SpoiledTree.smallVM, exitCode: 64, words: ["--root"]),
         BadInput(command: "status", input: "--watch not a number", arguments: ["status", "--watch", "often"], exitCode: 64, words: ["--watch", "often"]),
 
         // rules
@@ -372,6 +376,23 @@ struct RobustnessCatalogueTests {
                 #expect(try ConntrackValues.read(in: namespace) == namespaceBefore, "\(badInput.testDescription)")
             }
         }
+    }
+
+    @Test("status --textfile replaces a link at that path and never writes through it",
+          .enabled(if: Host.realKernel, "needs root, nf_conntrack and network namespaces"))
+    func textfileNeverWritesThroughALink() throws {
+        let scene = try BadInputScene()
+        defer { scene.remove() }
+        try scene.write("elsewhere.prom", "keep\n", inTree: false)
+        let link = scene.outsidePath("conntrack.prom")
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: scene.outsidePath("elsewhere.prom"))
+        let namespace = try TestNamespace("robust")
+        defer { namespace.delete() }
+        let result = try namespace.run([TestPaths.cttune, "status", "--window", "0", "--textfile", link])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try String(contentsOfFile: scene.outsidePath("elsewhere.prom"), encoding: .utf8) == "keep\n")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == nil)
+        #expect(try String(contentsOfFile: link, encoding: .utf8).contains("cttune_conntrack_entries{netns="))
     }
 
     @Test("a refused apply or rollback under --root leaves no lock file in the tree",
