@@ -107,6 +107,9 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
             return "cannot find \(fact) (\(path) is absent) — \(fix)"
         case let .profileNotFound(name, searched, extendedBy):
             let parent = extendedBy.map { "\($0): extends: " } ?? ""
+            if ProfileCatalog.isPath(name) {
+                return parent + "no profile file \(searched.first ?? name) — check the path, or give a profile name (the built-in ones are listed by `cttune plan --help`)"
+            }
             return parent + "no profile named \"\(name)\" (looked in: \(searched.joined(separator: ", "))) — run `cttune plan --profile PATH.yaml`, or pick one of the built-in profiles listed by `cttune plan --help`"
         case let .invalidProfile(file, line, field, problem):
             let location = line.map { "\(file):\($0)" } ?? file

@@ -103,7 +103,7 @@ extension BadInput {
         BadInput(command: "plan", input: "unknown profile name", arguments: ["plan", "--profile", "no-such-profile", "--root", "{tree}"],
                  prepare: SpoiledTree.smallVM, words: ["no profile named \"no-such-profile\"", "{tree}/etc/cttune/profiles", "built-in", "--profile PATH.yaml"]),
         BadInput(command: "plan", input: "profile file that does not exist", arguments: ["plan", "--profile", "{outside}/absent.yaml", "--root", "{tree}"],
-                 prepare: SpoiledTree.smallVM, words: ["no profile named \"{outside}/absent.yaml\""]),
+                 prepare: SpoiledTree.smallVM, words: ["no profile file {outside}/absent.yaml", "check the path"]),
         BadInput(command: "plan", input: "malformed YAML", arguments: ["plan", "--profile", "{profiles}/bad-indentation.yaml", "--root", "{tree}"],
                  prepare: SpoiledTree.smallVM, words: ["bad-indentation.yaml:4", "not valid YAML", "check the indentation"]),
         BadInput(command: "plan", input: "non-numeric profile value", arguments: ["plan", "--profile", "{profiles}/rate-not-number.yaml", "--root", "{tree}"],
