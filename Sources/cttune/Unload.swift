@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SystemPackage
 import Tuner
 
 extension Cttune {
@@ -14,7 +15,7 @@ extension Cttune {
 
         func validate() throws {
             // delete_module acts on the running kernel whatever the tree says is loaded.
-            if tree.root.root != nil && !dryRun {
+            if let root = tree.root.root, !dryRun, !SystemRoot(base: FilePath(root)).isLive {
                 throw ValidationError("--root DIR describes a tree, not the running kernel: add --dry-run to see its unload order, or drop --root to unload on this host")
             }
         }
