@@ -87,6 +87,8 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
     case rulesetNeedsRoot(source: String)
     /// The stateless profile was asked for, but the firewall depends on connection state.
     case statelessRefused(ruleCount: Int)
+    /// A module tree has modules.dep but not the binary index libkmod and modprobe read.
+    case missingModuleIndex(directory: String, index: String)
 
     public var description: String {
         switch self {
@@ -97,11 +99,17 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
         case let .unreadable(path, reason):
             return "cannot read \(path): \(reason) — run as root, or point --root at a readable copy"
         case let .malformed(path, detail):
-            return "unexpected content in \(path): \(detail)"
+            // A kernel file with content cttune cannot use is most often a hand-made
+            // or truncated copy under --root; callers whose detail carries its own fix keep it.
+            let fix = detail.contains(" — ") || !path.hasPrefix("/") ? "" : " — the kernel writes this file: under --root, copy it again from a running system"
+            return "unexpected content in \(path): \(detail)\(fix)"
         case let .missingFact(fact, path, fix):
             return "cannot find \(fact) (\(path) is absent) — \(fix)"
         case let .profileNotFound(name, searched, extendedBy):
             let parent = extendedBy.map { "\($0): extends: " } ?? ""
+            if ProfileCatalog.isPath(name) {
+                return parent + "no profile file \(searched.first ?? name) — check the path, or give a profile name (the built-in ones are listed by `cttune plan --help`)"
+            }
             return parent + "no profile named \"\(name)\" (looked in: \(searched.joined(separator: ", "))) — run `cttune plan --profile PATH.yaml`, or pick one of the built-in profiles listed by `cttune plan --help`"
         case let .invalidProfile(file, line, field, problem):
             let location = line.map { "\(file):\($0)" } ?? file
@@ -121,6 +129,9 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
         case let .settingReadBackMismatch(key, path, written, readBack):
             return "\(key) (\(path)) reads back \(readBack.map(String.init) ?? "nothing") after writing \(written) — the kernel did not take the value; nothing was left half-applied"
         case let .writeFailed(path, reason):
+            if reason == errnoText(.permissionDenied) || reason == errnoText(.notPermitted) {
+                return "cannot write \(path): \(reason) — run as root (or as the owner of that directory), or preview with `--check` / `--dry-run`"
+            }
             return "cannot write \(path): \(reason) — fix the path (a directory or file in the way, permissions, a full disk) and run again"
         case let .lockBusy(path, waitedSeconds):
             return "another cttune apply or rollback holds \(path) (waited \(Int(waitedSeconds.rounded())) s) — let it finish, then run again"
@@ -182,6 +193,8 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
             return "\(source) is nft text: cttune loads it into a private network namespace to read it back as JSON, which needs root — run as root, or give the JSON of `nft -j list ruleset` instead"
         case let .statelessRefused(ruleCount):
             return "refusing the stateless profile: \(ruleCount) rule\(ruleCount == 1 ? "" : "s") of this firewall need connection tracking (listed above) — change or remove them first, or keep a stateful profile"
+        case let .missingModuleIndex(directory, index):
+            return "\(directory) has modules.dep but no \(index), the index libkmod and modprobe read — regenerate it with `depmod -b ROOT VERSION` (ROOT is the directory holding lib/modules)"
         }
     }
 }

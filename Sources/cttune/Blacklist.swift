@@ -19,6 +19,7 @@ extension Cttune {
 
         func validate() throws {
             if output != nil && root.root != nil { throw ValidationError("give either --output FILE or --root DIR, not both") }
+            try validateKernelRelease(kernel)
         }
 
         func run() throws {

@@ -101,8 +101,19 @@ struct ModuleTreeOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Use the module tree of this kernel release instead of the running one's.", valueName: "version"))
     var kernel: String?
 
+    func validate() throws { try validateKernelRelease(kernel) }
+
     /// Live module state, the module tree and its modprobe.d config under the root.
     func host() throws -> ModuleHost {
         try ModuleHost(root: try root.systemRoot(), release: kernel)
+    }
+}
+
+/// `--kernel` names one directory under /lib/modules: a value with a `/` or
+/// a `..` would read another directory of the root.
+func validateKernelRelease(_ release: String?) throws {
+    guard let release else { return }
+    if release.isEmpty || release.contains("/") || release == "." || release == ".." {
+        throw ValidationError("--kernel takes a kernel release such as \"6.1.0-28-cloud-amd64\" (a directory name under /lib/modules), got \"\(release)\"")
     }
 }

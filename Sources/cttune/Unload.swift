@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SystemPackage
 import Tuner
 
 extension Cttune {
@@ -12,20 +13,26 @@ extension Cttune {
         @Flag(help: "Print the exact unload order and what would stop it; unload nothing.") var dryRun = false
         @Option(help: "How to print the result.") var format: OutputFormat = .text
 
+        func validate() throws {
+            // delete_module acts on the running kernel whatever the tree says is loaded.
+            if let root = tree.root.root, !dryRun, !SystemRoot(base: FilePath(root)).isLive {
+                throw ValidationError("--root DIR describes a tree, not the running kernel: add --dry-run to see its unload order, or drop --root to unload on this host")
+            }
+        }
+
         func run() throws {
             try reportingErrors {
                 let host = try tree.host()
                 // Only the running system has live rules; an image tree has none.
                 let blocking = host.root.isLive ? try RulesetAnalyzer().analyzeLive().blockingRules : []
                 let outcome = try host.unload(blockingRules: blocking, dryRun: dryRun)
+                // The reason first, on stderr; a refused dry run's order follows on stdout.
+                if let failure = outcome.failure { FileHandle.standardError.write(Data("cttune: error: \(failure)\n".utf8)) }
                 switch format {
                 case .json: printJSON(ModuleReports.json(outcome))
                 case .text:
                     let report = ModuleReports.text(outcome)
                     if !report.isEmpty { print(report) }
-                    if let failure = outcome.failure, outcome.plan.refusal != failure {
-                        FileHandle.standardError.write(Data("cttune: error: \(failure)\n".utf8))
-                    }
                 }
                 return outcome.succeeded ? 0 : 1
             }

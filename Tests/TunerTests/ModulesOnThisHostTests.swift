@@ -26,15 +26,15 @@ struct ModulesOnThisHostTests {
         #expect(object["module_directory"] is NSNull)
     }
 
-    @Test("cttune unload --dry-run and cttune unload give the one-line explanation, exit 1 (refused) and touch nothing",
+    @Test("cttune unload --dry-run and cttune unload give the one-line explanation on stderr, exit 1 (refused) and touch nothing",
           arguments: [["unload", "--dry-run"], ["unload"]])
     func unloadExplains(arguments: [String]) throws {
         let result = try Shell.run([TestPaths.cttune] + arguments)
         #expect(result.status == 1)
-        #expect(result.stderr.isEmpty)
-        let lines = result.stdout.split(separator: "\n")
+        #expect(result.stdout.isEmpty)
+        let lines = result.stderr.split(separator: "\n")
         #expect(lines.count == 1)
-        #expect(lines.first?.hasPrefix(Self.explanation) == true)
+        #expect(lines.first?.hasPrefix("cttune: error: " + Self.explanation) == true)
         #expect(lines.first?.contains("notrack rule") == true)
     }
 

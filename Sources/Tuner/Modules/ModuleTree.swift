@@ -43,6 +43,11 @@ public final class ModuleTree {
     public init?(root: SystemRoot, release: String) throws {
         let directory = KernelPaths.libModules.appending(release)
         guard let dependencies = try root.contents(of: directory.appending("modules.dep")) else { return nil }
+        // Without the binary index libkmod answers every lookup with "no such
+        // module" instead of failing: dependencies would silently come back empty.
+        guard root.exists(directory.appending(Self.dependencyIndex)) else {
+            throw TunerError.missingModuleIndex(directory: try root.path(directory).string, index: Self.dependencyIndex)
+        }
         self.release = release
         moduleNames = Set(dependencies.split(separator: "\n").compactMap { line in
             line.split(separator: ":", maxSplits: 1).first.map(Self.moduleName(fromPath:))
@@ -51,6 +56,9 @@ public final class ModuleTree {
             .split(separator: "\n").map(Self.moduleName(fromPath:)))
         kmod = try KmodContext(root: root, release: release)
     }
+
+    /// The index of modules.dep that libkmod's lookups read (depmod writes both).
+    static let dependencyIndex = "modules.dep.bin"
 
     /// `kernel/net/netfilter/nf_nat.ko.xz` → `nf_nat`.
     static func moduleName(fromPath path: some StringProtocol) -> String {

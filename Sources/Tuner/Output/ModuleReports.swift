@@ -61,10 +61,8 @@ public enum ModuleReports {
     }
 
     public static func text(_ outcome: UnloadOutcome) -> String {
+        // The failure itself goes to stderr (the command prints it).
         var lines: [String] = []
-        if let failure = outcome.failure, outcome.plan.refusal == failure {
-            lines.append(failure.description)
-        }
         if outcome.plan.steps.isEmpty && outcome.failure == nil {
             lines.append("no conntrack/NAT module is loaded: nothing to unload")
         } else if outcome.dryRun, !outcome.plan.steps.isEmpty {

@@ -102,7 +102,7 @@ private struct NodeReader {
     func syntaxError(_ error: YamlError) -> TunerError {
         switch error {
         case let .scanner(_, problem, mark, _), let .parser(_, problem, mark, _), let .composer(_, problem, mark, _):
-            return .invalidProfile(file: file, line: mark.line, field: "", problem: "not valid YAML: \(problem) (column \(mark.column))")
+            return .invalidProfile(file: file, line: mark.line, field: "", problem: "not valid YAML: \(problem) (column \(mark.column)) — check the indentation and quoting on that line and the one before")
         case let .duplicatedKeysInMapping(duplicates, _):
             return .invalidProfile(file: file, line: nil, field: "", problem: "key \(duplicates.joined(separator: ", ")) appears twice — keep one")
         default:

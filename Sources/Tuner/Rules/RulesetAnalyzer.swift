@@ -84,12 +84,17 @@ public struct RulesetAnalyzer {
         if name == "-" {
             return try analyze(text: String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self), source: name)
         }
-        guard let data = FileManager.default.contents(atPath: name) else {
-            let exists = FileManager.default.fileExists(atPath: name)
-            throw TunerError.invalidRuleset(location: name, problem: exists ? "cannot be read (permission denied?)" : "no such file",
-                                            fix: exists ? "run as root or copy it somewhere readable" : "give the path of a saved ruleset, or - to read stdin")
+        let text: String
+        switch FileIO.read(name) {
+        case .success(let read): text = read
+        case .failure(.noSuchFileOrDirectory):
+            throw TunerError.invalidRuleset(location: name, problem: "no such file", fix: "give the path of a saved ruleset, or - to read stdin")
+        case .failure(.isDirectory):
+            throw TunerError.invalidRuleset(location: name, problem: "is a directory", fix: "give the path of a saved ruleset file, or - to read stdin")
+        case .failure(let errno):
+            throw TunerError.invalidRuleset(location: name, problem: "cannot be read: \(errnoText(errno))", fix: "run as root or copy it somewhere readable")
         }
-        return try analyze(text: String(decoding: data, as: UTF8.self), source: name, path: name)
+        return try analyze(text: text, source: name, path: name)
     }
 
     /// Analyses a saved ruleset, detecting its format.
