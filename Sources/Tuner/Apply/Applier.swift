@@ -82,6 +82,16 @@ public struct ApplyOutcome {
 /// Computes the plan's runtime writes and file changes, and applies them in
 /// one journaled transaction.
 public enum Applier {
+    /// The plan for these facts and this profile, or `planDoesNotFit`.
+    static func fittingPlan(_ input: (HostFacts, LoadProfile)) throws -> TuningPlan {
+        let plan = Planner.plan(for: input.0, profile: input.1)
+        guard plan.fitsBudget else {
+            throw TunerError.planDoesNotFit(neededBytes: plan.estimate.memoryBytes, budgetBytes: plan.estimate.budgetBytes,
+                                            profile: input.1.name)
+        }
+        return plan
+    }
+
     /// Applies the plan made from `load()` (facts and profile are read while
     /// the lock is held, so the old values recorded are the values replaced).
     ///
@@ -96,16 +106,16 @@ public enum Applier {
     public static func apply(under root: SystemRoot, request: ApplyRequest, modules: ModuleOperations? = nil,
                              analyzer: RulesetAnalyzer = RulesetAnalyzer(),
                              load: () throws -> (HostFacts, LoadProfile)) throws -> ApplyOutcome {
+        // Bad input (a profile, a tree, a plan that cannot fit) is refused
+        // before the lock file exists, so a refused apply leaves an image tree
+        // as it was; under the lock the plan is made again from fresh values.
+        _ = try fittingPlan(try load())
         let lock = request.check ? nil : try ApplyLock(root: root, waitSeconds: request.lockWaitSeconds)
         defer { withExtendedLifetime(lock) {} }
         let (facts, profile) = try load()
-        var plan = Planner.plan(for: facts, profile: profile)
+        var plan = try fittingPlan((facts, profile))
         let review = profile.stateful ? nil : try StatelessReview.review(plan, root: root, analyzer: analyzer)
         plan = review?.plan ?? plan
-        guard plan.fitsBudget else {
-            throw TunerError.planDoesNotFit(neededBytes: plan.estimate.memoryBytes, budgetBytes: plan.estimate.budgetBytes,
-                                            profile: profile.name)
-        }
         if let review, review.refused { return refusal(plan, review: review, request: request) }
 
         let (results, sysctlActions) = try runtimeActions(plan, request: request, under: root)

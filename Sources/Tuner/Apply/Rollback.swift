@@ -35,20 +35,21 @@ public enum Rollback {
     /// reverse order), after the blacklist file that would stop them is gone.
     ///
     /// - Parameter modules: how modules are loaded; libkmod's probe by default.
+    /// Entry `id`, or the last apply not yet rolled back.
+    static func target(_ id: String?, in journal: Journal) throws -> JournalEntry {
+        if let id { return try journal.load(id) }
+        guard let last = try journal.entries().last(where: { $0.command == "apply" && $0.status != .rolledBack }) else {
+            throw TunerError.journalEntryNotFound(id: nil, directory: journal.directoryPath)
+        }
+        return last
+    }
+
     public static func run(_ id: String?, under root: SystemRoot, lockWaitSeconds: Double = ApplyLock.defaultWaitSeconds,
                            modules: ModuleOperations? = nil) throws -> RollbackOutcome {
         let lock = try ApplyLock(root: root, waitSeconds: lockWaitSeconds)
         defer { withExtendedLifetime(lock) {} }
         let journal = Journal(root: root)
-        let target: JournalEntry
-        if let id {
-            target = try journal.load(id)
-        } else {
-            guard let last = try journal.entries().last(where: { $0.command == "apply" && $0.status != .rolledBack }) else {
-                throw TunerError.journalEntryNotFound(id: nil, directory: journal.directoryPath)
-            }
-            target = last
-        }
+        let target = try target(id, in: journal)
 
         var actions: [JournalAction] = []
         var items: [RestoredItem] = []

@@ -97,8 +97,10 @@ final class BadInputScene {
     }
 
     /// `after` without an empty `run/cttune.lock` (and the `run` directory
-    /// made for it) that apply and rollback create before reading their
-    /// input; `RobustnessCatalogueTests.refusedApplyLeavesNoLock` tracks it.
+    /// made for it): the flock file an apply or rollback that got as far as
+    /// taking the lock leaves, as every flock user does (removing it would
+    /// race with the next holder). An apply refused for its input takes no
+    /// lock: `RobustnessCatalogueTests.refusedApplyLeavesNoLock`.
     func withoutNewLock(_ after: [String: String], before: [String: String]) -> [String: String] {
         var after = after
         for lock in ["tree/run/cttune.lock", "outside/run/cttune.lock"] {
