@@ -47,7 +47,7 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
     case journalEntryNotFound(id: String?, directory: String)
     /// Settings were skipped because they cannot be applied from here, and
     /// `--allow-partial` was not given.
-    case partialApply(keys: [String])
+    case partialApply(keys: [String], check: Bool)
     /// There is no conntrack table to report on in this network namespace.
     case conntrackNotLoaded(path: String)
     /// A file cttune was asked to write (such as `--textfile`) cannot be written.
@@ -147,8 +147,9 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
                 return "no journal entry \(id) in \(directory) — list them with `cttune rollback --list`"
             }
             return "nothing to roll back: no apply recorded in \(directory) — `cttune apply` records one each time it changes something"
-        case let .partialApply(keys):
-            return "not applied here: \(keys.joined(separator: ", ")) (reasons above) — the rest is in effect; apply these on the host, or pass --allow-partial to accept a partial apply"
+        case let .partialApply(keys, check):
+            let rest = check ? "the rest would be applied" : "the rest is in effect"
+            return "not applied here: \(keys.joined(separator: ", ")) (reasons above) — \(rest); apply these on the host, or pass --allow-partial to accept a partial apply"
         case let .conntrackNotLoaded(path):
             return "nf_conntrack is not loaded here (\(path) is absent) — nothing is tracked in this network namespace; status has nothing to judge"
         case let .cannotWrite(path, reason, fix):

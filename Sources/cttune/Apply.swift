@@ -34,7 +34,7 @@ extension Cttune {
                 case .text: print(ApplyReport.text(outcome, diff: diff))
                 }
                 if let error = outcome.error { throw error }
-                if !outcome.notAppliedHere.isEmpty && !allowPartial { throw TunerError.partialApply(keys: outcome.notAppliedHere) }
+                if !outcome.notAppliedHere.isEmpty && !allowPartial { throw TunerError.partialApply(keys: outcome.notAppliedHere, check: check) }
                 return detailedExitcode && outcome.changed ? 2 : 0
             }
         }
