@@ -70,8 +70,4 @@ public enum KernelPaths {
         FilePath("/proc/sys/" + key.replacingOccurrences(of: ".", with: "/"))
     }
 
-    /// The /sys/module parameter file of `module.parameter`.
-    public static func moduleParameter(module: String, parameter: String) -> FilePath {
-        FilePath("/sys/module/\(module)/parameters/\(parameter)")
-    }
 }
