@@ -139,18 +139,10 @@ extension HostFacts {
         return count
     }
 
-    /// The slab slot size of an nf_conntrack entry: /proc/slabinfo's objsize
-    /// (root only), else /sys/kernel/slab/nf_conntrack/slab_size, else the fallback.
+    /// The slab slot size of an nf_conntrack entry, else the fallback.
     static func readEntrySize(_ root: SystemRoot) -> (Int, EntrySizeSource) {
-        if let slabinfo = try? root.contents(of: KernelPaths.slabinfo) {
-            for line in slabinfo.split(separator: "\n") where line.hasPrefix("nf_conntrack ") {
-                // name <active_objs> <num_objs> <objsize> ...
-                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-                if fields.count > 3, let size = Int(fields[3]), size > 0 { return (size, .slabinfo) }
-            }
-        }
-        if let size = try? root.integer(at: KernelPaths.conntrackSlabSize), size > 0 { return (size, .sysfs) }
-        return (fallbackEntryBytes, .fallback)
+        guard let slab = try? SlabUsage.read(from: root) else { return (fallbackEntryBytes, .fallback) }
+        return (slab.usage.objectBytes, slab.source)
     }
 
     static func readPresence(_ root: SystemRoot, release: String?) throws -> ConntrackPresence {

@@ -33,7 +33,7 @@ public struct StatusProbe {
         }
         var readings = StatusReadings(
             namespace: namespace, previous: previous ?? current, current: current, timeouts: timeouts,
-            slab: try? readSlab(), census: census,
+            slab: try? SlabUsage.read(from: root)?.usage, census: census,
             kernelLog: KernelLogEvidence.read(from: root, for: namespace),
             secondsSinceBoot: MonotonicClock.secondsSinceBoot(), wallClock: Date())
         readings.censusProblem = censusProblem
@@ -70,27 +70,6 @@ public struct StatusProbe {
             index += 1
         }
         return worst
-    }
-
-    /// Host-wide slab use of the nf_conntrack cache: /proc/slabinfo (root
-    /// only), else /sys/kernel/slab/nf_conntrack/{objects,slab_size}.
-    func readSlab() throws -> SlabUsage? {
-        if let slabinfo = try? root.contents(of: KernelPaths.slabinfo) {
-            for line in slabinfo.split(separator: "\n") where line.hasPrefix("nf_conntrack ") {
-                // name <active_objs> <num_objs> <objsize> ...
-                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-                if fields.count > 3, let active = Int(fields[1]), let size = Int(fields[3]) {
-                    return SlabUsage(activeObjects: active, objectBytes: size)
-                }
-            }
-        }
-        // `objects` reads "240 N0=240": the total comes first.
-        if let objects = try root.contents(of: KernelPaths.conntrackSlabObjects),
-           let active = objects.split(separator: " ").first.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }),
-           let size = try root.integer(at: KernelPaths.conntrackSlabSize) {
-            return SlabUsage(activeObjects: active, objectBytes: size)
-        }
-        return nil
     }
 }
 

@@ -55,19 +55,6 @@ public struct StatusReadings: Sendable, Equatable {
     }
 }
 
-/// Host-wide slab memory of the conntrack entries (the cache is shared by all
-/// namespaces). The corresponding file is `/proc/slabinfo` (`active_objs` × `objsize`).
-public struct SlabUsage: Sendable, Equatable {
-    public var activeObjects: Int
-    public var objectBytes: Int
-    public var bytes: Int { activeObjects * objectBytes }
-
-    public init(activeObjects: Int, objectBytes: Int) {
-        self.activeObjects = activeObjects
-        self.objectBytes = objectBytes
-    }
-}
-
 /// The monitoring-plugin states; the raw value is the exit code.
 public enum Verdict: Int32, Sendable, Comparable, CaseIterable {
     case ok = 0, warning = 1, critical = 2, unknown = 3

@@ -1,0 +1,38 @@
+/// Host-wide slab memory of the conntrack entries (the cache is shared by all
+/// namespaces): how many are allocated and the kernel memory each takes.
+public struct SlabUsage: Sendable, Equatable {
+    public var activeObjects: Int
+    /// The slab slot size: what one entry really costs (248 B objects sit in
+    /// 256 B slots on 6.18).
+    public var objectBytes: Int
+    public var bytes: Int { activeObjects * objectBytes }
+
+    public init(activeObjects: Int, objectBytes: Int) {
+        self.activeObjects = activeObjects
+        self.objectBytes = objectBytes
+    }
+
+    /// Reads /proc/slabinfo's `nf_conntrack` line (root only), else
+    /// /sys/kernel/slab/nf_conntrack/{objects,slab_size}.
+    ///
+    /// - Returns: the usage and which file said so, or `nil` when neither
+    ///   exists (no nf_conntrack cache, or a tree without them).
+    public static func read(from root: SystemRoot) throws -> (usage: SlabUsage, source: EntrySizeSource)? {
+        if let slabinfo = try? root.contents(of: KernelPaths.slabinfo) {
+            for line in slabinfo.split(separator: "\n") where line.hasPrefix("nf_conntrack ") {
+                // name <active_objs> <num_objs> <objsize> ...
+                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+                if fields.count > 3, let active = Int(fields[1]), let size = Int(fields[3]), size > 0 {
+                    return (SlabUsage(activeObjects: active, objectBytes: size), .slabinfo)
+                }
+            }
+        }
+        // `objects` reads "240 N0=240": the total comes first.
+        if let objects = try root.contents(of: KernelPaths.conntrackSlabObjects),
+           let active = objects.split(separator: " ").first.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }),
+           let size = try root.integer(at: KernelPaths.conntrackSlabSize), size > 0 {
+            return (SlabUsage(activeObjects: active, objectBytes: size), .sysfs)
+        }
+        return nil
+    }
+}
