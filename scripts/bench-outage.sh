@@ -27,7 +27,10 @@ saved_max=$(cat /proc/sys/net/netfilter/nf_conntrack_max)
 saved_buckets=$(cat /proc/sys/net/netfilter/nf_conntrack_buckets)
 echo "$saved_max $saved_buckets" > "$saved_file"
 namespaces=()
+state=$(mktemp -d)
+mkdir -p "$state/var-lib" "$state/run"
 cleanup() {
+  rm -rf "$state"
   for ns in "${namespaces[@]}"; do ip netns delete "$ns" 2>/dev/null || true; done
   echo "$saved_buckets" > /proc/sys/net/netfilter/nf_conntrack_buckets
   echo "$saved_max" > /proc/sys/net/netfilter/nf_conntrack_max
@@ -77,9 +80,15 @@ compare() { # TITLE PROFILE MEMORY LOADGEN-ARGS...
   local title=$1 profile=$2 memory=$3; shift 3
   local plan; plan=$("$cttune" plan --profile "$profile" --memory "$memory" --explain --format json)
   local anchors='d["estimate"]["anchors"]'
-  # The namespace gets the planned timeouts; max and buckets are global and set above.
-  cttune_timeouts() { ip netns exec "$1" "$cttune" apply --profile "$profile" --memory "$memory" --runtime-only --allow-partial \
-                        --lock-timeout 30 >/dev/null || echo "bench-outage: cttune apply failed in $1" >&2; }
+  # The namespace gets the planned timeouts; max and buckets are global and set
+  # above. apply runs with private, empty /var/lib and /run (its journal and
+  # lock), so the benchmark leaves nothing on the host.
+  cttune_timeouts() {
+    ip netns exec "$1" unshare -m --propagation private sh -c \
+      'mount --bind "$0/var-lib" /var/lib && mount --bind "$0/run" /run && shift && exec "$@"' "$state" \
+      sh "$cttune" apply --profile "$profile" --memory "$memory" --runtime-only --allow-partial >/dev/null \
+      || echo "bench-outage: cttune apply failed in $1" >&2
+  }
   echo "== $title ($duration s, sizings for $memory of RAM, $entry_bytes B per entry)"
   printf '%-16s %9s %9s %10s %10s %9s %10s %9s\n' sizing max buckets "mem@max" "peak" drops failures flows
   run_case "kernel default" "$(echo "$plan" | json "$anchors[0]['max']")" "$(echo "$plan" | json "$anchors[0]['buckets']")" boot_timeouts "$@"
