@@ -98,6 +98,13 @@ final class PrivateState {
     /// `cttune ARGUMENTS` inside `namespace` (or the initial one). With
     /// `readOnlySysctlD` the sysctl.d copy is mounted read-only (EROFS).
     func cttune(_ arguments: [String], in namespace: TestNamespace? = nil, readOnlySysctlD: Bool = false) throws -> Shell.Result {
+        let command = privateMounts(running: [TestPaths.cttune] + arguments, readOnlySysctlD: readOnlySysctlD)
+        return try Shell.run((namespace.map { ["ip", "netns", "exec", $0.name] } ?? []) + command)
+    }
+
+    /// `command` in a mount namespace of its own with this state's private
+    /// /etc/sysctl.d, /var/lib and /run.
+    func privateMounts(running command: [String], readOnlySysctlD: Bool = false) -> [String] {
         let base = url.path
         let script = """
             set -e
@@ -107,8 +114,7 @@ final class PrivateState {
             mount --bind \(base)/run /run
             exec "$@"
             """
-        let private_ = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", TestPaths.cttune] + arguments
-        return try Shell.run((namespace.map { ["ip", "netns", "exec", $0.name] } ?? []) + private_)
+        return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"] + command
     }
 
     func journalIDs() -> [String] {

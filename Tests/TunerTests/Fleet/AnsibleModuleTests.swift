@@ -192,19 +192,3 @@ struct Playbook {
         }
     }
 }
-
-extension PrivateState {
-    /// `command` in a mount namespace of its own with this state's private
-    /// /etc/sysctl.d, /var/lib and /run (as `cttune(_:in:)` runs cttune).
-    func privateMounts(running command: [String]) -> [String] {
-        let base = url.path
-        let script = """
-            set -e
-            mount --bind \(base)/sysctl.d /etc/sysctl.d
-            mount --bind \(base)/var-lib /var/lib
-            mount --bind \(base)/run /run
-            exec "$@"
-            """
-        return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"] + command
-    }
-}
