@@ -1,5 +1,6 @@
 # make run        install libkmod-dev if missing, build, plan this host with the default profile
-# make test       install test tools if missing, build, run the whole suite
+# make test       lint, install test tools if missing, build, run the whole suite
+# make lint       check the code layout with swift format (fix with: swift format -i -r Sources Tests)
 # make bench      print benchmark numbers (not part of the pass/fail suite)
 # make install    release build, man page and completions, installed under $(DESTDIR)$(PREFIX)
 # make uninstall  remove what make install put there (same PREFIX and DESTDIR)
@@ -29,7 +30,7 @@ UNITS := cttune-apply.service cttune-status.service cttune-status.timer
 # The libkmod wrapper's suites, also run under the address sanitizer.
 KMOD_SUITES := KmodContextTests|ModuleTreeTests|UnloadOrderTests
 
-.PHONY: run build test bench deps test-deps test-python fleet-test-deps module-tree initramfs-lister test-asan clean release man install install-files uninstall deb
+.PHONY: run build lint test bench deps test-deps test-python fleet-test-deps module-tree initramfs-lister test-asan clean release man install install-files uninstall deb
 
 run: build
 	$(BIN)/cttune plan
@@ -65,7 +66,11 @@ test-asan: module-tree
 	  $(SWIFT) test --sanitize=address --scratch-path .build-asan --filter '$(KMOD_SUITES)'
 
 
-test: test-deps test-python build module-tree initramfs-lister test-asan fleet-test-deps
+# The formatter in lint mode: layout and the few rules .swift-format enables.
+lint:
+	$(SWIFT) format lint --recursive --strict --parallel Package.swift Plugins Sources Tests
+
+test: lint test-deps test-python build module-tree initramfs-lister test-asan fleet-test-deps
 	$(SWIFT) test
 
 bench: build

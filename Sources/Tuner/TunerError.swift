@@ -101,16 +101,20 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
         case let .malformed(path, detail):
             // A kernel file with content cttune cannot use is most often a hand-made
             // or truncated copy under --root; callers whose detail carries its own fix keep it.
-            let fix = detail.contains(" — ") || !path.hasPrefix("/") ? "" : " — the kernel writes this file: under --root, copy it again from a running system"
+            let fix =
+                detail.contains(" — ") || !path.hasPrefix("/")
+                ? "" : " — the kernel writes this file: under --root, copy it again from a running system"
             return "unexpected content in \(path): \(detail)\(fix)"
         case let .missingFact(fact, path, fix):
             return "cannot find \(fact) (\(path) is absent) — \(fix)"
         case let .profileNotFound(name, searched, extendedBy):
             let parent = extendedBy.map { "\($0): extends: " } ?? ""
             if ProfileCatalog.isPath(name) {
-                return parent + "no profile file \(searched.first ?? name) — check the path, or give a profile name (the built-in ones are listed by `cttune plan --help`)"
+                return parent
+                    + "no profile file \(searched.first ?? name) — check the path, or give a profile name (the built-in ones are listed by `cttune plan --help`)"
             }
-            return parent + "no profile named \"\(name)\" (looked in: \(searched.joined(separator: ", "))) — run `cttune plan --profile PATH.yaml`, or pick one of the built-in profiles listed by `cttune plan --help`"
+            return parent
+                + "no profile named \"\(name)\" (looked in: \(searched.joined(separator: ", "))) — run `cttune plan --profile PATH.yaml`, or pick one of the built-in profiles listed by `cttune plan --help`"
         case let .invalidProfile(file, line, field, problem):
             let location = line.map { "\(file):\($0)" } ?? file
             return field.isEmpty ? "\(location): \(problem)" : "\(location): \(field): \(problem)"
@@ -119,29 +123,38 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
         case let .invalidSize(text):
             return "\"\(text)\" is not a size — give bytes or a number with K, M, G or T (powers of 1024), for example 4G or 512MiB"
         case let .settingPermissionDenied(key, path):
-            return "cannot write \(key) (\(path)): permission denied — run as root (a global setting is also read-only outside the initial network namespace: apply it on the host), or preview with `cttune apply --check`"
+            return
+                "cannot write \(key) (\(path)): permission denied — run as root (a global setting is also read-only outside the initial network namespace: apply it on the host), or preview with `cttune apply --check`"
         case let .settingOnReadOnlyFileSystem(key, path):
-            return "cannot write \(key) (\(path)): the file system is mounted read-only (a container's /sys?) — run apply on the host, or pass --allow-partial to set what can be set"
+            return
+                "cannot write \(key) (\(path)): the file system is mounted read-only (a container's /sys?) — run apply on the host, or pass --allow-partial to set what can be set"
         case let .settingNotSupportedHere(key, path):
-            return "cannot write \(key) (\(path)): the kernel allows it only in the initial network namespace — run apply on the host, or pass --allow-partial to set only the timeouts"
+            return
+                "cannot write \(key) (\(path)): the kernel allows it only in the initial network namespace — run apply on the host, or pass --allow-partial to set only the timeouts"
         case let .settingValueRejected(key, path, value):
-            return "the kernel rejected \(value) for \(key) (\(path)): invalid argument — check the profile's value for this key (`cttune plan --explain`)"
+            return
+                "the kernel rejected \(value) for \(key) (\(path)): invalid argument — check the profile's value for this key (`cttune plan --explain`)"
         case let .settingReadBackMismatch(key, path, written, readBack):
-            return "\(key) (\(path)) reads back \(readBack.map(String.init) ?? "nothing") after writing \(written) — the kernel did not take the value; nothing was left half-applied"
+            return
+                "\(key) (\(path)) reads back \(readBack.map(String.init) ?? "nothing") after writing \(written) — the kernel did not take the value; nothing was left half-applied"
         case let .writeFailed(path, reason):
             if reason == errnoText(.permissionDenied) || reason == errnoText(.notPermitted) {
-                return "cannot write \(path): \(reason) — run as root (or as the owner of that directory), or preview with `--check` / `--dry-run`"
+                return
+                    "cannot write \(path): \(reason) — run as root (or as the owner of that directory), or preview with `--check` / `--dry-run`"
             }
             return "cannot write \(path): \(reason) — fix the path (a directory or file in the way, permissions, a full disk) and run again"
         case let .lockBusy(path, waitedSeconds):
-            return "another cttune apply or rollback holds \(path) (waited \(Int(waitedSeconds.rounded())) s) — let it finish, then run again"
+            return
+                "another cttune apply or rollback holds \(path) (waited \(Int(waitedSeconds.rounded())) s) — let it finish, then run again"
         case let .transactionFailed(step, cause, restoreFailures):
-            let restored = restoreFailures.isEmpty
+            let restored =
+                restoreFailures.isEmpty
                 ? "everything already changed was restored"
                 : "could NOT restore: \(restoreFailures.joined(separator: "; ")) — fix these by hand"
             return "\(step) failed: \(cause); \(restored)"
         case let .planDoesNotFit(neededBytes, budgetBytes, profile):
-            return "refusing to apply: the plan for profile \(profile) needs \(neededBytes / 1_048_576) MiB but the budget is \(budgetBytes / 1_048_576) MiB — see `cttune plan --explain`, then raise memory_budget_percent or lower the load"
+            return
+                "refusing to apply: the plan for profile \(profile) needs \(neededBytes / 1_048_576) MiB but the budget is \(budgetBytes / 1_048_576) MiB — see `cttune plan --explain`, then raise memory_budget_percent or lower the load"
         case let .journalEntryNotFound(id, directory):
             if let id {
                 return "no journal entry \(id) in \(directory) — list them with `cttune rollback --list`"
@@ -149,9 +162,11 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
             return "nothing to roll back: no apply recorded in \(directory) — `cttune apply` records one each time it changes something"
         case let .partialApply(keys, check):
             let rest = check ? "the rest would be applied" : "the rest is in effect"
-            return "not applied here: \(keys.joined(separator: ", ")) (reasons above) — \(rest); apply these on the host, or pass --allow-partial to accept a partial apply"
+            return
+                "not applied here: \(keys.joined(separator: ", ")) (reasons above) — \(rest); apply these on the host, or pass --allow-partial to accept a partial apply"
         case let .conntrackNotLoaded(path):
-            return "nf_conntrack is not loaded here (\(path) is absent) — nothing is tracked in this network namespace; status has nothing to judge"
+            return
+                "nf_conntrack is not loaded here (\(path) is absent) — nothing is tracked in this network namespace; status has nothing to judge"
         case let .cannotWrite(path, reason, fix):
             return "cannot write \(path): \(reason) — \(fix)"
         case let .ambiguousKernel(directory, releases):
@@ -159,43 +174,56 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
         case let .kmodCallFailed(call, subject, reason):
             return "libkmod \(call) failed for \(subject): \(reason) — check that the module tree was indexed with `depmod -b ROOT VERSION`"
         case let .noModuleSupport(builtIn):
-            return "this kernel has no loadable module support (no /proc/modules): \(summarizedModules(builtIn)) built in and cannot be unloaded — add a notrack rule (nft `notrack`, iptables `-t raw -j CT --notrack`) so traffic bypasses conntrack"
+            return
+                "this kernel has no loadable module support (no /proc/modules): \(summarizedModules(builtIn)) built in and cannot be unloaded — add a notrack rule (nft `notrack`, iptables `-t raw -j CT --notrack`) so traffic bypasses conntrack"
         case let .moduleBuiltIn(module):
-            return "\(module) is built into the kernel and cannot be unloaded — add a notrack rule (nft `notrack`, iptables `-t raw -j CT --notrack`) so traffic bypasses conntrack, or boot a kernel that builds it as a module"
+            return
+                "\(module) is built into the kernel and cannot be unloaded — add a notrack rule (nft `notrack`, iptables `-t raw -j CT --notrack`) so traffic bypasses conntrack, or boot a kernel that builds it as a module"
         case let .rulesNeedConntrack(rules):
             let shown = rules.prefix(5).joined(separator: "; ") + (rules.count > 5 ? "; and \(rules.count - 5) more" : "")
-            return "refusing to unload: live firewall rules need connection tracking (\(shown)) — remove or rewrite them first (`cttune rules` explains each)"
+            return
+                "refusing to unload: live firewall rules need connection tracking (\(shown)) — remove or rewrite them first (`cttune rules` explains each)"
         case let .moduleInUse(module, users):
-            return "refusing to unload: \(module) is in use (\(users) reference\(users == 1 ? "" : "s") besides its holder modules: rules, sockets or other kernel users) — remove what uses it, then retry"
+            return
+                "refusing to unload: \(module) is in use (\(users) reference\(users == 1 ? "" : "s") besides its holder modules: rules, sockets or other kernel users) — remove what uses it, then retry"
         case let .moduleBusy(module, holders, users):
             var held: [String] = []
             if !holders.isEmpty { held.append("held by \(holders.joined(separator: ", "))") }
             if let users, users > 0 { held.append("in use \(users) time\(users == 1 ? "" : "s") besides its holders") }
             let detail = held.isEmpty ? "" : " (" + held.joined(separator: "; ") + ")"
-            return "cannot unload \(module): the kernel says it is busy\(detail) — stop what uses it (rules, sockets), then run `cttune unload` again"
+            return
+                "cannot unload \(module): the kernel says it is busy\(detail) — stop what uses it (rules, sockets), then run `cttune unload` again"
         case let .unloadUnsupported(module):
-            return "cannot unload \(module): this kernel does not implement module unloading (delete_module is not implemented) — loaded modules stay until reboot; blacklist them (`cttune blacklist`) and add a notrack rule meanwhile"
+            return
+                "cannot unload \(module): this kernel does not implement module unloading (delete_module is not implemented) — loaded modules stay until reboot; blacklist them (`cttune blacklist`) and add a notrack rule meanwhile"
         case let .unloadNotPermitted(module):
-            return "cannot unload \(module): operation not permitted — run as root (CAP_SYS_MODULE); if already root, module unloading is disabled (kernel.modules_disabled=1 or lockdown)"
+            return
+                "cannot unload \(module): operation not permitted — run as root (CAP_SYS_MODULE); if already root, module unloading is disabled (kernel.modules_disabled=1 or lockdown)"
         case let .unloadFailed(module, reason):
             return "cannot unload \(module): \(reason)"
         case let .loadFailed(module, reason):
-            return "cannot load \(module) back: \(reason) — check `cttune modules` and load it with `modprobe \(module)` once the cause is fixed"
+            return
+                "cannot load \(module) back: \(reason) — check `cttune modules` and load it with `modprobe \(module)` once the cause is fixed"
         case let .nothingToBlacklist(directory, builtIn):
-            let note = builtIn.isEmpty ? "" : " (\(summarizedModules(builtIn)) built in: a blacklist cannot keep those off — use a notrack rule)"
+            let note =
+                builtIn.isEmpty ? "" : " (\(summarizedModules(builtIn)) built in: a blacklist cannot keep those off — use a notrack rule)"
             return "no loadable conntrack/NAT module under \(directory)\(note) — nothing to blacklist; pass --root DIR for an image tree"
         case let .toolFailed(command, reason):
             return "`\(command)` failed: \(reason)"
         case let .invalidRuleset(location, problem, fix):
             return "\(location): \(problem) — \(fix)"
         case let .rulesetToolMissing(tool, purpose):
-            return "\(tool) is not installed, and it is needed to \(purpose) — install it (Debian: apt-get install \(tool == "nft" ? "nftables" : tool == "ip" ? "iproute2" : "iptables"))"
+            return
+                "\(tool) is not installed, and it is needed to \(purpose) — install it (Debian: apt-get install \(tool == "nft" ? "nftables" : tool == "ip" ? "iproute2" : "iptables"))"
         case let .rulesetNeedsRoot(source):
-            return "\(source) is nft text: cttune loads it into a private network namespace to read it back as JSON, which needs root — run as root, or give the JSON of `nft -j list ruleset` instead"
+            return
+                "\(source) is nft text: cttune loads it into a private network namespace to read it back as JSON, which needs root — run as root, or give the JSON of `nft -j list ruleset` instead"
         case let .statelessRefused(ruleCount):
-            return "refusing the stateless profile: \(ruleCount) rule\(ruleCount == 1 ? "" : "s") of this firewall need connection tracking (listed above) — change or remove them first, or keep a stateful profile"
+            return
+                "refusing the stateless profile: \(ruleCount) rule\(ruleCount == 1 ? "" : "s") of this firewall need connection tracking (listed above) — change or remove them first, or keep a stateful profile"
         case let .missingModuleIndex(directory, index):
-            return "\(directory) has modules.dep but no \(index), the index libkmod and modprobe read — regenerate it with `depmod -b ROOT VERSION` (ROOT is the directory holding lib/modules)"
+            return
+                "\(directory) has modules.dep but no \(index), the index libkmod and modprobe read — regenerate it with `depmod -b ROOT VERSION` (ROOT is the directory holding lib/modules)"
         }
     }
 }

@@ -84,12 +84,17 @@ func startServer(port: UInt16) -> Int32 {
     var one: Int32 = 1
     setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
     let bound = withSockaddr(address(0, port)) { bind(listener, $0, $1) }
-    guard listener >= 0, bound == 0, listen(listener, 4096) == 0 else { fail("cannot listen on port \(port): \(String(cString: strerror(errno)))") }
+    guard listener >= 0, bound == 0, listen(listener, 4096) == 0 else {
+        fail("cannot listen on port \(port): \(String(cString: strerror(errno)))")
+    }
     Thread.detachNewThread {
         var buffer = [UInt8](repeating: 0, count: 64)
         while true {
             let connection = accept(listener, nil, nil)
-            if connection < 0 { if errno == EINTR { continue }; return }
+            if connection < 0 {
+                if errno == EINTR { continue }
+                return
+            }
             var timeout = timeval(tv_sec: 2, tv_usec: 0)
             setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             while read(connection, &buffer, buffer.count) > 0 {}
@@ -105,7 +110,7 @@ func connectOnce(to host: UInt32, port: UInt16, timeoutMs: Int32, sendAndClose: 
     guard fd >= 0 else { return false }
     defer { close(fd) }
     let started = withSockaddr(address(host, port)) { connect(fd, $0, $1) }
-    if !sendAndClose { return true } // half-open: the SYN is out; closing sends nothing more
+    if !sendAndClose { return true }  // half-open: the SYN is out; closing sends nothing more
     if started != 0 {
         guard errno == EINPROGRESS else { return false }
         var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
@@ -132,7 +137,11 @@ let deadline = start + options.seconds
 final class Samples: @unchecked Sendable {
     let lock = NSLock()
     var points: [(Double, Int)] = []
-    func add(_ t: Double, _ count: Int) { lock.lock(); points.append((t, count)); lock.unlock() }
+    func add(_ t: Double, _ count: Int) {
+        lock.lock()
+        points.append((t, count))
+        lock.unlock()
+    }
 }
 let samples = Samples()
 let samplerDone = DispatchSemaphore(value: 0)
@@ -145,7 +154,7 @@ Thread.detachNewThread {
 }
 
 var connections = 0, failures = 0, halfOpen = 0
-let loopbackBase: UInt32 = 0x7F00_0000 // 127.0.0.0
+let loopbackBase: UInt32 = 0x7F00_0000  // 127.0.0.0
 var halfOpenDue = start
 while now() < deadline {
     let due = start + Double(connections) / options.rate
@@ -157,9 +166,14 @@ while now() < deadline {
         }
     }
     let wait = due - now()
-    if wait > 0 { usleep(useconds_t(min(wait, 0.05) * 1_000_000)); continue }
-    if !connectOnce(to: loopbackBase + 1 + UInt32(connections % 254), port: options.port,
-                    timeoutMs: options.connectTimeoutMs, sendAndClose: true) {
+    if wait > 0 {
+        usleep(useconds_t(min(wait, 0.05) * 1_000_000))
+        continue
+    }
+    if !connectOnce(
+        to: loopbackBase + 1 + UInt32(connections % 254), port: options.port,
+        timeoutMs: options.connectTimeoutMs, sendAndClose: true)
+    {
         failures += 1
     }
     connections += 1
@@ -172,8 +186,9 @@ let points = samples.points
 let peak = points.map(\.1).max() ?? 0
 let peakTime = points.first(where: { $0.1 == peak })?.0 ?? 0
 let sampleText = points.map { String(format: "[%.2f,%d]", $0.0, $0.1) }.joined(separator: ",")
-print("""
-{"connections":\(connections),"failures":\(failures),"half_open":\(halfOpen),\
-"seconds":\(String(format: "%.3f", elapsed)),"rate":\(String(format: "%.1f", Double(connections) / elapsed)),\
-"peak_count":\(peak),"peak_at":\(String(format: "%.2f", peakTime)),"samples":[\(sampleText)]}
-""")
+print(
+    """
+    {"connections":\(connections),"failures":\(failures),"half_open":\(halfOpen),\
+    "seconds":\(String(format: "%.3f", elapsed)),"rate":\(String(format: "%.1f", Double(connections) / elapsed)),\
+    "peak_count":\(peak),"peak_at":\(String(format: "%.2f", peakTime)),"samples":[\(sampleText)]}
+    """)

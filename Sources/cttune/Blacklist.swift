@@ -5,13 +5,16 @@ import Tuner
 extension Cttune {
     struct Blacklist: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Keep the conntrack/NAT modules off after reboot: write /etc/modprobe.d/cttune-blacklist.conf (blacklist and install /bin/false lines).",
+            abstract:
+                "Keep the conntrack/NAT modules off after reboot: write /etc/modprobe.d/cttune-blacklist.conf (blacklist and install /bin/false lines).",
             discussion: "Says whether the initramfs must be rebuilt for early boot and prints the command; never runs it.")
 
         @OptionGroup var root: RootOption
         @Option(help: ArgumentHelp("Write this file instead of /etc/modprobe.d/cttune-blacklist.conf.", valueName: "file"))
         var output: String?
-        @Option(help: ArgumentHelp("List the modules of this kernel release only (default: every kernel under /lib/modules).", valueName: "version"))
+        @Option(
+            help: ArgumentHelp(
+                "List the modules of this kernel release only (default: every kernel under /lib/modules).", valueName: "version"))
         var kernel: String?
         @Flag(help: "Print the file and what would change; write nothing.") var dryRun = false
         @Flag(help: "Delete the file instead.") var remove = false
@@ -26,7 +29,9 @@ extension Cttune {
             try reportingErrors {
                 let host = try ModuleHost(root: try root.systemRoot(), release: kernel, anyKernel: kernel == nil)
                 let file = output.map { FilePath($0) }
-                let result = remove ? try host.removeBlacklist(output: file, dryRun: dryRun)
+                let result =
+                    remove
+                    ? try host.removeBlacklist(output: file, dryRun: dryRun)
                     : try host.writeBlacklist(output: file, allKernels: kernel == nil, dryRun: dryRun)
                 switch format {
                 case .json: printJSON(ModuleReports.json(result))

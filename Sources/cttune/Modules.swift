@@ -4,7 +4,8 @@ import Tuner
 extension Cttune {
     struct Modules: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show the conntrack/NAT kernel modules: state, holders, dependencies, softdeps and modprobe.d config. Changes nothing.")
+            abstract:
+                "Show the conntrack/NAT kernel modules: state, holders, dependencies, softdeps and modprobe.d config. Changes nothing.")
 
         @OptionGroup var tree: ModuleTreeOptions
         @Option(help: "How to print the modules.") var format: OutputFormat = .text

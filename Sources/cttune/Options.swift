@@ -10,9 +10,10 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 
 /// The options that choose the host and the load: shared by plan and apply.
 struct ProfileOptions: ParsableArguments {
-    @Option(help: ArgumentHelp(
-        "Load profile: a built-in name, a name in $CTTUNE_PROFILE_PATH, /etc/cttune/profiles or PREFIX/share/cttune/profiles, or a path to a .yaml file.",
-        valueName: "name|path"))
+    @Option(
+        help: ArgumentHelp(
+            "Load profile: a built-in name, a name in $CTTUNE_PROFILE_PATH, /etc/cttune/profiles or PREFIX/share/cttune/profiles, or a path to a .yaml file.",
+            valueName: "name|path"))
     var profile: String = "default"
 
     @Option(help: ArgumentHelp("Plan for this much RAM instead of this host's (bytes, or K, M, G, T).", valueName: "size"))
@@ -43,9 +44,10 @@ struct ProfileOptions: ParsableArguments {
 
 /// `--root DIR`: read and write a tree instead of the running system.
 struct RootOption: ParsableArguments {
-    @Option(help: ArgumentHelp(
-        "Treat this directory as / for /proc, /sys, /etc, /lib/modules, /var/lib and /run (image builds, fixtures).",
-        valueName: "dir"))
+    @Option(
+        help: ArgumentHelp(
+            "Treat this directory as / for /proc, /sys, /etc, /lib/modules, /var/lib and /run (image builds, fixtures).",
+            valueName: "dir"))
     var root: String?
 
     func systemRoot() throws -> SystemRoot {
@@ -85,7 +87,10 @@ func reportingUnknown(format: OutputFormat, _ body: () throws -> Int32) throws {
     } catch let error as TunerError {
         FileHandle.standardError.write(Data("cttune: error: \(error)\n".utf8))
         if format == .json {
-            printJSON([("command", .string("status")), ("verdict", .string("unknown")), ("exit_code", .int(3)), ("summary", .string("UNKNOWN: \(error)"))])
+            printJSON([
+                ("command", .string("status")), ("verdict", .string("unknown")), ("exit_code", .int(3)),
+                ("summary", .string("UNKNOWN: \(error)")),
+            ])
         } else {
             print("UNKNOWN: \(error)")
         }
@@ -114,6 +119,7 @@ struct ModuleTreeOptions: ParsableArguments {
 func validateKernelRelease(_ release: String?) throws {
     guard let release else { return }
     if release.isEmpty || release.contains("/") || release == "." || release == ".." {
-        throw ValidationError("--kernel takes a kernel release such as \"6.1.0-28-cloud-amd64\" (a directory name under /lib/modules), got \"\(release)\"")
+        throw ValidationError(
+            "--kernel takes a kernel release such as \"6.1.0-28-cloud-amd64\" (a directory name under /lib/modules), got \"\(release)\"")
     }
 }

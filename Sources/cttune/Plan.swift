@@ -21,8 +21,12 @@ extension Cttune {
                 let modules = review.map { StatelessModulePlan.preview(root: root, blockingRules: $0.rules?.blockingRules ?? []) }
                 plan = review?.plan ?? plan
                 switch format {
-                case .json: printJSON(PlanReport.json(plan, explain: explain) + (review.map { [("stateless", StatelessReport.json($0, modules: modules))] } ?? []))
-                case .text: print(PlanReport.text(plan, explain: explain) + (review.map { StatelessReport.text($0, modules: modules) } ?? ""))
+                case .json:
+                    printJSON(
+                        PlanReport.json(plan, explain: explain)
+                            + (review.map { [("stateless", StatelessReport.json($0, modules: modules))] } ?? []))
+                case .text:
+                    print(PlanReport.text(plan, explain: explain) + (review.map { StatelessReport.text($0, modules: modules) } ?? ""))
                 }
                 if let review, review.refused { throw TunerError.statelessRefused(ruleCount: review.rules?.findings.count ?? 0) }
                 if !plan.fitsBudget { return 1 }

@@ -9,17 +9,26 @@ extension Cttune {
             discussion: "Exit codes follow the monitoring-plugin convention: 0 ok, 1 warning, 2 critical, 3 unknown.")
 
         @Option(help: "How to print the status (json with --watch: one object per line).") var format: OutputFormat = .text
-        @Option(help: ArgumentHelp("Refresh every N seconds, showing rates, until Ctrl-C or --count samples.", valueName: "seconds")) var watch: Double?
+        @Option(help: ArgumentHelp("Refresh every N seconds, showing rates, until Ctrl-C or --count samples.", valueName: "seconds"))
+        var watch: Double?
         @Option(help: ArgumentHelp("With --watch: stop after N samples.", valueName: "n")) var count: Int?
-        @Option(help: ArgumentHelp("Seconds between the two samples of a single check (0: one sample, no rates).", valueName: "seconds")) var window: Double = 1
-        @Option(help: ArgumentHelp("Write Prometheus text metrics atomically to this file (node_exporter textfile collector) and exit.", valueName: "path")) var textfile: String?
+        @Option(help: ArgumentHelp("Seconds between the two samples of a single check (0: one sample, no rates).", valueName: "seconds"))
+        var window: Double = 1
+        @Option(
+            help: ArgumentHelp(
+                "Write Prometheus text metrics atomically to this file (node_exporter textfile collector) and exit.", valueName: "path"))
+        var textfile: String?
 
         func validate() throws {
-            if let watch, !(watch > 0 && watch <= 86400) { throw ValidationError("--watch must be between 0 and 86400 seconds, got \(watch)") }
+            if let watch, !(watch > 0 && watch <= 86400) {
+                throw ValidationError("--watch must be between 0 and 86400 seconds, got \(watch)")
+            }
             if count != nil && watch == nil { throw ValidationError("--count needs --watch SECONDS") }
             if let count, count < 1 { throw ValidationError("--count must be at least 1, got \(count)") }
             if !(window >= 0 && window <= 3600) { throw ValidationError("--window must be between 0 and 3600 seconds, got \(window)") }
-            if textfile != nil && watch != nil { throw ValidationError("--textfile writes one snapshot and exits: drop --watch (let the collector's schedule repeat it)") }
+            if textfile != nil && watch != nil {
+                throw ValidationError("--textfile writes one snapshot and exits: drop --watch (let the collector's schedule repeat it)")
+            }
         }
 
         func run() throws {

@@ -7,7 +7,9 @@ extension Cttune {
     struct Unload: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Unload the conntrack/NAT modules, holders first, like `modprobe -r --remove-holders`.",
-            discussion: "Refused while firewall rules need connection tracking or while a module is in use. Exit 1 when refused or when a module could not be unloaded (those unloaded before are listed).")
+            discussion:
+                "Refused while firewall rules need connection tracking or while a module is in use. Exit 1 when refused or when a module could not be unloaded (those unloaded before are listed)."
+        )
 
         @OptionGroup var tree: ModuleTreeOptions
         @Flag(help: "Print the exact unload order and what would stop it; unload nothing.") var dryRun = false
@@ -16,7 +18,9 @@ extension Cttune {
         func validate() throws {
             // delete_module acts on the running kernel whatever the tree says is loaded.
             if let root = tree.root.root, !dryRun, !SystemRoot(base: FilePath(root)).isLive {
-                throw ValidationError("--root DIR describes a tree, not the running kernel: add --dry-run to see its unload order, or drop --root to unload on this host")
+                throw ValidationError(
+                    "--root DIR describes a tree, not the running kernel: add --dry-run to see its unload order, or drop --root to unload on this host"
+                )
             }
         }
 

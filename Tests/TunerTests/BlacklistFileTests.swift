@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Tuner
 
 /// Generated modprobe.d files checked with the real modprobe reading the
@@ -20,8 +21,10 @@ struct BlacklistFileTests {
     }
 
     func dryLoad(_ module: String, root: URL) throws -> String {
-        try Shell.check(["modprobe", "-d", root.path, "-S", ModuleTrees.version!, "-C", root.appendingPathComponent("etc/modprobe.d").path,
-                         "-n", "-v", module])
+        try Shell.check([
+            "modprobe", "-d", root.path, "-S", ModuleTrees.version!, "-C", root.appendingPathComponent("etc/modprobe.d").path,
+            "-n", "-v", module,
+        ])
     }
 
     @Test("modprobe --showconfig lists a blacklist and an install /bin/false line for every family module of the tree")
@@ -121,12 +124,14 @@ struct BlacklistFileTests {
         let modules = root.appendingPathComponent("lib/modules")
         try FileManager.default.createDirectory(at: modules, withIntermediateDirectories: true)
         for release in ["6.1.0-1-cloud-amd64", "6.1.0-2-cloud-amd64"] {
-            try FileManager.default.createSymbolicLink(at: modules.appendingPathComponent(release),
-                                                       withDestinationURL: ModuleTrees.full.appendingPathComponent("lib/modules/\(ModuleTrees.version!)"))
+            try FileManager.default.createSymbolicLink(
+                at: modules.appendingPathComponent(release),
+                withDestinationURL: ModuleTrees.full.appendingPathComponent("lib/modules/\(ModuleTrees.version!)"))
         }
         let listing = try cttune(["modules", "--root", root.path])
         #expect(listing.status == 1)
-        #expect(listing.stderr.contains("holds several kernels (6.1.0-1-cloud-amd64, 6.1.0-2-cloud-amd64) — pick one with --kernel VERSION"))
+        #expect(
+            listing.stderr.contains("holds several kernels (6.1.0-1-cloud-amd64, 6.1.0-2-cloud-amd64) — pick one with --kernel VERSION"))
         #expect(try cttune(["modules", "--root", root.path, "--kernel", "6.1.0-2-cloud-amd64"]).status == 0)
         let written = try cttune(["blacklist", "--root", root.path])
         #expect(written.status == 0, "\(written.stderr)")
@@ -151,26 +156,33 @@ struct BlacklistFileTests {
     }
 
     static let initramfsCases = [
-        InitramfsCase(testDescription: "no initramfs image: no rebuild", osRelease: "ID=debian", imageModules: nil,
-                      expectedNeeded: false, expectedCommand: nil),
-        InitramfsCase(testDescription: "Debian image holding nf_conntrack.ko: update-initramfs", osRelease: "ID=debian",
-                      imageModules: ["nf_conntrack", "nf_defrag_ipv4"], expectedNeeded: true, expectedCommand: "update-initramfs -u -k all"),
-        InitramfsCase(testDescription: "image without family modules: no rebuild", osRelease: "ID=ubuntu\nID_LIKE=debian",
-                      imageModules: ["ext4"], expectedNeeded: false, expectedCommand: "update-initramfs -u -k all"),
-        InitramfsCase(testDescription: "Fedora forcing nf_nat through dracut: dracut", osRelease: "ID=fedora",
-                      imageModules: ["ext4"], forcedModules: "add_drivers+=\" nf_nat \"", expectedNeeded: true,
-                      expectedCommand: "dracut -f --regenerate-all"),
+        InitramfsCase(
+            testDescription: "no initramfs image: no rebuild", osRelease: "ID=debian", imageModules: nil,
+            expectedNeeded: false, expectedCommand: nil),
+        InitramfsCase(
+            testDescription: "Debian image holding nf_conntrack.ko: update-initramfs", osRelease: "ID=debian",
+            imageModules: ["nf_conntrack", "nf_defrag_ipv4"], expectedNeeded: true, expectedCommand: "update-initramfs -u -k all"),
+        InitramfsCase(
+            testDescription: "image without family modules: no rebuild", osRelease: "ID=ubuntu\nID_LIKE=debian",
+            imageModules: ["ext4"], expectedNeeded: false, expectedCommand: "update-initramfs -u -k all"),
+        InitramfsCase(
+            testDescription: "Fedora forcing nf_nat through dracut: dracut", osRelease: "ID=fedora",
+            imageModules: ["ext4"], forcedModules: "add_drivers+=\" nf_nat \"", expectedNeeded: true,
+            expectedCommand: "dracut -f --regenerate-all"),
     ]
 
-    @Test("the initramfs advice comes from the images lsinitramfs lists and the initramfs configuration",
-          .enabled(if: FileManager.default.isExecutableFile(atPath: lister + "/lsinitramfs"),
-                   "no lsinitramfs in .cache/initramfs-tools/bin: run scripts/initramfs-lister.sh (make test does)"),
-          arguments: initramfsCases)
+    @Test(
+        "the initramfs advice comes from the images lsinitramfs lists and the initramfs configuration",
+        .enabled(
+            if: FileManager.default.isExecutableFile(atPath: lister + "/lsinitramfs"),
+            "no lsinitramfs in .cache/initramfs-tools/bin: run scripts/initramfs-lister.sh (make test does)"),
+        arguments: initramfsCases)
     func initramfsAdvice(testCase: InitramfsCase) throws {
         try withRoot { root in
             try testCase.osRelease.write(to: root.appendingPathComponent("etc/os-release"), atomically: true, encoding: .utf8)
             if let forced = testCase.forcedModules {
-                try FileManager.default.createDirectory(at: root.appendingPathComponent("etc/dracut.conf.d"), withIntermediateDirectories: true)
+                try FileManager.default.createDirectory(
+                    at: root.appendingPathComponent("etc/dracut.conf.d"), withIntermediateDirectories: true)
                 try forced.write(to: root.appendingPathComponent("etc/dracut.conf.d/net.conf"), atomically: true, encoding: .utf8)
             }
             if let modules = testCase.imageModules {
@@ -190,7 +202,9 @@ struct BlacklistFileTests {
         defer { try? FileManager.default.removeItem(at: staging) }
         let directory = staging.appendingPathComponent("usr/lib/modules/\(ModuleTrees.version!)/kernel/net/netfilter")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        for module in modules { _ = FileManager.default.createFile(atPath: directory.appendingPathComponent("\(module).ko").path, contents: Data()) }
+        for module in modules {
+            _ = FileManager.default.createFile(atPath: directory.appendingPathComponent("\(module).ko").path, contents: Data())
+        }
         try FileManager.default.createDirectory(at: image.deletingLastPathComponent(), withIntermediateDirectories: true)
         try Shell.check(["sh", "-c", "cd \"$1\" && find . | cpio -o -H newc --quiet | gzip > \"$2\"", "sh", staging.path, image.path])
     }

@@ -1,6 +1,7 @@
 import Foundation
 import SystemPackage
 import Testing
+
 @testable import Tuner
 
 /// A copy of a committed fixture tree in a temporary directory, so a test can

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Tuner
 
 @Suite("libkmod context")
@@ -8,13 +9,15 @@ struct KmodContextTests {
     func opensDirectoryUnderRoot() throws {
         let root = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: root) }
-        try FileManager.default.createDirectory(at: root.appendingPathComponent("lib/modules/6.1.0-test"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: root.appendingPathComponent("lib/modules/6.1.0-test"), withIntermediateDirectories: true)
         let context = try KmodContext(root: SystemRoot(base: .init(root.path)), release: "6.1.0-test")
         #expect(context.resolvedDirectory == root.appendingPathComponent("lib/modules/6.1.0-test").path)
     }
 
-    @Test("a name the tree does not have gets no path, no dependencies and no softdeps",
-          .enabled(if: ModuleTrees.available, ModuleTrees.missingHint))
+    @Test(
+        "a name the tree does not have gets no path, no dependencies and no softdeps",
+        .enabled(if: ModuleTrees.available, ModuleTrees.missingHint))
     func unknownModule() throws {
         let root = try ModuleTrees.scratchRoot()
         defer { try? FileManager.default.removeItem(at: root) }

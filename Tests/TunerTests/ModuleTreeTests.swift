@@ -1,13 +1,15 @@
 import Foundation
 import Testing
+
 @testable import Tuner
 
 /// Runs against a real Debian cloud kernel's module tree; the expected
 /// answers come from the real modprobe reading the same tree.
 @Suite("module tree read through libkmod", .enabled(if: ModuleTrees.available, ModuleTrees.missingHint))
 struct ModuleTreeTests {
-    @Test("the dependency closure equals what modprobe --show-depends loads for the same tree",
-          .enabled(if: ModuleTrees.hasModprobe), arguments: ["nf_nat", "xt_MASQUERADE", "nft_chain_nat", "nf_conntrack"])
+    @Test(
+        "the dependency closure equals what modprobe --show-depends loads for the same tree",
+        .enabled(if: ModuleTrees.hasModprobe), arguments: ["nf_nat", "xt_MASQUERADE", "nft_chain_nat", "nf_conntrack"])
     func closureMatchesModprobe(module: String) throws {
         let root = try ModuleTrees.scratchRoot()
         defer { try? FileManager.default.removeItem(at: root) }
@@ -18,8 +20,9 @@ struct ModuleTreeTests {
         #expect(host.state(of: module) == .available)
     }
 
-    @Test("nf_conntrack listed in modules.builtin is reported built in, and nf_nat then needs only libcrc32c",
-          .enabled(if: ModuleTrees.hasModprobe))
+    @Test(
+        "nf_conntrack listed in modules.builtin is reported built in, and nf_nat then needs only libcrc32c",
+        .enabled(if: ModuleTrees.hasModprobe))
     func builtinVariant() throws {
         let root = ModuleTrees.builtinConntrack
         let host = try ModuleHost(root: SystemRoot(base: .init(root.path)), release: ModuleTrees.version)

@@ -1,12 +1,15 @@
 import Foundation
 import Testing
+
 @testable import Tuner
 
 /// The commands on a kernel with nf_conntrack built in and no loadable
 /// module support (no /proc/modules), like this project's test machine.
-@Suite("module commands on a kernel without loadable modules",
-       .enabled(if: !FileManager.default.fileExists(atPath: "/proc/modules") && FileManager.default.fileExists(atPath: "/sys/module/nf_conntrack"),
-                "needs a kernel with nf_conntrack built in and no /proc/modules"))
+@Suite(
+    "module commands on a kernel without loadable modules",
+    .enabled(
+        if: !FileManager.default.fileExists(atPath: "/proc/modules") && FileManager.default.fileExists(atPath: "/sys/module/nf_conntrack"),
+        "needs a kernel with nf_conntrack built in and no /proc/modules"))
 struct ModulesOnThisHostTests {
     static let explanation = "this kernel has no loadable module support (no /proc/modules): nf_conntrack"
 
@@ -26,8 +29,9 @@ struct ModulesOnThisHostTests {
         #expect(object["module_directory"] is NSNull)
     }
 
-    @Test("cttune unload --dry-run and cttune unload give the one-line explanation on stderr, exit 1 (refused) and touch nothing",
-          arguments: [["unload", "--dry-run"], ["unload"]])
+    @Test(
+        "cttune unload --dry-run and cttune unload give the one-line explanation on stderr, exit 1 (refused) and touch nothing",
+        arguments: [["unload", "--dry-run"], ["unload"]])
     func unloadExplains(arguments: [String]) throws {
         let result = try Shell.run([TestPaths.cttune] + arguments)
         #expect(result.status == 1)
@@ -66,11 +70,13 @@ struct UnloadBlockingRulesTests {
         let stateful = try blockingRules(in: namespace)
         #expect(stateful.count == 1)
         #expect(stateful.first?.hasPrefix("inet cttune_test input handle") == true)
-        try namespace.exec(["nft", "-f", "-"], input: """
-            table ip nat_test {
-              chain post { type nat hook postrouting priority 100; oifname "lo" masquerade; }
-            }
-            """)
+        try namespace.exec(
+            ["nft", "-f", "-"],
+            input: """
+                table ip nat_test {
+                  chain post { type nat hook postrouting priority 100; oifname "lo" masquerade; }
+                }
+                """)
         // The nat-type chain and its masquerade rule each need conntrack.
         let nat = try blockingRules(in: namespace)
         #expect(nat.count == 3)
@@ -83,12 +89,14 @@ struct UnloadBlockingRulesTests {
     func statelessNftRule() throws {
         let namespace = try TestNamespace("unload")
         defer { namespace.delete() }
-        try namespace.exec(["nft", "-f", "-"], input: """
-            table inet plain {
-              chain pre { type filter hook prerouting priority -300; notrack; }
-              chain input { type filter hook input priority 0; tcp dport 22 counter accept; }
-            }
-            """)
+        try namespace.exec(
+            ["nft", "-f", "-"],
+            input: """
+                table inet plain {
+                  chain pre { type filter hook prerouting priority -300; notrack; }
+                  chain input { type filter hook input priority 0; tcp dport 22 counter accept; }
+                }
+                """)
         #expect(try blockingRules(in: namespace).isEmpty)
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Tuner
 
 /// The seed's outage on the running kernel: a busy loopback web load behind a
@@ -15,8 +16,9 @@ struct OutageAndCureTests {
     static let cureTimeWaitSeconds = 60
     static let cureSeconds = 95.0
 
-    @Test("a table that is too small drops connections; the planned one carries the same load with none dropped",
-          .enabled(if: Host.realKernel), .timeLimit(.minutes(6)))
+    @Test(
+        "a table that is too small drops connections; the planned one carries the same load with none dropped",
+        .enabled(if: Host.realKernel), .timeLimit(.minutes(6)))
     func outageThenCure() throws {
         let state = try PrivateState()
         defer { state.remove() }
@@ -38,7 +40,7 @@ struct OutageAndCureTests {
             try GlobalConntrack.write(GlobalConntrack.maxPath, Self.outageMax)
             let dropsBefore = try drops(in: namespace)
             let outage = try BackgroundLoad(in: namespace, rate: Self.flowsPerSecond, seconds: Self.outageSeconds)
-            Thread.sleep(forTimeInterval: 14) // 3000 entries fill in 10 s at 300/s
+            Thread.sleep(forTimeInterval: 14)  // 3000 entries fill in 10 s at 300/s
             let status = try namespace.run([TestPaths.cttune, "status", "--format", "json", "--window", "2"])
             let outageRun = try outage.wait()
             #expect(status.status == 2, "status: \(status.stdout) \(status.stderr)")
@@ -60,16 +62,20 @@ struct OutageAndCureTests {
                 _ = try? state.cttune(["rollback", hostJournal])
                 #expect((try? GlobalConntrack.read("/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_time_wait")) == bootTimeWait)
             }
-            let inside = try PrintedJSON(try state.cttune(["apply", "--profile", profile, "--runtime-only", "--allow-partial", "--format", "json"], in: namespace))
+            let inside = try PrintedJSON(
+                try state.cttune(["apply", "--profile", profile, "--runtime-only", "--allow-partial", "--format", "json"], in: namespace))
             #expect(inside.result("net.netfilter.nf_conntrack_tcp_timeout_time_wait") == "applied")
             #expect(try namespace.sysctl("net.netfilter.nf_conntrack_tcp_timeout_time_wait") == Self.cureTimeWaitSeconds)
 
             let dropsBeforeCure = try drops(in: namespace)
             let cured = try BackgroundLoad(in: namespace, rate: Self.flowsPerSecond, seconds: Self.cureSeconds).wait()
-            print("seed outage: max \(Self.outageMax): \(outageRun.failures) of \(outageRun.connections) connections failed; cured: max \(plannedMax), peak \(cured.peakCount), \(cured.failures) failures")
+            print(
+                "seed outage: max \(Self.outageMax): \(outageRun.failures) of \(outageRun.connections) connections failed; cured: max \(plannedMax), peak \(cured.peakCount), \(cured.failures) failures"
+            )
             #expect(cured.failures == 0)
             #expect(try drops(in: namespace) == dropsBeforeCure, "no packet dropped")
-            #expect(Double(cured.peakCount) < 0.9 * Double(plannedMax), "the measured peak stays below 90 % of the planned max (not capped)")
+            #expect(
+                Double(cured.peakCount) < 0.9 * Double(plannedMax), "the measured peak stays below 90 % of the planned max (not capped)")
             #expect(plannedMax <= 2 * cured.peakCount, "the plan is not oversized: max \(plannedMax), peak \(cured.peakCount)")
         }
         // 4. Everything global is back as it was.
@@ -93,8 +99,10 @@ final class BackgroundLoad {
 
     init(in namespace: TestNamespace, rate: Int, seconds: Double) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["ip", "netns", "exec", namespace.name, TestPaths.loadgen,
-                             "--rate", "\(rate)", "--seconds", "\(seconds)", "--sample", "0.5"]
+        process.arguments = [
+            "ip", "netns", "exec", namespace.name, TestPaths.loadgen,
+            "--rate", "\(rate)", "--seconds", "\(seconds)", "--sample", "0.5",
+        ]
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         try process.run()

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Tuner
 
 /// The `cttune plan` command as scripts see it: JSON shape, exit codes, errors.
@@ -77,7 +78,9 @@ struct PlanCommandTests {
         let first = try json(try plan(["--root", fixture.url.path, "--memory", "4G", "--format", "json"]))
         for setting in try #require(first["settings"] as? [[String: Any]]) {
             let key = setting["key"] as! String, planned = setting["planned"] as! Int
-            let file = key == ConntrackSetting.hashsize.key ? "proc/sys/net/netfilter/nf_conntrack_buckets"
+            let file =
+                key == ConntrackSetting.hashsize.key
+                ? "proc/sys/net/netfilter/nf_conntrack_buckets"
                 : "proc/sys/" + key.replacingOccurrences(of: ".", with: "/")
             try "\(planned)\n".write(toFile: fixture.path(file), atomically: true, encoding: .utf8)
         }
@@ -86,13 +89,15 @@ struct PlanCommandTests {
         #expect(try json(again)["changed"] as? Bool == false)
     }
 
-    @Test("bad input is a one-line error on stderr with exit 1, or 64 for usage errors", arguments: [
-        (["--profile", "no-such-profile"], Int32(1), "no profile named \"no-such-profile\""),
-        (["--root", "/nonexistent-root"], Int32(1), "--root /nonexistent-root is not a directory"),
-        (["--memory", "lots"], Int32(64), "\"lots\" is not a size"),
-        (["--cpus", "0"], Int32(64), "--cpus must be between 1 and 65536"),
-        (["--format", "yaml"], Int32(64), "yaml"),
-    ])
+    @Test(
+        "bad input is a one-line error on stderr with exit 1, or 64 for usage errors",
+        arguments: [
+            (["--profile", "no-such-profile"], Int32(1), "no profile named \"no-such-profile\""),
+            (["--root", "/nonexistent-root"], Int32(1), "--root /nonexistent-root is not a directory"),
+            (["--memory", "lots"], Int32(64), "\"lots\" is not a size"),
+            (["--cpus", "0"], Int32(64), "--cpus must be between 1 and 65536"),
+            (["--format", "yaml"], Int32(64), "yaml"),
+        ])
     func badInput(arguments: [String], status: Int32, message: String) throws {
         let result = try plan(arguments)
         #expect(result.status == status)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Tuner
 
 /// The model against the running kernel: a known loopback TCP load in a fresh
@@ -16,8 +17,9 @@ struct PlanMatchesKernelTests {
     static let timeWaitSeconds = 120
     static let loadSeconds = 150.0
 
-    @Test("the predicted entries for a measured loopback load are within 25 % of the kernel's peak count",
-          .enabled(if: Host.realKernel), .timeLimit(.minutes(5)))
+    @Test(
+        "the predicted entries for a measured loopback load are within 25 % of the kernel's peak count",
+        .enabled(if: Host.realKernel), .timeLimit(.minutes(5)))
     func predictionWithin25Percent() throws {
         try GlobalConntrack.withExclusiveAccess {
             // The global max limits every namespace: keep it far above this load.
@@ -29,9 +31,10 @@ struct PlanMatchesKernelTests {
             try namespace.trackLoopback()
             try namespace.setSysctl("net.netfilter.nf_conntrack_tcp_timeout_time_wait", Self.timeWaitSeconds)
 
-            let load = try LoadRun(namespace.exec([
-                TestPaths.loadgen, "--rate", "\(Self.flowsPerSecond)", "--seconds", "\(Self.loadSeconds)", "--sample", "0.5",
-            ]))
+            let load = try LoadRun(
+                namespace.exec([
+                    TestPaths.loadgen, "--rate", "\(Self.flowsPerSecond)", "--seconds", "\(Self.loadSeconds)", "--sample", "0.5",
+                ]))
             #expect(load.failures == 0)
             #expect(Double(load.peakCount) < 0.95 * 262_144, "a count near max means overflow, not a fit")
 
@@ -44,7 +47,9 @@ struct PlanMatchesKernelTests {
             let estimate = try #require(plan["estimate"] as? [String: Any])
             let predicted = try #require(estimate["peak_entries"] as? Int)
             let error = Double(predicted - load.peakCount) / Double(load.peakCount)
-            print("plan vs kernel: \(load.rate) flows/s, time_wait \(Self.timeWaitSeconds) s: predicted \(predicted), measured peak \(load.peakCount) at \(load.peakAt) s, error \(String(format: "%+.1f", error * 100)) %")
+            print(
+                "plan vs kernel: \(load.rate) flows/s, time_wait \(Self.timeWaitSeconds) s: predicted \(predicted), measured peak \(load.peakCount) at \(load.peakAt) s, error \(String(format: "%+.1f", error * 100)) %"
+            )
             #expect(abs(error) <= 0.25, "predicted \(predicted), measured \(load.peakCount)")
             #expect(load.peakCount > Int(load.rate) * Self.timeWaitSeconds, "entries outlive their timeout until the GC reaps them")
         }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import Tuner
 
 /// The sizing model with hand-checked numbers: facts in, plan out, no root.
@@ -10,8 +11,9 @@ struct PlanSizingTests {
     static func host(memory: Int, cpus: Int = 2, entryBytes: Int = 256, count: Int = 0) -> HostFacts {
         var current: [ConntrackSetting: Int] = [.max: 262_144, .hashsize: 262_144]
         for setting in ConntrackSetting.timeouts { current[setting] = setting.kernelDefaultSeconds }
-        return HostFacts(memoryBytes: memory, cpus: cpus, kernelRelease: "6.18.0", entryBytes: entryBytes,
-                         entryBytesSource: .slabinfo, count: count, current: current)
+        return HostFacts(
+            memoryBytes: memory, cpus: cpus, kernelRelease: "6.18.0", entryBytes: entryBytes,
+            entryBytesSource: .slabinfo, count: count, current: current)
     }
 
     func planned(_ plan: TuningPlan, _ setting: ConntrackSetting) -> Int { plan.planned(setting)! }
@@ -25,11 +27,11 @@ struct PlanSizingTests {
         // udp:          50/s x (0.8 x 30 + 0.2 x 120 + 25) s = 3650
         // other:        5/s x (600 + 25) s = 3125
         #expect(abs(plan.estimate.meanEntries - 78766.1) < 0.01)
-        #expect(plan.estimate.peakEntries == 236_299)                // ceil(78766.1 x 3)
-        #expect(planned(plan, .max) == 295_424)                      // ceil(236299 x 1.25) = 295374 -> 577 x 512
-        #expect(planned(plan, .hashsize) == 295_424)                 // chain length 1
-        #expect(plan.estimate.memoryBytes == 295_424 * (256 + 8))    // 77991936
-        #expect(plan.estimate.budgetBytes == 214_748_364)            // 5 % of 4 GiB
+        #expect(plan.estimate.peakEntries == 236_299)  // ceil(78766.1 x 3)
+        #expect(planned(plan, .max) == 295_424)  // ceil(236299 x 1.25) = 295374 -> 577 x 512
+        #expect(planned(plan, .hashsize) == 295_424)  // chain length 1
+        #expect(plan.estimate.memoryBytes == 295_424 * (256 + 8))  // 77991936
+        #expect(plan.estimate.budgetBytes == 214_748_364)  // 5 % of 4 GiB
         #expect(plan.fitsBudget)
         for setting in ConntrackSetting.timeouts {
             #expect(planned(plan, setting) == setting.kernelDefaultSeconds, "\(setting.key)")
@@ -47,12 +49,13 @@ struct PlanSizingTests {
         #expect(planned(plan, .tcpTimeoutTimeWait) == 75)
         #expect(abs(plan.estimate.meanEntries - 215_881) < 0.01)
         #expect(plan.estimate.peakEntries == 647_643)
-        #expect(planned(plan, .max) == 809_984)                     // ceil(647643 x 1.25) = 809554 -> 1582 x 512
+        #expect(planned(plan, .max) == 809_984)  // ceil(647643 x 1.25) = 809554 -> 1582 x 512
         #expect(plan.estimate.memoryBytes == 809_984 * 264)
         #expect(plan.fitsBudget)
         #expect(planned(plan, .udpTimeout) == 30, "shortening stops as soon as the table fits")
         #expect(plan.settings.first { $0.setting == .tcpTimeoutTimeWait }?.reason == "shortened to fit the memory budget (floor 60 s)")
-        #expect(plan.settings.first { $0.setting == .tcpTimeoutEstablished }?.reason == "shortened to its floor 600 s to fit the memory budget")
+        #expect(
+            plan.settings.first { $0.setting == .tcpTimeoutEstablished }?.reason == "shortened to its floor 600 s to fit the memory budget")
     }
 
     @Test("database on 512 MiB with 320-byte entries: does not fit even at the floors, and says what it needs")
@@ -71,8 +74,8 @@ struct PlanSizingTests {
         // half-open 0.02 x 55 = 1.1, udp 10 x (9 + 6 + 25) = 400, other 1 x 85 = 85 -> mean 74076.735
         #expect(abs(plan.estimate.meanEntries - 74_076.735) < 0.001)
         #expect(plan.estimate.peakEntries == 148_154)
-        #expect(planned(plan, .max) == 185_344)                     // 148154 x 1.25 = 185192.5 -> 362 x 512
-        #expect(plan.estimate.memoryBytes == 185_344 * 328)         // 60792832 B = 11.32 % of 512 MiB
+        #expect(planned(plan, .max) == 185_344)  // 148154 x 1.25 = 185192.5 -> 362 x 512
+        #expect(plan.estimate.memoryBytes == 185_344 * 328)  // 60792832 B = 11.32 % of 512 MiB
         #expect(plan.advice.first?.contains("does not fit") == true)
         #expect(plan.advice.contains { $0.contains("raise memory_budget_percent to at least 11.33;") })
     }
@@ -101,7 +104,7 @@ struct PlanSizingTests {
     @Test("max never goes below the live entry count")
     func neverBelowLiveCount() throws {
         let plan = Planner.plan(for: Self.host(memory: 4 << 30, count: 500_000), profile: try Self.catalog.load("default"))
-        #expect(planned(plan, .max) == 625_152)                     // 500000 x 1.25 -> 1221 x 512
+        #expect(planned(plan, .max) == 625_152)  // 500000 x 1.25 -> 1221 x 512
         #expect(plan.settings.first { $0.setting == .max }?.reason.contains("live count 500000") == true)
     }
 
@@ -112,9 +115,11 @@ struct PlanSizingTests {
         profile.burstFactor = 1
         profile.gcLatencySeconds = 0
         let plan = Planner.plan(for: Self.host(memory: 4 << 30), profile: profile)
-        #expect(plan.estimate.meanEntries == 100 * 120)              // time_wait only, no GC dwell
+        #expect(plan.estimate.meanEntries == 100 * 120)  // time_wait only, no GC dwell
         profile.gcLatencySeconds = nil
-        #expect(Planner.plan(for: Self.host(memory: 4 << 30), profile: profile).estimate.meanEntries == 100 * (120 + Planner.measuredGCLatencySeconds))
+        #expect(
+            Planner.plan(for: Self.host(memory: 4 << 30), profile: profile).estimate.meanEntries == 100
+                * (120 + Planner.measuredGCLatencySeconds))
     }
 
     @Test("the stateless profile keeps the minimum table and says how to remove conntrack")
@@ -125,8 +130,9 @@ struct PlanSizingTests {
         #expect(plan.advice.contains { $0.contains("cttune rules") })
     }
 
-    @Test("hash sizes are multiples of 512 and at least 1024; max covers the peak x headroom when it fits",
-          arguments: [256 << 20, 512 << 20, 1 << 30, 4 << 30, 16 << 30, 64 << 30])
+    @Test(
+        "hash sizes are multiples of 512 and at least 1024; max covers the peak x headroom when it fits",
+        arguments: [256 << 20, 512 << 20, 1 << 30, 4 << 30, 16 << 30, 64 << 30])
     func invariants(memory: Int) throws {
         for name in ProfileCatalog.builtinNames {
             let profile = try Self.catalog.load(name)
@@ -143,16 +149,20 @@ struct PlanSizingTests {
         }
     }
 
-    @Test("load-blind anchors: the kernel default for this RAM and kube-proxy's formula", arguments: [
-        (512 << 20, 2, 4096, 131_072), (2 << 30, 2, 65_536, 131_072), (24 << 30, 2, 262_144, 131_072), (64 << 30, 16, 262_144, 524_288),
-    ])
+    @Test(
+        "load-blind anchors: the kernel default for this RAM and kube-proxy's formula",
+        arguments: [
+            (512 << 20, 2, 4096, 131_072), (2 << 30, 2, 65_536, 131_072), (24 << 30, 2, 262_144, 131_072), (64 << 30, 16, 262_144, 524_288),
+        ])
     func anchors(memory: Int, cpus: Int, kernelMax: Int, kubeMax: Int) {
         #expect(Anchors.kernelDefault(memoryBytes: memory).max == kernelMax)
         #expect(Anchors.kubeProxy(cpus: cpus).max == kubeMax)
         #expect(Anchors.kubeProxy(cpus: cpus).buckets == kubeMax / 4)
     }
 
-    @Test("sizes on the command line", arguments: [("4G", 4 << 30), ("512M", 512 << 20), ("512MiB", 512 << 20), ("1T", 1 << 40), ("1048576", 1 << 20), ("2GB", 2 << 30)])
+    @Test(
+        "sizes on the command line",
+        arguments: [("4G", 4 << 30), ("512M", 512 << 20), ("512MiB", 512 << 20), ("1T", 1 << 40), ("1048576", 1 << 20), ("2GB", 2 << 30)])
     func sizes(text: String, bytes: Int) throws {
         #expect(try ByteSize.parse(text) == bytes)
     }

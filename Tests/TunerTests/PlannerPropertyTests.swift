@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Tuner
 
 /// A small seeded generator so every run checks the same thousands of cases
@@ -37,10 +38,11 @@ struct PlannerPropertyTests {
     }
 
     static func randomHost(_ random: inout SplitMix64) -> HostFacts {
-        PlanSizingTests.host(memory: Int.random(in: (128 << 20)...(256 << 30), using: &random),
-                             cpus: Int.random(in: 1...128, using: &random),
-                             entryBytes: [256, 320, 384].randomElement(using: &random)!,
-                             count: Int.random(in: 0...100_000, using: &random))
+        PlanSizingTests.host(
+            memory: Int.random(in: (128 << 20)...(256 << 30), using: &random),
+            cpus: Int.random(in: 1...128, using: &random),
+            entryBytes: [256, 320, 384].randomElement(using: &random)!,
+            count: Int.random(in: 0...100_000, using: &random))
     }
 
     @Test("any profile on any host: positive sizes, hash a multiple of 512, max covers peak x headroom when it fits")
@@ -69,7 +71,7 @@ struct PlannerPropertyTests {
         var random = SplitMix64(state: 7)
         for round in 0..<500 {
             var profile = Self.randomProfile(&random)
-            profile.memoryBudgetPercent = 90 // so the comparison is not about shortening
+            profile.memoryBudgetPercent = 90  // so the comparison is not about shortening
             let facts = PlanSizingTests.host(memory: 256 << 30)
             let base = Planner.plan(for: facts, profile: profile)
             var busier = profile
@@ -101,7 +103,7 @@ struct PlannerPropertyTests {
                 case 0: characters.remove(at: index)
                 case 1: characters.insert(alphabet.randomElement(using: &random)!, at: index)
                 case 2: characters[index] = alphabet.randomElement(using: &random)!
-                default: characters = Array(characters.prefix(index)) // truncated file
+                default: characters = Array(characters.prefix(index))  // truncated file
                 }
             }
             do {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Tuner
 
 @Suite("Profile validation")
@@ -10,8 +11,14 @@ struct ProfileValidationTests {
     /// Every malformed profile under Fixtures/profiles/bad, with the line and
     /// the part of the message that tells the user what is wrong and what is allowed.
     static let cases: [(file: String, expected: String)] = [
-        ("unknown-top-key.yaml", "unknown-top-key.yaml:2: burst_facter: unknown key — allowed here: extends, description, load, burst_factor"),
-        ("unknown-tcp-key.yaml", "unknown-tcp-key.yaml:4: load.tcp.established: unknown key — allowed here: new_per_second, established_seconds"),
+        (
+            "unknown-top-key.yaml",
+            "unknown-top-key.yaml:2: burst_facter: unknown key — allowed here: extends, description, load, burst_factor"
+        ),
+        (
+            "unknown-tcp-key.yaml",
+            "unknown-tcp-key.yaml:4: load.tcp.established: unknown key — allowed here: new_per_second, established_seconds"
+        ),
         ("rate-not-number.yaml", "rate-not-number.yaml:3: load.tcp.new_per_second: must be a number, found \"lots\""),
         ("negative-rate.yaml", "negative-rate.yaml:3: load.tcp.new_per_second: must be between 0 and 5000000, found -5"),
         ("ratio-above-one.yaml", "ratio-above-one.yaml:3: load.tcp.orphan_ratio: must be between 0 and 1, found 1.5"),
@@ -20,9 +27,15 @@ struct ProfileValidationTests {
         ("absurd-headroom.yaml", "absurd-headroom.yaml:1: headroom: must be between 1 and 10, found 50"),
         ("zero-budget.yaml", "zero-budget.yaml:1: memory_budget_percent: must be between 0.01 and 90, found 0"),
         ("fractional-chain.yaml", "fractional-chain.yaml:1: chain_length: must be a whole number, found \"2.5\""),
-        ("unknown-timeout.yaml", "unknown-timeout.yaml:2: timeouts.nf_conntrack_tcp_timeout_time_weight: unknown timeout — allowed: nf_conntrack_tcp_timeout_established"),
+        (
+            "unknown-timeout.yaml",
+            "unknown-timeout.yaml:2: timeouts.nf_conntrack_tcp_timeout_time_weight: unknown timeout — allowed: nf_conntrack_tcp_timeout_established"
+        ),
         ("zero-timeout.yaml", "zero-timeout.yaml:2: timeouts.nf_conntrack_tcp_timeout_time_wait: must be between 1 and 2000000, found 0"),
-        ("floor-not-number.yaml", "floor-not-number.yaml:2: timeout_floors.nf_conntrack_tcp_timeout_established: must be a whole number, found \"ten minutes\""),
+        (
+            "floor-not-number.yaml",
+            "floor-not-number.yaml:2: timeout_floors.nf_conntrack_tcp_timeout_established: must be a whole number, found \"ten minutes\""
+        ),
         ("stateful-not-bool.yaml", "stateful-not-bool.yaml:1: stateful: must be true or false, found \"maybe\""),
         ("tcp-is-list.yaml", "tcp-is-list.yaml:2: load.tcp: must be a mapping of keys to values, found a list"),
         ("bad-indentation.yaml", "bad-indentation.yaml:4: not valid YAML: did not find expected key"),
@@ -31,7 +44,10 @@ struct ProfileValidationTests {
         ("missing-parent.yaml", "missing-parent.yaml: extends: no profile named \"no-such-parent\""),
         ("cycle-a.yaml", "cycle-a.yaml -> "),
         ("duplicate-key.yaml", "duplicate-key.yaml: key headroom appears twice — keep one"),
-        ("quoted-number.yaml", "quoted-number.yaml:3: load.tcp.new_per_second: must be a number, found the quoted string \"100\" — remove the quotes"),
+        (
+            "quoted-number.yaml",
+            "quoted-number.yaml:3: load.tcp.new_per_second: must be a number, found the quoted string \"100\" — remove the quotes"
+        ),
         ("absurd-gc-latency.yaml", "absurd-gc-latency.yaml:1: gc_latency_seconds: must be between 0 and 600, found 9000"),
     ]
 
@@ -55,7 +71,10 @@ struct ProfileValidationTests {
         let error = #expect(throws: TunerError.self) {
             try ProfileCatalog(searchDirectories: []).load(Self.bad.appendingPathComponent("cycle-a.yaml").path)
         }
-        guard case let .profileCycle(chain)? = error else { Issue.record("expected a cycle error, got \(String(describing: error))"); return }
+        guard case let .profileCycle(chain)? = error else {
+            Issue.record("expected a cycle error, got \(String(describing: error))")
+            return
+        }
         #expect(chain.map { URL(fileURLWithPath: $0).lastPathComponent } == ["cycle-a.yaml", "cycle-b.yaml", "cycle-a.yaml"])
     }
 
@@ -68,7 +87,10 @@ struct ProfileValidationTests {
 
     @Test("every built-in profile loads")
     func builtinsLoad() throws {
-        #expect(ProfileCatalog.builtinNames == ["database", "ddos-edge", "default", "kubernetes-node", "nat-gateway", "stateless", "web-frontend"])
+        #expect(
+            ProfileCatalog.builtinNames == [
+                "database", "ddos-edge", "default", "kubernetes-node", "nat-gateway", "stateless", "web-frontend",
+            ])
         for name in ProfileCatalog.builtinNames {
             let profile = try ProfileCatalog(searchDirectories: []).load(name)
             #expect(profile.name == name)
@@ -93,15 +115,15 @@ struct ProfileInheritanceTests {
         let profile = try catalog.load(ProfileValidationTests.good.appendingPathComponent("grandchild.yaml").path)
         let web = try catalog.load("web-frontend")
         #expect(profile.name == "grandchild")
-        #expect(profile.headroom == 2)                                // grandchild
-        #expect(profile.tcp.newPerSecond == 100)                      // child
+        #expect(profile.headroom == 2)  // grandchild
+        #expect(profile.tcp.newPerSecond == 100)  // child
         #expect(profile.pinnedTimeouts == [.tcpTimeoutTimeWait: 30])  // child
-        #expect(profile.summary == "child of web-frontend")           // child
-        #expect(profile.tcp.establishedSeconds == web.tcp.establishedSeconds) // web-frontend
-        #expect(profile.burstFactor == 3)                             // web-frontend
-        #expect(profile.memoryBudgetPercent == 5)                     // default
-        #expect(profile.timeoutFloors[.tcpTimeoutEstablished] == 600) // default
-        #expect(profile.timeoutFloors[.udpTimeout] == 5)              // grandchild overrides one floor
+        #expect(profile.summary == "child of web-frontend")  // child
+        #expect(profile.tcp.establishedSeconds == web.tcp.establishedSeconds)  // web-frontend
+        #expect(profile.burstFactor == 3)  // web-frontend
+        #expect(profile.memoryBudgetPercent == 5)  // default
+        #expect(profile.timeoutFloors[.tcpTimeoutEstablished] == 600)  // default
+        #expect(profile.timeoutFloors[.udpTimeout] == 5)  // grandchild overrides one floor
         #expect(profile.sources.count == 4)
         #expect(profile.sources.last == "built-in:default")
     }
@@ -118,10 +140,11 @@ struct ProfileInheritanceTests {
     func searchPathWins() throws {
         let directory = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        try "extends: default\nheadroom: 3\n".write(to: directory.appendingPathComponent("web-frontend.yaml"), atomically: true, encoding: .utf8)
+        try "extends: default\nheadroom: 3\n".write(
+            to: directory.appendingPathComponent("web-frontend.yaml"), atomically: true, encoding: .utf8)
         let profile = try ProfileCatalog(searchDirectories: [directory.path]).load("web-frontend")
         #expect(profile.headroom == 3)
-        #expect(profile.tcp.newPerSecond == 200) // from default, not the built-in web-frontend
+        #expect(profile.tcp.newPerSecond == 200)  // from default, not the built-in web-frontend
     }
 
     @Test("CTTUNE_PROFILE_PATH directories come first, then /etc/cttune/profiles under the root")

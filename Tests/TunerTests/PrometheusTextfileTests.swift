@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Tuner
 
 @Suite("status textfile for node_exporter", .enabled(if: PrometheusParser.isAvailable))
@@ -42,8 +43,9 @@ struct PrometheusTextfileTests {
 
     @Test("label values with quotes, backslashes and newlines are escaped so the parser reads them back intact")
     func escapesLabels() throws {
-        let family = PrometheusTextfile.Family(name: "cttune_test", type: "gauge", help: "a \\ help\nline",
-                                               samples: [([("state", "A\"B\\C\nD")], 1)])
+        let family = PrometheusTextfile.Family(
+            name: "cttune_test", type: "gauge", help: "a \\ help\nline",
+            samples: [([("state", "A\"B\\C\nD")], 1)])
         let directory = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("t.prom").path

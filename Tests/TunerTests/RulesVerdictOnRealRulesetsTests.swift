@@ -7,7 +7,9 @@ import Testing
 /// tools' own listings, not typed in.
 @Suite("cttune rules on rulesets made by real tools", .serialized, .enabled(if: Host.realKernel, "needs root, network namespaces and nft"))
 struct RulesVerdictOnRealRulesetsTests {
-    @Test("iptables state and NAT rules need conntrack, each located by its iptables-save line", arguments: ["iptables-nft", "iptables-legacy"])
+    @Test(
+        "iptables state and NAT rules need conntrack, each located by its iptables-save line",
+        arguments: ["iptables-nft", "iptables-legacy"])
     func iptablesStateAndNAT(tool: String) throws {
         let namespace = try TestNamespace("rules-ipt")
         defer { namespace.delete() }
@@ -25,12 +27,15 @@ struct RulesVerdictOnRealRulesetsTests {
 
         #expect(report.verdict == "needed")
         let expected = iptablesLines(saved, tool: saveTool) { line in
-            line.hasPrefix("-A") && (line.contains("conntrack") || line.contains("-m state") || line.contains("MASQUERADE") || line.contains("DNAT"))
+            line.hasPrefix("-A")
+                && (line.contains("conntrack") || line.contains("-m state") || line.contains("MASQUERADE") || line.contains("DNAT"))
         }
         #expect(expected.count == 4)
         #expect(report.locationKeys == expected)
         let nat = report.findings.filter { ($0["uses"] as? [String])?.contains("nat") == true }
-        #expect(nat.map { $0["chain"] as? String } == ["PREROUTING", "POSTROUTING"] || nat.map { $0["chain"] as? String } == ["POSTROUTING", "PREROUTING"])
+        #expect(
+            nat.map { $0["chain"] as? String } == ["PREROUTING", "POSTROUTING"]
+                || nat.map { $0["chain"] as? String } == ["POSTROUTING", "PREROUTING"])
         #expect(nat.allSatisfy { $0["table"] as? String == "nat" && $0["replaceable"] as? Bool == false })
     }
 
@@ -59,12 +64,14 @@ struct RulesVerdictOnRealRulesetsTests {
     func notrackOnly() throws {
         let namespace = try TestNamespace("rules-notrack")
         defer { namespace.delete() }
-        try Tool.check(in: namespace, ["nft", "-f", "-"], input: """
-            table ip rawtrack {
-              chain pre { type filter hook prerouting priority raw; udp dport 53 notrack; }
-              chain out { type filter hook output priority raw; udp sport 53 notrack; }
-            }
-            """)
+        try Tool.check(
+            in: namespace, ["nft", "-f", "-"],
+            input: """
+                table ip rawtrack {
+                  chain pre { type filter hook prerouting priority raw; udp dport 53 notrack; }
+                  chain out { type filter hook output priority raw; udp sport 53 notrack; }
+                }
+                """)
         try Tool.check(in: namespace, ["iptables", "-t", "raw", "-A", "PREROUTING", "-p", "tcp", "--dport", "80", "-j", "CT", "--notrack"])
         let saved = try Tool.check(in: namespace, ["iptables-save"])
         let listed = try nftListing(namespace)
@@ -78,12 +85,16 @@ struct RulesVerdictOnRealRulesetsTests {
         #expect(Set(report.exemptions.map(\.locationKey)) == expected)
     }
 
-    @Test("a Kubernetes-style NAT ruleset needs conntrack: every DNAT endpoint and the MASQUERADE are found", arguments: ["iptables-restore", "iptables-legacy-restore"])
+    @Test(
+        "a Kubernetes-style NAT ruleset needs conntrack: every DNAT endpoint and the MASQUERADE are found",
+        arguments: ["iptables-restore", "iptables-legacy-restore"])
     func kubernetesNAT(restore: String) throws {
         let namespace = try TestNamespace("rules-kube")
         defer { namespace.delete() }
         let services = 40, endpoints = 3
-        let ruleset = try Tool.check([TestPaths.package.appendingPathComponent("scripts/kube-nat-ruleset.sh").path, "\(services)", "\(endpoints)"])
+        let ruleset = try Tool.check([
+            TestPaths.package.appendingPathComponent("scripts/kube-nat-ruleset.sh").path, "\(services)", "\(endpoints)",
+        ])
         try Tool.check(in: namespace, [restore], input: ruleset)
         let saveTool = restore == "iptables-restore" ? "iptables-save" : "iptables-legacy-save"
         let saved = try Tool.check(in: namespace, [saveTool])
@@ -93,7 +104,10 @@ struct RulesVerdictOnRealRulesetsTests {
         let dnat = report.findings.filter { ($0["rule"] as? String)?.contains("-j DNAT") == true }
         #expect(dnat.count == services * endpoints)
         #expect(dnat.allSatisfy { ($0["chain"] as? String)?.hasPrefix("KUBE-SEP-") == true && ($0["uses"] as? [String]) == ["nat"] })
-        #expect(report.findings.contains { ($0["rule"] as? String)?.contains("MASQUERADE") == true && $0["chain"] as? String == "KUBE-POSTROUTING" })
+        #expect(
+            report.findings.contains {
+                ($0["rule"] as? String)?.contains("MASQUERADE") == true && $0["chain"] as? String == "KUBE-POSTROUTING"
+            })
         // Every rule of the nat table is located, and so is every conntrack match in the filter table.
         var table = ""
         let expected = iptablesLines(saved, tool: saveTool) { line in
@@ -132,22 +146,27 @@ struct RulesVerdictOnRealRulesetsTests {
         #expect(natChains.count >= 2)
         let ctRules = listed.rules.filter { $0.text.contains("{\"ct\": {") }
         #expect(!ctRules.isEmpty)
-        let expected = Set(natChains.map { "inet firewalld \($0.chain) handle \($0.handle)" }
-                           + ctRules.map { "inet firewalld \($0.chain) handle \($0.handle)" })
+        let expected = Set(
+            natChains.map { "inet firewalld \($0.chain) handle \($0.handle)" }
+                + ctRules.map { "inet firewalld \($0.chain) handle \($0.handle)" })
         #expect(report.locationKeys == expected)
         #expect(report.findings.contains { ($0["uses"] as? [String]) == ["ct_status"] && $0["replaceable"] as? Bool == false })
     }
 
-    @Test("a saved ruleset gives the same verdict and rules as the live one, in each format", arguments: ["nft-json", "nft-text", "iptables-save", "stdin"])
+    @Test(
+        "a saved ruleset gives the same verdict and rules as the live one, in each format",
+        arguments: ["nft-json", "nft-text", "iptables-save", "stdin"])
     func savedMatchesLive(format: String) throws {
         let namespace = try TestNamespace("rules-saved")
         defer { namespace.delete() }
-        try Tool.check(in: namespace, ["nft", "-f", "-"], input: """
-            table inet gateway {
-              chain forward { type filter hook forward priority filter; policy drop; ct state established,related accept; tcp dport 443 accept; }
-              chain postrouting { type nat hook postrouting priority srcnat; oifname "eth0" masquerade; }
-            }
-            """)
+        try Tool.check(
+            in: namespace, ["nft", "-f", "-"],
+            input: """
+                table inet gateway {
+                  chain forward { type filter hook forward priority filter; policy drop; ct state established,related accept; tcp dport 443 accept; }
+                  chain postrouting { type nat hook postrouting priority srcnat; oifname "eth0" masquerade; }
+                }
+                """)
         try Tool.check(in: namespace, ["iptables", "-A", "INPUT", "-m", "conntrack", "--ctstate", "ESTABLISHED", "-j", "ACCEPT"])
         let live = try CttuneJSON.rules(in: namespace)
         let directory = try TestPaths.temporaryDirectory("cttune-rules")
@@ -156,20 +175,25 @@ struct RulesVerdictOnRealRulesetsTests {
         let saved: [String: Any]
         switch format {
         case "nft-json":
-            try Tool.check(in: namespace, ["nft", "-j", "list", "table", "inet", "gateway"]).write(toFile: file, atomically: true, encoding: .utf8)
+            try Tool.check(in: namespace, ["nft", "-j", "list", "table", "inet", "gateway"]).write(
+                toFile: file, atomically: true, encoding: .utf8)
             saved = try CttuneJSON.rules(ruleset: file)
         case "nft-text":
-            try Tool.check(in: namespace, ["nft", "list", "table", "inet", "gateway"]).write(toFile: file, atomically: true, encoding: .utf8)
+            try Tool.check(in: namespace, ["nft", "list", "table", "inet", "gateway"]).write(
+                toFile: file, atomically: true, encoding: .utf8)
             saved = try CttuneJSON.rules(ruleset: file)
             #expect(try leftoverRulesNamespaces().isEmpty)
         case "iptables-save":
             try Tool.check(in: namespace, ["iptables-save"]).write(toFile: file, atomically: true, encoding: .utf8)
             saved = try CttuneJSON.rules(ruleset: file)
         default:
-            saved = try CttuneJSON.rules(ruleset: "-", input: try Tool.check(in: namespace, ["nft", "-j", "list", "table", "inet", "gateway"]))
+            saved = try CttuneJSON.rules(
+                ruleset: "-", input: try Tool.check(in: namespace, ["nft", "-j", "list", "table", "inet", "gateway"]))
         }
         let fromNft = format != "iptables-save"
-        let liveRules = live.findings.filter { ($0["source"] as? String == "nft -j list ruleset") == fromNft }.compactMap { $0["rule"] as? String }
+        let liveRules = live.findings.filter { ($0["source"] as? String == "nft -j list ruleset") == fromNft }.compactMap {
+            $0["rule"] as? String
+        }
         #expect(!liveRules.isEmpty)
         #expect(saved.findings.compactMap { $0["rule"] as? String } == liveRules)
         #expect((saved["sources"] as? [[String: Any]])?.first?["format"] as? String == (format == "stdin" ? "nft-json" : format))
@@ -198,21 +222,28 @@ struct RulesVerdictOnRealRulesetsTests {
     func nftConntrackFeatures() throws {
         let namespace = try TestNamespace("rules-features")
         defer { namespace.delete() }
-        try Tool.check(in: namespace, ["nft", "-f", "-"], input: """
-            table inet features {
-              ct helper ftpstd { type "ftp" protocol tcp; }
-              chain c_pre { type filter hook prerouting priority raw; ct zone set 1; }
-              chain c_forward { type filter hook forward priority filter; ct mark set 42; }
-              chain c_helper { type filter hook prerouting priority filter; tcp dport 21 ct helper set "ftpstd"; }
-              chain c_input { type filter hook input priority filter; tcp dport 80 ct state invalid,untracked synproxy mss 1460 wscale 7; ct count over 10 drop; ct direction original accept; }
-            }
-            """)
+        try Tool.check(
+            in: namespace, ["nft", "-f", "-"],
+            input: """
+                table inet features {
+                  ct helper ftpstd { type "ftp" protocol tcp; }
+                  chain c_pre { type filter hook prerouting priority raw; ct zone set 1; }
+                  chain c_forward { type filter hook forward priority filter; ct mark set 42; }
+                  chain c_helper { type filter hook prerouting priority filter; tcp dport 21 ct helper set "ftpstd"; }
+                  chain c_input { type filter hook input priority filter; tcp dport 80 ct state invalid,untracked synproxy mss 1460 wscale 7; ct count over 10 drop; ct direction original accept; }
+                }
+                """)
         let listed = try nftListing(namespace)
         let report = try CttuneJSON.rules(in: namespace)
         #expect(report.verdict == "needed")
-        let uses = Dictionary(report.findings.map { (($0["chain"] as? String) ?? "object", ($0["uses"] as? [String] ?? []).joined(separator: ",")) }) { $0 + ";" + $1 }
-        #expect(uses == ["object": "ct_helper", "c_pre": "ct_zone", "c_forward": "ct_mark", "c_helper": "ct_helper",
-                         "c_input": "ct_state,synproxy;connection_count;ct_direction"])
+        let uses = Dictionary(
+            report.findings.map { (($0["chain"] as? String) ?? "object", ($0["uses"] as? [String] ?? []).joined(separator: ",")) }
+        ) { $0 + ";" + $1 }
+        #expect(
+            uses == [
+                "object": "ct_helper", "c_pre": "ct_zone", "c_forward": "ct_mark", "c_helper": "ct_helper",
+                "c_input": "ct_state,synproxy;connection_count;ct_direction",
+            ])
         #expect(Set(report.findings.compactMap { $0["handle"] as? Int }).isSuperset(of: listed.rules.map(\.handle)))
         #expect(report.findings.allSatisfy { $0["replaceable"] as? Bool == false })
         #expect(report.findings.contains { $0["rule"] as? String == "ct count over 10 drop" })
@@ -220,7 +251,9 @@ struct RulesVerdictOnRealRulesetsTests {
 
     /// Chains and rules of `nft -j list ruleset`, each with its JSON text.
     func nftListing(_ namespace: TestNamespace) throws -> (chains: [NftElement], rules: [NftElement]) {
-        let object = try JSONSerialization.jsonObject(with: Data(try Tool.check(in: namespace, ["nft", "-j", "list", "ruleset"]).utf8)) as? [String: Any]
+        let object =
+            try JSONSerialization.jsonObject(with: Data(try Tool.check(in: namespace, ["nft", "-j", "list", "ruleset"]).utf8))
+            as? [String: Any]
         let elements = object?["nftables"] as? [[String: Any]] ?? []
         func pick(_ kind: String, chainKey: String) -> [NftElement] {
             elements.compactMap { element in

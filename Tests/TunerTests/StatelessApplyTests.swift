@@ -2,6 +2,7 @@ import CDeleteModuleStub
 import Foundation
 import SystemPackage
 import Testing
+
 @testable import Tuner
 
 /// `cttune apply --profile stateless` against a fixture kernel: an apply
@@ -38,8 +39,9 @@ extension UnloadOrderTests {
                 try tree.write("proc/sys/net/netfilter/nf_conntrack_count", "0\n")
                 _ = try LoadedFixture(root: tree.url, modules: UnloadOrderTests.iptablesGateway)
                 try FileManager.default.createDirectory(at: tree.url.appendingPathComponent("lib"), withIntermediateDirectories: true)
-                try FileManager.default.createSymbolicLink(at: tree.url.appendingPathComponent("lib/modules"),
-                                                           withDestinationURL: ModuleTrees.full.appendingPathComponent("lib/modules"))
+                try FileManager.default.createSymbolicLink(
+                    at: tree.url.appendingPathComponent("lib/modules"),
+                    withDestinationURL: ModuleTrees.full.appendingPathComponent("lib/modules"))
                 var persist = ApplyRequest()
                 persist.runtime = false
                 _ = try apply(profile: "default", request: persist)
@@ -49,8 +51,12 @@ extension UnloadOrderTests {
             /// Unloads through libkmod (so the stub sees them), loads through the recorder.
             var modules: ModuleOperations {
                 let recorder = recorder
-                return ModuleOperations(remove: ModuleOperations.libkmod(root: root).remove,
-                                        load: { recorder.loads.append($0); return nil })
+                return ModuleOperations(
+                    remove: ModuleOperations.libkmod(root: root).remove,
+                    load: {
+                        recorder.loads.append($0)
+                        return nil
+                    })
             }
 
             func apply(profile: String = "stateless", request: ApplyRequest = ApplyRequest()) throws -> ApplyOutcome {
@@ -74,7 +80,9 @@ extension UnloadOrderTests {
             }
         }
 
-        @Test("apply unloads holders first in the hand-checked order, writes the blacklist, removes cttune's load files, and journals each step")
+        @Test(
+            "apply unloads holders first in the hand-checked order, writes the blacklist, removes cttune's load files, and journals each step"
+        )
         func appliesInOrder() throws {
             let host = try GatewayHost()
             defer { host.tree.remove() }
@@ -109,30 +117,42 @@ extension UnloadOrderTests {
                 case .file: return "file"
                 }
             }
-            #expect(kinds == kinds.sorted { ["sysctl", "module", "file"].firstIndex(of: $0)! < ["sysctl", "module", "file"].firstIndex(of: $1)! })
+            #expect(
+                kinds
+                    == kinds.sorted {
+                        ["sysctl", "module", "file"].firstIndex(of: $0)! < ["sysctl", "module", "file"].firstIndex(of: $1)!
+                    })
             #expect(kinds.first == "sysctl")
             let unloads = entry.actions.compactMap { action -> String? in
                 if case .module(let change) = action, !change.loaded { return change.name } else { return nil }
             }
             #expect(unloads == Self.order)
-            guard case .file(let last)? = entry.actions.last else { Issue.record("the blacklist is not the last step"); return }
+            guard case .file(let last)? = entry.actions.last else {
+                Issue.record("the blacklist is not the last step")
+                return
+            }
             #expect(last.path == "/" + Self.blacklistConf && last.oldContent == nil)
             let saved = try #require(host.tree.read("var/lib/cttune/journal/\(entry.id).json"))
             #expect(saved.contains("\"type\" : \"module\""))
         }
 
-        @Test("the real modprobe reads the written blacklist: loading nf_nat, even as a dependency, runs /bin/false",
-              .enabled(if: ModuleTrees.hasModprobe, "needs modprobe (kmod)"))
+        @Test(
+            "the real modprobe reads the written blacklist: loading nf_nat, even as a dependency, runs /bin/false",
+            .enabled(if: ModuleTrees.hasModprobe, "needs modprobe (kmod)"))
         func modprobeHonoursBlacklist() throws {
             let host = try GatewayHost()
             defer { host.tree.remove() }
             _ = try host.apply()
-            let output = try Shell.check(["modprobe", "-d", host.tree.path, "-S", ModuleTrees.version!,
-                                          "-C", host.tree.file("etc/modprobe.d"), "-n", "-v", "nft_chain_nat"])
+            let output = try Shell.check([
+                "modprobe", "-d", host.tree.path, "-S", ModuleTrees.version!,
+                "-C", host.tree.file("etc/modprobe.d"), "-n", "-v", "nft_chain_nat",
+            ])
             #expect(output.contains("install /bin/false"), "\(output)")
         }
 
-        @Test("rollback loads the modules back last unloaded first (through the seam), removes the blacklist and restores cttune's load files")
+        @Test(
+            "rollback loads the modules back last unloaded first (through the seam), removes the blacklist and restores cttune's load files"
+        )
         func rollbackReloadsInReverse() throws {
             let host = try GatewayHost()
             defer { host.tree.remove() }
@@ -155,9 +175,11 @@ extension UnloadOrderTests {
             #expect(moduleItems.allSatisfy { $0.before == "unloaded" && $0.after == "loaded" && $0.result == "rolled-back" })
         }
 
-        @Test("cttune rollback loads through libkmod's real probe: on a kernel without module support it fails at the first load, names it, and puts the blacklist back",
-              .enabled(if: !FileManager.default.fileExists(atPath: "/proc/modules") && Host.isRoot,
-                       "only on a kernel without loadable modules, where nothing can really be loaded"))
+        @Test(
+            "cttune rollback loads through libkmod's real probe: on a kernel without module support it fails at the first load, names it, and puts the blacklist back",
+            .enabled(
+                if: !FileManager.default.fileExists(atPath: "/proc/modules") && Host.isRoot,
+                "only on a kernel without loadable modules, where nothing can really be loaded"))
         func rollbackThroughRealProbe() throws {
             let host = try GatewayHost()
             defer { host.tree.remove() }
@@ -169,7 +191,9 @@ extension UnloadOrderTests {
             let result = try host.tree.cttune(["rollback", "--format", "json"])
             #expect(result.status == 1)
             let first = Self.order.last!
-            #expect(result.stderr.contains("loading module \(first) failed: cannot load \(first) back: function not implemented"), "\(result.stderr)")
+            #expect(
+                result.stderr.contains("loading module \(first) failed: cannot load \(first) back: function not implemented"),
+                "\(result.stderr)")
             #expect(result.stderr.contains("everything already changed was restored"))
             #expect(blacklist != nil && host.tree.read(Self.blacklistConf) == blacklist)
             #expect(!host.tree.exists(Self.modulesLoadConf))
@@ -219,7 +243,9 @@ extension UnloadOrderTests {
             #expect(try Journal(root: host.root).load(outcome.journalID!).status == .rolledBack)
         }
 
-        @Test("a module with users besides modules skips the module step before any unload: no delete_module call, no blacklist, the settings applied")
+        @Test(
+            "a module with users besides modules skips the module step before any unload: no delete_module call, no blacklist, the settings applied"
+        )
         func inUseSkipsModuleStep() throws {
             let host = try GatewayHost()
             defer { host.tree.remove() }
@@ -256,10 +282,13 @@ extension UnloadOrderTests {
 
             let json = JSONValue.object(ApplyReport.json(outcome, diff: true)).rendered()
             #expect(json.contains("\"unload_order\":[\"iptable_nat\",\"ip_tables\""))
-            #expect(json.contains("\"blacklist_file\":{\"path\":\"\(host.tree.file(Self.blacklistConf))\",\"action\":\"created\",\"diff\":"))
+            #expect(
+                json.contains("\"blacklist_file\":{\"path\":\"\(host.tree.file(Self.blacklistConf))\",\"action\":\"created\",\"diff\":"))
         }
 
-        @Test("cttune apply --check --diff prints the unload table, the load files' removal and the blacklist diff, and exits 2 with --detailed-exitcode")
+        @Test(
+            "cttune apply --check --diff prints the unload table, the load files' removal and the blacklist diff, and exits 2 with --detailed-exitcode"
+        )
         func checkCommandText() throws {
             let host = try GatewayHost()
             defer { host.tree.remove() }
@@ -284,8 +313,9 @@ extension UnloadOrderTests {
 /// under a stateful firewall, through the built cttune.
 @Suite("apply --profile stateless without loadable modules, and under a stateful firewall")
 struct StatelessApplyLimitsTests {
-    @Test("a tree without /proc/modules: the module step is skipped in one line, the rest applied, exit 1 unless --allow-partial",
-          arguments: [(flags: [] as [String], exit: Int32(1)), (flags: ["--allow-partial"], exit: Int32(0))])
+    @Test(
+        "a tree without /proc/modules: the module step is skipped in one line, the rest applied, exit 1 unless --allow-partial",
+        arguments: [(flags: [] as [String], exit: Int32(1)), (flags: ["--allow-partial"], exit: Int32(0))])
     func noModuleSupportIsPartial(flags: [String], exit: Int32) throws {
         let tree = try ApplyFixtureTree(.builtIn)
         defer { tree.remove() }
@@ -297,14 +327,18 @@ struct StatelessApplyLimitsTests {
         #expect(tree.exists("etc/sysctl.d/90-cttune.conf"), "the sysctl part is applied")
         #expect(tree.journalIDs().count == 1)
         if exit == 1 {
-            #expect(result.stderr == "cttune: error: \(TunerError.partialApply(keys: ["the conntrack module unload and blacklist"], check: false))\n")
+            #expect(
+                result.stderr
+                    == "cttune: error: \(TunerError.partialApply(keys: ["the conntrack module unload and blacklist"], check: false))\n")
         }
     }
 
-    @Test("on this kernel (nf_conntrack built in, no loadable modules) apply in a namespace explains in one line and marks the module step skipped",
-          .enabled(if: Host.realKernel && !FileManager.default.fileExists(atPath: "/proc/modules"),
-                   "needs root, nft, ip, and a kernel without loadable modules"),
-          arguments: [(flags: [] as [String], exit: Int32(1)), (flags: ["--allow-partial"], exit: Int32(0))])
+    @Test(
+        "on this kernel (nf_conntrack built in, no loadable modules) apply in a namespace explains in one line and marks the module step skipped",
+        .enabled(
+            if: Host.realKernel && !FileManager.default.fileExists(atPath: "/proc/modules"),
+            "needs root, nft, ip, and a kernel without loadable modules"),
+        arguments: [(flags: [] as [String], exit: Int32(1)), (flags: ["--allow-partial"], exit: Int32(0))])
     func thisHostSkipsModules(flags: [String], exit: Int32) throws {
         let namespace = try TestNamespace("stateless")
         defer { namespace.delete() }
@@ -326,8 +360,9 @@ struct StatelessApplyLimitsTests {
         }
     }
 
-    @Test("a namespace whose firewall has a ct state rule refuses the stateless apply with the rule, exit 1, changing nothing",
-          .enabled(if: Host.realKernel, "needs root, nf_conntrack, ip and nft"))
+    @Test(
+        "a namespace whose firewall has a ct state rule refuses the stateless apply with the rule, exit 1, changing nothing",
+        .enabled(if: Host.realKernel, "needs root, nf_conntrack, ip and nft"))
     func statefulFirewallRefuses() throws {
         let namespace = try TestNamespace("stateless-refused")
         defer { namespace.delete() }
@@ -343,7 +378,8 @@ struct StatelessApplyLimitsTests {
         let json = try PrintedJSON(result)
         #expect(json.object["changed"] as? Bool == false)
         #expect(json.object["journal_id"] is NSNull)
-        let rules = try #require(((json.object["stateless"] as? [String: Any])?["rules"] as? [String: Any])?["findings"] as? [[String: Any]])
+        let rules = try #require(
+            ((json.object["stateless"] as? [String: Any])?["rules"] as? [String: Any])?["findings"] as? [[String: Any]])
         #expect(rules.count == 1)
         #expect((rules.first?["rule"] as? String)?.contains("ct state established,related accept") == true)
         #expect(try FileManager.default.contentsOfDirectory(atPath: state.sysctlD.path).isEmpty)

@@ -55,9 +55,11 @@ struct StatelessPlanTests {
     func acceptsStatelessFirewall() throws {
         let namespace = try TestNamespace("stateless-ok")
         defer { namespace.delete() }
-        try Tool.check(in: namespace, ["nft", "-f", "-"], input: """
-            table inet filter { chain input { type filter hook input priority filter; policy drop; iif lo accept; tcp dport 22 accept; }; }
-            """)
+        try Tool.check(
+            in: namespace, ["nft", "-f", "-"],
+            input: """
+                table inet filter { chain input { type filter hook input priority filter; policy drop; iif lo accept; tcp dport 22 accept; }; }
+                """)
         let outcome = try plan(in: namespace)
         let review = stateless(outcome)
         let notrack = review["notrack"] as? [String: Any] ?? [:]
@@ -92,7 +94,10 @@ struct StatelessPlanTests {
         let commands = try suggestion(syntax)
         #expect(!commands.isEmpty)
         let bypassed = try TestNamespace("stateless-bypass"), tracked = try TestNamespace("stateless-tracked")
-        defer { bypassed.delete(); tracked.delete() }
+        defer {
+            bypassed.delete()
+            tracked.delete()
+        }
         for namespace in [bypassed, tracked] { try namespace.trackLoopback() }
         for (command, input) in commands { try Tool.check(in: bypassed, command, input: input) }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Tuner
 
 /// `cttune status` run inside a namespace; the JSON object it printed.
@@ -22,8 +23,10 @@ private func number(_ object: Any?, _ keys: String...) -> Double {
 /// ct-loadgen inside `namespace`: `rate` connections/s for `seconds`; a short
 /// connect timeout so a dropped SYN costs 50 ms, not a second.
 private func startLoad(in namespace: TestNamespace, rate: Int, seconds: Int, port: Int) throws -> BackgroundProcess {
-    try BackgroundProcess(["ip", "netns", "exec", namespace.name, TestPaths.loadgen, "--rate", String(rate),
-                           "--seconds", String(seconds), "--connect-timeout-ms", "50", "--port", String(port)])
+    try BackgroundProcess([
+        "ip", "netns", "exec", namespace.name, TestPaths.loadgen, "--rate", String(rate),
+        "--seconds", String(seconds), "--connect-timeout-ms", "50", "--port", String(port),
+    ])
 }
 
 @Suite("status on the real kernel", .serialized, .enabled(if: Host.realKernel))
@@ -33,7 +36,9 @@ struct StatusOnRealKernelTests {
     /// initial namespace's own count here (about 0).
     static let smallMax = 300
 
-    @Test("a load that overflows a small table: rising count, drops, a critical table-full verdict with log evidence; raised max leaves a warning that says when")
+    @Test(
+        "a load that overflows a small table: rising count, drops, a critical table-full verdict with log evidence; raised max leaves a warning that says when"
+    )
     func overflowIsCritical() throws {
         let namespace = try TestNamespace("status")
         defer { namespace.delete() }
@@ -46,7 +51,9 @@ struct StatusOnRealKernelTests {
 
         try GlobalConntrack.withExclusiveAccess {
             let savedMax = try GlobalConntrack.read(GlobalConntrack.maxPath)
-            try #require(try GlobalConntrack.read(Self.countPath) < Self.smallMax / 2, "the initial namespace holds too many entries to shrink the max safely")
+            try #require(
+                try GlobalConntrack.read(Self.countPath) < Self.smallMax / 2,
+                "the initial namespace holds too many entries to shrink the max safely")
             try GlobalConntrack.write(GlobalConntrack.maxPath, Self.smallMax)
             let load = try startLoad(in: namespace, rate: 100, seconds: 10, port: 18091)
 
@@ -96,7 +103,9 @@ struct StatusOnRealKernelTests {
                 #expect(families["cttune_conntrack_drop"]?.type == "counter")
                 #expect((PrometheusParser.value(families, "cttune_conntrack_drop", labels) ?? 0) > 0)
                 #expect(PrometheusParser.value(families, "cttune_conntrack_max", labels) == Double(Self.smallMax))
-                #expect((PrometheusParser.value(families, "cttune_conntrack_tcp_state_entries", labels.merging(["state": "TIME_WAIT"]) { a, _ in a }) ?? 0) > 0)
+                #expect(
+                    (PrometheusParser.value(
+                        families, "cttune_conntrack_tcp_state_entries", labels.merging(["state": "TIME_WAIT"]) { a, _ in a }) ?? 0) > 0)
             }
 
             let loadResult = try JSONSerialization.jsonObject(with: Data(load.wait().utf8)) as? [String: Any]
@@ -148,7 +157,7 @@ struct StatusOnRealKernelTests {
         #expect(endedInTime, "status --watch still ran 1.5 s after SIGINT")
         #expect(watch.exitStatus == 0)
         #expect(lines.first?.hasPrefix("TIME ") == true)
-        #expect(lines.count == 3) // header and the samples at 1 s and 2 s
+        #expect(lines.count == 3)  // header and the samples at 1 s and 2 s
         #expect(lines.dropFirst().allSatisfy { $0.hasSuffix("ok") })
     }
 
@@ -156,8 +165,10 @@ struct StatusOnRealKernelTests {
     func worksWithoutRoot() throws {
         let namespace = try TestNamespace("status")
         defer { namespace.delete() }
-        let result = try namespace.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                                        TestPaths.cttune, "status", "--format", "json", "--window", "0"])
+        let result = try namespace.run([
+            "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+            TestPaths.cttune, "status", "--format", "json", "--window", "0",
+        ])
         let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
         #expect(result.status == 0, "\(result.stderr)")
         #expect(dig(json, "verdict") as? String == "ok")
@@ -167,12 +178,14 @@ struct StatusOnRealKernelTests {
         #expect(dig(json, "kernel_log", "readable") as? Bool == false)
     }
 
-    @Test("usage errors exit 64 and an unwritable textfile is UNKNOWN (3) naming the path", arguments: [
-        (["--count", "2"], Int32(64), "--count needs --watch"),
-        (["--watch", "0"], 64, "--watch must be between"),
-        (["--watch", "1", "--textfile", "x.prom"], 64, "--textfile writes one snapshot"),
-        (["--window", "0", "--textfile", "/nonexistent-cttune-dir/x.prom"], 3, "cannot write /nonexistent-cttune-dir/x.prom"),
-    ])
+    @Test(
+        "usage errors exit 64 and an unwritable textfile is UNKNOWN (3) naming the path",
+        arguments: [
+            (["--count", "2"], Int32(64), "--count needs --watch"),
+            (["--watch", "0"], 64, "--watch must be between"),
+            (["--watch", "1", "--textfile", "x.prom"], 64, "--textfile writes one snapshot"),
+            (["--window", "0", "--textfile", "/nonexistent-cttune-dir/x.prom"], 3, "cannot write /nonexistent-cttune-dir/x.prom"),
+        ])
     func usageAndUnknown(arguments: [String], code: Int32, message: String) throws {
         let namespace = try TestNamespace("status")
         defer { namespace.delete() }

@@ -1,6 +1,7 @@
 import Foundation
 import SystemPackage
 import Testing
+
 @testable import Tuner
 
 /// A tree standing for / with the files status reads, in the kernel's formats
@@ -25,8 +26,9 @@ private struct StatusTree {
         try write("proc/sys/net/netfilter/nf_conntrack_buckets", "1024\n")
         try write("proc/sys/net/netfilter/nf_conntrack_tcp_timeout_established", "7200\n")
         try FileManager.default.createDirectory(at: url.appendingPathComponent("proc/self/ns"), withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: url.appendingPathComponent("proc/self/ns/net").path,
-                                                   withDestinationPath: "net:[4026532317]")
+        try FileManager.default.createSymbolicLink(
+            atPath: url.appendingPathComponent("proc/self/ns/net").path,
+            withDestinationPath: "net:[4026532317]")
     }
 
     func remove() { try? FileManager.default.removeItem(at: url) }
@@ -34,7 +36,8 @@ private struct StatusTree {
 
 @Suite("status readers")
 struct StatusReadersTests {
-    static let statHeader = "entries  clashres found new invalid ignore delete chainlength insert insert_failed drop early_drop icmp_error  expect_new expect_create expect_delete search_restart"
+    static let statHeader =
+        "entries  clashres found new invalid ignore delete chainlength insert insert_failed drop early_drop icmp_error  expect_new expect_create expect_delete search_restart"
 
     @Test("per-CPU hex counters are summed by header name; entries is taken once")
     func sumsStatTableByHeader() throws {
@@ -60,12 +63,18 @@ struct StatusReadersTests {
         #expect(totals == ["drop": 17, "entries": 1])
     }
 
-    @Test("a malformed statistics table is an error naming the file and the problem", arguments: [
-        ("drop entries\n0000001 zz\n", "entries is not hexadecimal"),
-        ("drop entries\n00000001\n", "a row has 1 fields, the header names 2"),
-    ])
+    @Test(
+        "a malformed statistics table is an error naming the file and the problem",
+        arguments: [
+            ("drop entries\n0000001 zz\n", "entries is not hexadecimal"),
+            ("drop entries\n00000001\n", "a row has 1 fields, the header names 2"),
+        ])
     func malformedStat(text: String, problem: String) {
-        #expect(throws: TunerError.malformed(path: "/proc/net/stat/nf_conntrack", detail: problem == "entries is not hexadecimal" ? "entries is not hexadecimal: \"zz\"" : problem)) {
+        #expect(
+            throws: TunerError.malformed(
+                path: "/proc/net/stat/nf_conntrack",
+                detail: problem == "entries is not hexadecimal" ? "entries is not hexadecimal: \"zz\"" : problem)
+        ) {
             try ConntrackStatTable.sum(text, path: "/proc/net/stat/nf_conntrack")
         }
     }
@@ -79,13 +88,15 @@ struct StatusReadersTests {
             return "<flow><meta direction=\"original\">\(layer3)\(layer4)</meta><meta direction=\"reply\">\(layer3)\(layer4)</meta>"
                 + "<meta direction=\"independent\">\(state.map { "<state>\($0)</state>" } ?? "")<timeout>\(timeout)</timeout><mark>0</mark><use>1</use><id>1</id><assured/></meta></flow>"
         }
-        let xml = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<conntrack>\n" + [
-            flow("tcp", 6, state: "ESTABLISHED", timeout: 431_998), // idle 2 s
-            flow("tcp", 6, state: "ESTABLISHED", timeout: 400_000), // idle 32000 s: orphan
-            flow("tcp", 6, state: "TIME_WAIT", timeout: 100),
-            flow("udp", 17, state: nil, timeout: 28),
-            flow("icmp", 1, state: nil, timeout: 20),
-        ].joined(separator: "\n") + "\n</conntrack>\n"
+        let xml =
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<conntrack>\n"
+            + [
+                flow("tcp", 6, state: "ESTABLISHED", timeout: 431_998),  // idle 2 s
+                flow("tcp", 6, state: "ESTABLISHED", timeout: 400_000),  // idle 32000 s: orphan
+                flow("tcp", 6, state: "TIME_WAIT", timeout: 100),
+                flow("udp", 17, state: nil, timeout: 28),
+                flow("icmp", 1, state: nil, timeout: 20),
+            ].joined(separator: "\n") + "\n</conntrack>\n"
         let census = try EntryCensus.parseXML(Data(xml.utf8), establishedTimeout: 432_000)
         #expect(census.total == 5)
         #expect(census.byProtocol == ["tcp": 3, "udp": 1, "icmp": 1])
@@ -106,7 +117,8 @@ struct StatusReadersTests {
 
     @Test("a dump larger than libxml2's 10 MB chunk limit (20000 entries, 11 MB) is counted completely")
     func largeDump() throws {
-        let flow = "<flow><meta direction=\"original\"><layer3 protonum=\"2\" protoname=\"ipv4\"><src>127.0.0.1</src><dst>127.0.0.1</dst></layer3><layer4 protonum=\"6\" protoname=\"tcp\"><sport>32826</sport><dport>9000</dport></layer4></meta><meta direction=\"reply\"><layer3 protonum=\"2\" protoname=\"ipv4\"><src>127.0.0.1</src><dst>127.0.0.1</dst></layer3><layer4 protonum=\"6\" protoname=\"tcp\"><sport>9000</sport><dport>32826</dport></layer4></meta><meta direction=\"independent\"><state>TIME_WAIT</state><timeout>100</timeout><mark>0</mark><use>1</use><id>3942760363</id><assured/></meta></flow>\n"
+        let flow =
+            "<flow><meta direction=\"original\"><layer3 protonum=\"2\" protoname=\"ipv4\"><src>127.0.0.1</src><dst>127.0.0.1</dst></layer3><layer4 protonum=\"6\" protoname=\"tcp\"><sport>32826</sport><dport>9000</dport></layer4></meta><meta direction=\"reply\"><layer3 protonum=\"2\" protoname=\"ipv4\"><src>127.0.0.1</src><dst>127.0.0.1</dst></layer3><layer4 protonum=\"6\" protoname=\"tcp\"><sport>9000</sport><dport>32826</dport></layer4></meta><meta direction=\"independent\"><state>TIME_WAIT</state><timeout>100</timeout><mark>0</mark><use>1</use><id>3942760363</id><assured/></meta></flow>\n"
         let xml = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<conntrack>\n" + String(repeating: flow, count: 20_000) + "</conntrack>\n"
         #expect(xml.utf8.count > 10_485_760)
         let census = try EntryCensus.parseXML(Data(xml.utf8), establishedTimeout: 432_000)
@@ -126,7 +138,7 @@ struct StatusReadersTests {
         #expect(census.total == 4)
         #expect(census.byProtocol == ["tcp": 3, "udp": 1])
         #expect(census.tcpStates == ["ESTABLISHED": 2, "TIME_WAIT": 1])
-        #expect(census.orphans == 1) // idle 4200 s
+        #expect(census.orphans == 1)  // idle 4200 s
         #expect(census.oldestIdleSeconds == 4200)
     }
 
@@ -153,9 +165,21 @@ struct StatusReadersTests {
         let tree = try StatusTree()
         defer { tree.remove() }
         try tree.writeBasics(count: 950, max: 1000)
-        try tree.write("proc/net/stat/nf_conntrack", "\(Self.statHeader)\n" + String(repeating: "000003b6  00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000001 00000010 00000000 00000000  00000000 00000000 00000000 00000000\n", count: 2))
-        try tree.write("proc/net/nf_conntrack", "ipv4     2 tcp      6 100 TIME_WAIT src=127.0.0.1 dst=127.0.0.1 sport=1 dport=2 src=127.0.0.1 dst=127.0.0.1 sport=2 dport=1 [ASSURED] mark=0 zone=0 use=2\n")
-        try tree.write("proc/slabinfo", "slabinfo - version: 2.1\nnf_conntrack         960    960    256   16    1 : tunables    0    0    0 : slabdata     60     60      0\n")
+        try tree.write(
+            "proc/net/stat/nf_conntrack",
+            "\(Self.statHeader)\n"
+                + String(
+                    repeating:
+                        "000003b6  00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000001 00000010 00000000 00000000  00000000 00000000 00000000 00000000\n",
+                    count: 2))
+        try tree.write(
+            "proc/net/nf_conntrack",
+            "ipv4     2 tcp      6 100 TIME_WAIT src=127.0.0.1 dst=127.0.0.1 sport=1 dport=2 src=127.0.0.1 dst=127.0.0.1 sport=2 dport=1 [ASSURED] mark=0 zone=0 use=2\n"
+        )
+        try tree.write(
+            "proc/slabinfo",
+            "slabinfo - version: 2.1\nnf_conntrack         960    960    256   16    1 : tunables    0    0    0 : slabdata     60     60      0\n"
+        )
         try tree.write("dev/kmsg", "4,1,5000000,-;nf_conntrack: nf_conntrack: table full in netns 4026532317, dropping packet\n")
         let readings = try StatusProbe(root: tree.root).readings(since: nil)
         #expect(readings.current.count == 950)
@@ -195,8 +219,11 @@ struct StatusReadersTests {
         #expect(try String(contentsOfFile: path, encoding: .utf8) == "new 2\n")
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["cttune.prom"])
         let missing = directory.appendingPathComponent("absent/cttune.prom").path
-        #expect(throws: TunerError.cannotWrite(path: missing, reason: "no such file or directory",
-                                               fix: "give --textfile a path in an existing, writable directory (node_exporter's --collector.textfile.directory)")) {
+        #expect(
+            throws: TunerError.cannotWrite(
+                path: missing, reason: "no such file or directory",
+                fix: "give --textfile a path in an existing, writable directory (node_exporter's --collector.textfile.directory)")
+        ) {
             try PrometheusTextfile.write("x 1\n", to: missing)
         }
     }

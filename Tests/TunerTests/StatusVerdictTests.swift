@@ -1,12 +1,15 @@
 import Foundation
 import Testing
+
 @testable import Tuner
 
 /// Readings for a namespace with `count` of `max` entries over a one-second
 /// window in which the counters went from `before` to `after`.
-private func readings(count: Int, max: Int = 1000, before: [String: Int] = [:], after: [String: Int] = [:],
-                      census: EntryCensus? = nil, log: KernelLogEvidence = KernelLogEvidence(),
-                      kind: NetworkNamespace = .initial, window: Double = 1) -> StatusReadings {
+private func readings(
+    count: Int, max: Int = 1000, before: [String: Int] = [:], after: [String: Int] = [:],
+    census: EntryCensus? = nil, log: KernelLogEvidence = KernelLogEvidence(),
+    kind: NetworkNamespace = .initial, window: Double = 1
+) -> StatusReadings {
     StatusReadings(
         namespace: NamespaceIdentity(kind: kind, inode: 4026532000),
         previous: ConntrackSample(takenAt: 100, count: count, max: max, buckets: 1024, counters: before),
@@ -17,16 +20,19 @@ private func readings(count: Int, max: Int = 1000, before: [String: Int] = [:], 
 
 @Suite("status verdict thresholds")
 struct StatusVerdictTests {
-    @Test("fill is ok below 75 %, a warning from 75 %, critical from 90 %", arguments: [
-        (740, Verdict.ok), (749, .ok), (750, .warning), (899, .warning), (900, .critical), (1000, .critical),
-    ])
+    @Test(
+        "fill is ok below 75 %, a warning from 75 %, critical from 90 %",
+        arguments: [
+            (740, Verdict.ok), (749, .ok), (750, .warning), (899, .warning), (900, .critical), (1000, .critical),
+        ])
     func fillThresholds(count: Int, expected: Verdict) {
         let report = StatusReport(readings(count: count))
         #expect(report.verdict == expected)
         #expect(report.summary.hasPrefix(expected.name.uppercased() + ":"))
     }
 
-    @Test("drops or insert failures during the window are critical even when the table is nearly empty", arguments: ["drop", "insert_failed"])
+    @Test(
+        "drops or insert failures during the window are critical even when the table is nearly empty", arguments: ["drop", "insert_failed"])
     func dropsInWindowAreCritical(counter: String) {
         let report = StatusReport(readings(count: 10, before: [counter: 5], after: [counter: 9]))
         #expect(report.verdict == .critical)
@@ -38,8 +44,10 @@ struct StatusVerdictTests {
     @Test("drops seen only since boot are a warning that says when the counters last moved, from the kernel log")
     func oldDropsAreAWarningWithTheirTime() {
         let line = KernelLogEvidence.Line(secondsSinceBoot: 10_000 - 7_380, message: "nf_conntrack: table full, dropping packet")
-        let report = StatusReport(readings(count: 10, before: ["drop": 7], after: ["drop": 7],
-                                           log: KernelLogEvidence(lines: [line])))
+        let report = StatusReport(
+            readings(
+                count: 10, before: ["drop": 7], after: ["drop": 7],
+                log: KernelLogEvidence(lines: [line])))
         #expect(report.verdict == .warning)
         #expect(report.summary.contains("7 packets dropped since the namespace was created"))
         #expect(report.summary.contains("none in the last 1.0 s"))
@@ -49,8 +57,10 @@ struct StatusVerdictTests {
 
     @Test("without a kernel log line, the time the counters last moved is called unknown, with the reason")
     func oldDropsWithoutLogSayUnknown() {
-        let unreadable = StatusReport(readings(count: 10, before: ["insert_failed": 3], after: ["insert_failed": 3],
-                                               log: KernelLogEvidence(unreadableReason: "cannot read /dev/kmsg: permission denied")))
+        let unreadable = StatusReport(
+            readings(
+                count: 10, before: ["insert_failed": 3], after: ["insert_failed": 3],
+                log: KernelLogEvidence(unreadableReason: "cannot read /dev/kmsg: permission denied")))
         #expect(unreadable.summary.contains("last moved: unknown (kernel log unreadable: cannot read /dev/kmsg: permission denied)"))
         let empty = StatusReport(readings(count: 10, before: ["insert_failed": 3], after: ["insert_failed": 3]))
         #expect(empty.summary.contains("last moved: unknown (no \"table full\" line"))
@@ -86,11 +96,13 @@ struct StatusVerdictTests {
         #expect(report.summary == "OK: 10 of 1000 entries (1.0 %), no dropped packets")
     }
 
-    @Test("the fix names the profile matching the live entries and the smallest max that ends the warning", arguments: [
-        (["TIME_WAIT": 800], ["tcp": 800], "web-frontend"),
-        (["SYN_SENT": 300, "TIME_WAIT": 500], ["tcp": 800], "ddos-edge"),
-        ([:], ["udp": 600, "tcp": 200], "nat-gateway"),
-    ])
+    @Test(
+        "the fix names the profile matching the live entries and the smallest max that ends the warning",
+        arguments: [
+            (["TIME_WAIT": 800], ["tcp": 800], "web-frontend"),
+            (["SYN_SENT": 300, "TIME_WAIT": 500], ["tcp": 800], "ddos-edge"),
+            ([:], ["udp": 600, "tcp": 200], "nat-gateway"),
+        ])
     func fixProfile(states: [String: Int], protocols: [String: Int], profile: String) {
         var census = EntryCensus(source: "test")
         census.total = protocols.values.reduce(0, +)
@@ -99,7 +111,7 @@ struct StatusVerdictTests {
         let report = StatusReport(readings(count: 800, census: census, kind: .nonInitial))
         #expect(report.fix?.profile == profile)
         #expect(report.fix?.commands == ["cttune plan --profile \(profile) --explain", "cttune apply --profile \(profile)"])
-        #expect(report.fix?.minimumMax == 1067) // 800 / 0.75, rounded up
+        #expect(report.fix?.minimumMax == 1067)  // 800 / 0.75, rounded up
         #expect(report.fix?.note.contains("nf_conntrack_max is global: apply it on the host") == true)
     }
 

@@ -2,6 +2,7 @@ import CDeleteModuleStub
 import Foundation
 import SystemPackage
 import Testing
+
 @testable import Tuner
 
 /// Unloads against a fixture kernel (/proc/modules, /sys/module holders and
@@ -26,8 +27,10 @@ struct UnloadOrderTests {
         LoadedModule(name: "libcrc32c", refcount: 3, holders: ["btrfs", "nf_conntrack", "nf_nat"]),
         LoadedModule(name: "btrfs", refcount: 0),
     ]
-    static let iptablesOrder = ["iptable_nat", "ip_tables", "xt_MASQUERADE", "xt_nat", "nf_nat", "xt_conntrack", "x_tables",
-                                "nf_conntrack", "nf_defrag_ipv6", "nf_defrag_ipv4"]
+    static let iptablesOrder = [
+        "iptable_nat", "ip_tables", "xt_MASQUERADE", "xt_nat", "nf_nat", "xt_conntrack", "x_tables",
+        "nf_conntrack", "nf_defrag_ipv6", "nf_defrag_ipv4",
+    ]
 
     /// An nftables NAT host; nf_tables keeps one user (a table), so it and
     /// nfnetlink stay, while libcrc32c goes with its last holder.
@@ -43,8 +46,10 @@ struct UnloadOrderTests {
         LoadedModule(name: "nf_defrag_ipv6", refcount: 1, holders: ["nf_conntrack"]),
         LoadedModule(name: "libcrc32c", refcount: 2, holders: ["nf_conntrack", "nf_nat"]),
     ]
-    static let nftablesOrder = ["nf_conntrack_netlink", "nft_chain_nat", "nf_nat", "nft_ct", "nf_conntrack",
-                                "libcrc32c", "nf_defrag_ipv6", "nf_defrag_ipv4"]
+    static let nftablesOrder = [
+        "nf_conntrack_netlink", "nft_chain_nat", "nf_nat", "nft_ct", "nf_conntrack",
+        "libcrc32c", "nf_defrag_ipv6", "nf_defrag_ipv4",
+    ]
 
     /// Builds the fixture kernel, runs `body` with a host on it, cleans up.
     func withHost<T>(_ modules: [LoadedModule], _ body: (ModuleHost, URL) throws -> T) throws -> T {
@@ -59,8 +64,9 @@ struct UnloadOrderTests {
         (0..<Int(cttune_stub_call_count())).compactMap { cttune_stub_call_name(Int32($0)).map { String(cString: $0) } }
     }
 
-    @Test("holders go first, recursively, then the module, then dependencies left unused",
-          arguments: [(iptablesGateway, iptablesOrder), (nftablesNat, nftablesOrder)])
+    @Test(
+        "holders go first, recursively, then the module, then dependencies left unused",
+        arguments: [(iptablesGateway, iptablesOrder), (nftablesNat, nftablesOrder)])
     func orderIsHoldersFirst(modules: [LoadedModule], expected: [String]) throws {
         try withHost(modules) { host, _ in
             let outcome = try host.unload(blockingRules: [], dryRun: false)
@@ -99,8 +105,10 @@ struct UnloadOrderTests {
     @Test("plan --profile stateless shows the unload order and the blacklist file the module commands would use")
     func statelessPlanShowsModulePlan() throws {
         try withHost(Self.iptablesGateway) { _, root in
-            let result = try Shell.run([TestPaths.cttune, "plan", "--profile", "stateless", "--root", root.path,
-                                        "--memory", "4G", "--cpus", "2", "--format", "json"])
+            let result = try Shell.run([
+                TestPaths.cttune, "plan", "--profile", "stateless", "--root", root.path,
+                "--memory", "4G", "--cpus", "2", "--format", "json",
+            ])
             let plan = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result.stderr)")
             let modules = try #require((plan["stateless"] as? [String: Any])?["modules"] as? [String: Any])
             #expect(modules["unload_order"] as? [String] == Self.iptablesOrder)
@@ -139,12 +147,14 @@ struct UnloadOrderTests {
     }
 
     static let failures = [
-        FailureCase(module: "nf_nat", errno: EBUSY,
-                    expected: .moduleBusy(module: "nf_nat", holders: ["iptable_nat", "xt_MASQUERADE", "xt_nat"], users: 0),
-                    unloadedBefore: ["iptable_nat", "ip_tables", "xt_MASQUERADE", "xt_nat"]),
+        FailureCase(
+            module: "nf_nat", errno: EBUSY,
+            expected: .moduleBusy(module: "nf_nat", holders: ["iptable_nat", "xt_MASQUERADE", "xt_nat"], users: 0),
+            unloadedBefore: ["iptable_nat", "ip_tables", "xt_MASQUERADE", "xt_nat"]),
         FailureCase(module: "iptable_nat", errno: ENOSYS, expected: .unloadUnsupported(module: "iptable_nat"), unloadedBefore: []),
-        FailureCase(module: "nf_conntrack", errno: EPERM, expected: .unloadNotPermitted(module: "nf_conntrack"),
-                    unloadedBefore: Array(iptablesOrder.prefix(7))),
+        FailureCase(
+            module: "nf_conntrack", errno: EPERM, expected: .unloadNotPermitted(module: "nf_conntrack"),
+            unloadedBefore: Array(iptablesOrder.prefix(7))),
     ]
 
     @Test("a failing delete_module stops the unload, names the cause and lists what was unloaded before", arguments: failures)
@@ -174,8 +184,10 @@ struct UnloadOrderTests {
 
     @Test("EBUSY names the holders the kernel still lists, or the count of other users")
     func busyMessageNamesHolders() {
-        let busy = Unloader.error(for: .resourceBusy, module: "nf_conntrack",
-                                  live: LiveModules(support: .loadable, loaded: ["nf_conntrack": LoadedModule(name: "nf_conntrack", refcount: 3, holders: ["nft_ct"])]))
+        let busy = Unloader.error(
+            for: .resourceBusy, module: "nf_conntrack",
+            live: LiveModules(
+                support: .loadable, loaded: ["nf_conntrack": LoadedModule(name: "nf_conntrack", refcount: 3, holders: ["nft_ct"])]))
         #expect(busy.description.contains("held by nft_ct"))
         #expect(busy.description.contains("in use 2 times besides its holders"))
     }
@@ -185,8 +197,11 @@ struct UnloadOrderTests {
         try withHost(Self.nftablesNat) { host, root in
             let file = root.appendingPathComponent("etc/modprobe.d/cttune-blacklist.conf").path
             cttune_stub_fail("nf_conntrack", EBUSY)
-            let loadFiles = [("etc/modules-load.d/cttune.conf", "nf_conntrack\n"), ("etc/modprobe.d/cttune.conf", "options nf_conntrack hashsize=65536\n")]
-                .map { (root.appendingPathComponent($0.0), $0.1) }
+            let loadFiles = [
+                ("etc/modules-load.d/cttune.conf", "nf_conntrack\n"),
+                ("etc/modprobe.d/cttune.conf", "options nf_conntrack hashsize=65536\n"),
+            ]
+            .map { (root.appendingPathComponent($0.0), $0.1) }
             for (file, text) in loadFiles {
                 try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
                 try text.write(to: file, atomically: true, encoding: .utf8)
@@ -222,9 +237,11 @@ struct UnloadOrderTests {
         }
     }
 
-    @Test("loading through libkmod reaches the kernel: without module support finit_module answers ENOSYS",
-          .enabled(if: !FileManager.default.fileExists(atPath: "/proc/modules") && Host.isRoot,
-                   "only on a kernel without loadable modules, where nothing can really be loaded"))
+    @Test(
+        "loading through libkmod reaches the kernel: without module support finit_module answers ENOSYS",
+        .enabled(
+            if: !FileManager.default.fileExists(atPath: "/proc/modules") && Host.isRoot,
+            "only on a kernel without loadable modules, where nothing can really be loaded"))
     func realProbeOnKernelWithoutModules() throws {
         let root = try ModuleTrees.scratchRoot()
         defer { try? FileManager.default.removeItem(at: root) }
@@ -252,7 +269,9 @@ struct UnloadOrderTests {
         try withHost(modules) { _, root in
             let result = try Shell.run([TestPaths.cttune, "unload", "--dry-run", "--root", root.path])
             #expect(result.status == 1)
-            #expect(result.stderr.hasPrefix("cttune: error: refusing to unload: nf_conntrack is in use (1 reference besides its holder modules"))
+            #expect(
+                result.stderr.hasPrefix("cttune: error: refusing to unload: nf_conntrack is in use (1 reference besides its holder modules")
+            )
             let lines = result.stdout.split(separator: "\n").map(String.init)
             #expect(lines.first == "once that is resolved, the unload order would be:")
             #expect(lines.count == 1 + Self.nftablesOrder.count)
@@ -272,14 +291,19 @@ struct UnloadOrderTests {
 
     @Test("soft dependencies: post softdeps go before the module, unused pre softdeps after it")
     func softdepsHonoured() {
-        let live = LiveModules(support: .loadable, loaded: [
-            "nf_conntrack": LoadedModule(name: "nf_conntrack", refcount: 0),
-            "after_helper": LoadedModule(name: "after_helper", refcount: 0),
-            "before_helper": LoadedModule(name: "before_helper", refcount: 0),
-            "shared_before": LoadedModule(name: "shared_before", refcount: 1),
-        ])
-        let index = ["nf_conntrack": ModuleIndexEntry(name: "nf_conntrack", path: "/x.ko", softdepsBefore: ["before_helper", "shared_before"],
-                                                       softdepsAfter: ["after_helper"])]
+        let live = LiveModules(
+            support: .loadable,
+            loaded: [
+                "nf_conntrack": LoadedModule(name: "nf_conntrack", refcount: 0),
+                "after_helper": LoadedModule(name: "after_helper", refcount: 0),
+                "before_helper": LoadedModule(name: "before_helper", refcount: 0),
+                "shared_before": LoadedModule(name: "shared_before", refcount: 1),
+            ])
+        let index = [
+            "nf_conntrack": ModuleIndexEntry(
+                name: "nf_conntrack", path: "/x.ko", softdepsBefore: ["before_helper", "shared_before"],
+                softdepsAfter: ["after_helper"])
+        ]
         let plan = UnloadPlanner.plan(targets: ["nf_conntrack"], live: live, index: { index[$0] }, builtIn: [], blockingRules: [])
         #expect(plan.order == ["after_helper", "nf_conntrack", "before_helper"])
         #expect(plan.refusal == nil)

@@ -86,8 +86,9 @@ public enum Applier {
     static func fittingPlan(_ input: (HostFacts, LoadProfile)) throws -> TuningPlan {
         let plan = Planner.plan(for: input.0, profile: input.1)
         guard plan.fitsBudget else {
-            throw TunerError.planDoesNotFit(neededBytes: plan.estimate.memoryBytes, budgetBytes: plan.estimate.budgetBytes,
-                                            profile: input.1.name)
+            throw TunerError.planDoesNotFit(
+                neededBytes: plan.estimate.memoryBytes, budgetBytes: plan.estimate.budgetBytes,
+                profile: input.1.name)
         }
         return plan
     }
@@ -103,9 +104,11 @@ public enum Applier {
     /// - Parameters:
     ///   - modules: how module actions run; libkmod under `root` by default.
     ///   - analyzer: reads the live ruleset for a stateless profile.
-    public static func apply(under root: SystemRoot, request: ApplyRequest, modules: ModuleOperations? = nil,
-                             analyzer: RulesetAnalyzer = RulesetAnalyzer(),
-                             load: () throws -> (HostFacts, LoadProfile)) throws -> ApplyOutcome {
+    public static func apply(
+        under root: SystemRoot, request: ApplyRequest, modules: ModuleOperations? = nil,
+        analyzer: RulesetAnalyzer = RulesetAnalyzer(),
+        load: () throws -> (HostFacts, LoadProfile)
+    ) throws -> ApplyOutcome {
         // Bad input (a profile, a tree, a plan that cannot fit) is refused
         // before the lock file exists, so a refused apply leaves an image tree
         // as it was; under the lock the plan is made again from fresh values.
@@ -120,19 +123,23 @@ public enum Applier {
 
         let (results, sysctlActions) = try runtimeActions(plan, request: request, under: root)
         var (files, fileActions, notes) = try request.persistent ? fileActions(plan, request: request, under: root) : ([], [], [])
-        let moduleStep = try review.map { try StatelessModuleStep.make(under: root, request: request, blockingRules: $0.rules?.blockingRules ?? []) }
+        let moduleStep = try review.map {
+            try StatelessModuleStep.make(under: root, request: request, blockingRules: $0.rules?.blockingRules ?? [])
+        }
         if let blacklist = moduleStep?.blacklist { files.append(blacklist) }
         // Settings first (their sysctls vanish with nf_conntrack), then the
         // unloads, then the files: the blacklist only once every unload succeeded.
         let actions = sysctlActions + (moduleStep?.unloadActions ?? []) + fileActions + (moduleStep?.blacklistAction.map { [$0] } ?? [])
 
-        var outcome = ApplyOutcome(plan: plan, results: results, files: files, notes: notes, journalID: nil,
-                                   changed: !actions.isEmpty, error: nil, check: request.check,
-                                   runtime: request.runtime, stateless: review, modules: moduleStep)
+        var outcome = ApplyOutcome(
+            plan: plan, results: results, files: files, notes: notes, journalID: nil,
+            changed: !actions.isEmpty, error: nil, check: request.check,
+            runtime: request.runtime, stateless: review, modules: moduleStep)
         guard !request.check, !actions.isEmpty else { return outcome }
 
-        let entry = JournalEntry(id: Journal.newIdentifier(), command: "apply", created: Journal.timestamp(),
-                                 profile: profile.name, status: .inProgress, actions: actions)
+        let entry = JournalEntry(
+            id: Journal.newIdentifier(), command: "apply", created: Journal.timestamp(),
+            profile: profile.name, status: .inProgress, actions: actions)
         let run = try Transaction(root: root, modules: modules).run(entry)
         outcome.journalID = entry.id
         for (index, action) in actions.enumerated() {
@@ -169,14 +176,17 @@ public enum Applier {
         for setting in plan.settings {
             results[setting.setting] = setting.changes ? .skipped("refused: firewall rules need connection tracking") : .unchanged
         }
-        return ApplyOutcome(plan: plan, results: results, files: [], notes: [], journalID: nil, changed: false,
-                            error: error, check: request.check, runtime: request.runtime, stateless: review, modules: nil)
+        return ApplyOutcome(
+            plan: plan, results: results, files: [], notes: [], journalID: nil, changed: false,
+            error: error, check: request.check, runtime: request.runtime, stateless: review, modules: nil)
     }
 
     /// The kernel writes the plan needs: each setting's result so far, and
     /// the actions for the settings that change and can be written here.
-    static func runtimeActions(_ plan: TuningPlan, request: ApplyRequest,
-                               under root: SystemRoot) throws -> ([ConntrackSetting: SettingResult], [JournalAction]) {
+    static func runtimeActions(
+        _ plan: TuningPlan, request: ApplyRequest,
+        under root: SystemRoot
+    ) throws -> ([ConntrackSetting: SettingResult], [JournalAction]) {
         var results: [ConntrackSetting: SettingResult] = [:]
         var actions: [JournalAction] = []
         for setting in plan.settings {
@@ -199,10 +209,13 @@ public enum Applier {
 
     /// The boot-time files compared with what is on disk: what happens to
     /// each, the actions for those that change, and the notes to print.
-    static func fileActions(_ plan: TuningPlan, request: ApplyRequest,
-                            under root: SystemRoot) throws -> ([FileResult], [JournalAction], [String]) {
-        let config = PersistentConfig.make(for: plan, regenerateCommand: request.regenerateCommand,
-                                           bucketsSysctlWritable: PersistentConfig.bucketsSysctlWritable(under: root))
+    static func fileActions(
+        _ plan: TuningPlan, request: ApplyRequest,
+        under root: SystemRoot
+    ) throws -> ([FileResult], [JournalAction], [String]) {
+        let config = PersistentConfig.make(
+            for: plan, regenerateCommand: request.regenerateCommand,
+            bucketsSysctlWritable: PersistentConfig.bucketsSysctlWritable(under: root))
         var files: [FileResult] = []
         var actions: [JournalAction] = []
         for file in config.files {
@@ -212,7 +225,7 @@ public enum Applier {
             switch (old, file.content) {
             case (nil, nil): continue
             case let (old?, nil):
-                guard old.hasPrefix(PersistentConfig.headerMarker) else { continue } // not ours: leave it
+                guard old.hasPrefix(PersistentConfig.headerMarker) else { continue }  // not ours: leave it
                 action = .removed
             case (nil, _): action = .created
             case let (old?, new?): action = old == new ? .unchanged : .updated
@@ -220,8 +233,10 @@ public enum Applier {
             if action != .unchanged {
                 actions.append(.file(.init(path: file.path.string, oldContent: old, newContent: file.content)))
             }
-            files.append(FileResult(path: shown, action: action,
-                                    diff: action == .unchanged ? "" : TextDiff.unified(old: old, new: file.content, path: shown)))
+            files.append(
+                FileResult(
+                    path: shown, action: action,
+                    diff: action == .unchanged ? "" : TextDiff.unified(old: old, new: file.content, path: shown)))
         }
         return (files, actions, config.notes)
     }

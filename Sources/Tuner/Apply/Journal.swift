@@ -140,7 +140,8 @@ public struct Journal {
     /// The entry named `id`.
     public func load(_ id: String) throws -> JournalEntry {
         guard id.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }), !id.isEmpty,
-              let text = try root.contents(of: path(of: id)) else {
+            let text = try root.contents(of: path(of: id))
+        else {
             throw TunerError.journalEntryNotFound(id: id, directory: directoryPath)
         }
         return try JournalEntry.decode(text, path: try root.path(path(of: id)).string)
@@ -185,8 +186,9 @@ extension JournalEntry {
                 case .file(let change):
                     return Action(type: "file", path: change.path, old_content: change.oldContent, new_content: change.newContent)
                 case .module(let change):
-                    return Action(type: "module", key: change.name, path: KernelPaths.sysModule(change.name).string,
-                                  old: change.loaded ? 0 : 1, new: change.loaded ? 1 : 0)
+                    return Action(
+                        type: "module", key: change.name, path: KernelPaths.sysModule(change.name).string,
+                        old: change.loaded ? 0 : 1, new: change.loaded ? 1 : 0)
                 }
             })
         let encoder = JSONEncoder()

@@ -26,8 +26,9 @@ public struct ModuleOperations {
     /// `kmod_module_probe_insert_module`.
     public static func libkmod(root: SystemRoot) -> ModuleOperations {
         let unloading = LazyKmodContext(root: root), loading = LazyKmodContext(root: root)
-        return ModuleOperations(remove: { try unloading.context().remove(moduleNamed: $0) },
-                                load: { try loading.context().load(moduleNamed: $0) })
+        return ModuleOperations(
+            remove: { try unloading.context().remove(moduleNamed: $0) },
+            load: { try loading.context().load(moduleNamed: $0) })
     }
 }
 

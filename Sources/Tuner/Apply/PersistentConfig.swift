@@ -68,9 +68,11 @@ public struct PersistentConfig: Equatable {
             files.append(File(path: KernelPaths.modulesLoadConf, content: nil))
         }
         if plan.facts.conntrack == .builtIn && globalsPersist, let hashsize {
-            var note = "nf_conntrack is built into this kernel: the hash size persists only as the kernel parameter nf_conntrack.hashsize=\(hashsize) — add it to the kernel command line (for example GRUB_CMDLINE_LINUX in /etc/default/grub, then update-grub); cttune does not edit the boot loader."
+            var note =
+                "nf_conntrack is built into this kernel: the hash size persists only as the kernel parameter nf_conntrack.hashsize=\(hashsize) — add it to the kernel command line (for example GRUB_CMDLINE_LINUX in /etc/default/grub, then update-grub); cttune does not edit the boot loader."
             if bucketsSysctlWritable {
-                note += " Until then \(KernelPaths.sysctlConf.string) resizes the table through \(HostFacts.bucketsSysctl) when systemd-sysctl runs."
+                note +=
+                    " Until then \(KernelPaths.sysctlConf.string) resizes the table through \(HostFacts.bucketsSysctl) when systemd-sysctl runs."
             }
             notes.append(note)
         }
@@ -82,7 +84,8 @@ public struct PersistentConfig: Equatable {
     /// became writable; 0444 before, and outside the initial namespace).
     public static func bucketsSysctlWritable(under root: SystemRoot) -> Bool {
         guard let path = try? root.path(KernelPaths.sysctl(HostFacts.bucketsSysctl)),
-              let mode = HostFacts.fileMode(path.string) else { return false }
+            let mode = HostFacts.fileMode(path.string)
+        else { return false }
         return mode & S_IWUSR != 0
     }
 }

@@ -44,8 +44,10 @@ public enum Rollback {
         return last
     }
 
-    public static func run(_ id: String?, under root: SystemRoot, lockWaitSeconds: Double = ApplyLock.defaultWaitSeconds,
-                           modules: ModuleOperations? = nil) throws -> RollbackOutcome {
+    public static func run(
+        _ id: String?, under root: SystemRoot, lockWaitSeconds: Double = ApplyLock.defaultWaitSeconds,
+        modules: ModuleOperations? = nil
+    ) throws -> RollbackOutcome {
         let lock = try ApplyLock(root: root, waitSeconds: lockWaitSeconds)
         defer { withExtendedLifetime(lock) {} }
         let journal = Journal(root: root)
@@ -58,24 +60,30 @@ public enum Rollback {
             switch action {
             case .sysctl(let change):
                 let current = try root.integer(at: FilePath(change.path))
-                items.append(RestoredItem(target: change.key, before: current.map(String.init) ?? "absent",
-                                          after: String(change.old), result: current == change.old ? "unchanged" : "rolled-back"))
+                items.append(
+                    RestoredItem(
+                        target: change.key, before: current.map(String.init) ?? "absent",
+                        after: String(change.old), result: current == change.old ? "unchanged" : "rolled-back"))
                 if current != change.old {
                     actions.append(.sysctl(.init(key: change.key, path: change.path, old: current ?? change.new, new: change.old)))
                 }
             case .file(let change):
                 let current = try AtomicFile.contents(of: FilePath(change.path), under: root)
-                items.append(RestoredItem(target: try root.path(FilePath(change.path)).string, before: state(current),
-                                          after: state(change.oldContent),
-                                          result: current == change.oldContent ? "unchanged" : "rolled-back"))
+                items.append(
+                    RestoredItem(
+                        target: try root.path(FilePath(change.path)).string, before: state(current),
+                        after: state(change.oldContent),
+                        result: current == change.oldContent ? "unchanged" : "rolled-back"))
                 if current != change.oldContent {
                     actions.append(.file(.init(path: change.path, oldContent: current, newContent: change.oldContent)))
                 }
             case .module(let change):
                 live = try live ?? LiveModules.read(from: root)
                 let loaded = live?.loaded[change.name] != nil
-                items.append(RestoredItem(target: change.name, before: moduleState(loaded), after: moduleState(!change.loaded),
-                                          result: loaded == !change.loaded ? "unchanged" : "rolled-back"))
+                items.append(
+                    RestoredItem(
+                        target: change.name, before: moduleState(loaded), after: moduleState(!change.loaded),
+                        result: loaded == !change.loaded ? "unchanged" : "rolled-back"))
                 if loaded == change.loaded {
                     actions.append(JournalAction.module(change).inverse)
                 }
@@ -84,8 +92,9 @@ public enum Rollback {
         var outcome = RollbackOutcome(target: target, journalID: nil, items: items, changed: !actions.isEmpty, error: nil)
         guard !actions.isEmpty else { return outcome }
 
-        let entry = JournalEntry(id: Journal.newIdentifier(), command: "rollback", created: Journal.timestamp(),
-                                 profile: target.profile, status: .inProgress, rollsBack: target.id, actions: actions)
+        let entry = JournalEntry(
+            id: Journal.newIdentifier(), command: "rollback", created: Journal.timestamp(),
+            profile: target.profile, status: .inProgress, rollsBack: target.id, actions: actions)
         let run = try Transaction(root: root, modules: modules).run(entry)
         outcome.journalID = entry.id
         if let (failedIndex, error) = run.failedStep {

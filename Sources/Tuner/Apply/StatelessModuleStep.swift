@@ -68,8 +68,9 @@ public struct StatelessModuleStep {
         if action != .unchanged {
             step.blacklistAction = .file(.init(path: KernelPaths.blacklistConf.string, oldContent: old, newContent: new))
         }
-        step.blacklist = FileResult(path: shown, action: action,
-                                    diff: action == .unchanged ? "" : TextDiff.unified(old: old, new: new, path: shown))
+        step.blacklist = FileResult(
+            path: shown, action: action,
+            diff: action == .unchanged ? "" : TextDiff.unified(old: old, new: new, path: shown))
         return step
     }
 }

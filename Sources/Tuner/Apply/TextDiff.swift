@@ -16,11 +16,15 @@ public enum TextDiff {
         var i = 0, j = 0
         while i < before.count || j < after.count {
             if i < before.count, j < after.count, before[i] == after[j] {
-                body.append(" " + before[i]); i += 1; j += 1
+                body.append(" " + before[i])
+                i += 1
+                j += 1
             } else if i < before.count, j == after.count || lengths[i + 1][j] >= lengths[i][j + 1] {
-                body.append("-" + before[i]); i += 1 // removals before additions, as diff -u prints them
+                body.append("-" + before[i])
+                i += 1  // removals before additions, as diff -u prints them
             } else {
-                body.append("+" + after[j]); j += 1
+                body.append("+" + after[j])
+                j += 1
             }
         }
         let header = [

@@ -32,8 +32,9 @@ public struct Transaction {
         /// whether everything was restored.
         public var error: TunerError? {
             guard let (index, error) = failedStep else { return nil }
-            return .transactionFailed(step: entry.actions[index].stepDescription, cause: error.description,
-                                      restoreFailures: restoreFailures)
+            return .transactionFailed(
+                step: entry.actions[index].stepDescription, cause: error.description,
+                restoreFailures: restoreFailures)
         }
     }
 
@@ -100,8 +101,9 @@ public struct Transaction {
         case .module(let change):
             // Already gone (ENOENT) is what an unload wants.
             if let errno = try modules.remove(change.name), errno != .noSuchFileOrDirectory {
-                throw Unloader.error(for: errno, module: change.name,
-                                     live: errno == .resourceBusy ? try? LiveModules.read(from: root) : nil)
+                throw Unloader.error(
+                    for: errno, module: change.name,
+                    live: errno == .resourceBusy ? try? LiveModules.read(from: root) : nil)
             }
         }
     }

@@ -28,8 +28,10 @@ public enum AtomicFile {
     ///   link resolving outside the root; `.writeFailed` naming the path and
     ///   the reason otherwise. On failure the target is left as it was.
     @discardableResult
-    public static func write(_ content: String, to path: FilePath, under root: SystemRoot = .live,
-                             mode: mode_t = 0o644, createDirectories: Bool = true) throws -> FileAction {
+    public static func write(
+        _ content: String, to path: FilePath, under root: SystemRoot = .live,
+        mode: mode_t = 0o644, createDirectories: Bool = true
+    ) throws -> FileAction {
         let target = try checkedPath(path, under: root)
         let existing: String?
         switch FileIO.read(target.string) {
@@ -98,7 +100,7 @@ public enum AtomicFile {
         for component in target.components.dropFirst(root.base.components.count) {
             prefix.append(component)
             var info = stat()
-            guard lstat(prefix.string, &info) == 0 else { break } // the rest does not exist yet
+            guard lstat(prefix.string, &info) == 0 else { break }  // the rest does not exist yet
             if info.st_mode & S_IFMT == S_IFLNK {
                 guard let resolved = realPath(prefix.string), resolved == base || resolved.hasPrefix(base + "/") else {
                     throw TunerError.pathEscapesRoot(path: prefix.string, root: root.base.string)

@@ -8,7 +8,8 @@ public enum ByteSize {
         let digits = trimmed.prefix { $0.isNumber || $0 == "." }
         var unit = trimmed.dropFirst(digits.count).uppercased().trimmingCharacters(in: .whitespaces)
         for suffix in ["IB", "B"] where unit.hasSuffix(suffix) && unit.count > suffix.count - 1 {
-            unit = String(unit.dropLast(suffix.count)); break
+            unit = String(unit.dropLast(suffix.count))
+            break
         }
         let shifts = ["": 0, "K": 10, "M": 20, "G": 30, "T": 40]
         guard let number = Double(digits), let shift = shifts[unit] else { throw TunerError.invalidSize(text: text) }

@@ -50,7 +50,8 @@ public struct ExternalTool: Sendable, Equatable {
     public func run(_ arguments: [String], input: String? = nil) throws -> Output {
         var stdinPipe: [Int32] = [0, 0], stdoutPipe: [Int32] = [0, 0], stderrPipe: [Int32] = [0, 0]
         guard Self.makePipe(&stdinPipe), Self.makePipe(&stdoutPipe), Self.makePipe(&stderrPipe) else {
-            throw TunerError.toolFailed(command: commandLine(arguments), reason: "cannot create pipes: \(errnoText(Errno(rawValue: errno)))")
+            throw TunerError.toolFailed(
+                command: commandLine(arguments), reason: "cannot create pipes: \(errnoText(Errno(rawValue: errno)))")
         }
         let spawned = Result { try spawn(arguments, stdin: stdinPipe[0], stdout: stdoutPipe[1], stderr: stderrPipe[1]) }
         [stdinPipe[0], stdoutPipe[1], stderrPipe[1]].forEach { close($0) }
@@ -61,10 +62,12 @@ public struct ExternalTool: Sendable, Equatable {
             [stdinPipe[1], stdoutPipe[0], stderrPipe[0]].forEach { close($0) }
             throw error
         }
-        let (stdout, stderr) = Self.exchange(input: Array((input ?? "").utf8), stdin: stdinPipe[1],
-                                             stdout: stdoutPipe[0], stderr: stderrPipe[0])
-        return Output(status: Self.wait(pid), stdout: String(decoding: stdout, as: UTF8.self),
-                      stderr: String(decoding: stderr, as: UTF8.self))
+        let (stdout, stderr) = Self.exchange(
+            input: Array((input ?? "").utf8), stdin: stdinPipe[1],
+            stdout: stdoutPipe[0], stderr: stderrPipe[0])
+        return Output(
+            status: Self.wait(pid), stdout: String(decoding: stdout, as: UTF8.self),
+            stderr: String(decoding: stderr, as: UTF8.self))
     }
 
     /// Runs the tool and hands `consume` the read end of its stdout, so a
@@ -77,10 +80,14 @@ public struct ExternalTool: Sendable, Equatable {
     public func streaming<T>(_ arguments: [String], _ consume: (Int32) throws -> T) throws -> T? {
         var stdoutPipe: [Int32] = [0, 0]
         guard Self.makePipe(&stdoutPipe) else {
-            throw TunerError.toolFailed(command: commandLine(arguments), reason: "cannot create a pipe: \(errnoText(Errno(rawValue: errno)))")
+            throw TunerError.toolFailed(
+                command: commandLine(arguments), reason: "cannot create a pipe: \(errnoText(Errno(rawValue: errno)))")
         }
         let null = open("/dev/null", O_RDWR | O_CLOEXEC)
-        defer { close(null); close(stdoutPipe[0]) }
+        defer {
+            close(null)
+            close(stdoutPipe[0])
+        }
         let pid: pid_t
         do {
             pid = try spawn(arguments, stdin: null, stdout: stdoutPipe[1], stderr: null)
@@ -100,7 +107,8 @@ public struct ExternalTool: Sendable, Equatable {
     /// it is not installed, cannot start or exits non-zero.
     public static func output(_ arguments: [String]) -> String? {
         guard let name = arguments.first, let tool = locate(name),
-              let output = try? tool.run(Array(arguments.dropFirst())), output.succeeded else { return nil }
+            let output = try? tool.run(Array(arguments.dropFirst())), output.succeeded
+        else { return nil }
         return output.stdout
     }
 
@@ -121,7 +129,8 @@ public struct ExternalTool: Sendable, Equatable {
         var pid: pid_t = 0
         let spawned = posix_spawn(&pid, path, &actions, nil, argv, environ)
         guard spawned == 0 else {
-            throw TunerError.toolFailed(command: commandLine(arguments), reason: "could not start \(path): \(errnoText(Errno(rawValue: spawned)))")
+            throw TunerError.toolFailed(
+                command: commandLine(arguments), reason: "could not start \(path): \(errnoText(Errno(rawValue: spawned)))")
         }
         return pid
     }
@@ -146,7 +155,10 @@ public struct ExternalTool: Sendable, Equatable {
     private static func exchange(input: [UInt8], stdin: Int32, stdout: Int32, stderr: Int32) -> ([UInt8], [UInt8]) {
         var written = 0
         var inputFD: Int32 = stdin
-        if input.isEmpty { close(stdin); inputFD = -1 }
+        if input.isEmpty {
+            close(stdin)
+            inputFD = -1
+        }
         var open: [Int32: [UInt8]] = [stdout: [], stderr: []]
         var finished: [Int32: [UInt8]] = [:]
         var buffer = [UInt8](repeating: 0, count: 1 << 16)

@@ -91,7 +91,8 @@ extension HostFacts {
         for setting in ConntrackSetting.allCases where setting != .hashsize {
             current[setting] = try root.integer(at: KernelPaths.sysctl(setting.key))
         }
-        current[.hashsize] = try root.integer(at: KernelPaths.sysctl(bucketsSysctl))
+        current[.hashsize] =
+            try root.integer(at: KernelPaths.sysctl(bucketsSysctl))
             ?? root.integer(at: KernelPaths.conntrackHashsizeParameter)
 
         let maxPath = try root.path(KernelPaths.sysctl(ConntrackSetting.max.key))
@@ -117,8 +118,9 @@ extension HostFacts {
 
     static func readMemTotal(_ root: SystemRoot) throws -> Int {
         guard let meminfo = try root.contents(of: KernelPaths.meminfo) else {
-            throw TunerError.missingFact(fact: "the amount of RAM", path: try root.path(KernelPaths.meminfo).string,
-                                         fix: "pass --memory SIZE (for example --memory 8G)")
+            throw TunerError.missingFact(
+                fact: "the amount of RAM", path: try root.path(KernelPaths.meminfo).string,
+                fix: "pass --memory SIZE (for example --memory 8G)")
         }
         for line in meminfo.split(separator: "\n") where line.hasPrefix("MemTotal:") {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
@@ -129,12 +131,14 @@ extension HostFacts {
 
     static func readOnlineCPUs(_ root: SystemRoot) throws -> Int {
         guard let text = try root.contents(of: KernelPaths.onlineCPUs) else {
-            throw TunerError.missingFact(fact: "the number of CPUs", path: try root.path(KernelPaths.onlineCPUs).string,
-                                         fix: "pass --cpus N")
+            throw TunerError.missingFact(
+                fact: "the number of CPUs", path: try root.path(KernelPaths.onlineCPUs).string,
+                fix: "pass --cpus N")
         }
         guard let count = CPUList.count(text) else {
-            throw TunerError.malformed(path: try root.path(KernelPaths.onlineCPUs).string,
-                                       detail: "expected a CPU list such as 0-3,8, found \"\(text.prefix(40))\"")
+            throw TunerError.malformed(
+                path: try root.path(KernelPaths.onlineCPUs).string,
+                detail: "expected a CPU list such as 0-3,8, found \"\(text.prefix(40))\"")
         }
         return count
     }
@@ -147,7 +151,8 @@ extension HostFacts {
 
     static func readPresence(_ root: SystemRoot, release: String?) throws -> ConntrackPresence {
         if let modules = try root.contents(of: KernelPaths.procModules),
-           modules.split(separator: "\n").contains(where: { $0.hasPrefix("nf_conntrack ") }) {
+            modules.split(separator: "\n").contains(where: { $0.hasPrefix("nf_conntrack ") })
+        {
             return .module
         }
         if root.exists(KernelPaths.conntrackModuleParameters) || root.exists(KernelPaths.sysctl(ConntrackSetting.max.key)) {
@@ -156,9 +161,15 @@ extension HostFacts {
         if let release {
             let directory = KernelPaths.libModules.appending(release)
             if let builtin = try root.contents(of: directory.appending("modules.builtin")),
-               builtin.contains("/nf_conntrack.ko") { return .builtIn }
+                builtin.contains("/nf_conntrack.ko")
+            {
+                return .builtIn
+            }
             if let dependencies = try root.contents(of: directory.appending("modules.dep")),
-               dependencies.contains("/nf_conntrack.ko") { return .notLoaded }
+                dependencies.contains("/nf_conntrack.ko")
+            {
+                return .notLoaded
+            }
         }
         return .absent
     }
@@ -174,7 +185,8 @@ extension HostFacts {
         // Where nf_conntrack_buckets is read-only in the initial namespace
         // (older kernels), the hash size still changes through /sys/module.
         if setting == .hashsize, netns != .nonInitial, fileMode(path).map({ $0 & S_IWUSR == 0 }) ?? true,
-           let parameter = try? root.path(KernelPaths.conntrackHashsizeParameter).string, fileMode(parameter) != nil {
+            let parameter = try? root.path(KernelPaths.conntrackHashsizeParameter).string, fileMode(parameter) != nil
+        {
             path = parameter
         }
         guard let mode = fileMode(path) else {
@@ -209,7 +221,9 @@ enum CPUList {
         for part in text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",") {
             let bounds = part.split(separator: "-").map { Int($0) }
             switch bounds.count {
-            case 1: guard bounds[0] != nil else { return nil }; total += 1
+            case 1:
+                guard bounds[0] != nil else { return nil }
+                total += 1
             case 2:
                 guard let low = bounds[0], let high = bounds[1], high >= low else { return nil }
                 total += high - low + 1

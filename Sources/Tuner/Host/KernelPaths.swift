@@ -43,7 +43,9 @@ public enum KernelPaths {
     public static let lockFile: FilePath = "/run/cttune.lock"
 
     /// Where modprobe and libkmod read configuration, in modprobe's order.
-    public static let modprobeConfigDirectories: [FilePath] = ["/etc/modprobe.d", "/run/modprobe.d", "/usr/local/lib/modprobe.d", "/lib/modprobe.d"]
+    public static let modprobeConfigDirectories: [FilePath] = [
+        "/etc/modprobe.d", "/run/modprobe.d", "/usr/local/lib/modprobe.d", "/lib/modprobe.d",
+    ]
     /// The proc directory itself: present in a live system, usually absent in an image tree.
     public static let proc: FilePath = "/proc"
     public static let osReleaseFile: FilePath = "/etc/os-release"

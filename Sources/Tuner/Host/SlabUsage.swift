@@ -29,8 +29,9 @@ public struct SlabUsage: Sendable, Equatable {
         }
         // `objects` reads "240 N0=240": the total comes first.
         if let objects = try root.contents(of: KernelPaths.conntrackSlabObjects),
-           let active = objects.split(separator: " ").first.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }),
-           let size = try root.integer(at: KernelPaths.conntrackSlabSize), size > 0 {
+            let active = objects.split(separator: " ").first.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }),
+            let size = try root.integer(at: KernelPaths.conntrackSlabSize), size > 0
+        {
             return (SlabUsage(activeObjects: active, objectBytes: size), .sysfs)
         }
         return nil

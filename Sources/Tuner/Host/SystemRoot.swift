@@ -73,7 +73,7 @@ public struct SystemRoot: Sendable, Equatable, CustomStringConvertible {
     /// The names in a directory, sorted; empty when it does not exist.
     public func entries(of absolute: FilePath) -> [String] {
         guard let path = try? path(absolute),
-              let names = try? FileManager.default.contentsOfDirectory(atPath: path.string)
+            let names = try? FileManager.default.contentsOfDirectory(atPath: path.string)
         else { return [] }
         return names.sorted()
     }

@@ -67,7 +67,8 @@ public final class KmodContext {
             let softdepCode = kmod_module_get_softdeps(module, &pre, &post)
             let preNames = takingList(pre, moduleNames), postNames = takingList(post, moduleNames)
             if softdepCode < 0 {
-                throw TunerError.kmodCallFailed(call: "kmod_module_get_softdeps", subject: name, reason: errnoText(Errno(rawValue: -softdepCode)))
+                throw TunerError.kmodCallFailed(
+                    call: "kmod_module_get_softdeps", subject: name, reason: errnoText(Errno(rawValue: -softdepCode)))
             }
             return ModuleIndexEntry(
                 name: name, path: path,

@@ -64,8 +64,9 @@ extension ModuleHost {
         } else {
             action = try AtomicFile.write(text, to: file, under: fileRoot)
         }
-        return BlacklistResult(path: path.string, action: action, modules: modules, contents: text, dryRun: dryRun,
-                               initramfs: InitramfsAdvice.check(root: root, modules: modules))
+        return BlacklistResult(
+            path: path.string, action: action, modules: modules, contents: text, dryRun: dryRun,
+            initramfs: InitramfsAdvice.check(root: root, modules: modules))
     }
 
     /// Deletes the blacklist file; `.unchanged` when there was none.
@@ -75,8 +76,9 @@ extension ModuleHost {
         let exists = FileManager.default.fileExists(atPath: path.string)
         let action = dryRun ? (exists ? FileAction.removed : .unchanged) : try AtomicFile.remove(file, under: fileRoot)
         let modules = try blacklistCandidates(allKernels: true)
-        return BlacklistResult(path: path.string, action: action, modules: [], contents: nil, dryRun: dryRun,
-                               initramfs: InitramfsAdvice.check(root: root, modules: modules))
+        return BlacklistResult(
+            path: path.string, action: action, modules: [], contents: nil, dryRun: dryRun,
+            initramfs: InitramfsAdvice.check(root: root, modules: modules))
     }
 }
 

@@ -14,7 +14,9 @@ public struct InitramfsAdvice: Equatable, Sendable {
     /// them (listed with `lsinitramfs` or `lsinitrd` when installed) or
     /// forced into them by initramfs-tools or dracut configuration.
     public static func check(root: SystemRoot, modules: [String]) -> InitramfsAdvice {
-        let images = root.entries(of: KernelPaths.boot).filter { $0.hasPrefix("initrd.img-") || ($0.hasPrefix("initramfs-") && $0.hasSuffix(".img")) }
+        let images = root.entries(of: KernelPaths.boot).filter {
+            $0.hasPrefix("initrd.img-") || ($0.hasPrefix("initramfs-") && $0.hasSuffix(".img"))
+        }
         guard !images.isEmpty else {
             return InitramfsAdvice(rebuildNeeded: false, reason: "no initramfs image under /boot", command: nil)
         }
@@ -22,7 +24,8 @@ public struct InitramfsAdvice: Equatable, Sendable {
         let wanted = Set(modules)
         let forced = forcedModules(root: root).filter(wanted.contains)
         if !forced.isEmpty {
-            return InitramfsAdvice(rebuildNeeded: true, reason: "initramfs configuration adds \(forced.sorted().joined(separator: ", "))", command: command)
+            return InitramfsAdvice(
+                rebuildNeeded: true, reason: "initramfs configuration adds \(forced.sorted().joined(separator: ", "))", command: command)
         }
         var uninspected: [String] = []
         for image in images {
@@ -30,15 +33,19 @@ public struct InitramfsAdvice: Equatable, Sendable {
                 uninspected.append(image)
                 continue
             }
-            let inImage = Set(listing.split(separator: "\n").filter { $0.contains(".ko") }.map(ModuleTree.moduleName(fromPath:))).intersection(wanted)
+            let inImage = Set(listing.split(separator: "\n").filter { $0.contains(".ko") }.map(ModuleTree.moduleName(fromPath:)))
+                .intersection(wanted)
             if !inImage.isEmpty {
-                return InitramfsAdvice(rebuildNeeded: true, reason: "/boot/\(image) contains \(inImage.sorted().joined(separator: ", "))", command: command)
+                return InitramfsAdvice(
+                    rebuildNeeded: true, reason: "/boot/\(image) contains \(inImage.sorted().joined(separator: ", "))", command: command)
             }
         }
         if !uninspected.isEmpty {
-            return InitramfsAdvice(rebuildNeeded: nil,
-                                   reason: "cannot list \(uninspected.joined(separator: ", ")) (install initramfs-tools-core or dracut to check) — rebuild to be safe",
-                                   command: command)
+            return InitramfsAdvice(
+                rebuildNeeded: nil,
+                reason:
+                    "cannot list \(uninspected.joined(separator: ", ")) (install initramfs-tools-core or dracut to check) — rebuild to be safe",
+                command: command)
         }
         return InitramfsAdvice(rebuildNeeded: false, reason: "no initramfs image contains these modules", command: command)
     }
@@ -67,12 +74,16 @@ public struct InitramfsAdvice: Equatable, Sendable {
                 if let first = line.split(separator: " ").first { names.insert(ModuleFamily.normalized(first)) }
             }
         }
-        let dracutFiles = [KernelPaths.dracutConf] + root.entries(of: KernelPaths.dracutConfD).filter { $0.hasSuffix(".conf") }.map { KernelPaths.dracutConfD.appending($0) }
+        let dracutFiles =
+            [KernelPaths.dracutConf]
+            + root.entries(of: KernelPaths.dracutConfD).filter { $0.hasSuffix(".conf") }.map { KernelPaths.dracutConfD.appending($0) }
         for file in dracutFiles {
             guard let text = try? root.contents(of: file) else { continue }
             for line in text.split(separator: "\n") where line.contains("add_drivers") || line.contains("force_drivers") {
                 let value = line.split(separator: "=", maxSplits: 1).last ?? ""
-                value.trimmingCharacters(in: CharacterSet(charactersIn: "\"' ")).split(separator: " ").forEach { names.insert(ModuleFamily.normalized($0)) }
+                value.trimmingCharacters(in: CharacterSet(charactersIn: "\"' ")).split(separator: " ").forEach {
+                    names.insert(ModuleFamily.normalized($0))
+                }
             }
         }
         return names

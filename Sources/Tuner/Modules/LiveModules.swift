@@ -55,8 +55,9 @@ public struct LiveModules: Equatable, Sendable {
         for (index, line) in table.split(separator: "\n").enumerated() {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             guard fields.count >= 4, let proclaimed = Int(fields[2]) ?? (fields[2] == "-" ? 0 : nil) else {
-                throw TunerError.malformed(path: try root.path(KernelPaths.procModules).string,
-                                           detail: "line \(index + 1) is not \"name size refcount users state address\": \"\(line.prefix(60))\"")
+                throw TunerError.malformed(
+                    path: try root.path(KernelPaths.procModules).string,
+                    detail: "line \(index + 1) is not \"name size refcount users state address\": \"\(line.prefix(60))\"")
             }
             let name = String(fields[0])
             let usedBy = fields[3] == "-" ? [] : fields[3].split(separator: ",").map(String.init)

@@ -1,4 +1,5 @@
 import Foundation
+
 /// The connection-tracking and NAT modules cttune manages: everything that
 /// keeps nf_conntrack loaded or needs it.
 ///

@@ -110,6 +110,7 @@ public final class ModuleHost {
                 softdepsBefore: entry?.softdepsBefore ?? [], softdepsAfter: entry?.softdepsAfter ?? [],
                 blacklisted: blacklisted.contains(name), installCommand: entry?.installCommand)
         }
-        return ModuleInventory(release: release, support: live.support, treeDirectory: tree?.kmod.modulesDirectory.string, modules: statuses)
+        return ModuleInventory(
+            release: release, support: live.support, treeDirectory: tree?.kmod.modulesDirectory.string, modules: statuses)
     }
 }

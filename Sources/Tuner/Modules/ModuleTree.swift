@@ -16,8 +16,10 @@ public struct ModuleIndexEntry: Equatable, Sendable {
     /// `install NAME COMMAND` from modprobe.d, run instead of loading it.
     public var installCommand: String?
 
-    public init(name: String, path: String?, dependenciesInLoadOrder: [String] = [], softdepsBefore: [String] = [],
-                softdepsAfter: [String] = [], installCommand: String? = nil) {
+    public init(
+        name: String, path: String?, dependenciesInLoadOrder: [String] = [], softdepsBefore: [String] = [],
+        softdepsAfter: [String] = [], installCommand: String? = nil
+    ) {
         self.name = name
         self.path = path
         self.dependenciesInLoadOrder = dependenciesInLoadOrder
@@ -49,11 +51,13 @@ public final class ModuleTree {
             throw TunerError.missingModuleIndex(directory: try root.path(directory).string, index: Self.dependencyIndex)
         }
         self.release = release
-        moduleNames = Set(dependencies.split(separator: "\n").compactMap { line in
-            line.split(separator: ":", maxSplits: 1).first.map(Self.moduleName(fromPath:))
-        })
-        builtinNames = Set((try root.contents(of: directory.appending("modules.builtin")) ?? "")
-            .split(separator: "\n").map(Self.moduleName(fromPath:)))
+        moduleNames = Set(
+            dependencies.split(separator: "\n").compactMap { line in
+                line.split(separator: ":", maxSplits: 1).first.map(Self.moduleName(fromPath:))
+            })
+        builtinNames = Set(
+            (try root.contents(of: directory.appending("modules.builtin")) ?? "")
+                .split(separator: "\n").map(Self.moduleName(fromPath:)))
         kmod = try KmodContext(root: root, release: release)
     }
 

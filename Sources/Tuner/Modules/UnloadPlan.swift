@@ -40,12 +40,15 @@ public enum UnloadPlanner {
     ///     the order to visit them.
     ///   - live: the kernel's loaded modules, refcounts and holders.
     ///   - index: dependencies and softdeps of a module, `nil` when unknown.
-    public static func plan(targets: [String], live: LiveModules, index: (String) throws -> ModuleIndexEntry?,
-                            builtIn: [String], blockingRules: [String]) rethrows -> UnloadPlan {
+    public static func plan(
+        targets: [String], live: LiveModules, index: (String) throws -> ModuleIndexEntry?,
+        builtIn: [String], blockingRules: [String]
+    ) rethrows -> UnloadPlan {
         var planner = Walk(live: live)
         for target in targets { try planner.visit(target, reason: "conntrack family", index: index) }
-        return UnloadPlan(steps: planner.steps, builtIn: builtIn, inUse: planner.inUse,
-                          blockingRules: blockingRules, support: live.support)
+        return UnloadPlan(
+            steps: planner.steps, builtIn: builtIn, inUse: planner.inUse,
+            blockingRules: blockingRules, support: live.support)
     }
 
     private struct Walk {

@@ -20,8 +20,10 @@ public enum Unloader {
     /// - Parameters:
     ///   - remove: unloads one module; returns the kernel's errno or `nil`.
     ///   - liveAfterFailure: re-reads the kernel's state to name holders on EBUSY.
-    public static func execute(_ plan: UnloadPlan, remove: (String) throws -> Errno?,
-                               liveAfterFailure: () -> LiveModules?) -> UnloadOutcome {
+    public static func execute(
+        _ plan: UnloadPlan, remove: (String) throws -> Errno?,
+        liveAfterFailure: () -> LiveModules?
+    ) -> UnloadOutcome {
         var outcome = UnloadOutcome(plan: plan, unloaded: [], alreadyGone: [], failure: plan.refusal, dryRun: false)
         guard outcome.failure == nil else { return outcome }
         for step in plan.steps {
@@ -66,8 +68,9 @@ extension ModuleHost {
     ///   tracking; any makes the plan a refusal.
     public func unloadPlan(blockingRules: [String]) throws -> UnloadPlan {
         let targets = familyNames.filter { live.loaded[$0] != nil }
-        return try UnloadPlanner.plan(targets: targets, live: live, index: indexEntry,
-                                      builtIn: builtInFamily, blockingRules: blockingRules)
+        return try UnloadPlanner.plan(
+            targets: targets, live: live, index: indexEntry,
+            builtIn: builtInFamily, blockingRules: blockingRules)
     }
 
     /// Plans and, unless `dryRun`, unloads through libkmod.
@@ -77,8 +80,9 @@ extension ModuleHost {
             return UnloadOutcome(plan: plan, unloaded: [], alreadyGone: [], failure: plan.refusal, dryRun: true)
         }
         let kmod = try kmodContext()
-        return Unloader.execute(plan, remove: { try kmod.remove(moduleNamed: $0) },
-                                liveAfterFailure: { try? LiveModules.read(from: root) })
+        return Unloader.execute(
+            plan, remove: { try kmod.remove(moduleNamed: $0) },
+            liveAfterFailure: { try? LiveModules.read(from: root) })
     }
 
     /// The tree's libkmod context, or one without indexes when the host has

@@ -8,10 +8,12 @@ public enum ApplyReport {
             let result = outcome.results[setting.setting] ?? .unchanged
             return [("result", result.jsonName.json), ("error", result.error.json)]
         }
-        let files = JSONValue.array(outcome.files.map { file in
-            .object([("path", .string(file.path)), ("action", .string(file.action.rawValue))]
-                    + (diff ? [("diff", .string(file.diff))] : []))
-        })
+        let files = JSONValue.array(
+            outcome.files.map { file in
+                .object(
+                    [("path", .string(file.path)), ("action", .string(file.action.rawValue))]
+                        + (diff ? [("diff", .string(file.diff))] : []))
+            })
         var result: [(String, JSONValue)] = members.map { key, value in key == "changed" ? (key, .bool(outcome.changed)) : (key, value) }
         result += [
             ("check", .bool(outcome.check)),
@@ -32,15 +34,25 @@ public enum ApplyReport {
             ("result", step.result.jsonName.json),
             ("error", step.result.error.json),
             ("unload_order", .array(step.unloads.map { .string($0.module) })),
-            ("unload", .array(step.unloads.map { unload in
-                let result = step.results[unload.module] ?? .unchanged
-                return .object([("module", .string(unload.module)), ("reason", .string(unload.reason)),
-                                ("result", result.jsonName.json), ("error", result.error.json)])
-            })),
-            ("blacklist_file", step.blacklist.map { file in
-                .object([("path", .string(file.path)), ("action", .string(file.action.rawValue))]
-                        + (diff ? [("diff", .string(file.diff))] : []))
-            } ?? .null),
+            (
+                "unload",
+                .array(
+                    step.unloads.map { unload in
+                        let result = step.results[unload.module] ?? .unchanged
+                        return .object([
+                            ("module", .string(unload.module)), ("reason", .string(unload.reason)),
+                            ("result", result.jsonName.json), ("error", result.error.json),
+                        ])
+                    })
+            ),
+            (
+                "blacklist_file",
+                step.blacklist.map { file in
+                    .object(
+                        [("path", .string(file.path)), ("action", .string(file.action.rawValue))]
+                            + (diff ? [("diff", .string(file.diff))] : []))
+                } ?? .null
+            ),
         ])
     }
 
@@ -49,14 +61,17 @@ public enum ApplyReport {
         if let skipped = step.skipped { return ["modules: skipped: \(skipped)"] }
         var lines = ["modules: " + (step.unloads.isEmpty ? "none of the family is loaded" : "unload in this order")]
         if !step.unloads.isEmpty {
-            lines += Table.render(header: ["  MODULE", "REASON", "RESULT"], rows: step.unloads.map { unload in
-                let result = step.results[unload.module] ?? .unchanged
-                let shown = result.jsonName ?? "would unload"
-                return ["  " + unload.module, unload.reason, result.error.map { "\(shown): \($0)" } ?? shown]
-            })
+            lines += Table.render(
+                header: ["  MODULE", "REASON", "RESULT"],
+                rows: step.unloads.map { unload in
+                    let result = step.results[unload.module] ?? .unchanged
+                    let shown = result.jsonName ?? "would unload"
+                    return ["  " + unload.module, unload.reason, result.error.map { "\(shown): \($0)" } ?? shown]
+                })
         }
-        lines.append(step.blacklist.map { "blacklist: \($0.action.rawValue) \($0.path)" }
-                     ?? "blacklist: no loadable conntrack module in any module tree: nothing to keep off at boot")
+        lines.append(
+            step.blacklist.map { "blacklist: \($0.action.rawValue) \($0.path)" }
+                ?? "blacklist: no loadable conntrack module in any module tree: nothing to keep off at boot")
         return lines
     }
 
@@ -67,8 +82,10 @@ public enum ApplyReport {
         let rows = plan.settings.map { setting -> [String] in
             let result = outcome.results[setting.setting] ?? .unchanged
             let shown = result.jsonName ?? "would change"
-            return [setting.key, setting.current.map(String.init) ?? "-", String(setting.planned),
-                    result.error.map { "\(shown): \($0)" } ?? shown]
+            return [
+                setting.key, setting.current.map(String.init) ?? "-", String(setting.planned),
+                result.error.map { "\(shown): \($0)" } ?? shown,
+            ]
         }
         lines += Table.render(header: ["KEY", "CURRENT", "PLANNED", "RESULT"], rows: rows)
         if !outcome.files.isEmpty {
@@ -110,15 +127,19 @@ public enum ApplyReport {
             ("rolls_back", .string(outcome.target.id)),
             ("profile", outcome.target.profile.json),
             ("journal_id", outcome.journalID.json),
-            ("restored", .array(outcome.items.map { item in
-                .object([
-                    ("target", .string(item.target)),
-                    ("before", .string(item.before)),
-                    ("after", .string(item.after)),
-                    ("result", .string(item.result)),
-                    ("error", item.error.json),
-                ])
-            })),
+            (
+                "restored",
+                .array(
+                    outcome.items.map { item in
+                        .object([
+                            ("target", .string(item.target)),
+                            ("before", .string(item.before)),
+                            ("after", .string(item.after)),
+                            ("result", .string(item.result)),
+                            ("error", item.error.json),
+                        ])
+                    })
+            ),
             ("changed", .bool(outcome.changed)),
             ("error", outcome.error.map { JSONValue.string($0.description) } ?? .null),
         ]
@@ -126,9 +147,11 @@ public enum ApplyReport {
 
     public static func text(_ outcome: RollbackOutcome) -> String {
         var lines = ["rolling back \(outcome.target.command) \(outcome.target.id) (profile \(outcome.target.profile ?? "none"))", ""]
-        lines += Table.render(header: ["TARGET", "BEFORE", "AFTER", "RESULT"], rows: outcome.items.map {
-            [$0.target, $0.before, $0.after, $0.error.map { "failed: \($0)" } ?? $0.result]
-        })
+        lines += Table.render(
+            header: ["TARGET", "BEFORE", "AFTER", "RESULT"],
+            rows: outcome.items.map {
+                [$0.target, $0.before, $0.after, $0.error.map { "failed: \($0)" } ?? $0.result]
+            })
         lines.append("")
         if let id = outcome.journalID, outcome.error == nil {
             lines.append("restored; journal \(id)")
@@ -141,27 +164,36 @@ public enum ApplyReport {
     public static func json(_ entries: [JournalEntry]) -> [(String, JSONValue)] {
         [
             ("command", .string("rollback")),
-            ("journal", .array(entries.map { entry in
-                .object([
-                    ("id", .string(entry.id)),
-                    ("command", .string(entry.command)),
-                    ("created", .string(entry.created)),
-                    ("profile", entry.profile.json),
-                    ("status", .string(entry.status.rawValue)),
-                    ("rolls_back", entry.rollsBack.json),
-                    ("actions", .int(entry.actions.count)),
-                    ("failure", entry.failure.json),
-                ])
-            })),
+            (
+                "journal",
+                .array(
+                    entries.map { entry in
+                        .object([
+                            ("id", .string(entry.id)),
+                            ("command", .string(entry.command)),
+                            ("created", .string(entry.created)),
+                            ("profile", entry.profile.json),
+                            ("status", .string(entry.status.rawValue)),
+                            ("rolls_back", entry.rollsBack.json),
+                            ("actions", .int(entry.actions.count)),
+                            ("failure", entry.failure.json),
+                        ])
+                    })
+            ),
         ]
     }
 
     public static func text(_ entries: [JournalEntry]) -> String {
         guard !entries.isEmpty else { return "no journal entries" }
-        return Table.render(header: ["ID", "COMMAND", "CREATED", "PROFILE", "STATUS", "CHANGES"], rows: entries.map {
-            [$0.id, $0.command + ($0.rollsBack.map { " of \($0)" } ?? ""), $0.created, $0.profile ?? "-",
-             $0.status.rawValue + ($0.failure.map { ": \($0)" } ?? ""), String($0.actions.count)]
-        }).joined(separator: "\n")
+        return Table.render(
+            header: ["ID", "COMMAND", "CREATED", "PROFILE", "STATUS", "CHANGES"],
+            rows: entries.map {
+                [
+                    $0.id, $0.command + ($0.rollsBack.map { " of \($0)" } ?? ""), $0.created, $0.profile ?? "-",
+                    $0.status.rawValue + ($0.failure.map { ": \($0)" } ?? ""), String($0.actions.count),
+                ]
+            }
+        ).joined(separator: "\n")
     }
 }
 

@@ -30,7 +30,10 @@ public indirect enum JSONValue: Equatable, Sendable {
         case .double(let value): out += value.isFinite ? String(value) : "null"
         case .string(let value): out += Self.quoted(value)
         case .array(let items):
-            guard !items.isEmpty else { out += "[]"; return }
+            guard !items.isEmpty else {
+                out += "[]"
+                return
+            }
             out += "["
             for (index, item) in items.enumerated() {
                 out += (index > 0 ? "," : "") + newline
@@ -38,7 +41,10 @@ public indirect enum JSONValue: Equatable, Sendable {
             }
             out += closing + "]"
         case .object(let members):
-            guard !members.isEmpty else { out += "{}"; return }
+            guard !members.isEmpty else {
+                out += "{}"
+                return
+            }
             out += "{"
             for (index, (key, value)) in members.enumerated() {
                 out += (index > 0 ? "," : "") + newline + Self.quoted(key) + (pretty ? ": " : ":")

@@ -9,18 +9,22 @@ public enum ModuleReports {
             ("module_support", .string(inventory.support.rawValue)),
             ("module_directory", inventory.treeDirectory.json),
             ("note", inventory.noModuleSupportNote.json),
-            ("modules", .array(inventory.modules.map { module in
-                .object([
-                    ("name", .string(module.name)),
-                    ("state", .string(module.state.rawValue)),
-                    ("refcount", module.refcount.json),
-                    ("holders", strings(module.holders)),
-                    ("dependencies", strings(module.dependencies)),
-                    ("softdeps", .object([("pre", strings(module.softdepsBefore)), ("post", strings(module.softdepsAfter))])),
-                    ("blacklisted", .bool(module.blacklisted)),
-                    ("install_command", module.installCommand.json),
-                ])
-            })),
+            (
+                "modules",
+                .array(
+                    inventory.modules.map { module in
+                        .object([
+                            ("name", .string(module.name)),
+                            ("state", .string(module.state.rawValue)),
+                            ("refcount", module.refcount.json),
+                            ("holders", strings(module.holders)),
+                            ("dependencies", strings(module.dependencies)),
+                            ("softdeps", .object([("pre", strings(module.softdepsBefore)), ("post", strings(module.softdepsAfter))])),
+                            ("blacklisted", .bool(module.blacklisted)),
+                            ("install_command", module.installCommand.json),
+                        ])
+                    })
+            ),
         ]
     }
 
@@ -29,14 +33,18 @@ public enum ModuleReports {
         if let note = inventory.noModuleSupportNote { lines.append(note) }
         let tree = inventory.treeDirectory.map { "modules from \($0)" } ?? "no module tree under /lib/modules"
         lines.append("kernel \(inventory.release ?? "unknown"): \(tree)")
-        let rows = [["MODULE", "STATE", "REFS", "HOLDERS", "DEPENDS ON", "CONFIG"]] + inventory.modules.map { module in
-            var config: [String] = []
-            if module.blacklisted { config.append("blacklisted") }
-            if let command = module.installCommand { config.append("install \(command)") }
-            let softdeps = (module.softdepsBefore.map { "pre:\($0)" } + module.softdepsAfter.map { "post:\($0)" })
-            return [module.name, module.state.rawValue, module.refcount.map(String.init) ?? "-",
-                    listed(module.holders), listed(module.dependencies + softdeps), listed(config)]
-        }
+        let rows =
+            [["MODULE", "STATE", "REFS", "HOLDERS", "DEPENDS ON", "CONFIG"]]
+            + inventory.modules.map { module in
+                var config: [String] = []
+                if module.blacklisted { config.append("blacklisted") }
+                if let command = module.installCommand { config.append("install \(command)") }
+                let softdeps = (module.softdepsBefore.map { "pre:\($0)" } + module.softdepsAfter.map { "post:\($0)" })
+                return [
+                    module.name, module.state.rawValue, module.refcount.map(String.init) ?? "-",
+                    listed(module.holders), listed(module.dependencies + softdeps), listed(config),
+                ]
+            }
         lines += table(rows)
         return lines.joined(separator: "\n")
     }
@@ -48,12 +56,21 @@ public enum ModuleReports {
             ("command", .string("unload")),
             ("dry_run", .bool(outcome.dryRun)),
             ("module_support", .string(plan.support.rawValue)),
-            ("order", .array(plan.steps.map { step in
-                .object([("module", .string(step.module)), ("reason", .string(step.reason)),
-                         ("result", .string(result(of: step.module, in: outcome, failedModule: failedModule)))])
-            })),
+            (
+                "order",
+                .array(
+                    plan.steps.map { step in
+                        .object([
+                            ("module", .string(step.module)), ("reason", .string(step.reason)),
+                            ("result", .string(result(of: step.module, in: outcome, failedModule: failedModule))),
+                        ])
+                    })
+            ),
             ("built_in", strings(plan.builtIn)),
-            ("in_use", .array(plan.inUse.sorted { $0.key < $1.key }.map { .object([("module", .string($0.key)), ("users", .int($0.value))]) })),
+            (
+                "in_use",
+                .array(plan.inUse.sorted { $0.key < $1.key }.map { .object([("module", .string($0.key)), ("users", .int($0.value))]) })
+            ),
             ("blocking_rules", strings(plan.blockingRules)),
             ("unloaded", strings(outcome.unloaded)),
             ("error", outcome.failure.map { .string($0.description) } ?? .null),
@@ -81,11 +98,14 @@ public enum ModuleReports {
             ("dry_run", .bool(result.dryRun)),
             ("files", .array([.object([("path", .string(result.path)), ("action", .string(result.action.rawValue))])])),
             ("modules", strings(result.modules)),
-            ("initramfs", .object([
-                ("rebuild_needed", result.initramfs.rebuildNeeded.map(JSONValue.bool) ?? .null),
-                ("reason", .string(result.initramfs.reason)),
-                ("command", result.initramfs.command.json),
-            ])),
+            (
+                "initramfs",
+                .object([
+                    ("rebuild_needed", result.initramfs.rebuildNeeded.map(JSONValue.bool) ?? .null),
+                    ("reason", .string(result.initramfs.reason)),
+                    ("command", result.initramfs.command.json),
+                ])
+            ),
         ]
     }
 
@@ -131,8 +151,10 @@ public enum ModuleReports {
         guard let columns = rows.first?.count else { return [] }
         let widths = (0..<columns).map { column in rows.map { $0[column].count }.max() ?? 0 }
         return rows.map { row in
-            row.enumerated().map { index, cell in index == columns - 1 ? cell : cell.padding(toLength: widths[index] + 2, withPad: " ", startingAt: 0) }
-                .joined().trimmingCharacters(in: .whitespaces)
+            row.enumerated().map { index, cell in
+                index == columns - 1 ? cell : cell.padding(toLength: widths[index] + 2, withPad: " ", startingAt: 0)
+            }
+            .joined().trimmingCharacters(in: .whitespaces)
         }
     }
 }

@@ -30,8 +30,10 @@ public enum PlanReport {
 
     /// The contract's plan object; `command` and `settingExtras` (members
     /// appended to each setting, such as apply's `result`) let apply reuse it.
-    public static func json(_ plan: TuningPlan, command: String = "plan", explain: Bool = false,
-                            settingExtras: (TuningPlan.Setting) -> [(String, JSONValue)] = { _ in [] }) -> [(String, JSONValue)] {
+    public static func json(
+        _ plan: TuningPlan, command: String = "plan", explain: Bool = false,
+        settingExtras: (TuningPlan.Setting) -> [(String, JSONValue)] = { _ in [] }
+    ) -> [(String, JSONValue)] {
         var estimate: [(String, JSONValue)] = [
             ("peak_entries", .int(plan.estimate.peakEntries)),
             ("memory_bytes", .int(plan.estimate.memoryBytes)),
@@ -40,34 +42,52 @@ public enum PlanReport {
             ("gc_latency_seconds", .double(plan.estimate.gcLatencySeconds)),
         ]
         if explain {
-            estimate.append(("flow_classes", .array(plan.estimate.flowClasses.map { flow in
-                .object([
-                    ("name", .string(flow.name)),
-                    ("flows_per_second", .double(flow.flowsPerSecond)),
-                    ("dwell_seconds", .double(flow.dwellSeconds)),
-                    ("dwell", .string(flow.dwellFormula)),
-                    ("mean_entries", .int(Int(flow.meanEntries.rounded()))),
-                ])
-            })))
-            estimate.append(("anchors", .array(plan.anchors.map { anchor in
-                .object([
-                    ("name", .string(anchor.name)),
-                    ("max", .int(anchor.max)),
-                    ("buckets", .int(anchor.buckets)),
-                    ("memory_bytes", .int(Planner.memoryBytes(max: anchor.max, buckets: anchor.buckets, entryBytes: plan.facts.entryBytes))),
-                    ("tcp_timeout_established", anchor.establishedTimeoutSeconds.json),
-                    ("source", .string(anchor.source)),
-                ])
-            })))
+            estimate.append(
+                (
+                    "flow_classes",
+                    .array(
+                        plan.estimate.flowClasses.map { flow in
+                            .object([
+                                ("name", .string(flow.name)),
+                                ("flows_per_second", .double(flow.flowsPerSecond)),
+                                ("dwell_seconds", .double(flow.dwellSeconds)),
+                                ("dwell", .string(flow.dwellFormula)),
+                                ("mean_entries", .int(Int(flow.meanEntries.rounded()))),
+                            ])
+                        })
+                ))
+            estimate.append(
+                (
+                    "anchors",
+                    .array(
+                        plan.anchors.map { anchor in
+                            .object([
+                                ("name", .string(anchor.name)),
+                                ("max", .int(anchor.max)),
+                                ("buckets", .int(anchor.buckets)),
+                                (
+                                    "memory_bytes",
+                                    .int(Planner.memoryBytes(max: anchor.max, buckets: anchor.buckets, entryBytes: plan.facts.entryBytes))
+                                ),
+                                ("tcp_timeout_established", anchor.establishedTimeoutSeconds.json),
+                                ("source", .string(anchor.source)),
+                            ])
+                        })
+                ))
         }
         return [
             ("command", .string(command)),
             ("profile", .string(plan.profile.name)),
             ("facts", json(plan.facts)),
-            ("settings", .array(plan.settings.map { setting in
-                .object(json(setting) + settingExtras(setting)
-                        + (explain ? [("arithmetic", .array(setting.arithmetic.map(JSONValue.string)))] : []))
-            })),
+            (
+                "settings",
+                .array(
+                    plan.settings.map { setting in
+                        .object(
+                            json(setting) + settingExtras(setting)
+                                + (explain ? [("arithmetic", .array(setting.arithmetic.map(JSONValue.string)))] : []))
+                    })
+            ),
             ("estimate", .object(estimate)),
             ("fits_budget", .bool(plan.fitsBudget)),
             ("changed", .bool(plan.changed)),
@@ -87,17 +107,25 @@ public enum PlanReport {
         }
         lines += Table.render(header: [" ", "KEY", "CURRENT", "PLANNED", "REASON"], rows: rows)
         lines.append("")
-        lines.append("estimate: peak \(plan.estimate.peakEntries) entries (mean \(Int(plan.estimate.meanEntries.rounded())) x burst \(format(plan.profile.burstFactor))); table at max needs \(mib(plan.estimate.memoryBytes)) of a \(mib(plan.estimate.budgetBytes)) budget — \(plan.fitsBudget ? "fits" : "DOES NOT FIT")")
+        lines.append(
+            "estimate: peak \(plan.estimate.peakEntries) entries (mean \(Int(plan.estimate.meanEntries.rounded())) x burst \(format(plan.profile.burstFactor))); table at max needs \(mib(plan.estimate.memoryBytes)) of a \(mib(plan.estimate.budgetBytes)) budget — \(plan.fitsBudget ? "fits" : "DOES NOT FIT")"
+        )
         if explain {
             lines.append("")
-            lines.append("model: entries = new flows/s x dwell (Little's law); GC latency \(format(plan.estimate.gcLatencySeconds)) s (\(plan.estimate.gcLatencySource))")
+            lines.append(
+                "model: entries = new flows/s x dwell (Little's law); GC latency \(format(plan.estimate.gcLatencySeconds)) s (\(plan.estimate.gcLatencySource))"
+            )
             for flow in plan.estimate.flowClasses {
-                lines.append("  \(flow.name): \(format(flow.flowsPerSecond))/s x (\(flow.dwellFormula)) = \(Int(flow.meanEntries.rounded())) entries")
+                lines.append(
+                    "  \(flow.name): \(format(flow.flowsPerSecond))/s x (\(flow.dwellFormula)) = \(Int(flow.meanEntries.rounded())) entries"
+                )
             }
             for setting in plan.settings where !setting.arithmetic.isEmpty {
                 lines.append("  \(setting.setting.shortName): " + setting.arithmetic.joined(separator: "; "))
             }
-            lines.append("  memory = max x \(facts.entryBytes) B + buckets x \(Planner.hashPointerBytes) B = \(plan.estimate.memoryBytes) B; budget = RAM x \(format(plan.profile.memoryBudgetPercent)) % = \(plan.estimate.budgetBytes) B")
+            lines.append(
+                "  memory = max x \(facts.entryBytes) B + buckets x \(Planner.hashPointerBytes) B = \(plan.estimate.memoryBytes) B; budget = RAM x \(format(plan.profile.memoryBudgetPercent)) % = \(plan.estimate.budgetBytes) B"
+            )
             lines.append("load-blind anchors for this host:")
             for anchor in plan.anchors {
                 let memory = Planner.memoryBytes(max: anchor.max, buckets: anchor.buckets, entryBytes: facts.entryBytes)
@@ -111,7 +139,8 @@ public enum PlanReport {
         let marks = plan.settings.filter(\.changes)
         if !marks.isEmpty {
             lines.append("")
-            lines.append("* = would change" + (marks.contains { !$0.applicable } ? ", ! = would change but cannot be applied from here" : ""))
+            lines.append(
+                "* = would change" + (marks.contains { !$0.applicable } ? ", ! = would change but cannot be applied from here" : ""))
         }
         return lines.joined(separator: "\n")
     }
@@ -126,7 +155,8 @@ public enum PlanReport {
     }
 
     static func mib(_ bytes: Int) -> String {
-        bytes >= 1 << 30 ? String(format: "%.1f GiB", Double(bytes) / Double(1 << 30)) : String(format: "%.1f MiB", Double(bytes) / 1_048_576)
+        bytes >= 1 << 30
+            ? String(format: "%.1f GiB", Double(bytes) / Double(1 << 30)) : String(format: "%.1f MiB", Double(bytes) / 1_048_576)
     }
 
     static func format(_ value: Double) -> String {

@@ -4,14 +4,18 @@ public enum RulesReport {
     public static func json(_ report: RulesetReport) -> [(String, JSONValue)] {
         [
             ("verdict", .string(report.verdict.rawValue)),
-            ("sources", .array(report.sources.map { source in
-                .object([
-                    ("name", .string(source.name)),
-                    ("format", .string(source.format.rawValue)),
-                    ("rules", .int(source.rules)),
-                    ("note", source.note.json),
-                ])
-            })),
+            (
+                "sources",
+                .array(
+                    report.sources.map { source in
+                        .object([
+                            ("name", .string(source.name)),
+                            ("format", .string(source.format.rawValue)),
+                            ("rules", .int(source.rules)),
+                            ("note", source.note.json),
+                        ])
+                    })
+            ),
             ("rules_examined", .int(report.rulesExamined)),
             ("findings", .array(report.findings.map(json))),
             ("exemptions", .array(report.exemptions.map(json))),
@@ -78,7 +82,8 @@ public enum RulesReport {
         case .partiallyAvoidable:
             return "\(replaceable) of \(report.rulesExamined) rules use connection state, and only to accept or drop by state"
         case .needed:
-            return "\(report.findings.count) rules, chains or objects need connection tracking (\(report.rulesExamined) rules read" + (replaceable > 0 ? "; \(replaceable) of them only by state)" : ")")
+            return "\(report.findings.count) rules, chains or objects need connection tracking (\(report.rulesExamined) rules read"
+                + (replaceable > 0 ? "; \(replaceable) of them only by state)" : ")")
         }
     }
 }

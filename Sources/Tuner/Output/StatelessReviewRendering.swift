@@ -10,21 +10,27 @@ public enum StatelessReport {
             ("rules", review.rules.map { .object(RulesReport.json($0)) } ?? .null),
             ("rules_not_read", review.rulesNotRead.json),
             ("conntrack", .string(review.conntrack.rawValue)),
-            ("modules", modules.map { plan in
-                .object([
-                    ("unload_order", .array(plan.unloadOrder.map(JSONValue.string))),
-                    ("refused", plan.refusal.json),
-                    ("blacklist_file", plan.blacklistPath.json),
-                    ("blacklist_contents", plan.blacklistContents.json),
-                    ("unavailable", plan.unavailable.json),
-                ])
-            } ?? .null),
-            ("notrack", review.notrack.map { suggestion in
-                .object([
-                    ("nft", .string(suggestion.nft)),
-                    ("iptables", .array(suggestion.iptables.map(JSONValue.string))),
-                ])
-            } ?? .null),
+            (
+                "modules",
+                modules.map { plan in
+                    .object([
+                        ("unload_order", .array(plan.unloadOrder.map(JSONValue.string))),
+                        ("refused", plan.refusal.json),
+                        ("blacklist_file", plan.blacklistPath.json),
+                        ("blacklist_contents", plan.blacklistContents.json),
+                        ("unavailable", plan.unavailable.json),
+                    ])
+                } ?? .null
+            ),
+            (
+                "notrack",
+                review.notrack.map { suggestion in
+                    .object([
+                        ("nft", .string(suggestion.nft)),
+                        ("iptables", .array(suggestion.iptables.map(JSONValue.string))),
+                    ])
+                } ?? .null
+            ),
             ("advice", .array(review.advice.map(JSONValue.string))),
         ])
     }
@@ -33,7 +39,11 @@ public enum StatelessReport {
     ///
     /// `modules` is the module plan: unload order and blacklist file content.
     public static func text(_ review: StatelessReview, modules: StatelessModulePlan?) -> String {
-        var lines = ["", "stateless: " + (review.rules.map { "firewall verdict \($0.verdict.rawValue) (\($0.rulesExamined) rules read)" } ?? "firewall not checked")]
+        let verdict = review.rules.map { "firewall verdict \($0.verdict.rawValue) (\($0.rulesExamined) rules read)" }
+        var lines = [
+            "",
+            "stateless: " + (verdict ?? "firewall not checked"),
+        ]
         if let rules = review.rules, !rules.findings.isEmpty {
             lines.append("rules that need connection tracking:")
             lines += RulesReport.findingLines(rules.findings)
@@ -43,8 +53,9 @@ public enum StatelessReport {
             if let unavailable = modules.unavailable {
                 lines.append("modules: \(unavailable)")
             } else {
-                lines.append("modules: unload order " + (modules.unloadOrder.isEmpty ? "(none loaded)" : modules.unloadOrder.joined(separator: ", "))
-                             + (modules.refusal.map { " — refused now: \($0)" } ?? ""))
+                lines.append(
+                    "modules: unload order " + (modules.unloadOrder.isEmpty ? "(none loaded)" : modules.unloadOrder.joined(separator: ", "))
+                        + (modules.refusal.map { " — refused now: \($0)" } ?? ""))
                 if let path = modules.blacklistPath, let contents = modules.blacklistContents {
                     lines.append("blacklist file \(path) (`cttune blacklist`):")
                     lines += contents.split(separator: "\n", omittingEmptySubsequences: false).map { "  " + $0 }

@@ -58,7 +58,9 @@ public enum Planner {
             TuningPlan.Setting(
                 setting: .hashsize, current: facts.current[.hashsize], planned: sizing.buckets, blocker: facts.blockers[.hashsize],
                 reason: "max / chain length \(profile.chainLength), multiple of \(bucketGranularity(facts))",
-                arithmetic: ["\(sizing.max) / \(profile.chainLength) = \(sizing.max / profile.chainLength), rounded up to a multiple of \(bucketGranularity(facts)), at least \(minimumBuckets) = \(sizing.buckets)"]),
+                arithmetic: [
+                    "\(sizing.max) / \(profile.chainLength) = \(sizing.max / profile.chainLength), rounded up to a multiple of \(bucketGranularity(facts)), at least \(minimumBuckets) = \(sizing.buckets)"
+                ]),
         ]
         for setting in ConntrackSetting.timeouts {
             let planned = timeouts[setting]!
@@ -67,7 +69,8 @@ public enum Planner {
             if profile.pinnedTimeouts[setting] != nil {
                 reason = "pinned by the profile"
             } else if shortened.contains(setting) {
-                reason = planned == floor(setting, profile)
+                reason =
+                    planned == floor(setting, profile)
                     ? "shortened to its floor \(planned) s to fit the memory budget"
                     : "shortened to fit the memory budget (floor \(floor(setting, profile)) s)"
             } else if facts.current[setting] == nil {
@@ -75,9 +78,10 @@ public enum Planner {
             } else {
                 reason = "unchanged"
             }
-            settings.append(TuningPlan.Setting(
-                setting: setting, current: facts.current[setting], planned: planned, blocker: facts.blockers[setting],
-                reason: reason, arithmetic: entries.map { ["holds \(Int($0.rounded())) of the mean entries"] } ?? []))
+            settings.append(
+                TuningPlan.Setting(
+                    setting: setting, current: facts.current[setting], planned: planned, blocker: facts.blockers[setting],
+                    reason: reason, arithmetic: entries.map { ["holds \(Int($0.rounded())) of the mean entries"] } ?? []))
         }
 
         return TuningPlan(
@@ -130,7 +134,8 @@ public enum Planner {
         let closingRate = tcp.newPerSecond * (1 - tcp.orphanRatio - tcp.halfOpenRatio)
 
         let gcLatency = profile.gcLatencySeconds ?? measuredGCLatencySeconds
-        let gcSource = profile.gcLatencySeconds != nil
+        let gcSource =
+            profile.gcLatencySeconds != nil
             ? "gc_latency_seconds in the profile"
             : "measured on 6.x: GC passes every 8-30 s on an idle host; the kernel bounds the gap at 60 s"
 
@@ -141,24 +146,41 @@ public enum Planner {
         func add(_ name: String, rate: Double, _ parts: [(seconds: Double, label: String, setting: ConntrackSetting?)]) {
             guard rate > 0 else { return }
             let dwell = parts.reduce(gcLatency) { $0 + $1.seconds }
-            classes.append(.init(name: name, flowsPerSecond: rate, dwellSeconds: dwell,
-                                 dwellFormula: (parts.map { "\(whole($0.seconds)) s \($0.label)" } + ["\(g) s GC"]).joined(separator: " + ")))
+            classes.append(
+                .init(
+                    name: name, flowsPerSecond: rate, dwellSeconds: dwell,
+                    dwellFormula: (parts.map { "\(whole($0.seconds)) s \($0.label)" } + ["\(g) s GC"]).joined(separator: " + ")))
             for part in parts { if let setting = part.setting { byTimeout[setting, default: 0] += rate * part.seconds } }
         }
-        add("tcp, closed", rate: closingRate, [
-            (tcp.establishedSeconds, "established", nil),
-            ((1 - tcp.rstCloseRatio) * t(.tcpTimeoutTimeWait), "time_wait (\(whole(1 - tcp.rstCloseRatio)) x \(whole(t(.tcpTimeoutTimeWait))) s)", .tcpTimeoutTimeWait),
-            (tcp.rstCloseRatio * t(.tcpTimeoutClose), "close (\(whole(tcp.rstCloseRatio)) x \(whole(t(.tcpTimeoutClose))) s)", .tcpTimeoutClose),
-        ].filter { $0.seconds > 0 || $0.setting == nil })
-        add("tcp, orphaned", rate: tcp.newPerSecond * tcp.orphanRatio, [
-            (tcp.establishedSeconds, "established", nil),
-            (t(.tcpTimeoutEstablished), "established timeout", .tcpTimeoutEstablished),
-        ])
+        add(
+            "tcp, closed", rate: closingRate,
+            [
+                (tcp.establishedSeconds, "established", nil),
+                (
+                    (1 - tcp.rstCloseRatio) * t(.tcpTimeoutTimeWait),
+                    "time_wait (\(whole(1 - tcp.rstCloseRatio)) x \(whole(t(.tcpTimeoutTimeWait))) s)", .tcpTimeoutTimeWait
+                ),
+                (
+                    tcp.rstCloseRatio * t(.tcpTimeoutClose), "close (\(whole(tcp.rstCloseRatio)) x \(whole(t(.tcpTimeoutClose))) s)",
+                    .tcpTimeoutClose
+                ),
+            ].filter { $0.seconds > 0 || $0.setting == nil })
+        add(
+            "tcp, orphaned", rate: tcp.newPerSecond * tcp.orphanRatio,
+            [
+                (tcp.establishedSeconds, "established", nil),
+                (t(.tcpTimeoutEstablished), "established timeout", .tcpTimeoutEstablished),
+            ])
         add("tcp, half-open", rate: tcp.newPerSecond * tcp.halfOpenRatio, [(t(.tcpTimeoutSynSent), "syn_sent", .tcpTimeoutSynSent)])
-        add("udp", rate: udp.newPerSecond, [
-            ((1 - udp.streamRatio) * t(.udpTimeout), "udp (\(whole(1 - udp.streamRatio)) x \(whole(t(.udpTimeout))) s)", .udpTimeout),
-            (udp.streamRatio * t(.udpTimeoutStream), "udp_stream (\(whole(udp.streamRatio)) x \(whole(t(.udpTimeoutStream))) s)", .udpTimeoutStream),
-        ].filter { $0.seconds > 0 })
+        add(
+            "udp", rate: udp.newPerSecond,
+            [
+                ((1 - udp.streamRatio) * t(.udpTimeout), "udp (\(whole(1 - udp.streamRatio)) x \(whole(t(.udpTimeout))) s)", .udpTimeout),
+                (
+                    udp.streamRatio * t(.udpTimeoutStream), "udp_stream (\(whole(udp.streamRatio)) x \(whole(t(.udpTimeoutStream))) s)",
+                    .udpTimeoutStream
+                ),
+            ].filter { $0.seconds > 0 })
         add("other", rate: profile.otherPerSecond, [(t(.genericTimeout), "generic", .genericTimeout)])
 
         let mean = classes.reduce(0) { $0 + $1.meanEntries }
@@ -202,8 +224,10 @@ public enum Planner {
     /// The largest value of `setting` (between its floor and its current
     /// value) at which the table fits the budget, or the floor when none does.
     /// Entries grow with every timeout, so a binary search finds it.
-    static func largestFittingTimeout(_ setting: ConntrackSetting, timeouts: [ConntrackSetting: Int], facts: HostFacts,
-                                      profile: LoadProfile, budgetBytes: Int) -> Int {
+    static func largestFittingTimeout(
+        _ setting: ConntrackSetting, timeouts: [ConntrackSetting: Int], facts: HostFacts,
+        profile: LoadProfile, budgetBytes: Int
+    ) -> Int {
         var low = floor(setting, profile), high = timeouts[setting]!
         var trial = timeouts
         while low < high {
@@ -222,17 +246,27 @@ public enum Planner {
         var advice: [String] = []
         if !fits {
             let neededPercent = (Double(sizing.memoryBytes) / Double(facts.memoryBytes) * 100 * 100).rounded(.up) / 100
-            advice.append("This load does not fit: the table needs \(mebibytes(sizing.memoryBytes)) MiB at max \(sizing.max), the budget is \(mebibytes(budgetBytes)) MiB (memory_budget_percent \(PlanReport.format(profile.memoryBudgetPercent)) of \(mebibytes(facts.memoryBytes)) MiB RAM), even with the free timeouts at their floors.")
-            advice.append("Options: raise memory_budget_percent to at least \(neededPercent); lower a timeout_floors entry or a pinned timeout (the largest share is \(sizing.entriesByTimeout.max { $0.value < $1.value }.map { $0.key.shortName } ?? "none")); or, if the firewall needs no connection state, go stateless (`cttune rules`, then --profile stateless).")
+            advice.append(
+                "This load does not fit: the table needs \(mebibytes(sizing.memoryBytes)) MiB at max \(sizing.max), the budget is \(mebibytes(budgetBytes)) MiB (memory_budget_percent \(PlanReport.format(profile.memoryBudgetPercent)) of \(mebibytes(facts.memoryBytes)) MiB RAM), even with the free timeouts at their floors."
+            )
+            advice.append(
+                "Options: raise memory_budget_percent to at least \(neededPercent); lower a timeout_floors entry or a pinned timeout (the largest share is \(sizing.entriesByTimeout.max { $0.value < $1.value }.map { $0.key.shortName } ?? "none")); or, if the firewall needs no connection state, go stateless (`cttune rules`, then --profile stateless)."
+            )
         }
         if !profile.stateful {
-            advice.append("This profile declares that the firewall needs no connection state: check with `cttune rules`, then `cttune unload` and `cttune blacklist` remove conntrack; the table is kept small meanwhile.")
+            advice.append(
+                "This profile declares that the firewall needs no connection state: check with `cttune rules`, then `cttune unload` and `cttune blacklist` remove conntrack; the table is kept small meanwhile."
+            )
         }
         if facts.blockers[.max] != nil && facts.netns == .nonInitial {
-            advice.append("nf_conntrack_max and the hash size are global: apply them on the host; every network namespace's entries count against that one max.")
+            advice.append(
+                "nf_conntrack_max and the hash size are global: apply them on the host; every network namespace's entries count against that one max."
+            )
         }
         if facts.entryBytesSource == .fallback {
-            advice.append("Entry size unknown (no /proc/slabinfo or /sys/kernel/slab/nf_conntrack): assumed \(HostFacts.fallbackEntryBytes) B per entry.")
+            advice.append(
+                "Entry size unknown (no /proc/slabinfo or /sys/kernel/slab/nf_conntrack): assumed \(HostFacts.fallbackEntryBytes) B per entry."
+            )
         }
         return advice
     }
@@ -251,15 +285,17 @@ public enum Anchors {
         var buckets = memoryBytes / 16384 / 8
         if memoryBytes > 4 << 30 { buckets = 262_144 } else if memoryBytes > 1 << 30 { buckets = 65_536 }
         buckets = Swift.max(buckets, 1024)
-        return Anchor(name: "kernel default", max: buckets, buckets: buckets, establishedTimeoutSeconds: 432_000,
-                      source: "net/netfilter/nf_conntrack_core.c nf_conntrack_init_start (v5.15+)")
+        return Anchor(
+            name: "kernel default", max: buckets, buckets: buckets, establishedTimeoutSeconds: 432_000,
+            source: "net/netfilter/nf_conntrack_core.c nf_conntrack_init_start (v5.15+)")
     }
 
     /// kube-proxy: max = max(131072, 32768 × CPUs), hashsize = max / 4,
     /// established 86400 s.
     public static func kubeProxy(cpus: Int) -> Anchor {
         let max = Swift.max(131_072, 32_768 * cpus)
-        return Anchor(name: "kube-proxy", max: max, buckets: max / 4, establishedTimeoutSeconds: 86_400,
-                      source: "kubernetes pkg/proxy/conntrack (maxPerCore 32768, min 131072)")
+        return Anchor(
+            name: "kube-proxy", max: max, buckets: max / 4, establishedTimeoutSeconds: 86_400,
+            source: "kubernetes pkg/proxy/conntrack (maxPerCore 32768, min 131072)")
     }
 }

@@ -22,8 +22,10 @@ public struct ProfileCatalog: Sendable {
     ///
     /// The installed directory is cttune's own data, found beside its binary,
     /// not part of the tree `--root` tunes.
-    public static func standard(root: SystemRoot, environment: [String: String] = ProcessInfo.processInfo.environment,
-                                installedDirectory: String? = installedProfilesDirectory) -> ProfileCatalog {
+    public static func standard(
+        root: SystemRoot, environment: [String: String] = ProcessInfo.processInfo.environment,
+        installedDirectory: String? = installedProfilesDirectory
+    ) -> ProfileCatalog {
         var directories = (environment["CTTUNE_PROFILE_PATH"] ?? "").split(separator: ":").map(String.init)
         if let etc = try? root.path(KernelPaths.profilesDirectory) { directories.append(etc.string) }
         if let installedDirectory { directories.append(installedDirectory) }
@@ -58,7 +60,8 @@ public struct ProfileCatalog: Sendable {
             chain.append((source, document))
             next = document.extends.map { ($0, source) }
         }
-        let name = Self.isPath(nameOrPath)
+        let name =
+            Self.isPath(nameOrPath)
             ? URL(fileURLWithPath: nameOrPath).deletingPathExtension().lastPathComponent : nameOrPath
         return try Self.resolve(name: name, chain: chain.map(\.document), sources: chain.map(\.source))
     }
@@ -86,14 +89,17 @@ public struct ProfileCatalog: Sendable {
             }
         }
         guard reference.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }), !reference.isEmpty else {
-            throw TunerError.profileNotFound(name: reference, searched: ["profile names use letters, digits, - and _"], extendedBy: parentFile)
+            throw TunerError.profileNotFound(
+                name: reference, searched: ["profile names use letters, digits, - and _"], extendedBy: parentFile)
         }
         for directory in searchDirectories {
             let path = directory + "/" + reference + ".yaml"
             if case .success(let text) = FileIO.read(path) { return (path, text) }
         }
         if let text = builtins[reference] { return ("built-in:\(reference)", text) }
-        throw TunerError.profileNotFound(name: reference, searched: searchDirectories + ["built-in (\(builtins.keys.sorted().joined(separator: ", ")))"], extendedBy: parentFile)
+        throw TunerError.profileNotFound(
+            name: reference, searched: searchDirectories + ["built-in (\(builtins.keys.sorted().joined(separator: ", ")))"],
+            extendedBy: parentFile)
     }
 
     /// Applies a chain (child first) over the schema defaults and checks the
@@ -101,7 +107,7 @@ public struct ProfileCatalog: Sendable {
     static func resolve(name: String, chain: [ProfileDocument], sources: [String]) throws -> LoadProfile {
         var profile = LoadProfile(name: name)
         profile.sources = sources
-        for document in chain.reversed() { // the root ancestor first, the child last
+        for document in chain.reversed() {  // the root ancestor first, the child last
             profile.summary = document.summary ?? profile.summary
             profile.tcp.newPerSecond = document.tcpNewPerSecond ?? profile.tcp.newPerSecond
             profile.tcp.establishedSeconds = document.tcpEstablishedSeconds ?? profile.tcp.establishedSeconds
@@ -124,7 +130,9 @@ public struct ProfileCatalog: Sendable {
         if shares > 1 {
             throw TunerError.invalidProfile(
                 file: sources[0], line: nil, field: "load.tcp",
-                problem: "orphan_ratio + half_open_ratio is \(shares), more than all flows — they are shares of new flows and must add up to at most 1")
+                problem:
+                    "orphan_ratio + half_open_ratio is \(shares), more than all flows — they are shares of new flows and must add up to at most 1"
+            )
         }
         return profile
     }

@@ -47,7 +47,7 @@ struct ProfileDocument: Equatable {
         let root: Node
         do {
             guard let composed = try Yams.compose(yaml: yaml) else {
-                return ProfileDocument() // an empty file inherits everything
+                return ProfileDocument()  // an empty file inherits everything
             }
             root = composed
         } catch let error as YamlError {
@@ -55,17 +55,19 @@ struct ProfileDocument: Equatable {
         }
         var document = ProfileDocument()
         let top = try reader.mapping(root, at: "")
-        try reader.allowOnly([
-            "extends", "description", "load", "burst_factor", "headroom", "memory_budget_percent",
-            "chain_length", "gc_latency_seconds", "timeouts", "timeout_floors", "stateful",
-        ], in: top, at: "")
+        try reader.allowOnly(
+            [
+                "extends", "description", "load", "burst_factor", "headroom", "memory_budget_percent",
+                "chain_length", "gc_latency_seconds", "timeouts", "timeout_floors", "stateful",
+            ], in: top, at: "")
         document.extends = try top["extends"].map { try reader.string($0, at: "extends") }
         document.summary = try top["description"].map { try reader.string($0, at: "description") }
         if let load = try top["load"].map({ try reader.mapping($0, at: "load") }) {
             try reader.allowOnly(["tcp", "udp", "other_per_second"], in: load, at: "load")
             if let tcp = try load["tcp"].map({ try reader.mapping($0, at: "load.tcp") }) {
-                try reader.allowOnly(["new_per_second", "established_seconds", "rst_close_ratio", "orphan_ratio", "half_open_ratio"],
-                                     in: tcp, at: "load.tcp")
+                try reader.allowOnly(
+                    ["new_per_second", "established_seconds", "rst_close_ratio", "orphan_ratio", "half_open_ratio"],
+                    in: tcp, at: "load.tcp")
                 document.tcpNewPerSecond = try reader.number(tcp, "new_per_second", at: "load.tcp", in: Limits.rate)
                 document.tcpEstablishedSeconds = try reader.number(tcp, "established_seconds", at: "load.tcp", in: Limits.seconds)
                 document.tcpRstCloseRatio = try reader.number(tcp, "rst_close_ratio", at: "load.tcp", in: Limits.ratio)
@@ -102,9 +104,14 @@ private struct NodeReader {
     func syntaxError(_ error: YamlError) -> TunerError {
         switch error {
         case let .scanner(_, problem, mark, _), let .parser(_, problem, mark, _), let .composer(_, problem, mark, _):
-            return .invalidProfile(file: file, line: mark.line, field: "", problem: "not valid YAML: \(problem) (column \(mark.column)) — check the indentation and quoting on that line and the one before")
+            return .invalidProfile(
+                file: file, line: mark.line, field: "",
+                problem:
+                    "not valid YAML: \(problem) (column \(mark.column)) — check the indentation and quoting on that line and the one before"
+            )
         case let .duplicatedKeysInMapping(duplicates, _):
-            return .invalidProfile(file: file, line: nil, field: "", problem: "key \(duplicates.joined(separator: ", ")) appears twice — keep one")
+            return .invalidProfile(
+                file: file, line: nil, field: "", problem: "key \(duplicates.joined(separator: ", ")) appears twice — keep one")
         default:
             return .invalidProfile(file: file, line: nil, field: "", problem: "not valid YAML: \(error)")
         }
@@ -185,7 +192,9 @@ private struct NodeReader {
         for (key, value) in try mapping(node, at: field) {
             let name = key.string ?? "\(key)"
             guard let setting = ConntrackSetting(shortName: name) else {
-                throw fail(key, join(field, name), "unknown timeout — allowed: \(ConntrackSetting.timeouts.map(\.shortName).joined(separator: ", "))")
+                throw fail(
+                    key, join(field, name),
+                    "unknown timeout — allowed: \(ConntrackSetting.timeouts.map(\.shortName).joined(separator: ", "))")
             }
             table[setting] = try integer(value, at: join(field, name), in: ProfileDocument.Limits.timeoutSeconds)
         }

@@ -79,7 +79,8 @@ public struct IptablesSaveRuleset {
             }
             let words = try Self.tokens(line, at: here)
             guard let command = words.first, Self.ruleCommands.contains(command) else {
-                throw invalid(here, "\"\(line.prefix(40))\" is not a rule (-A CHAIN …), a chain (:CHAIN POLICY [0:0]), a table (*name) or COMMIT")
+                throw invalid(
+                    here, "\"\(line.prefix(40))\" is not a rule (-A CHAIN …), a chain (:CHAIN POLICY [0:0]), a table (*name) or COMMIT")
             }
             guard words.count >= 2, !words[1].hasPrefix("-") else {
                 throw invalid(here, "\(command) needs a chain name")
@@ -89,14 +90,17 @@ public struct IptablesSaveRuleset {
                 throw invalid(here, "chain \(chain) is not declared in table \(current) (add a line \":\(chain) - [0:0]\" before it)")
             }
             ruleCount += 1
-            try analyse(Array(words.dropFirst(2)), line: line, table: current, chain: chain,
-                        location: RuleLocation(source: source, format: .iptablesSave, family: family,
-                                               table: current, chain: chain, line: lineNumber))
+            try analyse(
+                Array(words.dropFirst(2)), line: line, table: current, chain: chain,
+                location: RuleLocation(
+                    source: source, format: .iptablesSave, family: family,
+                    table: current, chain: chain, line: lineNumber))
         }
         if let open = table {
-            throw TunerError.invalidRuleset(location: "\(source):\(lineNumber)",
-                                            problem: "table \(open) (opened on line \(tableLine)) has no COMMIT: the input is truncated",
-                                            fix: "save the ruleset again with iptables-save")
+            throw TunerError.invalidRuleset(
+                location: "\(source):\(lineNumber)",
+                problem: "table \(open) (opened on line \(tableLine)) has no COMMIT: the input is truncated",
+                fix: "save the ruleset again with iptables-save")
         }
     }
 
@@ -129,7 +133,10 @@ public struct IptablesSaveRuleset {
             case "conntrack":
                 let stateOnly = options.subtracting(["--ctstate"]).allSatisfy { !$0.hasPrefix("--ct") }
                 uses.append(stateOnly ? .ctState : Self.conntrackOptionUse(options))
-                reasons.append(stateOnly ? "matches conntrack state" : "matches conntrack \(options.filter { $0.hasPrefix("--ct") }.sorted().joined(separator: " "))")
+                reasons.append(
+                    stateOnly
+                        ? "matches conntrack state"
+                        : "matches conntrack \(options.filter { $0.hasPrefix("--ct") }.sorted().joined(separator: " "))")
             case let name:
                 if let use = Self.compatUse(name: name, type: "match") {
                     uses.append(use)
@@ -146,13 +153,16 @@ public struct IptablesSaveRuleset {
                 exempts = true
             case "CT":
                 uses.append(.ctTarget)
-                reasons.append("-j CT \(options.sorted().joined(separator: " ")) configures the connection's conntrack entry (helper, zone or timeout)")
+                reasons.append(
+                    "-j CT \(options.sorted().joined(separator: " ")) configures the connection's conntrack entry (helper, zone or timeout)"
+                )
             case let name:
                 if let use = Self.compatUse(name: name, type: "target") {
                     uses.append(use)
-                    reasons.append(use == .nat
-                        ? "\(name) rewrites addresses once per connection and relies on conntrack to translate the rest of it"
-                        : "-j \(name) writes the connection's conntrack entry")
+                    reasons.append(
+                        use == .nat
+                            ? "\(name) rewrites addresses once per connection and relies on conntrack to translate the rest of it"
+                            : "-j \(name) writes the connection's conntrack entry")
                 }
             }
         }
@@ -161,20 +171,29 @@ public struct IptablesSaveRuleset {
             reasons.append("the nat table only sees the first packet of each connection, so it works only with conntrack")
         }
         if exempts && uses.isEmpty {
-            exemptions.append(RulesetFinding(location: location, rule: line, uses: [.notrack],
-                                             reason: "keeps matching packets out of conntrack", replaceable: false))
+            exemptions.append(
+                RulesetFinding(
+                    location: location, rule: line, uses: [.notrack],
+                    reason: "keeps matching packets out of conntrack", replaceable: false))
             return
         }
         guard !uses.isEmpty else { return }
-        let stateValues = ["--state", "--ctstate"].compactMap { flag in words.firstIndex(of: flag).map { words[$0 + 1 < words.count ? $0 + 1 : $0] } }
+        let stateValues = ["--state", "--ctstate"].compactMap { flag in
+            words.firstIndex(of: flag).map { words[$0 + 1 < words.count ? $0 + 1 : $0] }
+        }
         // UNTRACKED is about the notrack exemption; SNAT and DNAT are NAT status.
-        let stateOnly = uses.allSatisfy { $0 == .ctState }
+        let stateOnly =
+            uses.allSatisfy { $0 == .ctState }
             && !stateValues.contains { value in ["UNTRACKED", "SNAT", "DNAT"].contains { value.contains($0) } }
         if stateOnly {
-            reasons = ["accepts or drops packets by connection state (\(stateValues.joined(separator: ","))); a stateless rule could match the same replies by port and TCP flags"]
+            reasons = [
+                "accepts or drops packets by connection state (\(stateValues.joined(separator: ","))); a stateless rule could match the same replies by port and TCP flags"
+            ]
         }
-        findings.append(RulesetFinding(location: location, rule: line, uses: NftJSONRuleset.unique(uses),
-                                       reason: NftJSONRuleset.unique(reasons).joined(separator: "; "), replaceable: stateOnly))
+        findings.append(
+            RulesetFinding(
+                location: location, rule: line, uses: NftJSONRuleset.unique(uses),
+                reason: NftJSONRuleset.unique(reasons).joined(separator: "; "), replaceable: stateOnly))
     }
 
     /// What an xtables match or target needs from conntrack, by its name;
@@ -225,14 +244,22 @@ public struct IptablesSaveRuleset {
         var word = ""
         var inWord = false, quoted = false, escaped = false
         for character in line {
-            if escaped { word.append(character); escaped = false; continue }
+            if escaped {
+                word.append(character)
+                escaped = false
+                continue
+            }
             switch character {
             case "\\" where quoted: escaped = true
             case "\"":
                 quoted.toggle()
                 inWord = true
             case " " where !quoted, "\t" where !quoted:
-                if inWord { words.append(word); word = ""; inWord = false }
+                if inWord {
+                    words.append(word)
+                    word = ""
+                    inWord = false
+                }
             default:
                 word.append(character)
                 inWord = true
@@ -245,6 +272,7 @@ public struct IptablesSaveRuleset {
 }
 
 private func invalid(_ location: String, _ problem: String) -> TunerError {
-    TunerError.invalidRuleset(location: location, problem: problem,
-                              fix: "give the unedited output of iptables-save (check it with `iptables-restore --test FILE`)")
+    TunerError.invalidRuleset(
+        location: location, problem: problem,
+        fix: "give the unedited output of iptables-save (check it with `iptables-restore --test FILE`)")
 }

@@ -43,9 +43,15 @@ struct JSONReader {
         case UInt8(ascii: "{"): return try object(depth: depth + 1)
         case UInt8(ascii: "["): return try array(depth: depth + 1)
         case UInt8(ascii: "\""): return try string()
-        case UInt8(ascii: "t"): try literal("true"); return true
-        case UInt8(ascii: "f"): try literal("false"); return false
-        case UInt8(ascii: "n"): try literal("null"); return NSNull()
+        case UInt8(ascii: "t"):
+            try literal("true")
+            return true
+        case UInt8(ascii: "f"):
+            try literal("false")
+            return false
+        case UInt8(ascii: "n"):
+            try literal("null")
+            return NSNull()
         default:
             if byte == UInt8(ascii: "-") || Self.isDigit(byte) { return try number() }
             throw failure("unexpected character \(describe(byte))")
@@ -57,7 +63,10 @@ struct JSONReader {
         index += 1
         var members: [String: Any] = [:]
         skipWhitespace()
-        if try peek() == UInt8(ascii: "}") { index += 1; return members }
+        if try peek() == UInt8(ascii: "}") {
+            index += 1
+            return members
+        }
         while true {
             skipWhitespace()
             guard try peek() == UInt8(ascii: "\"") else { throw failure("expected a member name in double quotes") }
@@ -75,7 +84,10 @@ struct JSONReader {
         index += 1
         var items: [Any] = []
         skipWhitespace()
-        if try peek() == UInt8(ascii: "]") { index += 1; return items }
+        if try peek() == UInt8(ascii: "]") {
+            index += 1
+            return items
+        }
         while true {
             items.append(try value(depth: depth))
             if try closes(UInt8(ascii: "]"), after: "an array item") { return items }
@@ -140,7 +152,8 @@ struct JSONReader {
                 var code: UInt32 = try hex4()
                 let highSurrogates: ClosedRange<UInt32> = 0xD800...0xDBFF
                 if highSurrogates.contains(code), index + 1 < bytes.count,
-                   bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") {
+                    bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u")
+                {
                     index += 2
                     let low: UInt32 = try hex4()
                     let high: UInt32 = code - 0xD800
@@ -158,7 +171,7 @@ struct JSONReader {
 
     private mutating func hex4() throws -> UInt32 {
         guard index + 4 <= bytes.count,
-              let code = UInt32(String(decoding: UnsafeBufferPointer(rebasing: bytes[index..<(index + 4)]), as: UTF8.self), radix: 16)
+            let code = UInt32(String(decoding: UnsafeBufferPointer(rebasing: bytes[index..<(index + 4)]), as: UTF8.self), radix: 16)
         else { throw failure("\\u needs four hex digits") }
         index += 4
         return code

@@ -58,8 +58,9 @@ public struct NftJSONRuleset {
                 throw invalid(here, "expected an object with exactly one member such as {\"rule\": {…}}")
             }
             if Self.commandKinds.contains(kind) {
-                throw TunerError.invalidRuleset(location: here, problem: "\"\(kind)\" is an nft command, not part of a listed ruleset",
-                                                fix: "give the output of `nft -j list ruleset`, or load the commands with `nft -j -f` first")
+                throw TunerError.invalidRuleset(
+                    location: here, problem: "\"\(kind)\" is an nft command, not part of a listed ruleset",
+                    fix: "give the output of `nft -j list ruleset`, or load the commands with `nft -j -f` first")
             }
             guard Self.listingKinds.contains(kind) else {
                 throw invalid(here, "unknown element \"\(kind)\"")
@@ -70,8 +71,9 @@ public struct NftJSONRuleset {
             switch kind {
             case "metainfo":
                 if let version = fields["json_schema_version"] as? Int, version != 1 {
-                    throw TunerError.invalidRuleset(location: here, problem: "JSON schema version \(version) is not supported (only version 1)",
-                                                    fix: "list the ruleset with an nft that writes schema 1, or save it as nft text")
+                    throw TunerError.invalidRuleset(
+                        location: here, problem: "JSON schema version \(version) is not supported (only version 1)",
+                        fix: "list the ruleset with an nft that writes schema 1, or save it as nft text")
                 }
             case "table":
                 let family = try string(fields, "family", here), name = try string(fields, "name", here)
@@ -85,12 +87,13 @@ public struct NftJSONRuleset {
                 if skipTables.contains(table) { continue }
                 if fields["type"] as? String == "nat" {
                     let hook = fields["hook"] as? String ?? "?"
-                    findings.append(RulesetFinding(
-                        location: location(fields, chain: name),
-                        rule: "type nat hook \(hook) priority \(fields["prio"].map { "\($0)" } ?? "?")",
-                        uses: [.natChain],
-                        reason: "a nat-type chain hooks NAT, which is decided per connection by conntrack",
-                        replaceable: false))
+                    findings.append(
+                        RulesetFinding(
+                            location: location(fields, chain: name),
+                            rule: "type nat hook \(hook) priority \(fields["prio"].map { "\($0)" } ?? "?")",
+                            uses: [.natChain],
+                            reason: "a nat-type chain hooks NAT, which is decided per connection by conntrack",
+                            replaceable: false))
                 }
             case "rule":
                 let table = try tableKey(fields, here)
@@ -101,18 +104,20 @@ public struct NftJSONRuleset {
                 }
                 if skipTables.contains(table) { continue }
                 ruleCount += 1
-                try analyse(rule: statements, fields: fields, chain: chain,
-                            chainType: chainTypes[table + " " + chain], at: here)
+                try analyse(
+                    rule: statements, fields: fields, chain: chain,
+                    chainType: chainTypes[table + " " + chain], at: here)
             default:
                 if let use = Self.conntrackObjects[kind] {
                     let table = try tableKey(fields, here)
                     if skipTables.contains(table) { continue }
-                    findings.append(RulesetFinding(
-                        location: location(fields, chain: nil),
-                        rule: "\(kind) \(fields["name"] as? String ?? "")",
-                        uses: [use],
-                        reason: "a \(kind) object is only used by conntrack",
-                        replaceable: false))
+                    findings.append(
+                        RulesetFinding(
+                            location: location(fields, chain: nil),
+                            rule: "\(kind) \(fields["name"] as? String ?? "")",
+                            uses: [use],
+                            reason: "a \(kind) object is only used by conntrack",
+                            replaceable: false))
                 }
             }
         }
@@ -120,7 +125,8 @@ public struct NftJSONRuleset {
 
     // MARK: rules
 
-    private mutating func analyse(rule statements: [Any], fields: [String: Any], chain: String, chainType: String?, at here: String) throws {
+    private mutating func analyse(rule statements: [Any], fields: [String: Any], chain: String, chainType: String?, at here: String) throws
+    {
         var uses: [ConntrackUse] = []
         var reasons: [String] = []
         var states: [String] = []
@@ -165,7 +171,9 @@ public struct NftJSONRuleset {
                     reasons.append("iptables-nft \(type) \(name) needs conntrack (read the rule with iptables-save for details)")
                 } else if name == "CT" {
                     uses.append(.iptablesCompat)
-                    reasons.append("iptables-nft CT target: nft JSON does not say whether it is --notrack or a helper/zone assignment — read it with iptables-save")
+                    reasons.append(
+                        "iptables-nft CT target: nft JSON does not say whether it is --notrack or a helper/zone assignment — read it with iptables-save"
+                    )
                 } else if name == "NOTRACK" {
                     exempts = true
                 }
@@ -182,17 +190,23 @@ public struct NftJSONRuleset {
         let location = location(fields, chain: chain)
         let text = statements.map(NftStatementText.describe).filter { !$0.isEmpty }.joined(separator: " ")
         if exempts && uses.isEmpty {
-            exemptions.append(RulesetFinding(location: location, rule: text, uses: [.notrack],
-                                             reason: "keeps matching packets out of conntrack", replaceable: false))
+            exemptions.append(
+                RulesetFinding(
+                    location: location, rule: text, uses: [.notrack],
+                    reason: "keeps matching packets out of conntrack", replaceable: false))
             return
         }
         guard !uses.isEmpty else { return }
         let stateOnly = !opaque && uses.allSatisfy { $0 == .ctState } && chainType != "nat" && !states.contains("untracked")
         if stateOnly {
-            reasons = ["accepts or drops packets by connection state (\(states.isEmpty ? "ct state" : states.joined(separator: ","))); a stateless rule could match the same replies by port and TCP flags"]
+            reasons = [
+                "accepts or drops packets by connection state (\(states.isEmpty ? "ct state" : states.joined(separator: ","))); a stateless rule could match the same replies by port and TCP flags"
+            ]
         }
-        findings.append(RulesetFinding(location: location, rule: text, uses: Self.unique(uses),
-                                       reason: Self.unique(reasons).joined(separator: "; "), replaceable: stateOnly))
+        findings.append(
+            RulesetFinding(
+                location: location, rule: text, uses: Self.unique(uses),
+                reason: Self.unique(reasons).joined(separator: "; "), replaceable: stateOnly))
     }
 
     /// Every `{"ct": {"key": K}}` expression anywhere under `value`.
@@ -218,8 +232,9 @@ public struct NftJSONRuleset {
     /// The state names a `ct state` match compares with.
     static func ctStates(in statement: [String: Any]) -> [String] {
         guard let match = statement["match"] as? [String: Any],
-              let left = match["left"] as? [String: Any], let ct = left["ct"] as? [String: Any],
-              ct["key"] as? String == "state", let right = match["right"] else { return [] }
+            let left = match["left"] as? [String: Any], let ct = left["ct"] as? [String: Any],
+            ct["key"] as? String == "state", let right = match["right"]
+        else { return [] }
         return NftStatementText.values(right)
     }
 
@@ -243,8 +258,9 @@ public struct NftJSONRuleset {
     // MARK: fields and errors
 
     private func location(_ fields: [String: Any], chain: String?) -> RuleLocation {
-        RuleLocation(source: source, format: format, family: fields["family"] as? String,
-                     table: fields["table"] as? String ?? "", chain: chain, handle: fields["handle"] as? Int)
+        RuleLocation(
+            source: source, format: format, family: fields["family"] as? String,
+            table: fields["table"] as? String ?? "", chain: chain, handle: fields["handle"] as? Int)
     }
 
     private func string(_ fields: [String: Any], _ key: String, _ here: String) throws -> String {
@@ -259,15 +275,17 @@ public struct NftJSONRuleset {
     }
 
     private func undeclared(_ here: String, _ table: String) -> TunerError {
-        TunerError.invalidRuleset(location: here, problem: "refers to table \(table), which is not listed before it",
-                                  fix: "the listing is incomplete or reordered — save it again with `nft -j list ruleset`")
+        TunerError.invalidRuleset(
+            location: here, problem: "refers to table \(table), which is not listed before it",
+            fix: "the listing is incomplete or reordered — save it again with `nft -j list ruleset`")
     }
 
     /// A syntax error at a byte offset, as `FILE:LINE:COLUMN`; input that
     /// stops in the middle is called truncated.
     static func syntaxError(_ error: JSONReader.SyntaxError, in text: String, source: String) -> TunerError {
         if text.allSatisfy(\.isWhitespace) {
-            return TunerError.invalidRuleset(location: source, problem: "empty input", fix: "give a ruleset file, or omit --ruleset to read the live one")
+            return TunerError.invalidRuleset(
+                location: source, problem: "empty input", fix: "give a ruleset file, or omit --ruleset to read the live one")
         }
         let (line, column) = lineAndColumn(ofUTF8Offset: error.offset, in: text)
         let truncated = error.offset >= text.utf8.count
@@ -281,15 +299,21 @@ public struct NftJSONRuleset {
         var line = 1, column = 1
         for (index, byte) in text.utf8.enumerated() {
             if index >= offset { break }
-            if byte == UInt8(ascii: "\n") { line += 1; column = 1 } else { column += 1 }
+            if byte == UInt8(ascii: "\n") {
+                line += 1
+                column = 1
+            } else {
+                column += 1
+            }
         }
         return (line, column)
     }
 }
 
 private func invalid(_ location: String, _ problem: String) -> TunerError {
-    TunerError.invalidRuleset(location: location, problem: problem,
-                              fix: "give the unedited output of `nft -j list ruleset`")
+    TunerError.invalidRuleset(
+        location: location, problem: problem,
+        fix: "give the unedited output of `nft -j list ruleset`")
 }
 
 /// Rebuilds nft syntax from JSON statements, close enough for a person to
@@ -337,7 +361,8 @@ enum NftStatementText {
             let fields = body as? [String: Any]
             switch kind {
             case "ct":
-                return ["ct", fields?["dir"] as? String, fields?["family"] as? String, fields?["key"] as? String].compactMap { $0 }.joined(separator: " ")
+                return ["ct", fields?["dir"] as? String, fields?["family"] as? String, fields?["key"] as? String].compactMap { $0 }.joined(
+                    separator: " ")
             case "payload":
                 return [fields?["protocol"] as? String, fields?["field"] as? String].compactMap { $0 }.joined(separator: " ")
             case "meta":

@@ -49,7 +49,9 @@ public struct RulesetAnalyzer {
         let nftReadable = ExternalTool.locate("nft", environment: environment) != nil
         if let listed = try readLive("nft", arguments: ["-j", "list", "ruleset"]) {
             let ruleset = try NftJSONRuleset(text: listed, source: "nft -j list ruleset", skipTables: Set(managedByIptablesNft))
-            let note = managedByIptablesNft.isEmpty ? nil
+            let note =
+                managedByIptablesNft.isEmpty
+                ? nil
                 : "tables managed by iptables-nft (\(managedByIptablesNft.joined(separator: ", "))) are analysed from iptables-save"
             report.insert(ruleset, note: note)
         }
@@ -66,7 +68,8 @@ public struct RulesetAnalyzer {
         guard output.succeeded else {
             let message = output.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
             let hint = getuid() == 0 ? "" : " — reading the firewall needs root (CAP_NET_ADMIN): run as root"
-            throw TunerError.toolFailed(command: tool.commandLine(arguments), reason: (message.isEmpty ? "exit status \(output.status)" : message) + hint)
+            throw TunerError.toolFailed(
+                command: tool.commandLine(arguments), reason: (message.isEmpty ? "exit status \(output.status)" : message) + hint)
         }
         return output.stdout
     }
@@ -88,11 +91,14 @@ public struct RulesetAnalyzer {
         switch FileIO.read(name) {
         case .success(let read): text = read
         case .failure(.noSuchFileOrDirectory):
-            throw TunerError.invalidRuleset(location: name, problem: "no such file", fix: "give the path of a saved ruleset, or - to read stdin")
+            throw TunerError.invalidRuleset(
+                location: name, problem: "no such file", fix: "give the path of a saved ruleset, or - to read stdin")
         case .failure(.isDirectory):
-            throw TunerError.invalidRuleset(location: name, problem: "is a directory", fix: "give the path of a saved ruleset file, or - to read stdin")
+            throw TunerError.invalidRuleset(
+                location: name, problem: "is a directory", fix: "give the path of a saved ruleset file, or - to read stdin")
         case .failure(let errno):
-            throw TunerError.invalidRuleset(location: name, problem: "cannot be read: \(errnoText(errno))", fix: "run as root or copy it somewhere readable")
+            throw TunerError.invalidRuleset(
+                location: name, problem: "cannot be read: \(errnoText(errno))", fix: "run as root or copy it somewhere readable")
         }
         return try analyze(text: text, source: name, path: name)
     }
@@ -149,7 +155,9 @@ public struct RulesetAnalyzer {
     }
 
     /// First words an nft script or `nft list ruleset` output starts with.
-    static let nftTextKeywords: Set<String> = ["table", "flush", "add", "create", "define", "include", "delete", "destroy", "insert", "redefine", "undefine"]
+    static let nftTextKeywords: Set<String> = [
+        "table", "flush", "add", "create", "define", "include", "delete", "destroy", "insert", "redefine", "undefine",
+    ]
 
     // MARK: nft text
 
@@ -170,7 +178,9 @@ public struct RulesetAnalyzer {
         let namespace = "cttune-nft-text-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let created = try ip.run(["netns", "add", namespace])
         guard created.succeeded else {
-            throw TunerError.toolFailed(command: ip.commandLine(["netns", "add", namespace]), reason: created.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
+            throw TunerError.toolFailed(
+                command: ip.commandLine(["netns", "add", namespace]), reason: created.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+            )
         }
         defer { _ = try? ip.run(["netns", "delete", namespace]) }
         let file = path ?? "/dev/stdin"
@@ -180,7 +190,8 @@ public struct RulesetAnalyzer {
         }
         let listed = try ip.run(["netns", "exec", namespace, "nft", "-j", "list", "ruleset"])
         guard listed.succeeded else {
-            throw TunerError.toolFailed(command: "nft -j list ruleset", reason: listed.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
+            throw TunerError.toolFailed(
+                command: "nft -j list ruleset", reason: listed.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
         }
         return listed.stdout
     }
@@ -195,11 +206,11 @@ public struct RulesetAnalyzer {
         var location = String(first[..<range.lowerBound])
         if location.hasPrefix(file) { location = source + location.dropFirst(file.count) }
         let context = lines.drop { $0 != first }.dropFirst().first.map { " in \"\($0.trimmingCharacters(in: .whitespaces))\"" } ?? ""
-        return TunerError.invalidRuleset(location: location, problem: String(first[range.upperBound...]) + context,
-                                         fix: "fix the nft syntax (check it with `nft -c -f FILE`)")
+        return TunerError.invalidRuleset(
+            location: location, problem: String(first[range.upperBound...]) + context,
+            fix: "fix the nft syntax (check it with `nft -c -f FILE`)")
     }
 }
-
 
 extension RulesetReport {
     mutating func add(_ ruleset: NftJSONRuleset, note: String? = nil) {

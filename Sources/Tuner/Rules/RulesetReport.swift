@@ -56,8 +56,10 @@ public struct RuleLocation: Sendable, Equatable {
     /// 1-based line in the iptables-save text.
     public var line: Int?
 
-    public init(source: String, format: RulesetFormat, family: String?, table: String,
-                chain: String?, handle: Int? = nil, line: Int? = nil) {
+    public init(
+        source: String, format: RulesetFormat, family: String?, table: String,
+        chain: String?, handle: Int? = nil, line: Int? = nil
+    ) {
         self.source = source
         self.format = format
         self.family = family
@@ -133,12 +135,18 @@ public struct RulesetReport: Sendable, Equatable {
         case .notNeeded where exemptions.isEmpty:
             return ["No rule depends on connection state: stateful filtering can be turned off (`cttune plan --profile stateless`)."]
         case .notNeeded:
-            return ["No rule depends on connection state, and \(exemptions.count) notrack rule\(exemptions.count == 1 ? " already keeps" : "s already keep") traffic out of conntrack: stateful filtering can be turned off (`cttune plan --profile stateless`)."]
+            return [
+                "No rule depends on connection state, and \(exemptions.count) notrack rule\(exemptions.count == 1 ? " already keeps" : "s already keep") traffic out of conntrack: stateful filtering can be turned off (`cttune plan --profile stateless`)."
+            ]
         case .partiallyAvoidable:
-            return ["Conntrack is used only to accept or drop packets by connection state (\(findings.count) rule\(findings.count == 1 ? "" : "s")). A stateless rule set could replace \(findings.count == 1 ? "it" : "them") — accept replies by port and TCP flags (e.g. `tcp flags & (syn|ack) == ack`) instead of `ct state established` — but until the firewall is rewritten, removing conntrack drops return traffic."]
+            return [
+                "Conntrack is used only to accept or drop packets by connection state (\(findings.count) rule\(findings.count == 1 ? "" : "s")). A stateless rule set could replace \(findings.count == 1 ? "it" : "them") — accept replies by port and TCP flags (e.g. `tcp flags & (syn|ack) == ack`) instead of `ct state established` — but until the firewall is rewritten, removing conntrack drops return traffic."
+            ]
         case .needed:
             let required = findings.filter { !$0.replaceable }.count
-            return ["\(required) rule\(required == 1 ? " needs" : "s need") connection tracking (NAT, helpers, marks, zones, offload or connection state beyond accept/drop): keep nf_conntrack and size it (`cttune plan`). Removing it would break the firewall or the NAT."]
+            return [
+                "\(required) rule\(required == 1 ? " needs" : "s need") connection tracking (NAT, helpers, marks, zones, offload or connection state beyond accept/drop): keep nf_conntrack and size it (`cttune plan`). Removing it would break the firewall or the NAT."
+            ]
         }
     }
 }

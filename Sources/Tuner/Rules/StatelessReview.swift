@@ -34,7 +34,8 @@ public struct StatelessReview: Sendable, Equatable {
             for index in plan.settings.indices where [.max, .hashsize].contains(plan.settings[index].setting) {
                 guard let current = plan.settings[index].current else { continue }
                 plan.settings[index].planned = current
-                plan.settings[index].reason = "\(count) entries are tracked now: kept until nothing is tracked (add the notrack rules first)"
+                plan.settings[index].reason =
+                    "\(count) entries are tracked now: kept until nothing is tracked (add the notrack rules first)"
             }
         }
         self.plan = plan
@@ -43,14 +44,20 @@ public struct StatelessReview: Sendable, Equatable {
     /// What to do next, in order.
     public var advice: [String] {
         if let rules, refused {
-            return ["Refused: \(rules.findings.count) rule\(rules.findings.count == 1 ? "" : "s") depend on connection tracking (listed above). Change them first: remove NAT and helper rules, replace `ct state` / `-m conntrack --ctstate` matches with stateless ones (ports, TCP flags), then run this plan again."]
+            return [
+                "Refused: \(rules.findings.count) rule\(rules.findings.count == 1 ? "" : "s") depend on connection tracking (listed above). Change them first: remove NAT and helper rules, replace `ct state` / `-m conntrack --ctstate` matches with stateless ones (ports, TCP flags), then run this plan again."
+            ]
                 + rules.advice
         }
         var advice: [String] = []
-        if let rulesNotRead { advice.append("The firewall was not checked (\(rulesNotRead)): run `cttune rules` on the host before going stateless.") }
+        if let rulesNotRead {
+            advice.append("The firewall was not checked (\(rulesNotRead)): run `cttune rules` on the host before going stateless.")
+        }
         switch conntrack {
         case .builtIn:
-            advice.append("nf_conntrack is built into this kernel and cannot be unloaded: add the raw-table notrack rules shown so traffic bypasses it; nf_conntrack_max is made small only once nothing is tracked.")
+            advice.append(
+                "nf_conntrack is built into this kernel and cannot be unloaded: add the raw-table notrack rules shown so traffic bypasses it; nf_conntrack_max is made small only once nothing is tracked."
+            )
         case .module, .notLoaded:
             advice.append("nf_conntrack is a module: unload it and keep it off with `cttune unload` and `cttune blacklist`.")
         case .absent:
@@ -96,7 +103,8 @@ public struct NotrackSuggestion: Sendable, Equatable {
 extension StatelessReview {
     /// Reviews a stateless plan against the live ruleset of this network
     /// namespace; a `--root` tree is another system, so its firewall is not read.
-    public static func review(_ plan: TuningPlan, root: SystemRoot, analyzer: RulesetAnalyzer = RulesetAnalyzer()) throws -> StatelessReview {
+    public static func review(_ plan: TuningPlan, root: SystemRoot, analyzer: RulesetAnalyzer = RulesetAnalyzer()) throws -> StatelessReview
+    {
         guard root.isLive else {
             return StatelessReview(plan: plan, rules: nil, rulesNotRead: "--root \(root) is not the running system")
         }

@@ -44,7 +44,7 @@ public struct ConntrackSample: Sendable, Equatable {
     /// and `/proc/net/stat/nf_conntrack`.
     public static func read(from root: SystemRoot) throws -> ConntrackSample {
         guard let count = try root.integer(at: KernelPaths.conntrackCount),
-              let max = try root.integer(at: KernelPaths.sysctl(ConntrackSetting.max.key))
+            let max = try root.integer(at: KernelPaths.sysctl(ConntrackSetting.max.key))
         else { throw TunerError.conntrackNotLoaded(path: try root.path(KernelPaths.conntrackCount).string) }
         let buckets = try root.integer(at: KernelPaths.sysctl(HostFacts.bucketsSysctl))
         var counters: [String: Int] = [:]
@@ -107,7 +107,7 @@ public struct NamespaceIdentity: Sendable, Equatable {
 
     static func inode(of link: String) -> UInt64? {
         guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: link),
-              target.hasPrefix("net:["), target.hasSuffix("]")
+            target.hasPrefix("net:["), target.hasSuffix("]")
         else { return nil }
         return UInt64(target.dropFirst(5).dropLast())
     }

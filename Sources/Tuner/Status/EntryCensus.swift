@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(FoundationXML)
-import FoundationXML
+    import FoundationXML
 #endif
 
 /// The live entries of one network namespace, counted by protocol and TCP
@@ -88,8 +89,9 @@ extension EntryCensus {
         // libxml2 accepts a document cut short; a dump without its closing
         // tag lost entries, so it is not counted as complete.
         guard parsed, delegate.sawEnd else {
-            throw TunerError.malformed(path: "conntrack -L -o xml output",
-                                       detail: parsed ? "the dump ends before </conntrack>" : parser.parserError.map { "\($0.localizedDescription)" } ?? "not XML")
+            throw TunerError.malformed(
+                path: "conntrack -L -o xml output",
+                detail: parsed ? "the dump ends before </conntrack>" : parser.parserError.map { "\($0.localizedDescription)" } ?? "not XML")
         }
         return delegate.census
     }
@@ -104,8 +106,9 @@ extension EntryCensus {
             guard fields.count >= 5 else { continue }
             let protocolName = String(fields[2])
             let state = protocolName == "tcp" && fields.count > 5 ? String(fields[5]) : nil
-            census.add(protocolName: protocolName, tcpState: state, remainingSeconds: Int(fields[4]),
-                       establishedTimeout: establishedTimeout)
+            census.add(
+                protocolName: protocolName, tcpState: state, remainingSeconds: Int(fields[4]),
+                establishedTimeout: establishedTimeout)
         }
         return census
     }
@@ -127,12 +130,17 @@ private final class FlowCollector: NSObject, XMLParserDelegate {
         self.establishedTimeout = establishedTimeout
     }
 
-    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?,
-                qualifiedName: String?, attributes: [String: String] = [:]) {
+    func parser(
+        _ parser: XMLParser, didStartElement name: String, namespaceURI: String?,
+        qualifiedName: String?, attributes: [String: String] = [:]
+    ) {
         text = ""
         sawStart = true
         switch name {
-        case "flow": protocolName = nil; state = nil; remaining = nil
+        case "flow":
+            protocolName = nil
+            state = nil
+            remaining = nil
         case "meta": direction = attributes["direction"]
         case "layer4" where direction == "original": protocolName = attributes["protoname"]
         default: break
@@ -149,8 +157,9 @@ private final class FlowCollector: NSObject, XMLParserDelegate {
         case "timeout" where direction == "independent": remaining = Int(text)
         case "conntrack": sawEnd = true
         case "flow":
-            census.add(protocolName: protocolName ?? "unknown", tcpState: state, remainingSeconds: remaining,
-                       establishedTimeout: establishedTimeout)
+            census.add(
+                protocolName: protocolName ?? "unknown", tcpState: state, remainingSeconds: remaining,
+                establishedTimeout: establishedTimeout)
         default: break
         }
     }
@@ -175,4 +184,3 @@ enum ConntrackTool {
         }
     }
 }
-

@@ -88,7 +88,10 @@ public struct KernelLogEvidence: Sendable, Equatable {
         // file that never ends.
         for _ in 0..<1_000_000 {
             let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count > 0 { text.append(contentsOf: buffer[0..<count]); continue }
+            if count > 0 {
+                text.append(contentsOf: buffer[0..<count])
+                continue
+            }
             if count == 0 || errno == EAGAIN { break }
             if errno == EPIPE || errno == EINTR { continue }
             return KernelLogEvidence(unreadableReason: "cannot read \(path): \(errnoText(Errno(rawValue: errno)))")

@@ -51,8 +51,10 @@ public struct StatusProbe {
     /// `--watch`: a report every `intervalSeconds`, each over the interval
     /// since the previous one, until `count` reports or `shouldStop()`.
     /// - Returns: the worst verdict seen.
-    public func watch(intervalSeconds: Double, count: Int?, shouldStop: () -> Bool,
-                      emit: (StatusReport) -> Void) throws -> Verdict {
+    public func watch(
+        intervalSeconds: Double, count: Int?, shouldStop: () -> Bool,
+        emit: (StatusReport) -> Void
+    ) throws -> Verdict {
         var worst = Verdict.ok
         var previous = try sample()
         var index = 0

@@ -10,39 +10,64 @@ extension StatusReport {
             ("verdict", .string(verdict.name)),
             ("exit_code", .int(Int(verdict.rawValue))),
             ("summary", .string(summary)),
-            ("netns", .object([
-                ("kind", (readings.namespace.kind?.rawValue).json),
-                ("inode", readings.namespace.inode.map { JSONValue.int(Int($0)) } ?? .null),
-            ])),
-            ("table", .object([
-                ("count", .int(sample.count)),
-                ("max", .int(sample.max)),
-                ("fill_percent", .double(Self.rounded(sample.fillRatio * 100))),
-                ("buckets", sample.buckets.json),
-                ("average_chain_length", sample.buckets.map { .double(Self.rounded(Double(sample.count) / Double(Swift.max($0, 1)))) } ?? .null),
-            ])),
+            (
+                "netns",
+                .object([
+                    ("kind", (readings.namespace.kind?.rawValue).json),
+                    ("inode", readings.namespace.inode.map { JSONValue.int(Int($0)) } ?? .null),
+                ])
+            ),
+            (
+                "table",
+                .object([
+                    ("count", .int(sample.count)),
+                    ("max", .int(sample.max)),
+                    ("fill_percent", .double(Self.rounded(sample.fillRatio * 100))),
+                    ("buckets", sample.buckets.json),
+                    (
+                        "average_chain_length",
+                        sample.buckets.map { .double(Self.rounded(Double(sample.count) / Double(Swift.max($0, 1)))) } ?? .null
+                    ),
+                ])
+            ),
             // null when the kernel has no /proc/net/stat/nf_conntrack.
-            ("counters", sample.counters.isEmpty ? .null : .object(ConntrackSample.reportedCounters.map { ($0, .int(sample.counter($0))) })),
-            ("window", .object([
-                ("seconds", .double(Self.rounded(readings.windowSeconds))),
-                ("entries_per_second", readings.entriesPerSecond.map { .double(Self.rounded($0)) } ?? .null),
-                ("drops_per_second", readings.rate("drop").map { .double(Self.rounded($0)) } ?? .null),
-                ("insert_failed_per_second", readings.rate("insert_failed").map { .double(Self.rounded($0)) } ?? .null),
-                ("rises", .object(ConntrackSample.reportedCounters.map { ($0, .int(readings.rise($0))) })),
-            ])),
+            (
+                "counters",
+                sample.counters.isEmpty ? .null : .object(ConntrackSample.reportedCounters.map { ($0, .int(sample.counter($0))) })
+            ),
+            (
+                "window",
+                .object([
+                    ("seconds", .double(Self.rounded(readings.windowSeconds))),
+                    ("entries_per_second", readings.entriesPerSecond.map { .double(Self.rounded($0)) } ?? .null),
+                    ("drops_per_second", readings.rate("drop").map { .double(Self.rounded($0)) } ?? .null),
+                    ("insert_failed_per_second", readings.rate("insert_failed").map { .double(Self.rounded($0)) } ?? .null),
+                    ("rises", .object(ConntrackSample.reportedCounters.map { ($0, .int(readings.rise($0))) })),
+                ])
+            ),
             ("timeouts", .object(ConntrackSetting.timeouts.map { ($0.shortName, readings.timeouts[$0].json) })),
-            ("slab", readings.slab.map { slab in
-                .object([("scope", .string("host")), ("active_objects", .int(slab.activeObjects)),
-                         ("object_bytes", .int(slab.objectBytes)), ("bytes", .int(slab.bytes))])
-            } ?? .null),
+            (
+                "slab",
+                readings.slab.map { slab in
+                    .object([
+                        ("scope", .string("host")), ("active_objects", .int(slab.activeObjects)),
+                        ("object_bytes", .int(slab.objectBytes)), ("bytes", .int(slab.bytes)),
+                    ])
+                } ?? .null
+            ),
             ("entries", readings.census.map(Self.json) ?? .null),
             ("entries_unreadable_reason", readings.censusProblem.json),
             ("kernel_log", json(readings.kernelLog)),
             ("findings", .array(findings.map { .object([("level", .string($0.level.name)), ("message", .string($0.message))]) })),
-            ("fix", fix.map { fix in
-                .object([("profile", .string(fix.profile)), ("commands", .array(fix.commands.map(JSONValue.string))),
-                         ("minimum_max", .int(fix.minimumMax)), ("note", .string(fix.note))])
-            } ?? .null),
+            (
+                "fix",
+                fix.map { fix in
+                    .object([
+                        ("profile", .string(fix.profile)), ("commands", .array(fix.commands.map(JSONValue.string))),
+                        ("minimum_max", .int(fix.minimumMax)), ("note", .string(fix.note)),
+                    ])
+                } ?? .null
+            ),
         ]
     }
 
@@ -52,11 +77,14 @@ extension StatusReport {
             ("total", .int(census.total)),
             ("by_protocol", .object(census.byProtocol.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
             ("tcp_states", .object(census.tcpStates.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
-            ("orphans", .object([
-                ("idle_threshold_seconds", .int(EntryCensus.orphanIdleSeconds)),
-                ("count", .int(census.orphans)),
-                ("oldest_idle_seconds", census.oldestIdleSeconds.json),
-            ])),
+            (
+                "orphans",
+                .object([
+                    ("idle_threshold_seconds", .int(EntryCensus.orphanIdleSeconds)),
+                    ("count", .int(census.orphans)),
+                    ("oldest_idle_seconds", census.oldestIdleSeconds.json),
+                ])
+            ),
         ])
     }
 
@@ -66,13 +94,17 @@ extension StatusReport {
             ("unreadable_reason", log.unreadableReason.json),
             ("table_full_lines", .int(log.lines.count)),
             ("other_namespace_lines", .int(log.otherNamespaceLines)),
-            ("recent", .array(log.lines.suffix(Self.recentLogLines).map { line in
-                .object([
-                    ("seconds_since_boot", .double(Self.rounded(line.secondsSinceBoot))),
-                    ("time", .string(Self.isoTime(readings.wallClock(ofSecondsSinceBoot: line.secondsSinceBoot)))),
-                    ("message", .string(line.message)),
-                ])
-            })),
+            (
+                "recent",
+                .array(
+                    log.lines.suffix(Self.recentLogLines).map { line in
+                        .object([
+                            ("seconds_since_boot", .double(Self.rounded(line.secondsSinceBoot))),
+                            ("time", .string(Self.isoTime(readings.wallClock(ofSecondsSinceBoot: line.secondsSinceBoot)))),
+                            ("message", .string(line.message)),
+                        ])
+                    })
+            ),
         ])
     }
 
@@ -86,25 +118,37 @@ extension StatusReport {
         let readings = self.readings
         let sample = readings.current
         var lines = [summary, "netns: \(readings.namespace.label)"]
-        let chain = sample.buckets.map { String(format: ", %d buckets, %.2f entries per bucket", $0, Double(sample.count) / Double(Swift.max($0, 1))) } ?? ""
+        let chain =
+            sample.buckets.map {
+                String(format: ", %d buckets, %.2f entries per bucket", $0, Double(sample.count) / Double(Swift.max($0, 1)))
+            } ?? ""
         lines.append("table: \(sample.count) of \(sample.max) entries (\(Self.percent(sample.fillRatio)))\(chain)")
         if readings.windowSeconds > 0 {
-            lines.append(String(format: "last %.1f s: %+.1f entries/s, %.1f drops/s, %.1f insert failures/s",
-                                readings.windowSeconds, readings.entriesPerSecond ?? 0, readings.rate("drop") ?? 0, readings.rate("insert_failed") ?? 0))
+            lines.append(
+                String(
+                    format: "last %.1f s: %+.1f entries/s, %.1f drops/s, %.1f insert failures/s",
+                    readings.windowSeconds, readings.entriesPerSecond ?? 0, readings.rate("drop") ?? 0, readings.rate("insert_failed") ?? 0)
+            )
         }
-        lines.append("counters since the namespace was created: " + ConntrackSample.reportedCounters.map { "\($0) \(sample.counter($0))" }.joined(separator: ", "))
+        lines.append(
+            "counters since the namespace was created: "
+                + ConntrackSample.reportedCounters.map { "\($0) \(sample.counter($0))" }.joined(separator: ", "))
         if let census = readings.census {
             let protocols = census.byProtocol.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             let states = census.tcpStates.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             lines.append("entries (\(census.source)): \(census.total)\(protocols.isEmpty ? "" : " — \(protocols)")")
             if !states.isEmpty { lines.append("TCP states: \(states)") }
-            lines.append("orphans: \(census.orphans) ESTABLISHED entries idle over \(EntryCensus.orphanIdleSeconds / 3600) h" + (census.oldestIdleSeconds.map { " (longest idle \(Self.duration(Double($0))))" } ?? ""))
+            lines.append(
+                "orphans: \(census.orphans) ESTABLISHED entries idle over \(EntryCensus.orphanIdleSeconds / 3600) h"
+                    + (census.oldestIdleSeconds.map { " (longest idle \(Self.duration(Double($0))))" } ?? ""))
         } else {
             lines.append("entries: not listed (\(readings.censusProblem ?? "neither `conntrack` nor /proc/net/nf_conntrack is available"))")
         }
-        lines.append("timeouts: " + ConntrackSetting.timeouts.compactMap { setting in
-            readings.timeouts[setting].map { "\(setting.shortName.replacingOccurrences(of: "nf_conntrack_", with: "")) \($0) s" }
-        }.joined(separator: ", "))
+        lines.append(
+            "timeouts: "
+                + ConntrackSetting.timeouts.compactMap { setting in
+                    readings.timeouts[setting].map { "\(setting.shortName.replacingOccurrences(of: "nf_conntrack_", with: "")) \($0) s" }
+                }.joined(separator: ", "))
         if let slab = readings.slab {
             lines.append("slab (host-wide): \(slab.activeObjects) entries x \(slab.objectBytes) B = \(PlanReport.mib(slab.bytes))")
         }

@@ -18,10 +18,12 @@ public struct StatusReadings: Sendable, Equatable {
     public var secondsSinceBoot: Double
     public var wallClock: Date
 
-    public init(namespace: NamespaceIdentity, previous: ConntrackSample, current: ConntrackSample,
-                timeouts: [ConntrackSetting: Int] = [:], slab: SlabUsage? = nil, census: EntryCensus? = nil,
-                kernelLog: KernelLogEvidence = KernelLogEvidence(), secondsSinceBoot: Double = 0,
-                wallClock: Date = Date(timeIntervalSince1970: 0)) {
+    public init(
+        namespace: NamespaceIdentity, previous: ConntrackSample, current: ConntrackSample,
+        timeouts: [ConntrackSetting: Int] = [:], slab: SlabUsage? = nil, census: EntryCensus? = nil,
+        kernelLog: KernelLogEvidence = KernelLogEvidence(), secondsSinceBoot: Double = 0,
+        wallClock: Date = Date(timeIntervalSince1970: 0)
+    ) {
         self.namespace = namespace
         self.previous = previous
         self.current = current
@@ -124,23 +126,46 @@ public struct StatusReport: Sendable, Equatable {
             let window = seconds(readings.windowSeconds)
             // insert_failed alone is a clash between simultaneous first packets
             // of one tuple (parallel DNS A/AAAA queries), not a full table.
-            let clashOnly = readings.rise("drop") == 0
-                ? "; only insert_failed rose: clashing inserts (parallel UDP queries such as DNS A/AAAA), which a bigger table does not fix" : ""
-            findings.append(Finding(level: .critical, message: "\(lossNow) packets dropped in the last \(window) (\(breakdown) in total): new connections are failing now\(clashOnly)"))
+            let clashOnly =
+                readings.rise("drop") == 0
+                ? "; only insert_failed rose: clashing inserts (parallel UDP queries such as DNS A/AAAA), which a bigger table does not fix"
+                : ""
+            findings.append(
+                Finding(
+                    level: .critical,
+                    message:
+                        "\(lossNow) packets dropped in the last \(window) (\(breakdown) in total): new connections are failing now\(clashOnly)"
+                ))
         } else if lossEver > 0 {
             let quiet = readings.windowSeconds > 0 ? ", none in the last \(seconds(readings.windowSeconds))" : ""
-            findings.append(Finding(level: .warning, message: "\(lossEver) packets dropped since the namespace was created (\(breakdown))\(quiet); counters last moved: \(lastMoved(readings))"))
+            findings.append(
+                Finding(
+                    level: .warning,
+                    message:
+                        "\(lossEver) packets dropped since the namespace was created (\(breakdown))\(quiet); counters last moved: \(lastMoved(readings))"
+                ))
         }
 
         let earlyDrops = readings.rise("early_drop")
         if earlyDrops > 0 {
-            findings.append(Finding(level: .warning, message: "the table reached its max: \(earlyDrops) unassured entries evicted early in the last \(seconds(readings.windowSeconds))"))
+            findings.append(
+                Finding(
+                    level: .warning,
+                    message:
+                        "the table reached its max: \(earlyDrops) unassured entries evicted early in the last \(seconds(readings.windowSeconds))"
+                ))
         }
 
         if let census = readings.census, census.orphans > 0,
-           Double(census.orphans) >= orphanWarningShare * Double(sample.max) {
+            Double(census.orphans) >= orphanWarningShare * Double(sample.max)
+        {
             let timeout = readings.timeouts[.tcpTimeoutEstablished].map { " of \($0) s" } ?? ""
-            findings.append(Finding(level: .warning, message: "\(census.orphans) ESTABLISHED entries idle over \(EntryCensus.orphanIdleSeconds / 3600) h (\(percent(Double(census.orphans) / Double(sample.max))) of max): flows never seen closing, kept for the whole established timeout\(timeout)"))
+            findings.append(
+                Finding(
+                    level: .warning,
+                    message:
+                        "\(census.orphans) ESTABLISHED entries idle over \(EntryCensus.orphanIdleSeconds / 3600) h (\(percent(Double(census.orphans) / Double(sample.max))) of max): flows never seen closing, kept for the whole established timeout\(timeout)"
+                ))
         }
         return findings
     }
@@ -154,7 +179,8 @@ public struct StatusReport: Sendable, Equatable {
             return "unknown (no \"table full\" line left in the kernel log; insert_failed never logs one)"
         }
         let ago = Swift.max(0, readings.secondsSinceBoot - last.secondsSinceBoot)
-        return "\(isoTime(readings.wallClock(ofSecondsSinceBoot: last.secondsSinceBoot))), \(duration(ago)) ago (last \"table full\" kernel log line)"
+        return
+            "\(isoTime(readings.wallClock(ofSecondsSinceBoot: last.secondsSinceBoot))), \(duration(ago)) ago (last \"table full\" kernel log line)"
     }
 
     /// Picks the built-in profile whose shape matches the live entries.
@@ -168,7 +194,9 @@ public struct StatusReport: Sendable, Equatable {
         let why: String
         if orphanHeavy || halfOpen / total >= 0.3 {
             profile = "ddos-edge"
-            why = orphanHeavy ? "orphaned ESTABLISHED entries need a short established timeout"
+            why =
+                orphanHeavy
+                ? "orphaned ESTABLISHED entries need a short established timeout"
                 : "half-open (SYN_SENT/SYN_RECV) entries need short handshake timeouts"
         } else if udp / total >= 0.5 {
             profile = "nat-gateway"
@@ -178,14 +206,16 @@ public struct StatusReport: Sendable, Equatable {
             why = "short TCP flows (TIME_WAIT) dominate the table"
         }
         let minimumMax = Int((Double(readings.current.count) / warningFill).rounded(.up))
-        var note = minimumMax > readings.current.max
+        var note =
+            minimumMax > readings.current.max
             ? "\(why); the table needs a max above \(minimumMax) to stay under \(percent(warningFill)) at today's count (more while packets are dropped: the count is capped)"
             : "\(why); the max (\(readings.current.max)) holds today's count, so size it for the peak that overflowed it"
         if readings.namespace.kind == .nonInitial {
             note += "; nf_conntrack_max is global: apply it on the host"
         }
-        return Fix(profile: profile, commands: ["cttune plan --profile \(profile) --explain", "cttune apply --profile \(profile)"],
-                   minimumMax: minimumMax, note: note)
+        return Fix(
+            profile: profile, commands: ["cttune plan --profile \(profile) --explain", "cttune apply --profile \(profile)"],
+            minimumMax: minimumMax, note: note)
     }
 
     /// The one-line verdict: `CRITICAL: finding; finding`, or the table's state when ok.

@@ -25,11 +25,13 @@ struct ApplyNamespaceTests {
         try body(namespace, state, try writeProfile(in: state.url, timeouts: pinned))
     }
 
-    @Test("timeouts change in the namespace, global settings are skipped with the reason, and the exit code follows the flags", arguments: [
-        (flags: [] as [String], exit: Int32(1)),
-        (flags: ["--allow-partial"], exit: Int32(0)),
-        (flags: ["--allow-partial", "--detailed-exitcode"], exit: Int32(2)),
-    ])
+    @Test(
+        "timeouts change in the namespace, global settings are skipped with the reason, and the exit code follows the flags",
+        arguments: [
+            (flags: [] as [String], exit: Int32(1)),
+            (flags: ["--allow-partial"], exit: Int32(0)),
+            (flags: ["--allow-partial", "--detailed-exitcode"], exit: Int32(2)),
+        ])
     func appliesTimeoutsSkipsGlobals(flags: [String], exit: Int32) throws {
         try ApplyNamespaceTests.withNamespace("apply") { namespace, state, profile in
             let old = try Self.pinned.keys.map { try namespace.sysctl(Self.key($0)) }
@@ -41,7 +43,8 @@ struct ApplyNamespaceTests {
             }
             let json = try PrintedJSON(result)
             #expect(json.object["changed"] as? Bool == true)
-            for key in ["net.netfilter.nf_conntrack_max", "nf_conntrack.hashsize"] where json.setting(key)["current"] as? Int != json.planned(key) {
+            for key in ["net.netfilter.nf_conntrack_max", "nf_conntrack.hashsize"]
+            where json.setting(key)["current"] as? Int != json.planned(key) {
                 #expect(json.result(key) == "skipped")
                 #expect((json.setting(key)["error"] as? String)?.contains("global setting, read-only in this network namespace") == true)
             }
@@ -68,7 +71,8 @@ struct ApplyNamespaceTests {
     @Test("--check in a namespace changes no kernel value and writes no file")
     func checkChangesNothing() throws {
         try ApplyNamespaceTests.withNamespace("check") { namespace, state, profile in
-            let result = try state.cttune(["apply", "--check", "--allow-partial", "--detailed-exitcode", "--profile", profile], in: namespace)
+            let result = try state.cttune(
+                ["apply", "--check", "--allow-partial", "--detailed-exitcode", "--profile", profile], in: namespace)
             #expect(result.status == 2, "\(result.stderr)")
             #expect(try namespace.sysctl(Self.key("nf_conntrack_tcp_timeout_time_wait")) == 120)
             #expect(try FileManager.default.contentsOfDirectory(atPath: state.sysctlD.path).isEmpty)
@@ -79,8 +83,9 @@ struct ApplyNamespaceTests {
     @Test("when the sysctl.d file cannot be written (read-only file system), the timeouts already written are restored")
     func readOnlyFileRestoresTimeouts() throws {
         try ApplyNamespaceTests.withNamespace("erofs") { namespace, state, profile in
-            let result = try state.cttune(["apply", "--allow-partial", "--profile", profile, "--format", "json"], in: namespace,
-                                          readOnlySysctlD: true)
+            let result = try state.cttune(
+                ["apply", "--allow-partial", "--profile", profile, "--format", "json"], in: namespace,
+                readOnlySysctlD: true)
             #expect(result.status == 1)
             #expect(result.stderr.contains("writing /etc/sysctl.d/90-cttune.conf failed"))
             #expect(result.stderr.contains("read-only file system"))
@@ -156,8 +161,10 @@ struct ApplyBlockedSettingTests {
     @Test("run as an unprivileged user, every setting that would change is skipped with 'run as root' and the exit code is 1")
     func unprivilegedUserIsTold() throws {
         try ApplyNamespaceTests.withNamespace("nobody") { namespace, state, profile in
-            let result = try namespace.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                                            TestPaths.cttune, "apply", "--check", "--profile", profile, "--format", "json"])
+            let result = try namespace.run([
+                "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                TestPaths.cttune, "apply", "--check", "--profile", profile, "--format", "json",
+            ])
             #expect(result.status == 1, "\(result.stderr)")
             let json = try PrintedJSON(result)
             let timeWait = json.setting(ApplyNamespaceTests.key("nf_conntrack_tcp_timeout_time_wait"))
@@ -173,14 +180,22 @@ struct ApplyBlockedSettingTests {
 /// that rollback replays.
 @Suite("kernel write errors", .enabled(if: Host.realKernel, "needs root, nf_conntrack, ip and nft"))
 struct KernelWriteErrorTests {
-    @Test("the kernel's refusal is reported with the setting and what to do", arguments: [
-        (key: "net.netfilter.nf_conntrack_max", path: "/proc/sys/net/netfilter/nf_conntrack_max", value: 300_000,
-         message: "cannot write net.netfilter.nf_conntrack_max (/proc/sys/net/netfilter/nf_conntrack_max): permission denied"),
-        (key: "nf_conntrack.hashsize", path: "/sys/module/nf_conntrack/parameters/hashsize", value: 300_032,
-         message: "the kernel allows it only in the initial network namespace"),
-        (key: "net.netfilter.nf_conntrack_tcp_timeout_close", path: "/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_close",
-         value: 99_999_999_999, message: "the kernel rejected 99999999999 for net.netfilter.nf_conntrack_tcp_timeout_close"),
-    ])
+    @Test(
+        "the kernel's refusal is reported with the setting and what to do",
+        arguments: [
+            (
+                key: "net.netfilter.nf_conntrack_max", path: "/proc/sys/net/netfilter/nf_conntrack_max", value: 300_000,
+                message: "cannot write net.netfilter.nf_conntrack_max (/proc/sys/net/netfilter/nf_conntrack_max): permission denied"
+            ),
+            (
+                key: "nf_conntrack.hashsize", path: "/sys/module/nf_conntrack/parameters/hashsize", value: 300_032,
+                message: "the kernel allows it only in the initial network namespace"
+            ),
+            (
+                key: "net.netfilter.nf_conntrack_tcp_timeout_close", path: "/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_close",
+                value: 99_999_999_999, message: "the kernel rejected 99999999999 for net.netfilter.nf_conntrack_tcp_timeout_close"
+            ),
+        ])
     func refusalIsNamed(key: String, path: String, value: Int, message: String) throws {
         try ApplyNamespaceTests.withNamespace("errno") { namespace, state, _ in
             let current = try namespace.exec(["cat", path]).trimmingCharacters(in: .whitespacesAndNewlines)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Tuner
 
 /// Which boot-time files a plan needs, from facts alone.
@@ -14,17 +15,20 @@ struct PersistentConfigTests {
         return Planner.plan(for: facts, profile: profile)
     }
 
-    @Test("module files are wanted only for a loadable nf_conntrack, in the initial namespace, with a stateful profile", arguments: [
-        (ConntrackPresence.module, NetworkNamespace.initial, true, true),
-        (.notLoaded, .initial, true, true),
-        (.builtIn, .initial, true, false),
-        (.module, .nonInitial, true, false),
-        (.module, .initial, false, false),
-    ])
+    @Test(
+        "module files are wanted only for a loadable nf_conntrack, in the initial namespace, with a stateful profile",
+        arguments: [
+            (ConntrackPresence.module, NetworkNamespace.initial, true, true),
+            (.notLoaded, .initial, true, true),
+            (.builtIn, .initial, true, false),
+            (.module, .nonInitial, true, false),
+            (.module, .initial, false, false),
+        ])
     func moduleFiles(conntrack: ConntrackPresence, netns: NetworkNamespace, stateful: Bool, wanted: Bool) {
         let plan = Self.plan(conntrack, netns, stateful: stateful)
-        let config = PersistentConfig.make(for: plan, regenerateCommand: "cttune apply --profile test --persist-only",
-                                           bucketsSysctlWritable: false)
+        let config = PersistentConfig.make(
+            for: plan, regenerateCommand: "cttune apply --profile test --persist-only",
+            bucketsSysctlWritable: false)
         let modprobe = config.files.first { $0.path == KernelPaths.modprobeConf }
         let modulesLoad = config.files.first { $0.path == KernelPaths.modulesLoadConf }
         #expect((modprobe?.content != nil) == wanted)
@@ -34,14 +38,17 @@ struct PersistentConfigTests {
         }
     }
 
-    @Test("sysctl.d holds the global settings only where they can be set, and the buckets line only where that sysctl is writable", arguments: [
-        (NetworkNamespace.initial, true, ["nf_conntrack_max", "nf_conntrack_buckets"], [String]()),
-        (.initial, false, ["nf_conntrack_max"], ["nf_conntrack_buckets"]),
-        (.nonInitial, false, [], ["nf_conntrack_max", "nf_conntrack_buckets"]),
-    ])
+    @Test(
+        "sysctl.d holds the global settings only where they can be set, and the buckets line only where that sysctl is writable",
+        arguments: [
+            (NetworkNamespace.initial, true, ["nf_conntrack_max", "nf_conntrack_buckets"], [String]()),
+            (.initial, false, ["nf_conntrack_max"], ["nf_conntrack_buckets"]),
+            (.nonInitial, false, [], ["nf_conntrack_max", "nf_conntrack_buckets"]),
+        ])
     func sysctlLines(netns: NetworkNamespace, bucketsWritable: Bool, present: [String], absent: [String]) throws {
-        let config = PersistentConfig.make(for: Self.plan(.builtIn, netns), regenerateCommand: "cttune apply",
-                                           bucketsSysctlWritable: bucketsWritable)
+        let config = PersistentConfig.make(
+            for: Self.plan(.builtIn, netns), regenerateCommand: "cttune apply",
+            bucketsSysctlWritable: bucketsWritable)
         let content = try #require(config.files.first { $0.path == KernelPaths.sysctlConf }?.content)
         for name in present { #expect(content.contains("\nnet.netfilter.\(name) = ")) }
         for name in absent { #expect(!content.contains("net.netfilter.\(name) ")) }

@@ -9,28 +9,32 @@ import Testing
 struct AnsibleModuleTests {
     static let hasAnsible = FileManager.default.isExecutableFile(atPath: Fleet.ansiblePlaybook)
 
-    @Test("on a host tree: check mode changes nothing, the first run changes, the second does not, failures carry cttune's message, absent rolls back once")
+    @Test(
+        "on a host tree: check mode changes nothing, the first run changes, the second does not, failures carry cttune's message, absent rolls back once"
+    )
     func hostTree() throws {
         try #require(Self.hasAnsible, "no ansible-playbook in .cache/ansible-venv: \(Fleet.preparedBy)")
         let tree = try ApplyFixtureTree(.builtIn)
         defer { tree.remove() }
         let conf = tree.file("etc/sysctl.d/90-cttune.conf")
         let maxFile = tree.file("proc/sys/net/netfilter/nf_conntrack_max")
-        let run = try Playbook.run(defaults: ["root": tree.path, "profile": "web-frontend"], tasks: """
-            - {name: preview, cttune.fleet.cttune: {}, check_mode: true, diff: true, register: preview}
-            - {stat: {path: "\(conf)"}, register: file_after_preview}
-            - {command: "cat \(maxFile)", changed_when: false, register: max_after_preview}
-            - {name: apply, cttune.fleet.cttune: {}, diff: true, register: first}
-            - {stat: {path: "\(conf)"}, register: file_after_first}
-            - {command: "cat \(maxFile)", changed_when: false, register: max_after_first}
-            - {name: again, cttune.fleet.cttune: {}, register: second}
-            - {name: unknown profile, cttune.fleet.cttune: {profile: no-such-profile}, register: bad, ignore_errors: true}
-            - {name: nothing to apply, cttune.fleet.cttune: {runtime: false, persist: false}, register: neither, ignore_errors: true}
-            - {name: preview rollback, cttune.fleet.cttune: {state: absent}, check_mode: true, register: absent_preview}
-            - {name: rollback, cttune.fleet.cttune: {state: absent}, register: absent_first}
-            - {name: rollback again, cttune.fleet.cttune: {state: absent}, register: absent_second}
-            - {name: preview rollback again, cttune.fleet.cttune: {state: absent}, check_mode: true, register: absent_preview_second}
-            """)
+        let run = try Playbook.run(
+            defaults: ["root": tree.path, "profile": "web-frontend"],
+            tasks: """
+                - {name: preview, cttune.fleet.cttune: {}, check_mode: true, diff: true, register: preview}
+                - {stat: {path: "\(conf)"}, register: file_after_preview}
+                - {command: "cat \(maxFile)", changed_when: false, register: max_after_preview}
+                - {name: apply, cttune.fleet.cttune: {}, diff: true, register: first}
+                - {stat: {path: "\(conf)"}, register: file_after_first}
+                - {command: "cat \(maxFile)", changed_when: false, register: max_after_first}
+                - {name: again, cttune.fleet.cttune: {}, register: second}
+                - {name: unknown profile, cttune.fleet.cttune: {profile: no-such-profile}, register: bad, ignore_errors: true}
+                - {name: nothing to apply, cttune.fleet.cttune: {runtime: false, persist: false}, register: neither, ignore_errors: true}
+                - {name: preview rollback, cttune.fleet.cttune: {state: absent}, check_mode: true, register: absent_preview}
+                - {name: rollback, cttune.fleet.cttune: {state: absent}, register: absent_first}
+                - {name: rollback again, cttune.fleet.cttune: {state: absent}, register: absent_second}
+                - {name: preview rollback again, cttune.fleet.cttune: {state: absent}, check_mode: true, register: absent_preview_second}
+                """)
         let preview = run["preview"], first = run["first"]
         #expect(preview.changed == true)
         #expect(run["file_after_preview"].value("stat", "exists") as? Bool == false)
@@ -66,8 +70,9 @@ struct AnsibleModuleTests {
         #expect(tree.sysctl("nf_conntrack_max") == 262_144)
     }
 
-    @Test("as root in a network namespace: a runtime-only apply with allow_partial sets the netns's timeouts, skips the global max with a warning, writes no files, and absent restores them",
-          .enabled(if: Host.realKernel, "needs root, nf_conntrack, ip and nft"))
+    @Test(
+        "as root in a network namespace: a runtime-only apply with allow_partial sets the netns's timeouts, skips the global max with a warning, writes no files, and absent restores them",
+        .enabled(if: Host.realKernel, "needs root, nf_conntrack, ip and nft"))
     func networkNamespace() throws {
         try #require(Self.hasAnsible, "no ansible-playbook in .cache/ansible-venv: \(Fleet.preparedBy)")
         let namespace = try TestNamespace("ansible")

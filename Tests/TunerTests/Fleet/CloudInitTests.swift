@@ -6,8 +6,9 @@ import Testing
 struct CloudInitTests {
     static let snippet = TestPaths.package.appendingPathComponent("contrib/cloud-init/cttune.yaml").path
 
-    @Test("the #cloud-config snippet passes cloud-init's schema, and a broken copy does not",
-          .enabled(if: Fleet.has("cloud-init"), "needs the cloud-init package (scripts/install-deps.sh test)"))
+    @Test(
+        "the #cloud-config snippet passes cloud-init's schema, and a broken copy does not",
+        .enabled(if: Fleet.has("cloud-init"), "needs the cloud-init package (scripts/install-deps.sh test)"))
     func schemaValid() throws {
         let text = try String(contentsOfFile: Self.snippet, encoding: .utf8)
         #expect(text.hasPrefix("#cloud-config\n"))
@@ -27,8 +28,10 @@ struct CloudInitTests {
 
     @Test("every cttune command in the snippet's runcmd is accepted by cttune, and the profile matches /etc/default/cttune")
     func runcmdCommandsWork() throws {
-        let parsed = try Shell.check(["/usr/bin/python3", "-c",
-                                      "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))", Self.snippet])
+        let parsed = try Shell.check([
+            "/usr/bin/python3", "-c",
+            "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))", Self.snippet,
+        ])
         let config = try #require(try JSONSerialization.jsonObject(with: Data(parsed.utf8)) as? [String: Any])
         let commands = (config["runcmd"] as? [[String]] ?? []).filter { $0.first == "cttune" }
         #expect(!commands.isEmpty)
@@ -51,8 +54,10 @@ struct CloudInitTests {
         let image = try TestPaths.temporaryDirectory("cttune-image")
         defer { try? FileManager.default.removeItem(at: image) }
         try FileManager.default.createDirectory(at: image.appendingPathComponent("etc"), withIntermediateDirectories: true)
-        let result = try Shell.run([TestPaths.cttune, "apply", "--persist-only", "--root", image.path,
-                                    "--profile", "web-frontend", "--memory", "8G", "--cpus", "4", "--format", "json"])
+        let result = try Shell.run([
+            TestPaths.cttune, "apply", "--persist-only", "--root", image.path,
+            "--profile", "web-frontend", "--memory", "8G", "--cpus", "4", "--format", "json",
+        ])
         #expect(result.status == 0, "\(result.stderr)")
         let json = try PrintedJSON(result)
         let conf = image.appendingPathComponent("etc/sysctl.d/90-cttune.conf").path

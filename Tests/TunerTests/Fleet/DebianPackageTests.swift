@@ -5,30 +5,37 @@ import Testing
 /// the packaged binary running outside the source tree.
 @Suite("Debian package")
 struct DebianPackageTests {
-    @Test("the package depends on libkmod2, carries the binary, profiles, units, man page and completions, and has no lintian errors or warnings")
+    @Test(
+        "the package depends on libkmod2, carries the binary, profiles, units, man page and completions, and has no lintian errors or warnings"
+    )
     func controlContentsAndLintian() throws {
         let package = try Fleet.debianPackage()
         let control = try Shell.check(["dpkg-deb", "--field", package, "Package", "Architecture", "Depends", "Section"])
-        let fields = Dictionary(uniqueKeysWithValues: control.split(separator: "\n").map {
-            let parts = $0.split(separator: ":", maxSplits: 1)
-            return (String(parts[0]), parts.count > 1 ? parts[1].trimmingCharacters(in: .whitespaces) : "")
-        })
+        let fields = Dictionary(
+            uniqueKeysWithValues: control.split(separator: "\n").map {
+                let parts = $0.split(separator: ":", maxSplits: 1)
+                return (String(parts[0]), parts.count > 1 ? parts[1].trimmingCharacters(in: .whitespaces) : "")
+            })
         #expect(fields["Package"] == "cttune")
-        #expect(fields["Architecture"] == (try Shell.check(["dpkg", "--print-architecture"])).trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(
+            fields["Architecture"] == (try Shell.check(["dpkg", "--print-architecture"])).trimmingCharacters(in: .whitespacesAndNewlines))
         let depends = fields["Depends", default: ""].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         #expect(depends.contains { $0.hasPrefix("libkmod2") }, "\(depends)")
         #expect(!depends.contains { $0.contains("swift") }, "the Swift runtime is linked in: \(depends)")
 
         let listing = try Shell.check(["dpkg-deb", "--contents", package])
         let paths = Set(listing.split(separator: "\n").compactMap { $0.split(separator: " ").last.map { String($0.dropFirst()) } })
-        let expected = [
-            "/usr/bin/cttune",
-            "/lib/systemd/system/cttune-apply.service", "/lib/systemd/system/cttune-status.service", "/lib/systemd/system/cttune-status.timer",
-            "/usr/share/man/man1/cttune.1.gz",
-            "/usr/share/bash-completion/completions/cttune", "/usr/share/zsh/vendor-completions/_cttune",
-            "/usr/share/fish/vendor_completions.d/cttune.fish",
-            "/usr/share/doc/cttune/copyright", "/usr/share/doc/cttune/changelog.gz",
-        ] + ["database", "ddos-edge", "default", "kubernetes-node", "nat-gateway", "stateless", "web-frontend"]
+        let expected =
+            [
+                "/usr/bin/cttune",
+                "/lib/systemd/system/cttune-apply.service", "/lib/systemd/system/cttune-status.service",
+                "/lib/systemd/system/cttune-status.timer",
+                "/usr/share/man/man1/cttune.1.gz",
+                "/usr/share/bash-completion/completions/cttune", "/usr/share/zsh/vendor-completions/_cttune",
+                "/usr/share/fish/vendor_completions.d/cttune.fish",
+                "/usr/share/doc/cttune/copyright", "/usr/share/doc/cttune/changelog.gz",
+            ]
+            + ["database", "ddos-edge", "default", "kubernetes-node", "nat-gateway", "stateless", "web-frontend"]
             .map { "/usr/share/cttune/profiles/\($0).yaml" }
         #expect(Set(expected).subtracting(paths).isEmpty, "missing: \(Set(expected).subtracting(paths).sorted())")
         #expect(listing.split(separator: "\n").allSatisfy { $0.contains(" root/root ") })

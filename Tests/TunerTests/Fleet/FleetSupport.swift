@@ -17,8 +17,9 @@ enum Fleet {
     /// The package `make deb` wrote.
     static func debianPackage() throws -> String {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: generated.path)) ?? []
-        let name = try #require(names.filter { $0.hasPrefix("cttune_") && $0.hasSuffix(".deb") }.sorted().last,
-                                "no cttune_*.deb in .build/fleet: \(preparedBy)")
+        let name = try #require(
+            names.filter { $0.hasPrefix("cttune_") && $0.hasSuffix(".deb") }.sorted().last,
+            "no cttune_*.deb in .build/fleet: \(preparedBy)")
         return generated.appendingPathComponent(name).path
     }
 }
@@ -44,8 +45,10 @@ final class Installation {
     /// `make TARGET PREFIX=… DESTDIR=…` with the test build's binary.
     @discardableResult
     func make(_ target: String) throws -> String {
-        try Shell.check(["make", "--no-print-directory", "-C", TestPaths.package.path, target,
-                         "PREFIX=\(prefix)", "DESTDIR=\(destdir)", "INSTALL_FROM=\(TestPaths.products.path)"])
+        try Shell.check([
+            "make", "--no-print-directory", "-C", TestPaths.package.path, target,
+            "PREFIX=\(prefix)", "DESTDIR=\(destdir)", "INSTALL_FROM=\(TestPaths.products.path)",
+        ])
     }
 
     /// An installed file's path on disk, from its path under PREFIX.

@@ -6,16 +6,18 @@ import Testing
 /// that consume them.
 @Suite("make install, man page, completions and systemd units")
 struct InstallTests {
-    static let installed = [
-        "bin/cttune",
-        "lib/systemd/system/cttune-apply.service",
-        "lib/systemd/system/cttune-status.service",
-        "lib/systemd/system/cttune-status.timer",
-        "share/bash-completion/completions/cttune",
-        "share/fish/vendor_completions.d/cttune.fish",
-        "share/man/man1/cttune.1",
-        "share/zsh/site-functions/_cttune",
-    ] + ["database", "ddos-edge", "default", "kubernetes-node", "nat-gateway", "stateless", "web-frontend"]
+    static let installed =
+        [
+            "bin/cttune",
+            "lib/systemd/system/cttune-apply.service",
+            "lib/systemd/system/cttune-status.service",
+            "lib/systemd/system/cttune-status.timer",
+            "share/bash-completion/completions/cttune",
+            "share/fish/vendor_completions.d/cttune.fish",
+            "share/man/man1/cttune.1",
+            "share/zsh/site-functions/_cttune",
+        ]
+        + ["database", "ddos-edge", "default", "kubernetes-node", "nat-gateway", "stateless", "web-frontend"]
         .map { "share/cttune/profiles/\($0).yaml" }
 
     @Test("make install-files honours DESTDIR and PREFIX, and make uninstall removes every file it installed")
@@ -45,7 +47,8 @@ struct InstallTests {
             return String(result.stdout.split(separator: "\n").first ?? "")
         }
         let shared = installation.path("share/cttune/profiles")
-        try "extends: default\ndescription: installed beside the binary\n".write(toFile: shared + "/fleet-probe.yaml", atomically: true, encoding: .utf8)
+        try "extends: default\ndescription: installed beside the binary\n".write(
+            toFile: shared + "/fleet-probe.yaml", atomically: true, encoding: .utf8)
         #expect(try firstLine("fleet-probe") == "profile fleet-probe: installed beside the binary")
 
         // The installed default.yaml now wins over the built-in copy…
@@ -66,8 +69,9 @@ struct InstallTests {
         #expect(fromSourceTree.stderr.contains("no profile named \"fleet-probe\""))
     }
 
-    @Test("the man page renders with man -l, has no mandoc errors, and documents every subcommand and the exit codes",
-          .enabled(if: Fleet.has("man") && Fleet.has("mandoc"), "needs man-db and mandoc (scripts/install-deps.sh test)"))
+    @Test(
+        "the man page renders with man -l, has no mandoc errors, and documents every subcommand and the exit codes",
+        .enabled(if: Fleet.has("man") && Fleet.has("mandoc"), "needs man-db and mandoc (scripts/install-deps.sh test)"))
     func manPage() throws {
         let installation = try Installation()
         defer { installation.remove() }
@@ -76,7 +80,7 @@ struct InstallTests {
         #expect(lint.status == 0, "\(lint.stdout)\(lint.stderr)")
         let rendered = try Shell.run(["man", "-l", page], environment: ["MANWIDTH": "100"])
         #expect(rendered.status == 0, "\(rendered.stderr)")
-        let text = rendered.stdout.replacingOccurrences(of: ".\u{8}", with: "", options: .regularExpression) // overstrike
+        let text = rendered.stdout.replacingOccurrences(of: ".\u{8}", with: "", options: .regularExpression)  // overstrike
         #expect(text.contains("cttune — Size Linux connection tracking"))
         for subcommand in ["plan", "apply", "rollback"] {
             #expect(text.range(of: "\n +\(subcommand)( +[A-Z]|\n)", options: .regularExpression) != nil, "\(subcommand)")
@@ -88,12 +92,13 @@ struct InstallTests {
         #expect(found.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == page)
     }
 
-    @Test("the completion scripts parse in their shells and complete cttune's subcommands and flags",
-          arguments: [
-              (shell: "bash", file: "share/bash-completion/completions/cttune", check: ["bash", "-n"]),
-              (shell: "zsh", file: "share/zsh/site-functions/_cttune", check: ["zsh", "-n"]),
-              (shell: "fish", file: "share/fish/vendor_completions.d/cttune.fish", check: ["fish", "--no-execute"]),
-          ])
+    @Test(
+        "the completion scripts parse in their shells and complete cttune's subcommands and flags",
+        arguments: [
+            (shell: "bash", file: "share/bash-completion/completions/cttune", check: ["bash", "-n"]),
+            (shell: "zsh", file: "share/zsh/site-functions/_cttune", check: ["zsh", "-n"]),
+            (shell: "fish", file: "share/fish/vendor_completions.d/cttune.fish", check: ["fish", "--no-execute"]),
+        ])
     func completions(shell: String, file: String, check: [String]) throws {
         try #require(Fleet.has(shell), "\(shell) is installed by scripts/install-deps.sh test")
         let installation = try Installation()
@@ -127,9 +132,11 @@ struct InstallTests {
         #expect(Set(sections.last?.split(separator: "\n").map(String.init) ?? []) == ["--root", "--runtime-only"])
     }
 
-    @Test("the systemd units pass systemd-analyze verify with ExecStart pointing at the installed binary",
-          .enabled(if: Fleet.has("systemd-analyze") && FileManager.default.fileExists(atPath: "/lib/systemd/system/sysinit.target"),
-                   "needs the systemd package (scripts/install-deps.sh test)"))
+    @Test(
+        "the systemd units pass systemd-analyze verify with ExecStart pointing at the installed binary",
+        .enabled(
+            if: Fleet.has("systemd-analyze") && FileManager.default.fileExists(atPath: "/lib/systemd/system/sysinit.target"),
+            "needs the systemd package (scripts/install-deps.sh test)"))
     func unitsVerify() throws {
         let installation = try Installation()
         defer { installation.remove() }

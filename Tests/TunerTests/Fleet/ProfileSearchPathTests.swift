@@ -1,6 +1,7 @@
 import Foundation
 import SystemPackage
 import Testing
+
 @testable import Tuner
 
 /// Where a profile name is looked up, in order.
@@ -8,10 +9,12 @@ import Testing
 struct ProfileSearchPathTests {
     @Test("names are looked up in $CTTUNE_PROFILE_PATH, then ROOT/etc/cttune/profiles, then the installed directory, then the built-ins")
     func order() throws {
-        let catalog = ProfileCatalog.standard(root: SystemRoot(base: "/image"), environment: ["CTTUNE_PROFILE_PATH": "/a:/b"],
-                                              installedDirectory: "/opt/cttune/share/cttune/profiles")
+        let catalog = ProfileCatalog.standard(
+            root: SystemRoot(base: "/image"), environment: ["CTTUNE_PROFILE_PATH": "/a:/b"],
+            installedDirectory: "/opt/cttune/share/cttune/profiles")
         #expect(catalog.searchDirectories == ["/a", "/b", "/image/etc/cttune/profiles", "/opt/cttune/share/cttune/profiles"])
-        #expect(ProfileCatalog.standard(root: .live, environment: [:], installedDirectory: nil).searchDirectories == ["/etc/cttune/profiles"])
+        #expect(
+            ProfileCatalog.standard(root: .live, environment: [:], installedDirectory: nil).searchDirectories == ["/etc/cttune/profiles"])
     }
 
     @Test("a build in the source tree has no installed profile directory (nothing at .build/…/share/cttune/profiles)")

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Tuner
 
 /// A scratch directory for one bad-input case: `tree/` is what `--root`
@@ -56,14 +57,16 @@ final class BadInputScene {
     func linkModuleTree() throws {
         guard let version = ModuleTrees.version else { throw ModuleTreeMissing() }
         try FileManager.default.createDirectory(atPath: treePath("lib/modules"), withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: treePath("lib/modules/\(version)"),
-                                                   withDestinationPath: ModuleTrees.full.appendingPathComponent("lib/modules/\(version)").path)
+        try FileManager.default.createSymbolicLink(
+            atPath: treePath("lib/modules/\(version)"),
+            withDestinationPath: ModuleTrees.full.appendingPathComponent("lib/modules/\(version)").path)
     }
 
     /// A module directory with modules.dep (text) and no binary indexes.
     func unindexedModuleTree() throws {
         guard let version = ModuleTrees.version else { throw ModuleTreeMissing() }
-        let dependencies = try String(contentsOf: ModuleTrees.full.appendingPathComponent("lib/modules/\(version)/modules.dep"), encoding: .utf8)
+        let dependencies = try String(
+            contentsOf: ModuleTrees.full.appendingPathComponent("lib/modules/\(version)/modules.dep"), encoding: .utf8)
         try write("lib/modules/\(version)/modules.dep", dependencies)
         try write("proc/sys/kernel/osrelease", "\(version)\n")
     }
@@ -146,7 +149,8 @@ enum BadInputRunner: Sendable {
             let script = #"mount --bind "$0" "$1" && shift && exec "$@""#
             return Self.privateMounts + [script, scene.outsidePath("replacement"), path] + (asNobody ? Self.asNobody : []) + cttune
         case .privateState:
-            let script = #"mount -n --bind "$0/var-lib" /var/lib && mount -n --bind "$0/sysctl.d" /etc/sysctl.d && mount -n --bind "$0/run" /run && exec "$@""#
+            let script =
+                #"mount -n --bind "$0/var-lib" /var/lib && mount -n --bind "$0/sysctl.d" /etc/sysctl.d && mount -n --bind "$0/run" /run && exec "$@""#
             return Self.privateMounts + [script, scene.outside.path] + cttune
         }
     }
@@ -166,8 +170,10 @@ enum RefusalOutput: Sendable {
 enum RefusalChecks {
     /// The exit code, one `cttune: error:` or parser `Error:` line holding
     /// `words`, no crash text, and stdout as `output` allows.
-    static func check(_ result: Shell.Result, exitCode: Int32, words: [String], output: RefusalOutput, reportWords: [String] = [],
-                      label: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    static func check(
+        _ result: Shell.Result, exitCode: Int32, words: [String], output: RefusalOutput, reportWords: [String] = [],
+        label: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         #expect(result.status == exitCode, "\(label): exit \(result.status), stderr: \(result.stderr)", sourceLocation: sourceLocation)
         for crash in ["Fatal error", "Stack dump", "Segmentation fault", "Illegal instruction", "Trace/breakpoint", "Current stack trace"] {
             #expect(!result.stderr.contains(crash), "\(label): crashed: \(result.stderr)", sourceLocation: sourceLocation)
@@ -179,7 +185,8 @@ enum RefusalChecks {
             #expect(line.contains(word), "\(label): \"\(word)\" missing from: \(line)", sourceLocation: sourceLocation)
         }
         for word in reportWords {
-            #expect(result.stdout.contains(word), "\(label): \"\(word)\" missing from stdout: \(result.stdout)", sourceLocation: sourceLocation)
+            #expect(
+                result.stdout.contains(word), "\(label): \"\(word)\" missing from stdout: \(result.stdout)", sourceLocation: sourceLocation)
         }
         switch output {
         case .nothing:
@@ -189,7 +196,8 @@ enum RefusalChecks {
             #expect(object is [String: Any], "\(label): stdout is not one JSON object: \(result.stdout)", sourceLocation: sourceLocation)
         case .unknownLine:
             let lines = result.stdout.split(separator: "\n")
-            #expect(lines.count == 1 && lines[0].hasPrefix("UNKNOWN: "), "\(label): stdout: \(result.stdout)", sourceLocation: sourceLocation)
+            #expect(
+                lines.count == 1 && lines[0].hasPrefix("UNKNOWN: "), "\(label): stdout: \(result.stdout)", sourceLocation: sourceLocation)
         }
     }
 }

@@ -5,7 +5,8 @@ import Testing
 enum Host {
     static let isRoot = getuid() == 0
     static let hasConntrack = FileManager.default.fileExists(atPath: "/proc/sys/net/netfilter/nf_conntrack_max")
-    static let canUseNetns = isRoot && hasConntrack && FileManager.default.fileExists(atPath: "/proc/self/ns/net")
+    static let canUseNetns =
+        isRoot && hasConntrack && FileManager.default.fileExists(atPath: "/proc/self/ns/net")
         && (try? Shell.run(["which", "ip"]).status) == 0
     static let hasNft = (try? Shell.run(["which", "nft"]).status) == 0
 
@@ -37,11 +38,13 @@ final class TestNamespace {
 
     /// A stateful input rule: conntrack now tracks every loopback flow.
     func trackLoopback() throws {
-        try exec(["nft", "-f", "-"], input: """
-            table inet cttune_test {
-              chain input { type filter hook input priority 0; policy accept; ct state established,related accept; }
-            }
-            """)
+        try exec(
+            ["nft", "-f", "-"],
+            input: """
+                table inet cttune_test {
+                  chain input { type filter hook input priority 0; policy accept; ct state established,related accept; }
+                }
+                """)
     }
 
     func sysctl(_ key: String) throws -> Int {
@@ -60,7 +63,12 @@ final class TestNamespace {
     final class Counter: @unchecked Sendable {
         private var value = 0
         private let lock = NSLock()
-        func next() -> Int { lock.lock(); defer { lock.unlock() }; value += 1; return value }
+        func next() -> Int {
+            lock.lock()
+            defer { lock.unlock() }
+            value += 1
+            return value
+        }
     }
 }
 

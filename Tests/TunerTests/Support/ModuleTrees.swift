@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import Tuner
 
 /// The real Debian module trees scripts/module-tree.sh builds under .cache
@@ -10,7 +11,9 @@ enum ModuleTrees {
         .trimmingCharacters(in: .whitespacesAndNewlines)
     static let full = directory.appendingPathComponent("full")
     static let builtinConntrack = directory.appendingPathComponent("builtin-conntrack")
-    static let available = version.map { FileManager.default.fileExists(atPath: full.appendingPathComponent("lib/modules/\($0)/modules.dep.bin").path) } ?? false
+    static let available =
+        version.map { FileManager.default.fileExists(atPath: full.appendingPathComponent("lib/modules/\($0)/modules.dep.bin").path) }
+        ?? false
     static let hasModprobe = (try? Shell.run(["which", "modprobe"]).status) == 0
     static let missingHint: Comment = "no Debian module tree in .cache/module-tree: run scripts/module-tree.sh (make test does)"
 
@@ -20,15 +23,18 @@ enum ModuleTrees {
         let root = try TestPaths.temporaryDirectory("cttune-modules")
         try FileManager.default.createDirectory(at: root.appendingPathComponent("lib"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: root.appendingPathComponent("etc/modprobe.d"), withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(at: root.appendingPathComponent("lib/modules"),
-                                                   withDestinationURL: full.appendingPathComponent("lib/modules"))
+        try FileManager.default.createSymbolicLink(
+            at: root.appendingPathComponent("lib/modules"),
+            withDestinationURL: full.appendingPathComponent("lib/modules"))
         return root
     }
 
     /// The insmod lines of `modprobe -d ROOT -S VER --show-depends NAME` as module names.
     static func modprobeShowDepends(root: URL, module: String) throws -> [String] {
-        let output = try Shell.check(["modprobe", "-d", root.path, "-S", version!, "-C", root.appendingPathComponent("etc/modprobe.d").path,
-                                      "--show-depends", module])
+        let output = try Shell.check([
+            "modprobe", "-d", root.path, "-S", version!, "-C", root.appendingPathComponent("etc/modprobe.d").path,
+            "--show-depends", module,
+        ])
         return output.split(separator: "\n").filter { $0.hasPrefix("insmod ") }.map { line in
             ModuleTree.moduleName(fromPath: line.split(separator: " ")[1])
         }
@@ -49,13 +55,15 @@ struct LoadedFixture {
             let sys = root.appendingPathComponent("sys/module/\(module.name)")
             try FileManager.default.createDirectory(at: sys.appendingPathComponent("holders"), withIntermediateDirectories: true)
             for holder in module.holders {
-                try FileManager.default.createDirectory(at: sys.appendingPathComponent("holders/\(holder)"), withIntermediateDirectories: true)
+                try FileManager.default.createDirectory(
+                    at: sys.appendingPathComponent("holders/\(holder)"), withIntermediateDirectories: true)
             }
             try "\(module.refcount)\n".write(to: sys.appendingPathComponent("refcnt"), atomically: true, encoding: .utf8)
         }
         try FileManager.default.createDirectory(at: root.appendingPathComponent("proc/sys/kernel"), withIntermediateDirectories: true)
         try table.write(to: root.appendingPathComponent("proc/modules"), atomically: true, encoding: .utf8)
-        try "\(ModuleTrees.version ?? "")\n".write(to: root.appendingPathComponent("proc/sys/kernel/osrelease"), atomically: true, encoding: .utf8)
+        try "\(ModuleTrees.version ?? "")\n".write(
+            to: root.appendingPathComponent("proc/sys/kernel/osrelease"), atomically: true, encoding: .utf8)
     }
 
     var systemRoot: SystemRoot { SystemRoot(base: .init(root.path)) }

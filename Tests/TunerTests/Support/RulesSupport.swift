@@ -70,7 +70,8 @@ extension Dictionary where Key == String, Value == Any {
 
     var locationKey: String {
         if let line = self["line"] as? Int { return "\(self["source"] as? String ?? "") line \(line)" }
-        return "\(self["family"] as? String ?? "") \(self["table"] as? String ?? "") \(self["chain"] as? String ?? "") handle \(self["handle"] as? Int ?? -1)"
+        return
+            "\(self["family"] as? String ?? "") \(self["table"] as? String ?? "") \(self["chain"] as? String ?? "") handle \(self["handle"] as? Int ?? -1)"
     }
 }
 

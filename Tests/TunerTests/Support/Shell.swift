@@ -23,17 +23,21 @@ enum Shell {
         if let input { feed.fileHandleForWriting.write(Data(input.utf8)) }
         try feed.fileHandleForWriting.close()
         // Read both pipes before waiting so a chatty tool cannot block on a full pipe.
-        final class Collected: @unchecked Sendable { var data = Data() } // written before group.leave(), read after wait()
+        final class Collected: @unchecked Sendable { var data = Data() }  // written before group.leave(), read after wait()
         let errData = Collected()
         let group = DispatchGroup()
         group.enter()
-        DispatchQueue.global().async { errData.data = errors.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        DispatchQueue.global().async {
+            errData.data = errors.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
         let outData = output.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         process.waitUntilExit()
-        return Result(status: process.terminationStatus,
-                      stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData.data, as: UTF8.self))
+        return Result(
+            status: process.terminationStatus,
+            stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData.data, as: UTF8.self))
     }
 
     /// Runs and throws with the tool's stderr when it fails.
