@@ -26,6 +26,9 @@ public struct StatelessModuleStep {
     /// The modules outside the family the blacklist makes unloadable; `nil`
     /// when no blacklist is planned (`--runtime-only`).
     public var impact: BlacklistImpact?
+    /// What else on the host uses conntrack (IPVS, OVS, tc) and the
+    /// br_netfilter note, for the report.
+    public var consumers = ConntrackConsumers(findings: [], bridgeNote: nil)
     /// Why nothing is unloaded although the step runs: under `--root DIR`
     /// the tree's modules are not the running kernel's, so only files are written.
     public var note: String?
@@ -62,6 +65,7 @@ public struct StatelessModuleStep {
         let plan = try host.unloadPlan(blockingRules: blockingRules, includingDefrag: request.includeDefrag)
         var step = StatelessModuleStep(
             unloads: plan.steps, results: [:], blacklist: nil, skipped: nil, refusal: nil, impact: nil, note: nil, unloadActions: [])
+        step.consumers = ConntrackConsumers.read(under: root)
         if request.persistent {
             let impact = try host.blacklistImpact(allKernels: true, includingDefrag: request.includeDefrag)
             step.impact = impact

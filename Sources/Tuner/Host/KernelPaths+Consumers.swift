@@ -20,3 +20,8 @@ extension KernelPaths {
     /// 1 when bridged IPv4 frames pass the iptables rules (br_netfilter loaded).
     public static let bridgeNfCallIptables: FilePath = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 }
+
+extension KernelPaths {
+    /// One entry per network device of this network namespace.
+    public static let sysClassNet: FilePath = "/sys/class/net"
+}

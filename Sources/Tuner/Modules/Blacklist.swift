@@ -34,6 +34,8 @@ public struct BlacklistResult: Equatable, Sendable {
     public var impact: BlacklistImpact
     /// Why nothing was written (`--force` overrides it); `nil` when it went ahead.
     public var refusal: TunerError?
+    /// What else on the host uses conntrack (IPVS, OVS, tc), for the report.
+    public var consumers = ConntrackConsumers(findings: [], bridgeNote: nil)
 }
 
 /// What blacklisting the family does to the rest of the module tree:
@@ -150,7 +152,8 @@ extension ModuleHost {
         }
         return BlacklistResult(
             path: path.string, action: action, modules: modules, contents: text, dryRun: dryRun,
-            initramfs: InitramfsAdvice.check(root: root, modules: modules), impact: impact, refusal: refusal)
+            initramfs: InitramfsAdvice.check(root: root, modules: modules), impact: impact, refusal: refusal,
+            consumers: ConntrackConsumers.read(under: root))
     }
 
     /// Deletes the blacklist file; `.unchanged` when there was none.

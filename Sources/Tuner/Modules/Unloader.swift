@@ -10,6 +10,8 @@ public struct UnloadOutcome: Equatable, Sendable {
     /// The refusal or the first failure; later steps were not attempted.
     public var failure: TunerError?
     public var dryRun: Bool
+    /// What else on the host uses conntrack (IPVS, OVS, tc), for the report.
+    public var consumers = ConntrackConsumers(findings: [], bridgeNote: nil)
 
     public var succeeded: Bool { failure == nil }
 }
@@ -79,13 +81,17 @@ extension ModuleHost {
     /// Plans and, unless `dryRun`, unloads through libkmod.
     public func unload(blockingRules: [String], dryRun: Bool) throws -> UnloadOutcome {
         let plan = try unloadPlan(blockingRules: blockingRules)
+        var outcome: UnloadOutcome
         if dryRun {
-            return UnloadOutcome(plan: plan, unloaded: [], alreadyGone: [], failure: plan.refusal, dryRun: true)
+            outcome = UnloadOutcome(plan: plan, unloaded: [], alreadyGone: [], failure: plan.refusal, dryRun: true)
+        } else {
+            let kmod = try kmodContext()
+            outcome = Unloader.execute(
+                plan, remove: { try kmod.remove(moduleNamed: $0) },
+                liveAfterFailure: { try? LiveModules.read(from: root) })
         }
-        let kmod = try kmodContext()
-        return Unloader.execute(
-            plan, remove: { try kmod.remove(moduleNamed: $0) },
-            liveAfterFailure: { try? LiveModules.read(from: root) })
+        outcome.consumers = ConntrackConsumers.read(under: root)
+        return outcome
     }
 
     /// The tree's libkmod context, or one without indexes when the host has

@@ -46,6 +46,7 @@ public enum ApplyReport {
                     })
             ),
             ("note", step.note.json),
+            ("conntrack_users", ModuleReports.consumersJSON(step.consumers)),
             ("outside_family_unloadable", .array((step.impact?.unloadable ?? []).map(JSONValue.string))),
             ("outside_family_in_use", .array((step.impact?.conflicts ?? []).map(JSONValue.string))),
             (
@@ -61,7 +62,7 @@ public enum ApplyReport {
 
     /// The module step's lines: one when skipped, else the unload table and the blacklist file.
     static func text(_ step: StatelessModuleStep) -> [String] {
-        if let skipped = step.skipped { return ["modules: skipped: \(skipped)"] }
+        if let skipped = step.skipped { return ["modules: skipped: \(skipped)"] + ModuleReports.consumerLines(step.consumers) }
         var lines = ["modules: " + (step.unloads.isEmpty ? "none of the family is loaded" : "unload in this order")]
         if let note = step.note { lines.append("modules: \(note)") }
         if !step.unloads.isEmpty {
@@ -77,6 +78,7 @@ public enum ApplyReport {
             step.blacklist.map { "blacklist: \($0.action.rawValue) \($0.path)" }
                 ?? "blacklist: no loadable conntrack module in any module tree: nothing to keep off at boot")
         lines += ModuleReports.impactLines(step.impact)
+        lines += ModuleReports.consumerLines(step.consumers)
         return lines
     }
 

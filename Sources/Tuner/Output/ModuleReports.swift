@@ -80,6 +80,7 @@ public enum ModuleReports {
             ),
             ("blocking_rules", strings(plan.blockingRules)),
             ("unloaded", strings(outcome.unloaded)),
+            ("conntrack_users", consumersJSON(outcome.consumers)),
             ("error", outcome.failure.map { .string($0.description) } ?? .null),
         ]
     }
@@ -96,6 +97,7 @@ public enum ModuleReports {
             if !outcome.unloaded.isEmpty { lines.append("unloaded: \(outcome.unloaded.joined(separator: ", "))") }
             if !outcome.alreadyGone.isEmpty { lines.append("already unloaded: \(outcome.alreadyGone.joined(separator: ", "))") }
         }
+        lines += consumerLines(outcome.consumers)
         return lines.joined(separator: "\n")
     }
 
@@ -108,6 +110,7 @@ public enum ModuleReports {
             ("outside_family_unloadable", strings(result.impact.unloadable)),
             ("outside_family_in_use", strings(result.impact.conflicts)),
             ("refused", .bool(result.refusal != nil)),
+            ("conntrack_users", consumersJSON(result.consumers)),
             (
                 "initramfs",
                 .object([
@@ -131,6 +134,7 @@ public enum ModuleReports {
         }
         if result.dryRun, let contents = result.contents { lines.append(contents) }
         lines += impactLines(result.impact)
+        lines += consumerLines(result.consumers)
         let advice = result.initramfs
         switch advice.rebuildNeeded {
         case true?: lines.append("initramfs: rebuild needed for early boot (\(advice.reason)): \(advice.command ?? "")")
@@ -138,6 +142,16 @@ public enum ModuleReports {
         case nil: lines.append("initramfs: \(advice.reason): \(advice.command ?? "")")
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// `{"findings": […], "bridge_note": … | null}`.
+    static func consumersJSON(_ consumers: ConntrackConsumers) -> JSONValue {
+        .object([("findings", strings(consumers.findings)), ("bridge_note", consumers.bridgeNote.json)])
+    }
+
+    /// "also uses conntrack: …" lines, one per consumer, then the br_netfilter note.
+    static func consumerLines(_ consumers: ConntrackConsumers) -> [String] {
+        consumers.findings.map { "also uses conntrack: \($0)" } + (consumers.bridgeNote.map { ["note: \($0)"] } ?? [])
     }
 
     /// The modules outside the family a blacklist makes unloadable, and those in use.
