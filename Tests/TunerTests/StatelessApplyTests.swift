@@ -259,6 +259,34 @@ extension UnloadOrderTests {
             #expect(outcome.results[.max] == .applied)
         }
 
+        @Test(
+            "with --force past the blacklist refusal, openvswitch and ip_vs holding nf_conntrack still stop every unload: the module step is skipped naming them, no delete_module, no blacklist"
+        )
+        func forcedApplyUnloadsNoOutsider() throws {
+            let host = try GatewayHost()
+            defer { host.tree.remove() }
+            _ = try LoadedFixture(root: host.tree.url, modules: ModuleFamilyTests.ovsAndIpvs)
+            var request = ApplyRequest()
+            let refused = try host.apply(request: request)
+            #expect(refused.error == refused.modules?.refusal && refused.error != nil)
+            #expect(refused.journalID == nil)
+
+            request.force = true
+            let outcome = try host.apply(request: request)
+            #expect(outcome.error == nil)
+            #expect(cttune_stub_call_count() == 0)
+            let step = try #require(outcome.modules)
+            #expect(
+                step.skipped
+                    == TunerError.outsideFamilyHolders([
+                        "ip_vs": ["nf_conntrack"], "openvswitch": ["nf_conncount", "nf_conntrack", "nf_nat"],
+                    ])
+                    .description)
+            // A skipped step does none of its parts: no blacklist either, and the apply is partial.
+            #expect(step.blacklist == nil && !host.tree.exists(Self.blacklistConf))
+            #expect(outcome.notAppliedHere == ["the conntrack module unload and blacklist"])
+        }
+
         @Test("--check shows the unload order and the blacklist diff, writes nothing and calls delete_module zero times")
         func checkWritesNothing() throws {
             let host = try GatewayHost()

@@ -74,6 +74,35 @@ struct UnloadOrderTests {
         }
     }
 
+    @Test("--include-defrag (the stateless apply's) also unloads nf_defrag_* once nothing uses them; x_tables and libcrc32c stay")
+    func defragOnlyWhenIncluded() throws {
+        try withHost(Self.iptablesGateway) { host, _ in
+            let plan = try host.unloadPlan(blockingRules: [], includingDefrag: true)
+            #expect(plan.order == Self.iptablesOrder + ["nf_defrag_ipv6", "nf_defrag_ipv4"])
+            #expect(plan.steps.last?.reason == "dependency of nf_conntrack, no longer used")
+            #expect(plan.refusal == nil)
+        }
+    }
+
+    @Test("a transaction never unloads a module outside the family, whatever its journal entry says")
+    func transactionRefusesOutsider() throws {
+        try withHost(Self.iptablesGateway) { host, _ in
+            var removed: [String] = []
+            let operations = ModuleOperations(
+                remove: {
+                    removed.append($0)
+                    return nil
+                }, load: { _ in nil })
+            let entry = JournalEntry(
+                id: Journal.newIdentifier(), command: "rollback", created: Journal.timestamp(), profile: nil, status: .inProgress,
+                actions: [.module(.init(name: "nf_conntrack_ftp", loaded: false)), .module(.init(name: "openvswitch", loaded: false))])
+            let run = try Transaction(root: host.root, modules: operations).run(entry)
+            #expect(removed == ["nf_conntrack_ftp"])
+            #expect(run.failedStep?.index == 1)
+            #expect(run.error?.description.contains("openvswitch") == true)
+        }
+    }
+
     @Test("a dry run gives the same order and calls delete_module not once")
     func dryRunUnloadsNothing() throws {
         try withHost(Self.iptablesGateway) { host, _ in
