@@ -100,7 +100,8 @@ extension ModuleHost {
             if let file = listed[name] { conflicts.append("\(name) is listed in \(file)") }
         }
         var used: [String: String] = [:]
-        for ruleset in rulesets ?? RulesetModuleUse.rulesets(under: root) {
+        // Reading the live rulesets runs nft and iptables-save: only when something could be used.
+        for ruleset in unloadable.isEmpty ? [] : rulesets ?? RulesetModuleUse.rulesets(under: root) {
             used.merge(RulesetModuleUse.uses(in: ruleset, among: unloadable)) { first, _ in first }
         }
         for (name, place) in used.sorted(by: { $0.key < $1.key }) { conflicts.append("\(name) is used by \(place)") }
@@ -135,11 +136,11 @@ extension ModuleHost {
         output: FilePath?, allKernels: Bool, includingDefrag: Bool = false, force: Bool = false, dryRun: Bool,
         rulesets: [RulesetModuleUse.Ruleset]? = nil
     ) throws -> BlacklistResult {
-        let impact = try blacklistImpact(allKernels: allKernels, includingDefrag: includingDefrag, rulesets: rulesets)
-        let modules = impact.modules
-        guard !modules.isEmpty else {
+        guard !(try blacklistCandidates(allKernels: allKernels, includingDefrag: includingDefrag)).isEmpty else {
             throw TunerError.nothingToBlacklist(directory: try root.path(KernelPaths.libModules).string, builtIn: builtInFamily)
         }
+        let impact = try blacklistImpact(allKernels: allKernels, includingDefrag: includingDefrag, rulesets: rulesets)
+        let modules = impact.modules
         let (fileRoot, file) = blacklistFile(output)
         let path = try AtomicFile.checkedPath(file, under: fileRoot)
         let text = BlacklistFile.contents(for: modules)

@@ -97,7 +97,8 @@ public enum ModuleReports {
             if !outcome.unloaded.isEmpty { lines.append("unloaded: \(outcome.unloaded.joined(separator: ", "))") }
             if !outcome.alreadyGone.isEmpty { lines.append("already unloaded: \(outcome.alreadyGone.joined(separator: ", "))") }
         }
-        lines += consumerLines(outcome.consumers)
+        // A refusal with nothing to show keeps stdout empty (its reason is on stderr).
+        if !lines.isEmpty { lines += consumerLines(outcome.consumers) }
         return lines.joined(separator: "\n")
     }
 
