@@ -71,10 +71,18 @@ public struct StatelessModuleStep {
             step.impact = impact
             step.refusal = request.force ? nil : impact.refusal
         }
-        if !unloadsHere {
+        // A kernel without module support or with nf_conntrack built in is a
+        // fact of the tree too: no module step can help it, here or at boot.
+        let kernelRefusal: TunerError? = plan.refusal.flatMap {
+            switch $0 {
+            case .noModuleSupport, .moduleBuiltIn: return $0
+            default: return nil
+            }
+        }
+        if !unloadsHere, kernelRefusal == nil {
             step.note = "--root: \(root.base) is not the running system, so no module is unloaded; only the files are written"
             for unload in plan.steps { step.results[unload.module] = .skipped("--root: left to the system that boots this tree") }
-        } else if let refusal = plan.refusal {
+        } else if let refusal = kernelRefusal ?? plan.refusal {
             step.skipped = refusal.description
             for unload in plan.steps { step.results[unload.module] = .skipped("not attempted: \(refusal)") }
             return step
