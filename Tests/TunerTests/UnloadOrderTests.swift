@@ -142,6 +142,8 @@ struct UnloadOrderTests {
                 #expect(contents.contains("blacklist \(module)\n") && contents.contains("install \(module) /bin/false"))
             }
             #expect((modules["blacklist_file"] as? String)?.hasSuffix("/etc/modprobe.d/cttune-blacklist.conf") == true)
+            #expect(Set(modules["outside_family_unloadable"] as? [String] ?? []) == ModuleFamilyTests.outsideFamily)
+            #expect(modules["outside_family_in_use"] as? [String] == [])
             #expect(cttune_stub_call_count() == 0, "a plan unloads nothing")
         }
     }
