@@ -92,6 +92,12 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
     case natChainsPresent(chains: [String], purpose: String)
     /// A module tree has modules.dep but not the binary index libkmod and modprobe read.
     case missingModuleIndex(directory: String, index: String)
+    /// Loaded modules outside the conntrack family hold family modules
+    /// (module → the family modules it holds); cttune never unloads them.
+    case outsideFamilyHolders([String: [String]])
+    /// The blacklist would make modules outside the family unloadable while
+    /// they are in use (loaded, in modules-load.d, used by a ruleset).
+    case blacklistBreaksModules(conflicts: [String])
 
     public var description: String {
         switch self {
@@ -231,6 +237,13 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
         case let .missingModuleIndex(directory, index):
             return
                 "\(directory) has modules.dep but no \(index), the index libkmod and modprobe read — regenerate it with `depmod -b ROOT VERSION` (ROOT is the directory holding lib/modules)"
+        case let .outsideFamilyHolders(holders):
+            let named = holders.sorted { $0.key < $1.key }.map { "\($0.key) (holds \($0.value.sorted().joined(separator: ", ")))" }
+            return
+                "refusing to unload: \(named.joined(separator: ", ")) \(holders.count == 1 ? "is" : "are") outside the conntrack/NAT family and cttune never unloads \(holders.count == 1 ? "it" : "them") — stop what uses \(holders.count == 1 ? "it" : "them") (IPVS services, OVS bridges, tc ct actions, flow tables) and remove \(holders.count == 1 ? "it" : "them") with `modprobe -r`, or keep conntrack and add a notrack rule"
+        case let .blacklistBreaksModules(conflicts):
+            return
+                "refusing to blacklist: modules outside the conntrack/NAT family need it and are in use: \(conflicts.joined(separator: "; ")) — they would not load again after a reboot; stop using them, or pass --force to blacklist anyway"
         }
     }
 }

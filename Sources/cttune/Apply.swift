@@ -18,6 +18,7 @@ extension Cttune {
             help:
                 "Exit 0 when what cannot be applied here was skipped (global settings outside the initial network namespace, module unloads on a kernel without loadable modules)."
         ) var allowPartial = false
+        @OptionGroup var scope: BlacklistScopeOptions
         @Option(help: "How to print the result.") var format: OutputFormat = .text
         @Flag(help: "Exit 2 when something changed (or, with --check, would change), 0 when nothing did.") var detailedExitcode = false
         @Option(help: ArgumentHelp("Seconds to wait for another apply or rollback to finish.", valueName: "seconds")) var lockTimeout:
@@ -36,6 +37,7 @@ extension Cttune {
                 (request.runtime, request.persistent, request.check, request.lockWaitSeconds) = (
                     !persistOnly, !runtimeOnly, check, lockTimeout
                 )
+                (request.includeDefrag, request.force) = (scope.includeDefrag, scope.force)
                 request.regenerateCommand = options.commandLine(subcommand: "apply") + " --persist-only"
                 let outcome = try Applier.apply(under: try options.root.systemRoot(), request: request, load: options.load)
                 switch format {

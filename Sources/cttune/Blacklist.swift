@@ -7,7 +7,9 @@ extension Cttune {
         static let configuration = CommandConfiguration(
             abstract:
                 "Keep the conntrack/NAT modules off after reboot: write /etc/modprobe.d/cttune-blacklist.conf (blacklist and install /bin/false lines).",
-            discussion: "Says whether the initramfs must be rebuilt for early boot and prints the command; never runs it.")
+            discussion:
+                "Lists every module outside the family that the blacklist makes unloadable, and refuses (exit 1) while one is loaded, listed in modules-load.d or used by a ruleset, unless --force. Says whether the initramfs must be rebuilt for early boot and prints the command; never runs it."
+        )
 
         @OptionGroup var root: RootOption
         @Option(help: ArgumentHelp("Write this file instead of /etc/modprobe.d/cttune-blacklist.conf.", valueName: "file"))
@@ -18,6 +20,7 @@ extension Cttune {
         var kernel: String?
         @Flag(help: "Print the file and what would change; write nothing.") var dryRun = false
         @Flag(help: "Delete the file instead.") var remove = false
+        @OptionGroup var scope: BlacklistScopeOptions
         @Option(help: "How to print the result.") var format: OutputFormat = .text
 
         func validate() throws {
@@ -33,12 +36,14 @@ extension Cttune {
                 let result =
                     remove
                     ? try host.removeBlacklist(output: file, dryRun: dryRun)
-                    : try host.writeBlacklist(output: file, allKernels: kernel == nil, dryRun: dryRun)
+                    : try host.writeBlacklist(
+                        output: file, allKernels: kernel == nil, includingDefrag: scope.includeDefrag, force: scope.force, dryRun: dryRun)
+                if let refusal = result.refusal { printError(refusal) }
                 switch format {
                 case .json: printJSON(ModuleReports.json(result))
                 case .text: print(ModuleReports.text(result))
                 }
-                return 0
+                return result.refusal == nil ? 0 : 1
             }
         }
     }

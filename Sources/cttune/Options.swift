@@ -123,3 +123,18 @@ func validateKernelRelease(_ release: String?) throws {
             "--kernel takes a kernel release such as \"6.1.0-28-cloud-amd64\" (a directory name under /lib/modules), got \"\(release)\"")
     }
 }
+
+/// `--include-defrag` and `--force`: how far the blacklist (and the stateless apply) reaches.
+struct BlacklistScopeOptions: ParsableArguments {
+    @Flag(
+        help:
+            "Also blacklist nf_defrag_ipv4/6 (and unload them when nothing uses them); this breaks xt_socket, xt_TPROXY and nft_tproxy (transparent proxies)."
+    )
+    var includeDefrag = false
+    @Flag(help: "Blacklist even when modules outside the conntrack family that it makes unloadable are in use.") var force = false
+}
+
+/// Prints a `TunerError` as the one stderr line a refusal gets.
+func printError(_ error: TunerError) {
+    FileHandle.standardError.write(Data("cttune: error: \(error)\n".utf8))
+}

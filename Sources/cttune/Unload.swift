@@ -8,7 +8,7 @@ extension Cttune {
         static let configuration = CommandConfiguration(
             abstract: "Unload the conntrack/NAT modules, holders first, like `modprobe -r --remove-holders`.",
             discussion:
-                "Refused while firewall rules need connection tracking or while a module is in use. Exit 1 when refused or when a module could not be unloaded (those unloaded before are listed)."
+                "Never unloads a module outside the conntrack/NAT family: a loaded holder outside it (openvswitch, ip_vs, act_ct, nf_flow_table) refuses the unload, naming it; there is no --force. Also refused while firewall rules need connection tracking or while a module is in use. Exit 1 when refused or when a module could not be unloaded (those unloaded before are listed)."
         )
 
         @OptionGroup var tree: ModuleTreeOptions

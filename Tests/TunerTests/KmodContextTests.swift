@@ -27,4 +27,17 @@ struct KmodContextTests {
         #expect(try context.module(named: "nf_conntrack").path?.hasSuffix("/kernel/net/netfilter/nf_conntrack.ko") == true)
         #expect(context.blacklistedNames().isEmpty)
     }
+
+    @Test(
+        "loading through libkmod reaches the kernel: without module support finit_module answers ENOSYS",
+        .enabled(if: ModuleTrees.available, ModuleTrees.missingHint),
+        .enabled(
+            if: !FileManager.default.fileExists(atPath: "/proc/modules") && Host.isRoot,
+            "only on a kernel without loadable modules, where nothing can really be loaded"))
+    func realProbeOnKernelWithoutModules() throws {
+        let root = try ModuleTrees.scratchRoot()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let context = try KmodContext(root: SystemRoot(base: .init(root.path)), release: ModuleTrees.version!)
+        #expect(try context.load(moduleNamed: "nf_defrag_ipv4") == .noFunction)
+    }
 }

@@ -175,29 +175,24 @@ extension UnloadOrderTests {
             #expect(moduleItems.allSatisfy { $0.before == "unloaded" && $0.after == "loaded" && $0.result == "rolled-back" })
         }
 
-        @Test(
-            "cttune rollback loads through libkmod's real probe: on a kernel without module support it fails at the first load, names it, and puts the blacklist back",
-            .enabled(
-                if: !FileManager.default.fileExists(atPath: "/proc/modules") && Host.isRoot,
-                "only on a kernel without loadable modules, where nothing can really be loaded"))
-        func rollbackThroughRealProbe() throws {
+        @Test("cttune rollback --root loads no module into the running kernel: the module items are skipped, the files restored, exit 0")
+        func rollbackUnderRootLoadsNothing() throws {
             let host = try GatewayHost()
             defer { host.tree.remove() }
             let outcome = try host.apply()
             #expect(outcome.error == nil)
             try host.unloadInFixture(Self.order)
-            let blacklist = host.tree.read(Self.blacklistConf)
 
             let result = try host.tree.cttune(["rollback", "--format", "json"])
-            #expect(result.status == 1)
-            let first = Self.order.last!
-            #expect(
-                result.stderr.contains("loading module \(first) failed: cannot load \(first) back: function not implemented"),
-                "\(result.stderr)")
-            #expect(result.stderr.contains("everything already changed was restored"))
-            #expect(blacklist != nil && host.tree.read(Self.blacklistConf) == blacklist)
-            #expect(!host.tree.exists(Self.modulesLoadConf))
-            #expect(host.tree.sysctl("nf_conntrack_max") == outcome.plan.planned(.max))
+            #expect(result.status == 0, "\(result.stderr)")
+            let json = try PrintedJSON(result)
+            let items = try #require(json.object["restored"] as? [[String: Any]])
+            let moduleItems = items.filter { Self.order.contains($0["target"] as? String ?? "") }
+            #expect(moduleItems.count == Self.order.count)
+            #expect(moduleItems.allSatisfy { $0["result"] as? String == "skipped" })
+            #expect(!host.tree.exists(Self.blacklistConf))
+            #expect(host.tree.exists(Self.modulesLoadConf))
+            #expect(host.tree.sysctl("nf_conntrack_max") == ApplyFixtureTree.bootValues["nf_conntrack_max"])
         }
 
         @Test("a rollback finds modules already loaded again and leaves them alone")
@@ -227,7 +222,7 @@ extension UnloadOrderTests {
 
             let outcome = try host.apply()
             #expect(outcome.results[.max] == .rolledBack)
-            let unloadedFirst = Array(Self.order.prefix(4))
+            let unloadedFirst = Array(Self.order.prefix(3))
             #expect(UnloadOrderTests.recordedCalls() == unloadedFirst + ["nf_nat"])
             #expect(host.recorder.loads == unloadedFirst.reversed())
             let error = try #require(outcome.error)
@@ -236,7 +231,7 @@ extension UnloadOrderTests {
             let step = try #require(outcome.modules)
             #expect(unloadedFirst.allSatisfy { step.results[$0] == .rolledBack })
             if case .failed = step.results["nf_nat"] {} else { Issue.record("nf_nat is \(String(describing: step.results["nf_nat"]))") }
-            #expect(Self.order.dropFirst(5).allSatisfy { step.results[$0] == .skipped("not attempted: an earlier step failed") })
+            #expect(Self.order.dropFirst(4).allSatisfy { step.results[$0] == .skipped("not attempted: an earlier step failed") })
             #expect(step.blacklist?.action == .unchanged)
             #expect(!host.tree.exists(Self.blacklistConf))
             #expect(contents() == before, "every file and setting is as before")
@@ -264,6 +259,34 @@ extension UnloadOrderTests {
             #expect(outcome.results[.max] == .applied)
         }
 
+        @Test(
+            "with --force past the blacklist refusal, openvswitch and ip_vs holding nf_conntrack still stop every unload: the module step is skipped naming them, no delete_module, no blacklist"
+        )
+        func forcedApplyUnloadsNoOutsider() throws {
+            let host = try GatewayHost()
+            defer { host.tree.remove() }
+            _ = try LoadedFixture(root: host.tree.url, modules: ModuleFamilyTests.ovsAndIpvs)
+            var request = ApplyRequest()
+            let refused = try host.apply(request: request)
+            #expect(refused.error == refused.modules?.refusal && refused.error != nil)
+            #expect(refused.journalID == nil)
+
+            request.force = true
+            let outcome = try host.apply(request: request)
+            #expect(outcome.error == nil)
+            #expect(cttune_stub_call_count() == 0)
+            let step = try #require(outcome.modules)
+            #expect(
+                step.skipped
+                    == TunerError.outsideFamilyHolders([
+                        "ip_vs": ["nf_conntrack"], "openvswitch": ["nf_conncount", "nf_conntrack", "nf_nat"],
+                    ])
+                    .description)
+            // A skipped step does none of its parts: no blacklist either, and the apply is partial.
+            #expect(step.blacklist == nil && !host.tree.exists(Self.blacklistConf))
+            #expect(outcome.notAppliedHere == ["the conntrack module unload and blacklist"])
+        }
+
         @Test("--check shows the unload order and the blacklist diff, writes nothing and calls delete_module zero times")
         func checkWritesNothing() throws {
             let host = try GatewayHost()
@@ -281,13 +304,13 @@ extension UnloadOrderTests {
             #expect(step.blacklist?.diff.contains("+install nf_conntrack /bin/false\n") == true)
 
             let json = JSONValue.object(ApplyReport.json(outcome, diff: true)).rendered()
-            #expect(json.contains("\"unload_order\":[\"iptable_nat\",\"ip_tables\""))
+            #expect(json.contains("\"unload_order\":[\"iptable_nat\",\"xt_MASQUERADE\""))
             #expect(
                 json.contains("\"blacklist_file\":{\"path\":\"\(host.tree.file(Self.blacklistConf))\",\"action\":\"created\",\"diff\":"))
         }
 
         @Test(
-            "cttune apply --check --diff prints the unload table, the load files' removal and the blacklist diff, and exits 2 with --detailed-exitcode"
+            "cttune apply --root --check --diff unloads nothing and says so, shows the load files' removal and the blacklist diff, exit 2 with --detailed-exitcode"
         )
         func checkCommandText() throws {
             let host = try GatewayHost()
@@ -297,14 +320,18 @@ extension UnloadOrderTests {
             #expect(result.status == 2, "\(result.stderr)")
             let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
             let start = try #require(lines.firstIndex(of: "modules: unload in this order"))
-            let rows = lines[(start + 2)...].prefix(Self.order.count)
+            #expect(
+                lines[start + 1]
+                    == "modules: --root: \(host.tree.path) is not the running system, so no module is unloaded; only the files are written")
+            let rows = lines[(start + 3)...].prefix(Self.order.count)
             #expect(rows.map { $0.split(separator: " ").first.map(String.init) } == Self.order)
-            #expect(rows.allSatisfy { $0.hasSuffix("would unload") })
+            #expect(rows.allSatisfy { $0.hasSuffix("skipped: --root: left to the system that boots this tree") })
             #expect(lines.contains("blacklist: created \(host.tree.file(Self.blacklistConf))"))
             #expect(lines.contains("  removed  \(host.tree.file(Self.modulesLoadConf))"))
             #expect(lines.contains("+++ \(host.tree.file(Self.blacklistConf))"))
             #expect(lines.contains("+install xt_MASQUERADE /bin/false"))
             #expect(host.tree.snapshot() == before)
+            #expect(cttune_stub_call_count() == 0)
         }
     }
 }

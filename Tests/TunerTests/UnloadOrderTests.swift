@@ -27,13 +27,11 @@ struct UnloadOrderTests {
         LoadedModule(name: "libcrc32c", refcount: 3, holders: ["btrfs", "nf_conntrack", "nf_nat"]),
         LoadedModule(name: "btrfs", refcount: 0),
     ]
-    static let iptablesOrder = [
-        "iptable_nat", "ip_tables", "xt_MASQUERADE", "xt_nat", "nf_nat", "xt_conntrack", "x_tables",
-        "nf_conntrack", "nf_defrag_ipv6", "nf_defrag_ipv4",
-    ]
+    /// Only the family goes: ip_tables, x_tables and nf_defrag_* stay loaded.
+    static let iptablesOrder = ["iptable_nat", "xt_MASQUERADE", "xt_nat", "nf_nat", "xt_conntrack", "nf_conntrack"]
 
     /// An nftables NAT host; nf_tables keeps one user (a table), so it and
-    /// nfnetlink stay, while libcrc32c goes with its last holder.
+    /// nfnetlink stay; libcrc32c is left unused but is not in the family.
     static let nftablesNat = [
         LoadedModule(name: "nft_chain_nat", refcount: 0),
         LoadedModule(name: "nft_ct", refcount: 0),
@@ -46,10 +44,7 @@ struct UnloadOrderTests {
         LoadedModule(name: "nf_defrag_ipv6", refcount: 1, holders: ["nf_conntrack"]),
         LoadedModule(name: "libcrc32c", refcount: 2, holders: ["nf_conntrack", "nf_nat"]),
     ]
-    static let nftablesOrder = [
-        "nf_conntrack_netlink", "nft_chain_nat", "nf_nat", "nft_ct", "nf_conntrack",
-        "libcrc32c", "nf_defrag_ipv6", "nf_defrag_ipv4",
-    ]
+    static let nftablesOrder = ["nf_conntrack_netlink", "nft_chain_nat", "nf_nat", "nft_ct", "nf_conntrack"]
 
     /// Builds the fixture kernel, runs `body` with a host on it, cleans up.
     func withHost<T>(_ modules: [LoadedModule], _ body: (ModuleHost, URL) throws -> T) throws -> T {
@@ -79,6 +74,35 @@ struct UnloadOrderTests {
         }
     }
 
+    @Test("--include-defrag (the stateless apply's) also unloads nf_defrag_* once nothing uses them; x_tables and libcrc32c stay")
+    func defragOnlyWhenIncluded() throws {
+        try withHost(Self.iptablesGateway) { host, _ in
+            let plan = try host.unloadPlan(blockingRules: [], includingDefrag: true)
+            #expect(plan.order == Self.iptablesOrder + ["nf_defrag_ipv6", "nf_defrag_ipv4"])
+            #expect(plan.steps.last?.reason == "dependency of nf_conntrack, no longer used")
+            #expect(plan.refusal == nil)
+        }
+    }
+
+    @Test("a transaction never unloads a module outside the family, whatever its journal entry says")
+    func transactionRefusesOutsider() throws {
+        try withHost(Self.iptablesGateway) { host, _ in
+            var removed: [String] = []
+            let operations = ModuleOperations(
+                remove: {
+                    removed.append($0)
+                    return nil
+                }, load: { _ in nil })
+            let entry = JournalEntry(
+                id: Journal.newIdentifier(), command: "rollback", created: Journal.timestamp(), profile: nil, status: .inProgress,
+                actions: [.module(.init(name: "nf_conntrack_ftp", loaded: false)), .module(.init(name: "openvswitch", loaded: false))])
+            let run = try Transaction(root: host.root, modules: operations).run(entry)
+            #expect(removed == ["nf_conntrack_ftp"])
+            #expect(run.failedStep?.index == 1)
+            #expect(run.error?.description.contains("openvswitch") == true)
+        }
+    }
+
     @Test("a dry run gives the same order and calls delete_module not once")
     func dryRunUnloadsNothing() throws {
         try withHost(Self.iptablesGateway) { host, _ in
@@ -98,7 +122,7 @@ struct UnloadOrderTests {
             #expect(lines.first == "would unload, in this order:")
             #expect(lines.dropFirst().map { $0.split(separator: " ")[1] } == Self.iptablesOrder.map { Substring($0) })
             #expect(lines[1] == "  1. iptable_nat  (holder of nf_nat)")
-            #expect(lines.last == "  10. nf_defrag_ipv4  (dependency of nf_conntrack, no longer used)")
+            #expect(lines.last == "  6. nf_conntrack  (conntrack family)")
         }
     }
 
@@ -118,6 +142,8 @@ struct UnloadOrderTests {
                 #expect(contents.contains("blacklist \(module)\n") && contents.contains("install \(module) /bin/false"))
             }
             #expect((modules["blacklist_file"] as? String)?.hasSuffix("/etc/modprobe.d/cttune-blacklist.conf") == true)
+            #expect(Set(modules["outside_family_unloadable"] as? [String] ?? []) == ModuleFamilyTests.outsideFamily)
+            #expect(modules["outside_family_in_use"] as? [String] == [])
             #expect(cttune_stub_call_count() == 0, "a plan unloads nothing")
         }
     }
@@ -150,11 +176,11 @@ struct UnloadOrderTests {
         FailureCase(
             module: "nf_nat", errno: EBUSY,
             expected: .moduleBusy(module: "nf_nat", holders: ["iptable_nat", "xt_MASQUERADE", "xt_nat"], users: 0),
-            unloadedBefore: ["iptable_nat", "ip_tables", "xt_MASQUERADE", "xt_nat"]),
+            unloadedBefore: ["iptable_nat", "xt_MASQUERADE", "xt_nat"]),
         FailureCase(module: "iptable_nat", errno: ENOSYS, expected: .unloadUnsupported(module: "iptable_nat"), unloadedBefore: []),
         FailureCase(
             module: "nf_conntrack", errno: EPERM, expected: .unloadNotPermitted(module: "nf_conntrack"),
-            unloadedBefore: Array(iptablesOrder.prefix(7))),
+            unloadedBefore: Array(iptablesOrder.prefix(5))),
     ]
 
     @Test("a failing delete_module stops the unload, names the cause and lists what was unloaded before", arguments: failures)
@@ -190,65 +216,6 @@ struct UnloadOrderTests {
                 support: .loadable, loaded: ["nf_conntrack": LoadedModule(name: "nf_conntrack", refcount: 3, holders: ["nft_ct"])]))
         #expect(busy.description.contains("held by nft_ct"))
         #expect(busy.description.contains("in use 2 times besides its holders"))
-    }
-
-    @Test("the stateless workflow writes no blacklist when an unload fails, and writes it when all succeed")
-    func noBlacklistOnFailure() throws {
-        try withHost(Self.nftablesNat) { host, root in
-            let file = root.appendingPathComponent("etc/modprobe.d/cttune-blacklist.conf").path
-            cttune_stub_fail("nf_conntrack", EBUSY)
-            let loadFiles = [
-                ("etc/modules-load.d/cttune.conf", "nf_conntrack\n"),
-                ("etc/modprobe.d/cttune.conf", "options nf_conntrack hashsize=65536\n"),
-            ]
-            .map { (root.appendingPathComponent($0.0), $0.1) }
-            for (file, text) in loadFiles {
-                try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
-                try text.write(to: file, atomically: true, encoding: .utf8)
-            }
-            let failed = try host.unloadAndBlacklist(blockingRules: [])
-            #expect(!failed.unload.succeeded)
-            #expect(failed.unload.unloaded == ["nf_conntrack_netlink", "nft_chain_nat", "nf_nat", "nft_ct"])
-            #expect(failed.blacklist == nil)
-            #expect(!FileManager.default.fileExists(atPath: file))
-            #expect(loadFiles.allSatisfy { FileManager.default.fileExists(atPath: $0.0.path) })
-
-            cttune_stub_reset()
-            let succeeded = try host.unloadAndBlacklist(blockingRules: [])
-            #expect(succeeded.unload.succeeded)
-            #expect(succeeded.blacklist?.action == .created)
-            #expect(FileManager.default.fileExists(atPath: file))
-            #expect(loadFiles.allSatisfy { !FileManager.default.fileExists(atPath: $0.0.path) })
-            #expect(Set(succeeded.removedFiles.values) == [.removed])
-        }
-    }
-
-    @Test("a rollback loads the unloaded modules back, last unloaded first, and goes on past a failure")
-    func reloadOrder() throws {
-        try withHost(Self.iptablesGateway) { host, _ in
-            var attempted: [String] = []
-            let outcome = try host.reload(Self.iptablesOrder) { module in
-                attempted.append(module)
-                return module == "xt_nat" ? Errno(rawValue: ENOEXEC) : nil
-            }
-            #expect(attempted == Self.iptablesOrder.reversed())
-            #expect(outcome.loaded == Self.iptablesOrder.reversed().filter { $0 != "xt_nat" })
-            #expect(outcome.failures == ["xt_nat": .loadFailed(module: "xt_nat", reason: "exec format error")])
-        }
-    }
-
-    @Test(
-        "loading through libkmod reaches the kernel: without module support finit_module answers ENOSYS",
-        .enabled(
-            if: !FileManager.default.fileExists(atPath: "/proc/modules") && Host.isRoot,
-            "only on a kernel without loadable modules, where nothing can really be loaded"))
-    func realProbeOnKernelWithoutModules() throws {
-        let root = try ModuleTrees.scratchRoot()
-        defer { try? FileManager.default.removeItem(at: root) }
-        let host = try ModuleHost(root: SystemRoot(base: .init(root.path)), release: ModuleTrees.version)
-        let outcome = try host.reload(["nf_defrag_ipv4"])
-        #expect(outcome.loaded.isEmpty)
-        #expect(outcome.failures["nf_defrag_ipv4"] == .loadFailed(module: "nf_defrag_ipv4", reason: "function not implemented"))
     }
 
     @Test("a module still used by something other than a module refuses the whole unload before anything is removed")
@@ -295,17 +262,19 @@ struct UnloadOrderTests {
             support: .loadable,
             loaded: [
                 "nf_conntrack": LoadedModule(name: "nf_conntrack", refcount: 0),
-                "after_helper": LoadedModule(name: "after_helper", refcount: 0),
-                "before_helper": LoadedModule(name: "before_helper", refcount: 0),
-                "shared_before": LoadedModule(name: "shared_before", refcount: 1),
+                "nf_nat_ftp": LoadedModule(name: "nf_nat_ftp", refcount: 0),
+                "nf_conntrack_ftp": LoadedModule(name: "nf_conntrack_ftp", refcount: 0),
+                "nf_conntrack_sip": LoadedModule(name: "nf_conntrack_sip", refcount: 1),
+                "crc_helper": LoadedModule(name: "crc_helper", refcount: 0),
             ])
         let index = [
             "nf_conntrack": ModuleIndexEntry(
-                name: "nf_conntrack", path: "/x.ko", softdepsBefore: ["before_helper", "shared_before"],
-                softdepsAfter: ["after_helper"])
+                name: "nf_conntrack", path: "/x.ko", softdepsBefore: ["nf_conntrack_ftp", "nf_conntrack_sip", "crc_helper"],
+                softdepsAfter: ["nf_nat_ftp"])
         ]
         let plan = UnloadPlanner.plan(targets: ["nf_conntrack"], live: live, index: { index[$0] }, builtIn: [], blockingRules: [])
-        #expect(plan.order == ["after_helper", "nf_conntrack", "before_helper"])
+        // crc_helper is unused but outside the family: it stays.
+        #expect(plan.order == ["nf_nat_ftp", "nf_conntrack", "nf_conntrack_ftp"])
         #expect(plan.refusal == nil)
     }
 }

@@ -12,6 +12,12 @@ public struct ApplyRequest: Sendable {
     /// The command line printed in each generated file's header.
     public var regenerateCommand = "cttune apply --persist-only"
     public var lockWaitSeconds = ApplyLock.defaultWaitSeconds
+    /// A stateless profile also blacklists nf_defrag_* and unloads them when
+    /// nothing else uses them (`--include-defrag`).
+    public var includeDefrag = false
+    /// A stateless profile blacklists the family even when modules outside
+    /// it that the blacklist makes unloadable are in use (`--force`).
+    public var force = false
 
     public init() {}
 }
@@ -123,8 +129,16 @@ public enum Applier {
 
         let (results, sysctlActions) = try runtimeActions(plan, request: request, under: root)
         var (files, fileActions, notes) = try request.persistent ? fileActions(plan, request: request, under: root) : ([], [], [])
+        // Module syscalls act on the running kernel: under a --root tree only
+        // a test's stand-in for the kernel may receive them.
         let moduleStep = try review.map {
-            try StatelessModuleStep.make(under: root, request: request, blockingRules: $0.rules?.blockingRules ?? [])
+            try StatelessModuleStep.make(
+                under: root, request: request, blockingRules: $0.rules?.blockingRules ?? [], unloadsHere: root.isLive || modules != nil)
+        }
+        if let review, let step = moduleStep, let error = step.refusal {
+            var outcome = refusal(plan, review: review, request: request, error: error)
+            outcome.modules = step
+            return outcome
         }
         if let blacklist = moduleStep?.blacklist { files.append(blacklist) }
         // Settings first (their sysctls vanish with nf_conntrack), then the
@@ -170,11 +184,12 @@ public enum Applier {
 
     /// A stateless profile refused because live rules need connection
     /// tracking: nothing is changed, the settings that would change are skipped.
-    static func refusal(_ plan: TuningPlan, review: StatelessReview, request: ApplyRequest) -> ApplyOutcome {
-        let error = review.refusal ?? TunerError.statelessRefused(ruleCount: review.rules?.findings.count ?? 0)
+    static func refusal(_ plan: TuningPlan, review: StatelessReview, request: ApplyRequest, error: TunerError? = nil) -> ApplyOutcome {
+        let reason = error == nil ? "refused: firewall rules need connection tracking" : "refused: the blacklist would break modules in use"
+        let error = error ?? review.refusal ?? TunerError.statelessRefused(ruleCount: review.rules?.findings.count ?? 0)
         var results: [ConntrackSetting: SettingResult] = [:]
         for setting in plan.settings {
-            results[setting.setting] = setting.changes ? .skipped("refused: firewall rules need connection tracking") : .unchanged
+            results[setting.setting] = setting.changes ? .skipped(reason) : .unchanged
         }
         return ApplyOutcome(
             plan: plan, results: results, files: [], notes: [], journalID: nil, changed: false,

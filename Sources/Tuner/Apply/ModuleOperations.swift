@@ -32,6 +32,19 @@ public struct ModuleOperations {
     }
 }
 
+extension ModuleOperations {
+    /// For a `--root` tree: every call fails without a syscall, since
+    /// delete_module and finit_module act on the running kernel whatever
+    /// tree the modules came from.
+    static func refusing(under root: SystemRoot) -> ModuleOperations {
+        let refuse: (String) throws -> Errno? = { module in
+            throw TunerError.unloadFailed(
+                module: module, reason: "\(root.base) is not the running system: cttune makes no module call for a --root tree")
+        }
+        return ModuleOperations(remove: refuse, load: refuse)
+    }
+}
+
 /// A libkmod context opened on first use and kept for the later calls.
 private final class LazyKmodContext {
     let root: SystemRoot

@@ -8,7 +8,8 @@ public struct RestoredItem: Equatable, Sendable {
     /// Before the rollback and after it (values, or file states).
     public var before: String
     public var after: String
-    /// `rolled-back`, `unchanged` (already at the recorded value) or `failed`.
+    /// `rolled-back`, `unchanged` (already at the recorded value), `failed`,
+    /// or `skipped` (a module under `--root`: never loaded into the running kernel).
     public var result: String
     public var error: String?
 }
@@ -77,6 +78,14 @@ public enum Rollback {
                 if current != change.oldContent {
                     actions.append(.file(.init(path: change.path, oldContent: current, newContent: change.oldContent)))
                 }
+            case .module(let change) where !root.isLive && modules == nil:
+                // A tree's modules are loaded by the system that boots it;
+                // finit_module here would load them into the running kernel.
+                items.append(
+                    RestoredItem(
+                        target: change.name, before: "-", after: "-", result: "skipped",
+                        error:
+                            "--root: modules are not loaded into the running kernel for a tree; the restored files apply at its next boot"))
             case .module(let change):
                 live = try live ?? LiveModules.read(from: root)
                 let loaded = live?.loaded[change.name] != nil

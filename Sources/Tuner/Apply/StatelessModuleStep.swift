@@ -19,6 +19,19 @@ public struct StatelessModuleStep {
     /// Why the step does not run here (no module support, nf_conntrack built
     /// in, a module in use): nothing of it is done, and the apply is partial.
     public var skipped: String?
+    /// Why the apply is refused before anything changes: a module outside
+    /// the family that the blacklist makes unloadable is in use (`--force`
+    /// overrides it).
+    public var refusal: TunerError?
+    /// The modules outside the family the blacklist makes unloadable; `nil`
+    /// when no blacklist is planned (`--runtime-only`).
+    public var impact: BlacklistImpact?
+    /// What else on the host uses conntrack (IPVS, OVS, tc) and the
+    /// br_netfilter note, for the report.
+    public var consumers = ConntrackConsumers(findings: [], bridgeNote: nil)
+    /// Why nothing is unloaded although the step runs: under `--root DIR`
+    /// the tree's modules are not the running kernel's, so only files are written.
+    public var note: String?
     /// One unload per module, in order.
     var unloadActions: [JournalAction]
     /// Writing the blacklist file, when it changes.
@@ -41,25 +54,49 @@ public struct StatelessModuleStep {
     /// - Parameters:
     ///   - blockingRules: live firewall rules that need connection tracking
     ///     (refused before this is reached; passed so the unload plan agrees).
-    ///   - request: `runtime` unloads now, `persistent` writes the blacklist file.
-    static func make(under root: SystemRoot, request: ApplyRequest, blockingRules: [String]) throws -> StatelessModuleStep {
+    ///   - request: `runtime` unloads now, `persistent` writes the blacklist
+    ///     file; `includeDefrag` and `force` as on the command line.
+    ///   - unloadsHere: whether module syscalls reach the kernel whose state
+    ///     the root shows: only the running system (or a test's stand-in).
+    static func make(
+        under root: SystemRoot, request: ApplyRequest, blockingRules: [String], unloadsHere: Bool
+    ) throws -> StatelessModuleStep {
         let host = try ModuleHost(root: root, anyKernel: true)
-        let plan = try host.unloadPlan(blockingRules: blockingRules)
-        var step = StatelessModuleStep(unloads: plan.steps, results: [:], blacklist: nil, skipped: nil, unloadActions: [])
-        if let refusal = plan.refusal {
+        let plan = try host.unloadPlan(blockingRules: blockingRules, includingDefrag: request.includeDefrag)
+        var step = StatelessModuleStep(
+            unloads: plan.steps, results: [:], blacklist: nil, skipped: nil, refusal: nil, impact: nil, note: nil, unloadActions: [])
+        step.consumers = ConntrackConsumers.read(under: root)
+        if request.persistent {
+            let impact = try host.blacklistImpact(allKernels: true, includingDefrag: request.includeDefrag)
+            step.impact = impact
+            step.refusal = request.force ? nil : impact.refusal
+        }
+        // A kernel without module support or with nf_conntrack built in is a
+        // fact of the tree too: no module step can help it, here or at boot.
+        let kernelRefusal: TunerError? = plan.refusal.flatMap {
+            switch $0 {
+            case .noModuleSupport, .moduleBuiltIn: return $0
+            default: return nil
+            }
+        }
+        if !unloadsHere, kernelRefusal == nil {
+            step.note = "--root: \(root.base) is not the running system, so no module is unloaded; only the files are written"
+            for unload in plan.steps { step.results[unload.module] = .skipped("--root: left to the system that boots this tree") }
+        } else if let refusal = kernelRefusal ?? plan.refusal {
             step.skipped = refusal.description
             for unload in plan.steps { step.results[unload.module] = .skipped("not attempted: \(refusal)") }
             return step
-        }
-        for unload in plan.steps {
-            if request.runtime {
-                step.unloadActions.append(.module(.init(name: unload.module, loaded: false)))
-                step.results[unload.module] = .pending
-            } else {
-                step.results[unload.module] = .skipped("--persist-only: left loaded; the blacklist keeps it off from the next boot")
+        } else {
+            for unload in plan.steps {
+                if request.runtime {
+                    step.unloadActions.append(.module(.init(name: unload.module, loaded: false)))
+                    step.results[unload.module] = .pending
+                } else {
+                    step.results[unload.module] = .skipped("--persist-only: left loaded; the blacklist keeps it off from the next boot")
+                }
             }
         }
-        let modules = try host.blacklistCandidates(allKernels: true)
+        let modules = step.impact?.modules ?? []
         guard request.persistent, !modules.isEmpty else { return step }
         let old = try AtomicFile.contents(of: KernelPaths.blacklistConf, under: root)
         let new = BlacklistFile.contents(for: modules)

@@ -12,10 +12,12 @@ public struct Transaction {
     public let root: SystemRoot
     public let modules: ModuleOperations
 
-    /// - Parameter modules: how module actions run; libkmod under `root` by default.
+    /// - Parameter modules: how module actions run; by default libkmod on
+    /// the running system, and under a `--root` tree a refusal (module
+    /// syscalls would reach the running kernel, not the tree's).
     public init(root: SystemRoot, modules: ModuleOperations? = nil) {
         self.root = root
-        self.modules = modules ?? .libkmod(root: root)
+        self.modules = modules ?? (root.isLive ? .libkmod(root: root) : .refusing(under: root))
     }
 
     /// The outcome of `run`: how many actions took effect before a failure.
@@ -99,6 +101,10 @@ public struct Transaction {
                 throw TunerError.loadFailed(module: change.name, reason: errnoText(errno))
             }
         case .module(let change):
+            // Whatever a journal says, nothing outside the family is unloaded.
+            guard ModuleFamily.contains(change.name, includingDefrag: true) else {
+                throw TunerError.unloadFailed(module: change.name, reason: "not a conntrack/NAT module, and cttune never unloads those")
+            }
             // Already gone (ENOENT) is what an unload wants.
             if let errno = try modules.remove(change.name), errno != .noSuchFileOrDirectory {
                 throw Unloader.error(

@@ -30,43 +30,131 @@ public struct BlacklistResult: Equatable, Sendable {
     public var contents: String?
     public var dryRun: Bool
     public var initramfs: InitramfsAdvice
+    /// Modules outside the family the blacklist makes unloadable, and which are in use.
+    public var impact: BlacklistImpact
+    /// Why nothing was written (`--force` overrides it); `nil` when it went ahead.
+    public var refusal: TunerError?
+    /// What else on the host uses conntrack (IPVS, OVS, tc), for the report.
+    public var consumers = ConntrackConsumers(findings: [], bridgeNote: nil)
+}
+
+/// What blacklisting the family does to the rest of the module tree:
+/// modprobe runs `install X /bin/false` for every module of a probe list, so
+/// each module that depends on a blacklisted one cannot load any more.
+public struct BlacklistImpact: Equatable, Sendable {
+    /// The modules the file blacklists.
+    public var modules: [String]
+    /// Modules outside the family that depend on a blacklisted one (in any
+    /// kernel tree read): ip_vs*, openvswitch, act_ct, nf_flow_table, …
+    public var unloadable: [String]
+    /// Those in use, each as "NAME is loaded", "NAME is listed in FILE",
+    /// "NAME is used by SOURCE line N: RULE".
+    public var conflicts: [String]
+
+    /// The refusal `--force` overrides.
+    public var refusal: TunerError? { conflicts.isEmpty ? nil : .blacklistBreaksModules(conflicts: conflicts) }
 }
 
 extension ModuleHost {
     /// Family members with a loadable .ko in any kernel tree under
     /// ROOT/lib/modules (or only in this host's release when `--kernel` picked
     /// one): the file applies to every kernel that boots.
-    public func blacklistCandidates(allKernels: Bool) throws -> [String] {
-        let releases = allKernels ? root.entries(of: KernelPaths.libModules) : [release].compactMap { $0 }
-        var names = Set<String>()
-        for release in releases {
-            guard let tree = try ModuleTree(root: root, release: release) else { continue }
-            names.formUnion(tree.moduleNames.subtracting(tree.builtinNames))
+    public func blacklistCandidates(allKernels: Bool, includingDefrag: Bool = false) throws -> [String] {
+        let loadable = try trees(allKernels: allKernels).reduce(into: Set<String>()) {
+            $0.formUnion($1.moduleNames.subtracting($1.builtinNames))
         }
-        return ModuleFamily.members(of: names)
+        return ModuleFamily.members(of: loadable, includingDefrag: includingDefrag)
+    }
+
+    /// The module trees the blacklist covers.
+    func trees(allKernels: Bool) throws -> [ModuleTree] {
+        let releases = allKernels ? root.entries(of: KernelPaths.libModules) : [release].compactMap { $0 }
+        return try releases.compactMap { try ModuleTree(root: root, release: $0) }
+    }
+
+    /// What blacklisting the family does here: the modules outside it that
+    /// could no longer load, and those of them in use — loaded (or holding a
+    /// family module), named in a modules-load.d file, or used by a ruleset.
+    ///
+    /// - Parameter rulesets: the rulesets to check; the persisted ones under
+    ///   the root and, on the running system, the live ones by default.
+    public func blacklistImpact(
+        allKernels: Bool, includingDefrag: Bool, rulesets: [RulesetModuleUse.Ruleset]? = nil
+    ) throws -> BlacklistImpact {
+        let modules = try blacklistCandidates(allKernels: allKernels, includingDefrag: includingDefrag)
+        let blacklisted = Set(modules)
+        var unloadable = Set<String>()
+        for tree in try trees(allKernels: allKernels) {
+            unloadable.formUnion(tree.dependants(of: blacklisted).filter { !ModuleFamily.contains($0, includingDefrag: includingDefrag) })
+        }
+        // A loaded module holding a family module needs it, whatever the tree says.
+        for module in live.loaded.values where ModuleFamily.contains(module.name, includingDefrag: includingDefrag) {
+            unloadable.formUnion(module.holders.filter { !ModuleFamily.contains($0, includingDefrag: includingDefrag) })
+        }
+        var conflicts: [String] = []
+        for name in unloadable.sorted() where live.loaded[name] != nil {
+            conflicts.append("\(name) is loaded")
+        }
+        let listed = bootModuleLists()
+        for name in unloadable.sorted() {
+            if let file = listed[name] { conflicts.append("\(name) is listed in \(file)") }
+        }
+        var used: [String: String] = [:]
+        // Reading the live rulesets runs nft and iptables-save: only when something could be used.
+        for ruleset in unloadable.isEmpty ? [] : rulesets ?? RulesetModuleUse.rulesets(under: root) {
+            used.merge(RulesetModuleUse.uses(in: ruleset, among: unloadable)) { first, _ in first }
+        }
+        for (name, place) in used.sorted(by: { $0.key < $1.key }) { conflicts.append("\(name) is used by \(place)") }
+        return BlacklistImpact(modules: modules, unloadable: unloadable.sorted(), conflicts: conflicts)
+    }
+
+    /// Every module named in a modules-load.d file or /etc/modules under the
+    /// root, with the first file naming it.
+    func bootModuleLists() -> [String: String] {
+        var files: [FilePath] = [KernelPaths.etcModules]
+        for directory in KernelPaths.modulesLoadDirectories {
+            files += root.entries(of: directory).filter { $0.hasSuffix(".conf") }.sorted().map { directory.appending($0) }
+        }
+        var listed: [String: String] = [:]
+        for file in files {
+            guard let text = try? root.contents(of: file), let shown = try? root.path(file) else { continue }
+            for line in text.split(separator: "\n") {
+                let name = line.split(separator: " ").first.map(ModuleFamily.normalized) ?? ""
+                if !name.isEmpty, !name.hasPrefix("#"), !name.hasPrefix(";"), listed[name] == nil { listed[name] = shown.string }
+            }
+        }
+        return listed
     }
 
     /// Writes the blacklist file (`output`, else /etc/modprobe.d/cttune-blacklist.conf
-    /// under the root) atomically.
+    /// under the root) atomically — unless a module outside the family that
+    /// it makes unloadable is in use and `force` is off: then nothing is
+    /// written and the result carries the refusal.
     ///
     /// - Throws: `TunerError.nothingToBlacklist` when no tree has a loadable family module.
-    public func writeBlacklist(output: FilePath?, allKernels: Bool, dryRun: Bool) throws -> BlacklistResult {
-        let modules = try blacklistCandidates(allKernels: allKernels)
-        guard !modules.isEmpty else {
+    public func writeBlacklist(
+        output: FilePath?, allKernels: Bool, includingDefrag: Bool = false, force: Bool = false, dryRun: Bool,
+        rulesets: [RulesetModuleUse.Ruleset]? = nil
+    ) throws -> BlacklistResult {
+        guard !(try blacklistCandidates(allKernels: allKernels, includingDefrag: includingDefrag)).isEmpty else {
             throw TunerError.nothingToBlacklist(directory: try root.path(KernelPaths.libModules).string, builtIn: builtInFamily)
         }
+        let impact = try blacklistImpact(allKernels: allKernels, includingDefrag: includingDefrag, rulesets: rulesets)
+        let modules = impact.modules
         let (fileRoot, file) = blacklistFile(output)
         let path = try AtomicFile.checkedPath(file, under: fileRoot)
         let text = BlacklistFile.contents(for: modules)
+        let refusal = force ? nil : impact.refusal
         let action: FileAction
-        if dryRun {
+        if dryRun || refusal != nil {
             action = FileIO.read(path.string).map { $0 == text ? FileAction.unchanged : .updated }.mapErrorToCreated()
         } else {
             action = try AtomicFile.write(text, to: file, under: fileRoot)
         }
         return BlacklistResult(
             path: path.string, action: action, modules: modules, contents: text, dryRun: dryRun,
-            initramfs: InitramfsAdvice.check(root: root, modules: modules))
+            initramfs: InitramfsAdvice.check(root: root, modules: modules), impact: impact, refusal: refusal,
+            consumers: ConntrackConsumers.read(under: root))
     }
 
     /// Deletes the blacklist file; `.unchanged` when there was none.
@@ -75,10 +163,11 @@ extension ModuleHost {
         let path = try AtomicFile.checkedPath(file, under: fileRoot)
         let exists = FileManager.default.fileExists(atPath: path.string)
         let action = dryRun ? (exists ? FileAction.removed : .unchanged) : try AtomicFile.remove(file, under: fileRoot)
-        let modules = try blacklistCandidates(allKernels: true)
+        let modules = try blacklistCandidates(allKernels: true, includingDefrag: true)
         return BlacklistResult(
             path: path.string, action: action, modules: [], contents: nil, dryRun: dryRun,
-            initramfs: InitramfsAdvice.check(root: root, modules: modules))
+            initramfs: InitramfsAdvice.check(root: root, modules: modules),
+            impact: BlacklistImpact(modules: [], unloadable: [], conflicts: []), refusal: nil)
     }
 }
 

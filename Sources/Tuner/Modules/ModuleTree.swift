@@ -36,6 +36,9 @@ public final class ModuleTree {
     public let kmod: KmodContext
     /// Names with a .ko in modules.dep.
     public let moduleNames: Set<String>
+    /// Each module's full dependency list from modules.dep (depmod writes
+    /// the transitive closure there).
+    public let dependencies: [String: [String]]
     /// Names listed in modules.builtin.
     public let builtinNames: Set<String>
 
@@ -51,14 +54,26 @@ public final class ModuleTree {
             throw TunerError.missingModuleIndex(directory: try root.path(directory).string, index: Self.dependencyIndex)
         }
         self.release = release
-        moduleNames = Set(
-            dependencies.split(separator: "\n").compactMap { line in
-                line.split(separator: ":", maxSplits: 1).first.map(Self.moduleName(fromPath:))
-            })
+        var parsed: [String: [String]] = [:]
+        for line in dependencies.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let file = parts.first, !file.isEmpty else { continue }
+            let needs = parts.count > 1 ? parts[1].split(separator: " ").map(Self.moduleName(fromPath:)) : []
+            parsed[Self.moduleName(fromPath: file)] = needs
+        }
+        self.dependencies = parsed
+        moduleNames = Set(parsed.keys)
         builtinNames = Set(
             (try root.contents(of: directory.appending("modules.builtin")) ?? "")
                 .split(separator: "\n").map(Self.moduleName(fromPath:)))
         kmod = try KmodContext(root: root, release: release)
+    }
+
+    /// The modules outside `blacklisted` that need one of them (modules.dep):
+    /// modprobe runs `install X /bin/false` for every module of a probe
+    /// list, so these can no longer be loaded.
+    public func dependants(of blacklisted: Set<String>) -> Set<String> {
+        Set(dependencies.filter { !blacklisted.contains($0.key) && $0.value.contains(where: blacklisted.contains) }.keys)
     }
 
     /// The index of modules.dep that libkmod's lookups read (depmod writes both).

@@ -10,6 +10,8 @@ public struct StatelessModulePlan: Equatable, Sendable {
     public var refusal: String?
     public var blacklistPath: String?
     public var blacklistContents: String?
+    /// The modules outside the family the blacklist would make unloadable, and those in use.
+    public var impact: BlacklistImpact?
     /// Why there is no module plan at all (no module tree, unreadable state).
     public var unavailable: String?
 
@@ -23,8 +25,10 @@ public struct StatelessModulePlan: Equatable, Sendable {
             let plan = try host.unloadPlan(blockingRules: blockingRules)
             preview.unloadOrder = plan.order
             preview.refusal = plan.refusal.map(String.init(describing:))
-            let modules = try host.blacklistCandidates(allKernels: true)
+            let impact = try host.blacklistImpact(allKernels: true, includingDefrag: false)
+            let modules = impact.modules
             if !modules.isEmpty {
+                preview.impact = impact
                 preview.blacklistPath = try AtomicFile.checkedPath(KernelPaths.blacklistConf, under: root).string
                 preview.blacklistContents = BlacklistFile.contents(for: modules)
             }

@@ -10,6 +10,8 @@ public struct UnloadOutcome: Equatable, Sendable {
     /// The refusal or the first failure; later steps were not attempted.
     public var failure: TunerError?
     public var dryRun: Bool
+    /// What else on the host uses conntrack (IPVS, OVS, tc), for the report.
+    public var consumers = ConntrackConsumers(findings: [], bridgeNote: nil)
 
     public var succeeded: Bool { failure == nil }
 }
@@ -64,25 +66,32 @@ extension ModuleHost {
     /// The unload order for every loaded family member (core first, holders
     /// before what they hold), with what would stop it.
     ///
-    /// - Parameter blockingRules: firewall rules that need connection
-    ///   tracking; any makes the plan a refusal.
-    public func unloadPlan(blockingRules: [String]) throws -> UnloadPlan {
+    /// - Parameters:
+    ///   - blockingRules: firewall rules that need connection tracking; any
+    ///     makes the plan a refusal.
+    ///   - includingDefrag: also unload nf_defrag_* once nothing uses them
+    ///     (the stateless apply's `--include-defrag`; `unload` never does).
+    public func unloadPlan(blockingRules: [String], includingDefrag: Bool = false) throws -> UnloadPlan {
         let targets = familyNames.filter { live.loaded[$0] != nil }
         return try UnloadPlanner.plan(
             targets: targets, live: live, index: indexEntry,
-            builtIn: builtInFamily, blockingRules: blockingRules)
+            builtIn: builtInFamily, blockingRules: blockingRules, includingDefrag: includingDefrag)
     }
 
     /// Plans and, unless `dryRun`, unloads through libkmod.
     public func unload(blockingRules: [String], dryRun: Bool) throws -> UnloadOutcome {
         let plan = try unloadPlan(blockingRules: blockingRules)
+        var outcome: UnloadOutcome
         if dryRun {
-            return UnloadOutcome(plan: plan, unloaded: [], alreadyGone: [], failure: plan.refusal, dryRun: true)
+            outcome = UnloadOutcome(plan: plan, unloaded: [], alreadyGone: [], failure: plan.refusal, dryRun: true)
+        } else {
+            let kmod = try kmodContext()
+            outcome = Unloader.execute(
+                plan, remove: { try kmod.remove(moduleNamed: $0) },
+                liveAfterFailure: { try? LiveModules.read(from: root) })
         }
-        let kmod = try kmodContext()
-        return Unloader.execute(
-            plan, remove: { try kmod.remove(moduleNamed: $0) },
-            liveAfterFailure: { try? LiveModules.read(from: root) })
+        outcome.consumers = ConntrackConsumers.read(under: root)
+        return outcome
     }
 
     /// The tree's libkmod context, or one without indexes when the host has
@@ -90,27 +99,5 @@ extension ModuleHost {
     func kmodContext() throws -> KmodContext {
         if let tree { return tree.kmod }
         return try KmodContext(root: root, release: release ?? "")
-    }
-}
-
-/// The stateless workflow's module half, for `apply --profile stateless`.
-public struct StatelessModulesResult: Equatable, Sendable {
-    public var unload: UnloadOutcome
-    /// The blacklist file, written only when every unload succeeded.
-    public var blacklist: BlacklistResult?
-    /// cttune's modules-load.d and hashsize options files, removed with the blacklist.
-    public var removedFiles: [String: FileAction]
-}
-
-extension ModuleHost {
-    /// Unloads the family and, only when every unload succeeded, writes the
-    /// blacklist file and removes cttune's load files, so a failure leaves
-    /// nothing that would keep the modules from coming back.
-    public func unloadAndBlacklist(blockingRules: [String], output: FilePath? = nil) throws -> StatelessModulesResult {
-        let outcome = try unload(blockingRules: blockingRules, dryRun: false)
-        guard outcome.succeeded else { return StatelessModulesResult(unload: outcome, blacklist: nil, removedFiles: [:]) }
-        let blacklist = try writeBlacklist(output: output, allKernels: true, dryRun: false)
-        let removed = Dictionary(uniqueKeysWithValues: try removeConntrackLoadFiles().map { ($0.path, $0.action) })
-        return StatelessModulesResult(unload: outcome, blacklist: blacklist, removedFiles: removed)
     }
 }

@@ -45,6 +45,10 @@ public enum ApplyReport {
                         ])
                     })
             ),
+            ("note", step.note.json),
+            ("conntrack_users", ModuleReports.consumersJSON(step.consumers)),
+            ("outside_family_unloadable", .array((step.impact?.unloadable ?? []).map(JSONValue.string))),
+            ("outside_family_in_use", .array((step.impact?.conflicts ?? []).map(JSONValue.string))),
             (
                 "blacklist_file",
                 step.blacklist.map { file in
@@ -58,8 +62,9 @@ public enum ApplyReport {
 
     /// The module step's lines: one when skipped, else the unload table and the blacklist file.
     static func text(_ step: StatelessModuleStep) -> [String] {
-        if let skipped = step.skipped { return ["modules: skipped: \(skipped)"] }
+        if let skipped = step.skipped { return ["modules: skipped: \(skipped)"] + ModuleReports.consumerLines(step.consumers) }
         var lines = ["modules: " + (step.unloads.isEmpty ? "none of the family is loaded" : "unload in this order")]
+        if let note = step.note { lines.append("modules: \(note)") }
         if !step.unloads.isEmpty {
             lines += Table.render(
                 header: ["  MODULE", "REASON", "RESULT"],
@@ -72,6 +77,8 @@ public enum ApplyReport {
         lines.append(
             step.blacklist.map { "blacklist: \($0.action.rawValue) \($0.path)" }
                 ?? "blacklist: no loadable conntrack module in any module tree: nothing to keep off at boot")
+        lines += ModuleReports.impactLines(step.impact)
+        lines += ModuleReports.consumerLines(step.consumers)
         return lines
     }
 
@@ -149,8 +156,8 @@ public enum ApplyReport {
         var lines = ["rolling back \(outcome.target.command) \(outcome.target.id) (profile \(outcome.target.profile ?? "none"))", ""]
         lines += Table.render(
             header: ["TARGET", "BEFORE", "AFTER", "RESULT"],
-            rows: outcome.items.map {
-                [$0.target, $0.before, $0.after, $0.error.map { "failed: \($0)" } ?? $0.result]
+            rows: outcome.items.map { item in
+                [item.target, item.before, item.after, item.error.map { "\(item.result): \($0)" } ?? item.result]
             })
         lines.append("")
         if let id = outcome.journalID, outcome.error == nil {

@@ -71,8 +71,16 @@ public enum ModuleReports {
                 "in_use",
                 .array(plan.inUse.sorted { $0.key < $1.key }.map { .object([("module", .string($0.key)), ("users", .int($0.value))]) })
             ),
+            (
+                "outside_family_holders",
+                .array(
+                    plan.outsideHolders.sorted { $0.key < $1.key }.map {
+                        .object([("module", .string($0.key)), ("holds", strings($0.value.sorted()))])
+                    })
+            ),
             ("blocking_rules", strings(plan.blockingRules)),
             ("unloaded", strings(outcome.unloaded)),
+            ("conntrack_users", consumersJSON(outcome.consumers)),
             ("error", outcome.failure.map { .string($0.description) } ?? .null),
         ]
     }
@@ -89,6 +97,8 @@ public enum ModuleReports {
             if !outcome.unloaded.isEmpty { lines.append("unloaded: \(outcome.unloaded.joined(separator: ", "))") }
             if !outcome.alreadyGone.isEmpty { lines.append("already unloaded: \(outcome.alreadyGone.joined(separator: ", "))") }
         }
+        // A refusal with nothing to show keeps stdout empty (its reason is on stderr).
+        if !lines.isEmpty { lines += consumerLines(outcome.consumers) }
         return lines.joined(separator: "\n")
     }
 
@@ -98,6 +108,10 @@ public enum ModuleReports {
             ("dry_run", .bool(result.dryRun)),
             ("files", .array([.object([("path", .string(result.path)), ("action", .string(result.action.rawValue))])])),
             ("modules", strings(result.modules)),
+            ("outside_family_unloadable", strings(result.impact.unloadable)),
+            ("outside_family_in_use", strings(result.impact.conflicts)),
+            ("refused", .bool(result.refusal != nil)),
+            ("conntrack_users", consumersJSON(result.consumers)),
             (
                 "initramfs",
                 .object([
@@ -111,13 +125,17 @@ public enum ModuleReports {
 
     public static func text(_ result: BlacklistResult) -> String {
         var lines: [String] = []
-        let verb = result.dryRun ? "would be \(result.action.rawValue)" : result.action.rawValue
+        let verb =
+            result.refusal != nil
+            ? "refused, would be \(result.action.rawValue)" : result.dryRun ? "would be \(result.action.rawValue)" : result.action.rawValue
         if result.modules.isEmpty {
             lines.append("\(result.path): \(verb)")
         } else {
             lines.append("\(result.path): \(verb) (blacklist and install /bin/false for \(result.modules.count) modules)")
         }
         if result.dryRun, let contents = result.contents { lines.append(contents) }
+        lines += impactLines(result.impact)
+        lines += consumerLines(result.consumers)
         let advice = result.initramfs
         switch advice.rebuildNeeded {
         case true?: lines.append("initramfs: rebuild needed for early boot (\(advice.reason)): \(advice.command ?? "")")
@@ -125,6 +143,27 @@ public enum ModuleReports {
         case nil: lines.append("initramfs: \(advice.reason): \(advice.command ?? "")")
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// `{"findings": […], "bridge_note": … | null}`.
+    static func consumersJSON(_ consumers: ConntrackConsumers) -> JSONValue {
+        .object([("findings", strings(consumers.findings)), ("bridge_note", consumers.bridgeNote.json)])
+    }
+
+    /// "also uses conntrack: …" lines, one per consumer, then the br_netfilter note.
+    static func consumerLines(_ consumers: ConntrackConsumers) -> [String] {
+        consumers.findings.map { "also uses conntrack: \($0)" } + (consumers.bridgeNote.map { ["note: \($0)"] } ?? [])
+    }
+
+    /// The modules outside the family a blacklist makes unloadable, and those in use.
+    static func impactLines(_ impact: BlacklistImpact?) -> [String] {
+        guard let impact, !impact.unloadable.isEmpty else { return [] }
+        var lines = [
+            "outside the conntrack/NAT family, these \(impact.unloadable.count) modules could no longer load: "
+                + impact.unloadable.joined(separator: ", ")
+        ]
+        lines += impact.conflicts.map { "  in use: \($0)" }
+        return lines
     }
 
     static func result(of module: String, in outcome: UnloadOutcome, failedModule: String?) -> String {

@@ -19,6 +19,8 @@ public enum StatelessReport {
                         ("refused", plan.refusal.json),
                         ("blacklist_file", plan.blacklistPath.json),
                         ("blacklist_contents", plan.blacklistContents.json),
+                        ("outside_family_unloadable", .array((plan.impact?.unloadable ?? []).map(JSONValue.string))),
+                        ("outside_family_in_use", .array((plan.impact?.conflicts ?? []).map(JSONValue.string))),
                         ("unavailable", plan.unavailable.json),
                     ])
                 } ?? .null
@@ -65,6 +67,7 @@ public enum StatelessReport {
                     lines.append("blacklist file \(path) (`cttune blacklist`):")
                     lines += contents.split(separator: "\n", omittingEmptySubsequences: false).map { "  " + $0 }
                 }
+                lines += ModuleReports.impactLines(modules.impact)
             }
         }
         if let notrack = review.notrack, !review.refused {
