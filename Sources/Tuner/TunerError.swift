@@ -89,6 +89,8 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
     case statelessRefused(ruleCount: Int)
     /// A module tree has modules.dep but not the binary index libkmod and modprobe read.
     case missingModuleIndex(directory: String, index: String)
+    /// `--on-conflict refuse`: other files decide planned keys at boot (`file:line` sentences).
+    case overriddenAtBoot(overrides: [String])
 
     public var description: String {
         switch self {
@@ -224,6 +226,9 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
         case let .missingModuleIndex(directory, index):
             return
                 "\(directory) has modules.dep but no \(index), the index libkmod and modprobe read — regenerate it with `depmod -b ROOT VERSION` (ROOT is the directory holding lib/modules)"
+        case let .overriddenAtBoot(overrides):
+            return
+                "refusing to apply (--on-conflict refuse): another file decides \(overrides.joined(separator: "; ")) — change or remove those lines, or pass --on-conflict override so cttune's file is read after them"
         }
     }
 }

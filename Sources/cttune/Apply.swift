@@ -19,6 +19,10 @@ extension Cttune {
                 "Exit 0 when what cannot be applied here was skipped (global settings outside the initial network namespace, module unloads on a kernel without loadable modules)."
         ) var allowPartial = false
         @Option(help: "How to print the result.") var format: OutputFormat = .text
+        @Option(
+            help:
+                "When another file read after cttune's at boot sets a planned key: warn (apply and report it), refuse (change nothing, exit 1), or override (name cttune's file 99-zz-cttune.conf so it is read last)."
+        ) var onConflict: ConflictPolicy = .warn
         @Flag(help: "Exit 2 when something changed (or, with --check, would change), 0 when nothing did.") var detailedExitcode = false
         @Option(help: ArgumentHelp("Seconds to wait for another apply or rollback to finish.", valueName: "seconds")) var lockTimeout:
             Double = ApplyLock.defaultWaitSeconds
@@ -36,7 +40,10 @@ extension Cttune {
                 (request.runtime, request.persistent, request.check, request.lockWaitSeconds) = (
                     !persistOnly, !runtimeOnly, check, lockTimeout
                 )
-                request.regenerateCommand = options.commandLine(subcommand: "apply") + " --persist-only"
+                request.onConflict = onConflict
+                request.regenerateCommand =
+                    options.commandLine(subcommand: "apply") + (onConflict == .warn ? "" : " --on-conflict \(onConflict.rawValue)")
+                    + " --persist-only"
                 let outcome = try Applier.apply(under: try options.root.systemRoot(), request: request, load: options.load)
                 switch format {
                 case .json: printJSON(ApplyReport.json(outcome, diff: diff))
@@ -51,6 +58,8 @@ extension Cttune {
         }
     }
 }
+
+extension ConflictPolicy: ExpressibleByArgument {}
 
 extension ProfileOptions {
     /// The command that recomputes the same plan, for generated files' headers (`--root` left out: it names the build tree).

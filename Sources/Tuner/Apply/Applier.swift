@@ -12,8 +12,24 @@ public struct ApplyRequest: Sendable {
     /// The command line printed in each generated file's header.
     public var regenerateCommand = "cttune apply --persist-only"
     public var lockWaitSeconds = ApplyLock.defaultWaitSeconds
+    /// What to do when another file decides a planned key at boot.
+    public var onConflict = ConflictPolicy.warn
 
     public init() {}
+}
+
+/// `--on-conflict`: what apply does when another tool's file, read after
+/// cttune's at boot, sets a key cttune plans. cttune never edits that file.
+public enum ConflictPolicy: String, CaseIterable, Sendable {
+    /// Apply, and report each such line (`overridden_by`).
+    case warn
+    /// Change nothing and exit 1.
+    case refuse
+    /// Write `99-zz-cttune.conf` instead of `90-cttune.conf`, read after them.
+    case override
+
+    /// cttune's sysctl.d file under this policy.
+    public var sysctlFile: FilePath { self == .override ? KernelPaths.sysctlConfLast : KernelPaths.sysctlConf }
 }
 
 /// The result of one setting in an apply.
@@ -62,6 +78,8 @@ public struct ApplyOutcome {
     public var stateless: StatelessReview?
     /// A stateless profile's module step (unload and blacklist).
     public var modules: StatelessModuleStep?
+    /// Lines of other files that decide planned keys at boot instead of cttune's.
+    public var overrides: [ConfigOverride] = []
 
     /// Settings that should change now but could not be applied from here.
     public var skippedForGood: [ConntrackSetting] {
@@ -112,7 +130,11 @@ public enum Applier {
         // Bad input (a profile, a tree, a plan that cannot fit) is refused
         // before the lock file exists, so a refused apply leaves an image tree
         // as it was; under the lock the plan is made again from fresh values.
-        _ = try fittingPlan(try load())
+        let first = try fittingPlan(try load())
+        if request.persistent && request.onConflict == .refuse {
+            let overrides = PersistentConfig.overrides(of: config(first, request: request, under: root).files, under: root)
+            if !overrides.isEmpty { throw TunerError.overriddenAtBoot(overrides: overrides.map(\.sentence)) }
+        }
         let lock = request.check ? nil : try ApplyLock(root: root, waitSeconds: request.lockWaitSeconds)
         defer { withExtendedLifetime(lock) {} }
         let (facts, profile) = try load()
@@ -135,6 +157,9 @@ public enum Applier {
             plan: plan, results: results, files: files, notes: notes, journalID: nil,
             changed: !actions.isEmpty, error: nil, check: request.check,
             runtime: request.runtime, stateless: review, modules: moduleStep)
+        if request.persistent {
+            outcome.overrides = PersistentConfig.overrides(of: config(plan, request: request, under: root).files, under: root)
+        }
         guard !request.check, !actions.isEmpty else { return outcome }
 
         let entry = JournalEntry(
@@ -207,15 +232,20 @@ public enum Applier {
         return (results, actions)
     }
 
+    /// The boot-time files for this plan and request.
+    static func config(_ plan: TuningPlan, request: ApplyRequest, under root: SystemRoot) -> PersistentConfig {
+        PersistentConfig.make(
+            for: plan, regenerateCommand: request.regenerateCommand,
+            bucketsSysctlWritable: PersistentConfig.bucketsSysctlWritable(under: root), sysctlFile: request.onConflict.sysctlFile)
+    }
+
     /// The boot-time files compared with what is on disk: what happens to
     /// each, the actions for those that change, and the notes to print.
     static func fileActions(
         _ plan: TuningPlan, request: ApplyRequest,
         under root: SystemRoot
     ) throws -> ([FileResult], [JournalAction], [String]) {
-        let config = PersistentConfig.make(
-            for: plan, regenerateCommand: request.regenerateCommand,
-            bucketsSysctlWritable: PersistentConfig.bucketsSysctlWritable(under: root))
+        let config = config(plan, request: request, under: root)
         var files: [FileResult] = []
         var actions: [JournalAction] = []
         for file in config.files {

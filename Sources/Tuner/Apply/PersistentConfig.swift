@@ -36,7 +36,12 @@ public struct PersistentConfig: Equatable {
     ///   - regenerateCommand: the command line printed in each header.
     ///   - bucketsSysctlWritable: whether `net.netfilter.nf_conntrack_buckets`
     ///     is writable on this kernel, so systemd-sysctl can size the hash at boot.
-    public static func make(for plan: TuningPlan, regenerateCommand: String, bucketsSysctlWritable: Bool) -> PersistentConfig {
+    ///   - sysctlFile: `90-cttune.conf`, or `99-zz-cttune.conf` under
+    ///     `--on-conflict override`; cttune's copy under the other name is removed.
+    public static func make(
+        for plan: TuningPlan, regenerateCommand: String, bucketsSysctlWritable: Bool,
+        sysctlFile: FilePath = KernelPaths.sysctlConf
+    ) -> PersistentConfig {
         let header = """
             \(headerMarker) from profile \(plan.profile.name) (\(plan.profile.sources.joined(separator: " extends "))).
             # Regenerate with: \(regenerateCommand)
@@ -54,7 +59,8 @@ public struct PersistentConfig: Equatable {
                 sysctlLines.append("\(setting.key) = \(setting.planned)")
             }
         }
-        var files = [File(path: KernelPaths.sysctlConf, content: header + sysctlLines.joined(separator: "\n") + "\n")]
+        var files = [File(path: sysctlFile, content: header + sysctlLines.joined(separator: "\n") + "\n")]
+        for other in sysctlFileNames where other != sysctlFile { files.append(File(path: other, content: nil)) }
         var notes: [String] = []
         let hashsize = plan.planned(.hashsize)
         let loadable = plan.facts.conntrack == .module || plan.facts.conntrack == .notLoaded
@@ -77,6 +83,64 @@ public struct PersistentConfig: Equatable {
             notes.append(note)
         }
         return PersistentConfig(files: files, notes: notes)
+    }
+
+    /// The names cttune's sysctl.d file may have; one exists at a time.
+    public static let sysctlFileNames = [KernelPaths.sysctlConf, KernelPaths.sysctlConfLast]
+
+    /// cttune's sysctl.d file as it is on disk: the one that exists and
+    /// carries cttune's header, else `90-cttune.conf`.
+    public static func currentSysctlFile(under root: SystemRoot) -> FilePath {
+        sysctlFileNames.first { path in
+            (try? AtomicFile.contents(of: path, under: root))??.hasPrefix(headerMarker) == true
+        } ?? KernelPaths.sysctlConf
+    }
+
+    /// The lines of other tools' files that decide values of these files at
+    /// boot: sysctl.d assignments read after cttune's file and, for a
+    /// loadable nf_conntrack, a later `options nf_conntrack hashsize=`.
+    ///
+    /// - Parameter files: cttune's files as planned (or as on disk for status).
+    public static func overrides(of files: [File], under root: SystemRoot) -> [ConfigOverride] {
+        var result: [ConfigOverride] = []
+        for file in files {
+            guard let content = file.content, let name = file.path.lastComponent?.string else { continue }
+            if file.path.removingLastComponent() == KernelPaths.sysctlD {
+                var planned: [String: Int] = [:]
+                for line in EffectiveSysctl.parse(content, path: "", fileName: name) {
+                    if let value = line.value.flatMap({ Int($0) }) { planned[line.normalizedKey] = value }
+                }
+                for (key, winner) in EffectiveSysctl.overrides(of: planned, fileName: name, under: root).sorted(by: { $0.key < $1.key }) {
+                    let dotted = key.replacingOccurrences(of: "/", with: ".")
+                    guard let setting = dotted == HostFacts.bucketsSysctl ? .hashsize : ConntrackSetting(rawValue: dotted) else { continue }
+                    result.append(
+                        ConfigOverride(
+                            setting: setting, source: .sysctl, path: winner.path, line: winner.line, value: winner.value,
+                            planned: planned[key] ?? 0))
+                }
+            } else if file.path == KernelPaths.modprobeConf {
+                let option = EffectiveModprobe.parse(content, module: "nf_conntrack", path: "", fileName: name).last {
+                    $0.name == "hashsize"
+                }
+                guard let planned = option.flatMap({ Int($0.value) }),
+                    let winner = EffectiveModprobe.hashsizeOverride(planned: planned, fileName: name, under: root)
+                else { continue }
+                result.append(
+                    ConfigOverride(
+                        setting: .hashsize, source: .modprobe, path: winner.path, line: winner.line, value: winner.value, planned: planned))
+            }
+        }
+        return result
+    }
+
+    /// cttune's files as they are on disk now (for `status`).
+    public static func filesOnDisk(under root: SystemRoot) -> [File] {
+        (sysctlFileNames + [KernelPaths.modprobeConf]).compactMap { path in
+            guard let content = (try? AtomicFile.contents(of: path, under: root)) ?? nil, content.hasPrefix(headerMarker) else {
+                return nil
+            }
+            return File(path: path, content: content)
+        }
     }
 
     /// Whether this kernel resizes the hash through its sysctl: the file is

@@ -6,7 +6,10 @@ public enum ApplyReport {
     public static func json(_ outcome: ApplyOutcome, diff: Bool = false) -> [(String, JSONValue)] {
         let members = PlanReport.json(outcome.plan, command: "apply") { setting in
             let result = outcome.results[setting.setting] ?? .unchanged
-            return [("result", result.jsonName.json), ("error", result.error.json)]
+            return [
+                ("result", result.jsonName.json), ("error", result.error.json),
+                ConfigOverride.json(outcome.overrides, for: setting.setting),
+            ]
         }
         let files = JSONValue.array(
             outcome.files.map { file in
@@ -93,6 +96,7 @@ public enum ApplyReport {
             lines.append(outcome.check ? "files (would be):" : "files:")
             lines += Table.render(header: ["", ""], rows: outcome.files.map { ["  " + $0.action.rawValue, $0.path] }).dropFirst()
         }
+        lines += ConfigOverride.text(outcome.overrides)
         if let modules = outcome.modules {
             lines.append("")
             lines += text(modules)

@@ -43,6 +43,17 @@ options:
         in a container). They are listed as warnings.
     type: bool
     default: false
+  on_conflict:
+    description:
+      - What to do when another file read after cttune's at boot (for example
+        C(/etc/sysctl.conf) through Debian's C(/etc/sysctl.d/99-sysctl.conf) link, where
+        M(ansible.posix.sysctl) writes) sets a key cttune plans. V(warn) applies and
+        reports each such line as a warning; V(refuse) changes nothing and fails;
+        V(override) names cttune's file C(99-zz-cttune.conf) so it is read last.
+        cttune never edits the other file.
+    type: str
+    choices: [warn, refuse, override]
+    default: warn
   state:
     description: V(present) applies the plan; V(absent) rolls back the last apply.
     type: str
@@ -181,6 +192,8 @@ def apply(module, binary):
         arguments.append("--persist-only")
     if params["allow_partial"]:
         arguments.append("--allow-partial")
+    if params["on_conflict"] != "warn":
+        arguments += ["--on-conflict", params["on_conflict"]]
     if module.check_mode:
         arguments.append("--check")
     if module._diff:
@@ -197,6 +210,9 @@ def apply(module, binary):
     for setting in settings:
         if setting.get("result") == "skipped" and setting.get("current") != setting.get("planned"):
             module.warn("%s not changed: %s" % (setting["key"], setting.get("error")))
+        for winner in setting.get("overridden_by") or []:
+            module.warn("%s: %s:%s sets %s after cttune's %s and wins at boot; change that line or use on_conflict: override"
+                        % (setting["key"], winner["path"], winner["line"], winner["value"], setting["planned"]))
     result = dict(
         changed=bool(report.get("changed")),
         settings=settings,
@@ -252,6 +268,7 @@ def main():
             runtime=dict(type="bool", default=True),
             persist=dict(type="bool", default=True),
             allow_partial=dict(type="bool", default=False),
+            on_conflict=dict(type="str", choices=["warn", "refuse", "override"], default="warn"),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             root=dict(type="path"),
             lock_timeout=dict(type="float"),
