@@ -67,6 +67,6 @@ extension ProfileOptions {
         let reference = ProfileCatalog.isPath(profile) ? URL(fileURLWithPath: profile).standardizedFileURL.path : profile
         return
             (["cttune", subcommand, "--profile", reference] + (memory.map { ["--memory", $0] } ?? [])
-            + (cpus.map { ["--cpus", String($0)] } ?? [])).joined(separator: " ")
+            + (cpus.map { ["--cpus", String($0)] } ?? []) + (kernel.map { ["--kernel", $0] } ?? [])).joined(separator: " ")
     }
 }

@@ -236,7 +236,8 @@ public enum Applier {
     static func config(_ plan: TuningPlan, request: ApplyRequest, under root: SystemRoot) -> PersistentConfig {
         PersistentConfig.make(
             for: plan, regenerateCommand: request.regenerateCommand,
-            bucketsSysctlWritable: PersistentConfig.bucketsSysctlWritable(under: root), sysctlFile: request.onConflict.sysctlFile)
+            bucketsSysctlWritable: PersistentConfig.bucketsSysctlWritable(under: root), sysctlFile: request.onConflict.sysctlFile,
+            conntrackBlacklisted: PersistentConfig.conntrackBlacklisted(under: root))
     }
 
     /// The boot-time files compared with what is on disk: what happens to

@@ -321,7 +321,7 @@ extension PersistentConfig {
     public static func overrides(for plan: TuningPlan, under root: SystemRoot) -> [ConfigOverride] {
         let config = make(
             for: plan, regenerateCommand: "", bucketsSysctlWritable: bucketsSysctlWritable(under: root),
-            sysctlFile: currentSysctlFile(under: root))
+            sysctlFile: currentSysctlFile(under: root), conntrackBlacklisted: conntrackBlacklisted(under: root))
         return overrides(of: config.files, under: root)
     }
 }

@@ -38,9 +38,12 @@ public struct PersistentConfig: Equatable {
     ///     is writable on this kernel, so systemd-sysctl can size the hash at boot.
     ///   - sysctlFile: `90-cttune.conf`, or `99-zz-cttune.conf` under
     ///     `--on-conflict override`; cttune's copy under the other name is removed.
+    ///   - conntrackBlacklisted: cttune's blacklist file exists: its
+    ///     `install nf_conntrack /bin/false` would make a boot-time load fail,
+    ///     so no modules-load.d or options file is written, as for a stateless profile.
     public static func make(
         for plan: TuningPlan, regenerateCommand: String, bucketsSysctlWritable: Bool,
-        sysctlFile: FilePath = KernelPaths.sysctlConf
+        sysctlFile: FilePath = KernelPaths.sysctlConf, conntrackBlacklisted: Bool = false
     ) -> PersistentConfig {
         let header = """
             \(headerMarker) from profile \(plan.profile.name) (\(plan.profile.sources.joined(separator: " extends "))).
@@ -66,12 +69,17 @@ public struct PersistentConfig: Equatable {
         let loadable = plan.facts.conntrack == .module || plan.facts.conntrack == .notLoaded
         // A stateless profile keeps nf_conntrack from loading (the blacklist's
         // `install nf_conntrack /bin/false`): loading it at boot would fail.
-        if loadable && globalsPersist && plan.profile.stateful, let hashsize {
+        if loadable && globalsPersist && plan.profile.stateful && !conntrackBlacklisted, let hashsize {
             files.append(File(path: KernelPaths.modprobeConf, content: header + "options nf_conntrack hashsize=\(hashsize)\n"))
             files.append(File(path: KernelPaths.modulesLoadConf, content: header + "nf_conntrack\n"))
         } else {
             files.append(File(path: KernelPaths.modprobeConf, content: nil))
             files.append(File(path: KernelPaths.modulesLoadConf, content: nil))
+        }
+        if loadable && conntrackBlacklisted && plan.profile.stateful {
+            notes.append(
+                "\(KernelPaths.blacklistConf.string) (cttune blacklist) keeps nf_conntrack from loading: no modules-load.d or modprobe.d file is written, so the net.netfilter.* keys apply only once something loads it — remove the blacklist with `cttune blacklist --remove` to load it at boot."
+            )
         }
         if plan.facts.conntrack == .builtIn && globalsPersist, let hashsize {
             var note =
@@ -83,6 +91,11 @@ public struct PersistentConfig: Equatable {
             notes.append(note)
         }
         return PersistentConfig(files: files, notes: notes)
+    }
+
+    /// Whether cttune's blacklist file is in the tree (it starts with cttune's header).
+    public static func conntrackBlacklisted(under root: SystemRoot) -> Bool {
+        ((try? AtomicFile.contents(of: KernelPaths.blacklistConf, under: root)) ?? nil)?.hasPrefix(headerMarker) == true
     }
 
     /// The names cttune's sysctl.d file may have; one exists at a time.

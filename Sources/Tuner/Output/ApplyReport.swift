@@ -120,9 +120,30 @@ public enum ApplyReport {
         } else if outcome.check {
             lines.append(outcome.changed ? "check: changes pending, nothing written" : "check: nothing to change")
         } else if outcome.error == nil {
-            lines.append("nothing to change: every setting and file already matches the plan")
+            lines.append(nothingChangedLine(outcome))
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// The last line of an apply that changed nothing: "nothing to change"
+    /// only when every setting and file matches; otherwise what was skipped and why.
+    static func nothingChangedLine(_ outcome: ApplyOutcome) -> String {
+        if !outcome.runtime {
+            return "nothing to change: the boot-time files already match the plan (--persist-only: kernel settings not written)"
+        }
+        var reasons: [String] = []
+        var skipped: [String] = []
+        for setting in outcome.plan.settings where setting.changes {
+            guard case .skipped(let reason)? = outcome.results[setting.setting] else { continue }
+            skipped.append(setting.setting.shortName)
+            if !reasons.contains(reason) { reasons.append(reason) }
+        }
+        guard !skipped.isEmpty else { return "nothing to change: every setting and file already matches the plan" }
+        let files =
+            !outcome.files.isEmpty && outcome.files.allSatisfy { $0.action == .unchanged }
+            ? "the boot-time files already match the plan; " : ""
+        return
+            "nothing changed: \(files)\(skipped.count) setting\(skipped.count == 1 ? "" : "s") that differ from the plan \(skipped.count == 1 ? "was" : "were") skipped (\(skipped.joined(separator: ", "))): \(reasons[0])\(reasons.count > 1 ? " (each reason above)" : "")"
     }
 
     public static func json(_ outcome: RollbackOutcome) -> [(String, JSONValue)] {
