@@ -12,6 +12,8 @@ public struct ApplyRequest: Sendable {
     /// The command line printed in each generated file's header.
     public var regenerateCommand = "cttune apply --persist-only"
     public var lockWaitSeconds = ApplyLock.defaultWaitSeconds
+    /// Journal entries kept after a change (`nil`: no pruning).
+    public var journalKeep: Int? = Rollback.defaultKeep
     /// What to do when another file decides a planned key at boot.
     public var onConflict = ConflictPolicy.warn
 
@@ -167,6 +169,9 @@ public enum Applier {
             profile: profile.name, status: .inProgress, actions: actions)
         let run = try Transaction(root: root, modules: modules).run(entry)
         outcome.journalID = entry.id
+        // Retention: the journal would otherwise grow by one entry per
+        // change forever; the baseline of `rollback --all` is always kept.
+        if let keep = request.journalKeep { _ = try? Rollback.prune(keep: keep, under: root) }
         for (index, action) in actions.enumerated() {
             let result: SettingResult
             switch run.failedStep {

@@ -14,7 +14,9 @@ description:
   - C(changed) is cttune's own verdict, so a second run with the same parameters
     reports no change. Failures carry cttune's message, which names the setting or
     file and the fix; cttune undoes a failed apply as a whole.
-  - With O(state=absent) the last apply is rolled back (C(cttune rollback)).
+  - With O(state=absent) every change cttune made is undone (C(cttune rollback --all)): the
+    values, files and modules are back as before its first apply and every file it created is
+    removed. A second run reports no change.
 version_added: "0.1.0"
 author: the cttune authors
 options:
@@ -55,7 +57,7 @@ options:
     choices: [warn, refuse, override]
     default: warn
   state:
-    description: V(present) applies the plan; V(absent) rolls back the last apply.
+    description: V(present) applies the plan; V(absent) restores the state before cttune's first apply (C(cttune rollback --all)).
     type: str
     choices: [present, absent]
     default: present
@@ -72,7 +74,7 @@ options:
 attributes:
   check_mode:
     support: full
-    details: Runs C(cttune apply --check), which writes nothing. For O(state=absent), reports a change unless the last apply was already rolled back.
+    details: Runs C(cttune apply --check) or C(cttune rollback --all --check), which write nothing.
   diff_mode:
     support: full
 notes:
@@ -91,7 +93,7 @@ EXAMPLES = r"""
     persist: false
     allow_partial: true
 
-- name: Undo the last apply
+- name: Undo everything cttune changed (idempotent)
   become: true
   cttune.fleet.cttune:
     state: absent
@@ -109,7 +111,7 @@ files:
   type: list
   elements: dict
 journal_id:
-  description: The journal entry of this change, for C(cttune rollback ID); null when nothing changed.
+  description: The journal entry of this change, for C(cttune rollback ID); null when nothing changed (or in check mode).
   returned: always
   type: str
 notes:
@@ -229,27 +231,18 @@ def apply(module, binary):
 
 
 def rollback(module, binary):
+    """state=absent: `cttune rollback --all`, back to the state before cttune's
+    first apply; a second run finds nothing to restore (changed=false)."""
     params = module.params
-    rc, listing, err = run_json(module, [binary, "rollback", "--list", "--format", "json"] + common_arguments(params))
-    if rc != 0 or listing is None:
-        module.fail_json(msg=failure_message(listing, err, rc), rc=rc, stderr=err)
-    entries = listing.get("journal", [])
-    applies = [e for e in entries if e.get("command") == "apply" and e.get("status") == "applied"]
-    if not applies:
-        module.exit_json(changed=False, journal_id=None, msg="no apply in the journal: nothing to roll back")
-    last = applies[-1]
+    arguments = [binary, "rollback", "--all", "--format", "json"] + common_arguments(params)
     if module.check_mode:
-        later = entries[entries.index(last) + 1:]
-        undone = any(e.get("command") == "rollback" and e.get("rolls_back") == last["id"] for e in later)
-        module.exit_json(changed=not undone, journal_id=None, rolls_back=last["id"])
-
-    arguments = [binary, "rollback", last["id"], "--format", "json"] + common_arguments(params)
+        arguments.append("--check")
     rc, report, err = run_json(module, arguments)
     if rc != 0 or report is None:
         module.fail_json(msg=failure_message(report, err, rc), rc=rc, stderr=err, cttune=report, cmd=arguments)
     restored = report.get("restored", [])
     result = dict(changed=bool(report.get("changed")), journal_id=report.get("journal_id"),
-                  rolls_back=last["id"], restored=restored, cttune=report)
+                  restored=restored, cttune=report)
     if module._diff:
         changed_items = [r for r in restored if r.get("result") == "rolled-back"]
         result["diff"] = {
