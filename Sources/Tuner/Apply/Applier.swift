@@ -82,6 +82,9 @@ public struct ApplyOutcome {
     public var modules: StatelessModuleStep?
     /// Lines of other files that decide planned keys at boot instead of cttune's.
     public var overrides: [ConfigOverride] = []
+    /// Every write only re-asserted a value of cttune's own sysctl.d file
+    /// (the boot apply): done, and not journaled.
+    public var reasserted = false
 
     /// Settings that should change now but could not be applied from here.
     public var skippedForGood: [ConntrackSetting] {
@@ -167,8 +170,10 @@ public enum Applier {
         let entry = JournalEntry(
             id: Journal.newIdentifier(), command: "apply", created: Journal.timestamp(),
             profile: profile.name, status: .inProgress, actions: actions)
-        let run = try Transaction(root: root, modules: modules).run(entry)
-        outcome.journalID = entry.id
+        let journaled = !reassertsPersistedValues(actions, request: request, under: root)
+        let run = try Transaction(root: root, modules: modules).run(entry, journaled: journaled)
+        outcome.journalID = journaled ? entry.id : nil
+        outcome.reasserted = !journaled
         // Retention: the journal would otherwise grow by one entry per
         // change forever; the baseline of `rollback --all` is always kept.
         if let keep = request.journalKeep { _ = try? Rollback.prune(keep: keep, under: root) }
@@ -235,6 +240,26 @@ public enum Applier {
             }
         }
         return (results, actions)
+    }
+
+    /// Whether a runtime-only apply writes nothing but values cttune's own
+    /// sysctl.d file already holds: what the boot apply does after
+    /// systemd-sysctl skipped keys (module not loaded yet) or another writer
+    /// changed them. Such an apply is not journaled, so the journal does not
+    /// grow by one entry per boot; the file is the record, and
+    /// `rollback --all` still finds the baseline in the first apply.
+    static func reassertsPersistedValues(_ actions: [JournalAction], request: ApplyRequest, under root: SystemRoot) -> Bool {
+        guard !request.persistent, !actions.isEmpty,
+            let file = PersistentConfig.filesOnDisk(under: root).first(where: { $0.path.removingLastComponent() == KernelPaths.sysctlD }),
+            let content = file.content
+        else { return false }
+        var persisted: [String: String] = [:]
+        for line in EffectiveSysctl.parse(content, path: "", fileName: "") { persisted[line.normalizedKey] = line.value }
+        return actions.allSatisfy { action in
+            guard case .sysctl(let change) = action else { return false }
+            let key = change.key == ConntrackSetting.hashsize.key ? HostFacts.bucketsSysctl : change.key
+            return persisted[EffectiveSysctl.normalize(key)] == String(change.new)
+        }
     }
 
     /// The boot-time files for this plan and request.

@@ -146,6 +146,18 @@ public struct PersistentConfig: Equatable {
         return result
     }
 
+    /// The arguments of the `# Regenerate with: cttune apply …` line of
+    /// cttune's sysctl.d file (after `cttune apply`), the inputs the boot-time
+    /// files were planned from; `nil` when there is no such file or line.
+    public static func recordedArguments(under root: SystemRoot) -> (file: String, arguments: [String])? {
+        let path = currentSysctlFile(under: root)
+        guard let content = (try? AtomicFile.contents(of: path, under: root)) ?? nil, content.hasPrefix(headerMarker) else { return nil }
+        let prefix = "# Regenerate with: cttune apply"
+        guard let line = content.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) else { return nil }
+        let shown = (try? root.path(path).string) ?? path.string
+        return (shown, line.dropFirst(prefix.count).split(separator: " ").map(String.init))
+    }
+
     /// cttune's files as they are on disk now (for `status`).
     public static func filesOnDisk(under root: SystemRoot) -> [File] {
         (sysctlFileNames + [KernelPaths.modprobeConf]).compactMap { path in

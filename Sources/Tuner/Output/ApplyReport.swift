@@ -22,6 +22,7 @@ public enum ApplyReport {
             ("check", .bool(outcome.check)),
             ("files", files),
             ("journal_id", outcome.journalID.json),
+            ("reasserted", .bool(outcome.reasserted)),
             ("notes", .array(outcome.notes.map(JSONValue.string))),
         ]
         if let review = outcome.stateless {
@@ -117,6 +118,8 @@ public enum ApplyReport {
         lines.append("")
         if let id = outcome.journalID, outcome.error == nil {
             lines.append("changed; journal \(id) — undo with `cttune rollback \(id)`")
+        } else if outcome.reasserted && outcome.error == nil {
+            lines.append("changed: re-asserted the values of cttune's boot-time file; not journaled (the file is the record)")
         } else if outcome.check {
             lines.append(outcome.changed ? "check: changes pending, nothing written" : "check: nothing to change")
         } else if outcome.error == nil {
