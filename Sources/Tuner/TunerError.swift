@@ -98,6 +98,8 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
     /// The blacklist would make modules outside the family unloadable while
     /// they are in use (loaded, in modules-load.d, used by a ruleset).
     case blacklistBreaksModules(conflicts: [String])
+    /// `--on-conflict refuse`: other files decide planned keys at boot (`file:line` sentences).
+    case overriddenAtBoot(overrides: [String])
 
     public var description: String {
         switch self {
@@ -244,6 +246,9 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
         case let .blacklistBreaksModules(conflicts):
             return
                 "refusing to blacklist: modules outside the conntrack/NAT family need it and are in use: \(conflicts.joined(separator: "; ")) — they would not load again after a reboot; stop using them, or pass --force to blacklist anyway"
+        case let .overriddenAtBoot(overrides):
+            return
+                "refusing to apply (--on-conflict refuse): another file decides \(overrides.joined(separator: "; ")) — change or remove those lines, or pass --on-conflict override so cttune's file is read after them"
         }
     }
 }

@@ -20,6 +20,14 @@ extension Cttune {
         ) var allowPartial = false
         @OptionGroup var scope: BlacklistScopeOptions
         @Option(help: "How to print the result.") var format: OutputFormat = .text
+        @Option(
+            help:
+                "When another file read after cttune's at boot sets a planned key: warn (apply and report it), refuse (change nothing, exit 1), or override (name cttune's file 99-zz-cttune.conf so it is read last)."
+        ) var onConflict: ConflictPolicy = .warn
+        @Flag(
+            help:
+                "Plan from the inputs recorded in the header of cttune's sysctl.d file (the boot unit's apply), so the boot applies exactly the persisted plan; the profile options are used only when there is no such file."
+        ) var persisted = false
         @Flag(help: "Exit 2 when something changed (or, with --check, would change), 0 when nothing did.") var detailedExitcode = false
         @Option(help: ArgumentHelp("Seconds to wait for another apply or rollback to finish.", valueName: "seconds")) var lockTimeout:
             Double = ApplyLock.defaultWaitSeconds
@@ -38,8 +46,12 @@ extension Cttune {
                     !persistOnly, !runtimeOnly, check, lockTimeout
                 )
                 (request.includeDefrag, request.force) = (scope.includeDefrag, scope.force)
-                request.regenerateCommand = options.commandLine(subcommand: "apply") + " --persist-only"
-                let outcome = try Applier.apply(under: try options.root.systemRoot(), request: request, load: options.load)
+                request.onConflict = onConflict
+                let inputs = persisted ? try recordedOptions() : options
+                request.regenerateCommand =
+                    inputs.commandLine(subcommand: "apply") + (onConflict == .warn ? "" : " --on-conflict \(onConflict.rawValue)")
+                    + " --persist-only"
+                let outcome = try Applier.apply(under: try options.root.systemRoot(), request: request, load: inputs.load)
                 switch format {
                 case .json: printJSON(ApplyReport.json(outcome, diff: diff))
                 case .text: print(ApplyReport.text(outcome, diff: diff))
@@ -54,12 +66,34 @@ extension Cttune {
     }
 }
 
+extension Cttune.Apply {
+    /// The profile options recorded in cttune's sysctl.d header, under this
+    /// command's `--root`; this command's options when there is no header.
+    func recordedOptions() throws -> ProfileOptions {
+        guard let recorded = PersistentConfig.recordedArguments(under: try options.root.systemRoot()) else { return options }
+        var inputs: ProfileOptions
+        do {
+            inputs = try Cttune.Apply.parse(recorded.arguments).options
+        } catch {
+            throw TunerError.malformed(
+                path: recorded.file,
+                detail:
+                    "its \"# Regenerate with:\" line is not a cttune apply command (\(Cttune.Apply.message(for: error))) — rerun the apply that wrote it, or drop --persisted"
+            )
+        }
+        inputs.root = options.root
+        return inputs
+    }
+}
+
+extension ConflictPolicy: ExpressibleByArgument {}
+
 extension ProfileOptions {
     /// The command that recomputes the same plan, for generated files' headers (`--root` left out: it names the build tree).
     func commandLine(subcommand: String) -> String {
         let reference = ProfileCatalog.isPath(profile) ? URL(fileURLWithPath: profile).standardizedFileURL.path : profile
         return
             (["cttune", subcommand, "--profile", reference] + (memory.map { ["--memory", $0] } ?? [])
-            + (cpus.map { ["--cpus", String($0)] } ?? [])).joined(separator: " ")
+            + (cpus.map { ["--cpus", String($0)] } ?? []) + (kernel.map { ["--kernel", $0] } ?? [])).joined(separator: " ")
     }
 }

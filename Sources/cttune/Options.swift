@@ -24,7 +24,14 @@ struct ProfileOptions: ParsableArguments {
 
     @OptionGroup var root: RootOption
 
+    @Option(
+        help: ArgumentHelp(
+            "Plan for this kernel release (a directory under /lib/modules): default the running kernel, or under --root a tree's only kernel.",
+            valueName: "version"))
+    var kernel: String?
+
     func validate() throws {
+        try validateKernelRelease(kernel)
         if let cpus, cpus < 1 || cpus > 65536 { throw ValidationError("--cpus must be between 1 and 65536, got \(cpus)") }
         if let memory { _ = try parsedMemory(memory) }
     }
@@ -36,7 +43,7 @@ struct ProfileOptions: ParsableArguments {
     /// Facts and profile, read through the chosen root.
     func load() throws -> (HostFacts, LoadProfile) {
         let systemRoot = try root.systemRoot()
-        let facts = try HostFacts.gather(from: systemRoot, memoryBytes: try memory.map(parsedMemory), cpus: cpus)
+        let facts = try HostFacts.gather(from: systemRoot, memoryBytes: try memory.map(parsedMemory), cpus: cpus, kernel: kernel)
         let loadProfile = try ProfileCatalog.standard(root: systemRoot).load(profile)
         return (facts, loadProfile)
     }

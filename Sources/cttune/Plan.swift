@@ -20,13 +20,16 @@ extension Cttune {
                 let review = profile.stateful ? nil : try StatelessReview.review(plan, root: root)
                 let modules = review.map { StatelessModulePlan.preview(root: root, blockingRules: $0.rules?.blockingRules ?? []) }
                 plan = review?.plan ?? plan
+                let overrides = PersistentConfig.overrides(for: plan, under: root)
                 switch format {
                 case .json:
                     printJSON(
-                        PlanReport.json(plan, explain: explain)
+                        PlanReport.json(plan, explain: explain) { [ConfigOverride.json(overrides, for: $0.setting)] }
                             + (review.map { [("stateless", StatelessReport.json($0, modules: modules))] } ?? []))
                 case .text:
-                    print(PlanReport.text(plan, explain: explain) + (review.map { StatelessReport.text($0, modules: modules) } ?? ""))
+                    print(
+                        PlanReport.text(plan, explain: explain) + ConfigOverride.text(overrides).joined(separator: "\n")
+                            + (review.map { StatelessReport.text($0, modules: modules) } ?? ""))
                 }
                 if let refusal = review?.refusal { throw refusal }
                 if !plan.fitsBudget { return 1 }

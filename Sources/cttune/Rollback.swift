@@ -5,18 +5,31 @@ extension Cttune {
     struct Rollback: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "Restore the settings and files an apply changed (the last one, or a journal entry by ID), removing the files it created.",
-            discussion: "A rollback is journaled too, so it can be rolled back; a second rollback changes nothing.")
+                "Restore the settings and files an apply changed (the last one, a journal entry by ID, or --all), removing the files it created.",
+            discussion:
+                "A rollback is journaled too, so it can be rolled back; a second rollback changes nothing. Apply keeps the newest \(Tuner.Rollback.defaultKeep) entries plus the ones --all needs."
+        )
 
-        @Argument(help: "The journal entry to undo (see --list); default: the last apply.") var id: String?
-        @Flag(help: "List the journal entries, oldest first.") var list = false
+        @Argument(help: "The journal entry to undo (see --list), or with --list the entry to show in detail; default: the last apply.")
+        var id: String?
+        @Flag(help: "List the journal entries, oldest first; with an ID, show that entry in detail.") var list = false
+        @Flag(help: "Restore the state before cttune's first apply: every value, file and module, removing every file cttune created.")
+        var all = false
+        @Flag(help: "Remove old journal entries, keeping the newest --keep and those --all needs.") var prune = false
+        @Option(help: ArgumentHelp("With --prune: how many of the newest entries to keep.", valueName: "n")) var keep: Int?
+        @Flag(help: "Report what would be restored and write nothing.") var check = false
         @OptionGroup var root: RootOption
         @Option(help: "How to print the result.") var format: OutputFormat = .text
         @Option(help: ArgumentHelp("Seconds to wait for another apply or rollback to finish.", valueName: "seconds")) var lockTimeout:
             Double = ApplyLock.defaultWaitSeconds
 
         func validate() throws {
-            if list && id != nil { throw ValidationError("give either --list or an ID, not both") }
+            if [list, all, prune].filter({ $0 }).count > 1 { throw ValidationError("give one of --list, --all and --prune") }
+            if (all || prune) && id != nil { throw ValidationError("--all and --prune take no ID") }
+            if keep != nil && !prune { throw ValidationError("--keep goes with --prune") }
+            if prune && keep == nil { throw ValidationError("--prune needs --keep N (how many of the newest entries to keep)") }
+            if let keep, keep < 0 { throw ValidationError("--keep must be 0 or more, got \(keep)") }
+            if check && (list || prune) { throw ValidationError("--check goes with a rollback (ID, the last apply or --all)") }
         }
 
         func run() throws {
@@ -24,11 +37,26 @@ extension Cttune {
                 let systemRoot = try root.systemRoot()
                 if list {
                     let entries = try Tuner.Rollback.list(under: systemRoot)
-                    format == .json ? printJSON(ApplyReport.json(entries)) : print(ApplyReport.text(entries))
+                    if let id {
+                        let entry = try Journal(root: systemRoot).load(id)
+                        format == .json ? printJSON(ApplyReport.json(detail: entry)) : print(ApplyReport.text(detail: entry))
+                    } else {
+                        format == .json ? printJSON(ApplyReport.json(entries)) : print(ApplyReport.text(entries))
+                    }
                     return 0
                 }
-                let outcome = try Tuner.Rollback.run(id, under: systemRoot, lockWaitSeconds: lockTimeout)
-                format == .json ? printJSON(ApplyReport.json(outcome)) : print(ApplyReport.text(outcome))
+                if prune, let keep {
+                    let lock = try ApplyLock(root: systemRoot, waitSeconds: lockTimeout)
+                    defer { withExtendedLifetime(lock) {} }
+                    let removed = try Tuner.Rollback.prune(keep: keep, under: systemRoot)
+                    format == .json ? printJSON(ApplyReport.json(pruned: removed)) : print(ApplyReport.text(pruned: removed))
+                    return 0
+                }
+                let outcome =
+                    all
+                    ? try Tuner.Rollback.all(under: systemRoot, lockWaitSeconds: lockTimeout, check: check)
+                    : try Tuner.Rollback.run(id, under: systemRoot, lockWaitSeconds: lockTimeout, check: check)
+                format == .json ? printJSON(ApplyReport.json(outcome, check: check)) : print(ApplyReport.text(outcome, check: check))
                 if let error = outcome.error { throw error }
                 return 0
             }

@@ -38,7 +38,13 @@ extension Cttune {
                 guard let watch else {
                     let report = try probe.report(windowSeconds: window, shouldStop: { StopRequest.isRequested })
                     if let textfile { try PrometheusTextfile.write(PrometheusTextfile.render(report), to: textfile) }
-                    if format == .json { printJSON(report.json()) } else { print(report.text()) }
+                    // cttune's boot-time files that another file overrides.
+                    let overrides = PersistentConfig.overrides(of: PersistentConfig.filesOnDisk(under: .live), under: .live)
+                    if format == .json {
+                        printJSON(report.json() + [("overridden_by", ConfigOverride.json(overrides))])
+                    } else {
+                        print(report.text() + ConfigOverride.text(overrides).joined(separator: "\n"))
+                    }
                     return report.verdict.rawValue
                 }
                 if format == .text { print(StatusReport.watchLine(StatusReport.watchHeader)) }

@@ -18,8 +18,26 @@ public struct ApplyRequest: Sendable {
     /// A stateless profile blacklists the family even when modules outside
     /// it that the blacklist makes unloadable are in use (`--force`).
     public var force = false
+    /// Journal entries kept after a change (`nil`: no pruning).
+    public var journalKeep: Int? = Rollback.defaultKeep
+    /// What to do when another file decides a planned key at boot.
+    public var onConflict = ConflictPolicy.warn
 
     public init() {}
+}
+
+/// `--on-conflict`: what apply does when another tool's file, read after
+/// cttune's at boot, sets a key cttune plans. cttune never edits that file.
+public enum ConflictPolicy: String, CaseIterable, Sendable {
+    /// Apply, and report each such line (`overridden_by`).
+    case warn
+    /// Change nothing and exit 1.
+    case refuse
+    /// Write `99-zz-cttune.conf` instead of `90-cttune.conf`, read after them.
+    case override
+
+    /// cttune's sysctl.d file under this policy.
+    public var sysctlFile: FilePath { self == .override ? KernelPaths.sysctlConfLast : KernelPaths.sysctlConf }
 }
 
 /// The result of one setting in an apply.
@@ -68,6 +86,11 @@ public struct ApplyOutcome {
     public var stateless: StatelessReview?
     /// A stateless profile's module step (unload and blacklist).
     public var modules: StatelessModuleStep?
+    /// Lines of other files that decide planned keys at boot instead of cttune's.
+    public var overrides: [ConfigOverride] = []
+    /// Every write only re-asserted a value of cttune's own sysctl.d file
+    /// (the boot apply): done, and not journaled.
+    public var reasserted = false
 
     /// Settings that should change now but could not be applied from here.
     public var skippedForGood: [ConntrackSetting] {
@@ -118,7 +141,11 @@ public enum Applier {
         // Bad input (a profile, a tree, a plan that cannot fit) is refused
         // before the lock file exists, so a refused apply leaves an image tree
         // as it was; under the lock the plan is made again from fresh values.
-        _ = try fittingPlan(try load())
+        let first = try fittingPlan(try load())
+        if request.persistent && request.onConflict == .refuse {
+            let overrides = PersistentConfig.overrides(of: config(first, request: request, under: root).files, under: root)
+            if !overrides.isEmpty { throw TunerError.overriddenAtBoot(overrides: overrides.map(\.sentence)) }
+        }
         let lock = request.check ? nil : try ApplyLock(root: root, waitSeconds: request.lockWaitSeconds)
         defer { withExtendedLifetime(lock) {} }
         let (facts, profile) = try load()
@@ -149,13 +176,21 @@ public enum Applier {
             plan: plan, results: results, files: files, notes: notes, journalID: nil,
             changed: !actions.isEmpty, error: nil, check: request.check,
             runtime: request.runtime, stateless: review, modules: moduleStep)
+        if request.persistent {
+            outcome.overrides = PersistentConfig.overrides(of: config(plan, request: request, under: root).files, under: root)
+        }
         guard !request.check, !actions.isEmpty else { return outcome }
 
         let entry = JournalEntry(
             id: Journal.newIdentifier(), command: "apply", created: Journal.timestamp(),
             profile: profile.name, status: .inProgress, actions: actions)
-        let run = try Transaction(root: root, modules: modules).run(entry)
-        outcome.journalID = entry.id
+        let journaled = !reassertsPersistedValues(actions, request: request, under: root)
+        let run = try Transaction(root: root, modules: modules).run(entry, journaled: journaled)
+        outcome.journalID = journaled ? entry.id : nil
+        outcome.reasserted = !journaled
+        // Retention: the journal would otherwise grow by one entry per
+        // change forever; the baseline of `rollback --all` is always kept.
+        if let keep = request.journalKeep { _ = try? Rollback.prune(keep: keep, under: root) }
         for (index, action) in actions.enumerated() {
             let result: SettingResult
             switch run.failedStep {
@@ -222,15 +257,41 @@ public enum Applier {
         return (results, actions)
     }
 
+    /// Whether a runtime-only apply writes nothing but values cttune's own
+    /// sysctl.d file already holds: what the boot apply does after
+    /// systemd-sysctl skipped keys (module not loaded yet) or another writer
+    /// changed them. Such an apply is not journaled, so the journal does not
+    /// grow by one entry per boot; the file is the record, and
+    /// `rollback --all` still finds the baseline in the first apply.
+    static func reassertsPersistedValues(_ actions: [JournalAction], request: ApplyRequest, under root: SystemRoot) -> Bool {
+        guard !request.persistent, !actions.isEmpty,
+            let file = PersistentConfig.filesOnDisk(under: root).first(where: { $0.path.removingLastComponent() == KernelPaths.sysctlD }),
+            let content = file.content
+        else { return false }
+        var persisted: [String: String] = [:]
+        for line in EffectiveSysctl.parse(content, path: "", fileName: "") { persisted[line.normalizedKey] = line.value }
+        return actions.allSatisfy { action in
+            guard case .sysctl(let change) = action else { return false }
+            let key = change.key == ConntrackSetting.hashsize.key ? HostFacts.bucketsSysctl : change.key
+            return persisted[EffectiveSysctl.normalize(key)] == String(change.new)
+        }
+    }
+
+    /// The boot-time files for this plan and request.
+    static func config(_ plan: TuningPlan, request: ApplyRequest, under root: SystemRoot) -> PersistentConfig {
+        PersistentConfig.make(
+            for: plan, regenerateCommand: request.regenerateCommand,
+            bucketsSysctlWritable: PersistentConfig.bucketsSysctlWritable(under: root), sysctlFile: request.onConflict.sysctlFile,
+            conntrackBlacklisted: PersistentConfig.conntrackBlacklisted(under: root))
+    }
+
     /// The boot-time files compared with what is on disk: what happens to
     /// each, the actions for those that change, and the notes to print.
     static func fileActions(
         _ plan: TuningPlan, request: ApplyRequest,
         under root: SystemRoot
     ) throws -> ([FileResult], [JournalAction], [String]) {
-        let config = PersistentConfig.make(
-            for: plan, regenerateCommand: request.regenerateCommand,
-            bucketsSysctlWritable: PersistentConfig.bucketsSysctlWritable(under: root))
+        let config = config(plan, request: request, under: root)
         var files: [FileResult] = []
         var actions: [JournalAction] = []
         for file in config.files {

@@ -36,7 +36,15 @@ public struct PersistentConfig: Equatable {
     ///   - regenerateCommand: the command line printed in each header.
     ///   - bucketsSysctlWritable: whether `net.netfilter.nf_conntrack_buckets`
     ///     is writable on this kernel, so systemd-sysctl can size the hash at boot.
-    public static func make(for plan: TuningPlan, regenerateCommand: String, bucketsSysctlWritable: Bool) -> PersistentConfig {
+    ///   - sysctlFile: `90-cttune.conf`, or `99-zz-cttune.conf` under
+    ///     `--on-conflict override`; cttune's copy under the other name is removed.
+    ///   - conntrackBlacklisted: cttune's blacklist file exists: its
+    ///     `install nf_conntrack /bin/false` would make a boot-time load fail,
+    ///     so no modules-load.d or options file is written, as for a stateless profile.
+    public static func make(
+        for plan: TuningPlan, regenerateCommand: String, bucketsSysctlWritable: Bool,
+        sysctlFile: FilePath = KernelPaths.sysctlConf, conntrackBlacklisted: Bool = false
+    ) -> PersistentConfig {
         let header = """
             \(headerMarker) from profile \(plan.profile.name) (\(plan.profile.sources.joined(separator: " extends "))).
             # Regenerate with: \(regenerateCommand)
@@ -54,18 +62,24 @@ public struct PersistentConfig: Equatable {
                 sysctlLines.append("\(setting.key) = \(setting.planned)")
             }
         }
-        var files = [File(path: KernelPaths.sysctlConf, content: header + sysctlLines.joined(separator: "\n") + "\n")]
+        var files = [File(path: sysctlFile, content: header + sysctlLines.joined(separator: "\n") + "\n")]
+        for other in sysctlFileNames where other != sysctlFile { files.append(File(path: other, content: nil)) }
         var notes: [String] = []
         let hashsize = plan.planned(.hashsize)
         let loadable = plan.facts.conntrack == .module || plan.facts.conntrack == .notLoaded
         // A stateless profile keeps nf_conntrack from loading (the blacklist's
         // `install nf_conntrack /bin/false`): loading it at boot would fail.
-        if loadable && globalsPersist && plan.profile.stateful, let hashsize {
+        if loadable && globalsPersist && plan.profile.stateful && !conntrackBlacklisted, let hashsize {
             files.append(File(path: KernelPaths.modprobeConf, content: header + "options nf_conntrack hashsize=\(hashsize)\n"))
             files.append(File(path: KernelPaths.modulesLoadConf, content: header + "nf_conntrack\n"))
         } else {
             files.append(File(path: KernelPaths.modprobeConf, content: nil))
             files.append(File(path: KernelPaths.modulesLoadConf, content: nil))
+        }
+        if loadable && conntrackBlacklisted && plan.profile.stateful {
+            notes.append(
+                "\(KernelPaths.blacklistConf.string) (cttune blacklist) keeps nf_conntrack from loading: no modules-load.d or modprobe.d file is written, so the net.netfilter.* keys apply only once something loads it — remove the blacklist with `cttune blacklist --remove` to load it at boot."
+            )
         }
         if plan.facts.conntrack == .builtIn && globalsPersist, let hashsize {
             var note =
@@ -77,6 +91,81 @@ public struct PersistentConfig: Equatable {
             notes.append(note)
         }
         return PersistentConfig(files: files, notes: notes)
+    }
+
+    /// Whether cttune's blacklist file is in the tree (it starts with cttune's header).
+    public static func conntrackBlacklisted(under root: SystemRoot) -> Bool {
+        ((try? AtomicFile.contents(of: KernelPaths.blacklistConf, under: root)) ?? nil)?.hasPrefix(headerMarker) == true
+    }
+
+    /// The names cttune's sysctl.d file may have; one exists at a time.
+    public static let sysctlFileNames = [KernelPaths.sysctlConf, KernelPaths.sysctlConfLast]
+
+    /// cttune's sysctl.d file as it is on disk: the one that exists and
+    /// carries cttune's header, else `90-cttune.conf`.
+    public static func currentSysctlFile(under root: SystemRoot) -> FilePath {
+        sysctlFileNames.first { path in
+            (try? AtomicFile.contents(of: path, under: root))??.hasPrefix(headerMarker) == true
+        } ?? KernelPaths.sysctlConf
+    }
+
+    /// The lines of other tools' files that decide values of these files at
+    /// boot: sysctl.d assignments read after cttune's file and, for a
+    /// loadable nf_conntrack, a later `options nf_conntrack hashsize=`.
+    ///
+    /// - Parameter files: cttune's files as planned (or as on disk for status).
+    public static func overrides(of files: [File], under root: SystemRoot) -> [ConfigOverride] {
+        var result: [ConfigOverride] = []
+        for file in files {
+            guard let content = file.content, let name = file.path.lastComponent?.string else { continue }
+            if file.path.removingLastComponent() == KernelPaths.sysctlD {
+                var planned: [String: Int] = [:]
+                for line in EffectiveSysctl.parse(content, path: "", fileName: name) {
+                    if let value = line.value.flatMap({ Int($0) }) { planned[line.normalizedKey] = value }
+                }
+                for (key, winner) in EffectiveSysctl.overrides(of: planned, fileName: name, under: root).sorted(by: { $0.key < $1.key }) {
+                    let dotted = key.replacingOccurrences(of: "/", with: ".")
+                    guard let setting = dotted == HostFacts.bucketsSysctl ? .hashsize : ConntrackSetting(rawValue: dotted) else { continue }
+                    result.append(
+                        ConfigOverride(
+                            setting: setting, source: .sysctl, path: winner.path, line: winner.line, value: winner.value,
+                            planned: planned[key] ?? 0))
+                }
+            } else if file.path == KernelPaths.modprobeConf {
+                let option = EffectiveModprobe.parse(content, module: "nf_conntrack", path: "", fileName: name).last {
+                    $0.name == "hashsize"
+                }
+                guard let planned = option.flatMap({ Int($0.value) }),
+                    let winner = EffectiveModprobe.hashsizeOverride(planned: planned, fileName: name, under: root)
+                else { continue }
+                result.append(
+                    ConfigOverride(
+                        setting: .hashsize, source: .modprobe, path: winner.path, line: winner.line, value: winner.value, planned: planned))
+            }
+        }
+        return result
+    }
+
+    /// The arguments of the `# Regenerate with: cttune apply …` line of
+    /// cttune's sysctl.d file (after `cttune apply`), the inputs the boot-time
+    /// files were planned from; `nil` when there is no such file or line.
+    public static func recordedArguments(under root: SystemRoot) -> (file: String, arguments: [String])? {
+        let path = currentSysctlFile(under: root)
+        guard let content = (try? AtomicFile.contents(of: path, under: root)) ?? nil, content.hasPrefix(headerMarker) else { return nil }
+        let prefix = "# Regenerate with: cttune apply"
+        guard let line = content.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) else { return nil }
+        let shown = (try? root.path(path).string) ?? path.string
+        return (shown, line.dropFirst(prefix.count).split(separator: " ").map(String.init))
+    }
+
+    /// cttune's files as they are on disk now (for `status`).
+    public static func filesOnDisk(under root: SystemRoot) -> [File] {
+        (sysctlFileNames + [KernelPaths.modprobeConf]).compactMap { path in
+            guard let content = (try? AtomicFile.contents(of: path, under: root)) ?? nil, content.hasPrefix(headerMarker) else {
+                return nil
+            }
+            return File(path: path, content: content)
+        }
     }
 
     /// Whether this kernel resizes the hash through its sysctl: the file is

@@ -30,12 +30,6 @@ public struct RollbackOutcome {
 /// be rolled back) and idempotent: what already has its recorded value is
 /// left alone, so a second rollback changes nothing.
 public enum Rollback {
-    /// Rolls back entry `id`, or the last apply when `id` is nil.
-    ///
-    /// Unloaded modules are loaded back last unloaded first (the journal's
-    /// reverse order), after the blacklist file that would stop them is gone.
-    ///
-    /// - Parameter modules: how modules are loaded; libkmod's probe by default.
     /// Entry `id`, or the last apply not yet rolled back.
     static func target(_ id: String?, in journal: Journal) throws -> JournalEntry {
         if let id { return try journal.load(id) }
@@ -45,19 +39,77 @@ public enum Rollback {
         return last
     }
 
+    /// Rolls back entry `id`, or the last apply when `id` is nil.
+    ///
+    /// Unloaded modules are loaded back last unloaded first (the journal's
+    /// reverse order), after the blacklist file that would stop them is gone.
+    ///
+    /// - Parameters:
+    ///   - modules: how modules are loaded; libkmod's probe by default.
+    ///   - check: report what would be restored and write nothing (no lock either).
     public static func run(
         _ id: String?, under root: SystemRoot, lockWaitSeconds: Double = ApplyLock.defaultWaitSeconds,
-        modules: ModuleOperations? = nil
+        modules: ModuleOperations? = nil, check: Bool = false
     ) throws -> RollbackOutcome {
-        let lock = try ApplyLock(root: root, waitSeconds: lockWaitSeconds)
+        let lock = check ? nil : try ApplyLock(root: root, waitSeconds: lockWaitSeconds)
         defer { withExtendedLifetime(lock) {} }
         let journal = Journal(root: root)
         let target = try target(id, in: journal)
+        return try restore(target.actions, of: target, under: root, modules: modules, check: check)
+    }
 
+    /// `rollback --all`: every setting, file and module cttune ever changed
+    /// back to what it was before cttune first changed it (the oldest old
+    /// value the journal holds for it), removing every file cttune created.
+    /// Idempotent: a second run finds everything at its baseline.
+    public static func all(
+        under root: SystemRoot, lockWaitSeconds: Double = ApplyLock.defaultWaitSeconds,
+        modules: ModuleOperations? = nil, check: Bool = false
+    ) throws -> RollbackOutcome {
+        let lock = check ? nil : try ApplyLock(root: root, waitSeconds: lockWaitSeconds)
+        defer { withExtendedLifetime(lock) {} }
+        let entries = try Journal(root: root).entries()
+        let target = JournalEntry(
+            id: allTarget, command: "apply", created: entries.first?.created ?? Journal.timestamp(), profile: nil,
+            status: .applied, actions: baseline(of: entries))
+        return try restore(target.actions, of: target, under: root, modules: modules, check: check)
+    }
+
+    /// The `rolls_back` of a `rollback --all` entry.
+    public static let allTarget = "all"
+
+    /// The first action recorded for each target, oldest first: its old
+    /// value is the state before cttune touched it.
+    static func baseline(of entries: [JournalEntry]) -> [JournalAction] {
+        var seen: Set<String> = []
+        var result: [JournalAction] = []
+        for entry in entries {
+            for action in entry.actions where !seen.contains(key(of: action)) {
+                seen.insert(key(of: action))
+                result.append(action)
+            }
+        }
+        return result
+    }
+
+    /// What an action touches, unique across kinds.
+    static func key(of action: JournalAction) -> String {
+        switch action {
+        case .sysctl(let change): return "sysctl:" + change.key
+        case .file(let change): return "file:" + change.path
+        case .module(let change): return "module:" + change.name
+        }
+    }
+
+    /// Restores what `recorded` replaced, last action first, journaling the
+    /// restore as a rollback of `target` (nothing is written with `check`).
+    static func restore(
+        _ recorded: [JournalAction], of target: JournalEntry, under root: SystemRoot, modules: ModuleOperations?, check: Bool
+    ) throws -> RollbackOutcome {
         var actions: [JournalAction] = []
         var items: [RestoredItem] = []
         var live: LiveModules?
-        for action in target.actions.reversed() {
+        for action in recorded.reversed() {
             switch action {
             case .sysctl(let change):
                 let current = try root.integer(at: FilePath(change.path))
@@ -99,7 +151,7 @@ public enum Rollback {
             }
         }
         var outcome = RollbackOutcome(target: target, journalID: nil, items: items, changed: !actions.isEmpty, error: nil)
-        guard !actions.isEmpty else { return outcome }
+        guard !actions.isEmpty, !check else { return outcome }
 
         let entry = JournalEntry(
             id: Journal.newIdentifier(), command: "rollback", created: Journal.timestamp(),
@@ -122,6 +174,37 @@ public enum Rollback {
         }
         return outcome
     }
+
+    /// Removes old journal entries, keeping the newest `keep`, every entry
+    /// left in progress (a person must look at it) and every entry that holds
+    /// the first record of a setting, file or module: the baseline
+    /// `rollback --all` restores.
+    ///
+    /// - Returns: the identifiers removed, oldest first.
+    @discardableResult
+    public static func prune(keep: Int, under root: SystemRoot) throws -> [String] {
+        let journal = Journal(root: root)
+        let entries = try journal.entries()
+        var baselineHolders: Set<String> = []
+        var seen: Set<String> = []
+        for entry in entries {
+            for action in entry.actions where !seen.contains(key(of: action)) {
+                seen.insert(key(of: action))
+                baselineHolders.insert(entry.id)
+            }
+        }
+        let newest = Set(entries.suffix(max(keep, 0)).map(\.id))
+        var removed: [String] = []
+        for entry in entries where !newest.contains(entry.id) && !baselineHolders.contains(entry.id) && entry.status != .inProgress {
+            try AtomicFile.remove(journal.path(of: entry.id), under: root)
+            removed.append(entry.id)
+        }
+        return removed
+    }
+
+    /// How many entries apply keeps when it prunes after a change (besides
+    /// the baseline and entries in progress).
+    public static let defaultKeep = 20
 
     /// Every journal entry, oldest first (`cttune rollback --list`).
     public static func list(under root: SystemRoot) throws -> [JournalEntry] {

@@ -44,17 +44,20 @@ public struct Transaction {
     /// root), saves the entry in progress, runs the actions, and saves the
     /// final status.
     ///
+    /// - Parameter journaled: `false` runs the same all-or-nothing steps
+    ///   without saving the entry: a boot apply that only re-asserts the
+    ///   values of cttune's own boot-time file (that file is the record).
     /// - Throws: only when nothing was changed: a path check or the first
     ///   journal write failed. Step failures are in the outcome.
-    public func run(_ entry: JournalEntry) throws -> Outcome {
+    public func run(_ entry: JournalEntry, journaled: Bool = true) throws -> Outcome {
         let journal = Journal(root: root)
-        _ = try AtomicFile.checkedPath(journal.path(of: entry.id), under: root)
+        if journaled { _ = try AtomicFile.checkedPath(journal.path(of: entry.id), under: root) }
         for case .file(let change) in entry.actions {
             _ = try AtomicFile.checkedPath(FilePath(change.path), under: root)
         }
         var entry = entry
         entry.status = .inProgress
-        try journal.save(entry)
+        if journaled { try journal.save(entry) }
 
         var done = 0
         var failedStep: (Int, TunerError)?
@@ -80,7 +83,7 @@ public struct Transaction {
         }
         // The changes are made (or undone); a journal that cannot record the
         // final status still holds every old value for `cttune rollback ID`.
-        try? journal.save(entry)
+        if journaled { try? journal.save(entry) }
         return Outcome(entry: entry, completed: done, failedStep: failedStep, restoreFailures: restoreFailures)
     }
 

@@ -79,12 +79,18 @@ extension HostFacts {
     /// - Parameters:
     ///   - memoryBytes: plan for this much RAM instead of MemTotal (`--memory`).
     ///   - cpus: plan for this many CPUs instead of the online ones (`--cpus`).
+    ///   - kernel: plan for this kernel release (`--kernel`). By default the
+    ///     running kernel (/proc/sys/kernel/osrelease under the root), else the
+    ///     only directory under /lib/modules of the tree: the rule every
+    ///     command shares (`ModuleTree.release`).
     /// - Throws: `TunerError` when a fact the planner needs is missing or a
-    ///   present file cannot be read. Absent optional files are facts, not errors.
-    public static func gather(from root: SystemRoot, memoryBytes: Int? = nil, cpus: Int? = nil) throws -> HostFacts {
+    ///   present file cannot be read (`.ambiguousKernel` for a tree with several
+    ///   kernels and no `kernel`). Absent optional files are facts, not errors.
+    public static func gather(from root: SystemRoot, memoryBytes: Int? = nil, cpus: Int? = nil, kernel: String? = nil) throws -> HostFacts {
         let memory = try memoryBytes ?? readMemTotal(root)
         let cpuCount = try cpus ?? readOnlineCPUs(root)
-        let release = try root.contents(of: KernelPaths.osRelease)?.trimmingCharacters(in: .whitespacesAndNewlines)
+        let running = try root.contents(of: KernelPaths.osRelease)?.trimmingCharacters(in: .whitespacesAndNewlines)
+        let release = try ModuleTree.release(under: root, requested: kernel)
         let (entryBytes, entrySource) = readEntrySize(root)
 
         var current: [ConntrackSetting: Int] = [:]
@@ -106,7 +112,7 @@ extension HostFacts {
         return HostFacts(
             memoryBytes: memory, cpus: cpuCount, kernelRelease: release,
             pageSizeBytes: root.isLive ? Int(sysconf(Int32(_SC_PAGESIZE))) : 4096,
-            conntrack: try readPresence(root, release: release),
+            conntrack: try readPresence(root, release: release, running: kernel == nil || kernel == running),
             entryBytes: entryBytes, entryBytesSource: entrySource,
             count: try root.integer(at: KernelPaths.sysctl("net.netfilter.nf_conntrack_count")),
             netns: netns, current: current, blockers: blockers)
@@ -149,13 +155,16 @@ extension HostFacts {
         return (slab.usage.objectBytes, slab.source)
     }
 
-    static func readPresence(_ root: SystemRoot, release: String?) throws -> ConntrackPresence {
-        if let modules = try root.contents(of: KernelPaths.procModules),
+    /// - Parameter running: whether `release` is the running kernel, whose
+    ///   /proc and /sys say more than its module index; another kernel's
+    ///   presence comes from its tree's index only.
+    static func readPresence(_ root: SystemRoot, release: String?, running: Bool = true) throws -> ConntrackPresence {
+        if running, let modules = try root.contents(of: KernelPaths.procModules),
             modules.split(separator: "\n").contains(where: { $0.hasPrefix("nf_conntrack ") })
         {
             return .module
         }
-        if root.exists(KernelPaths.conntrackModuleParameters) || root.exists(KernelPaths.sysctl(ConntrackSetting.max.key)) {
+        if running, root.exists(KernelPaths.conntrackModuleParameters) || root.exists(KernelPaths.sysctl(ConntrackSetting.max.key)) {
             return .builtIn
         }
         if let release {

@@ -31,6 +31,14 @@ public enum KernelPaths {
     public static let modprobeD: FilePath = "/etc/modprobe.d"
     public static let modulesLoadD: FilePath = "/etc/modules-load.d"
     public static let sysctlConf: FilePath = "/etc/sysctl.d/90-cttune.conf"
+    /// cttune's sysctl.d file under `--on-conflict override`: `99-zz-` sorts
+    /// after Debian's `99-sysctl.conf` link and other tools' `99-*` files.
+    public static let sysctlConfLast: FilePath = "/etc/sysctl.d/99-zz-cttune.conf"
+    /// Where systemd-sysctl reads configuration, highest priority first
+    /// (systemd's CONF_PATHS("sysctl.d"); `/lib/sysctl.d` with a split /usr).
+    public static let sysctlConfigDirectories: [FilePath] = [
+        "/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d",
+    ]
     public static let modprobeConf: FilePath = "/etc/modprobe.d/cttune.conf"
     public static let modulesLoadConf: FilePath = "/etc/modules-load.d/cttune.conf"
     public static let blacklistConf: FilePath = "/etc/modprobe.d/cttune-blacklist.conf"

@@ -6,7 +6,10 @@ public enum ApplyReport {
     public static func json(_ outcome: ApplyOutcome, diff: Bool = false) -> [(String, JSONValue)] {
         let members = PlanReport.json(outcome.plan, command: "apply") { setting in
             let result = outcome.results[setting.setting] ?? .unchanged
-            return [("result", result.jsonName.json), ("error", result.error.json)]
+            return [
+                ("result", result.jsonName.json), ("error", result.error.json),
+                ConfigOverride.json(outcome.overrides, for: setting.setting),
+            ]
         }
         let files = JSONValue.array(
             outcome.files.map { file in
@@ -19,6 +22,7 @@ public enum ApplyReport {
             ("check", .bool(outcome.check)),
             ("files", files),
             ("journal_id", outcome.journalID.json),
+            ("reasserted", .bool(outcome.reasserted)),
             ("notes", .array(outcome.notes.map(JSONValue.string))),
         ]
         if let review = outcome.stateless {
@@ -100,6 +104,7 @@ public enum ApplyReport {
             lines.append(outcome.check ? "files (would be):" : "files:")
             lines += Table.render(header: ["", ""], rows: outcome.files.map { ["  " + $0.action.rawValue, $0.path] }).dropFirst()
         }
+        lines += ConfigOverride.text(outcome.overrides)
         if let modules = outcome.modules {
             lines.append("")
             lines += text(modules)
@@ -120,17 +125,41 @@ public enum ApplyReport {
         lines.append("")
         if let id = outcome.journalID, outcome.error == nil {
             lines.append("changed; journal \(id) — undo with `cttune rollback \(id)`")
+        } else if outcome.reasserted && outcome.error == nil {
+            lines.append("changed: re-asserted the values of cttune's boot-time file; not journaled (the file is the record)")
         } else if outcome.check {
             lines.append(outcome.changed ? "check: changes pending, nothing written" : "check: nothing to change")
         } else if outcome.error == nil {
-            lines.append("nothing to change: every setting and file already matches the plan")
+            lines.append(nothingChangedLine(outcome))
         }
         return lines.joined(separator: "\n")
     }
 
-    public static func json(_ outcome: RollbackOutcome) -> [(String, JSONValue)] {
+    /// The last line of an apply that changed nothing: "nothing to change"
+    /// only when every setting and file matches; otherwise what was skipped and why.
+    static func nothingChangedLine(_ outcome: ApplyOutcome) -> String {
+        if !outcome.runtime {
+            return "nothing to change: the boot-time files already match the plan (--persist-only: kernel settings not written)"
+        }
+        var reasons: [String] = []
+        var skipped: [String] = []
+        for setting in outcome.plan.settings where setting.changes {
+            guard case .skipped(let reason)? = outcome.results[setting.setting] else { continue }
+            skipped.append(setting.setting.shortName)
+            if !reasons.contains(reason) { reasons.append(reason) }
+        }
+        guard !skipped.isEmpty else { return "nothing to change: every setting and file already matches the plan" }
+        let files =
+            !outcome.files.isEmpty && outcome.files.allSatisfy { $0.action == .unchanged }
+            ? "the boot-time files already match the plan; " : ""
+        return
+            "nothing changed: \(files)\(skipped.count) setting\(skipped.count == 1 ? "" : "s") that differ from the plan \(skipped.count == 1 ? "was" : "were") skipped (\(skipped.joined(separator: ", "))): \(reasons[0])\(reasons.count > 1 ? " (each reason above)" : "")"
+    }
+
+    public static func json(_ outcome: RollbackOutcome, check: Bool = false) -> [(String, JSONValue)] {
         [
             ("command", .string("rollback")),
+            ("check", .bool(check)),
             ("rolls_back", .string(outcome.target.id)),
             ("profile", outcome.target.profile.json),
             ("journal_id", outcome.journalID.json),
@@ -152,8 +181,12 @@ public enum ApplyReport {
         ]
     }
 
-    public static func text(_ outcome: RollbackOutcome) -> String {
-        var lines = ["rolling back \(outcome.target.command) \(outcome.target.id) (profile \(outcome.target.profile ?? "none"))", ""]
+    public static func text(_ outcome: RollbackOutcome, check: Bool = false) -> String {
+        let what =
+            outcome.target.id == Rollback.allTarget
+            ? "rolling back every change cttune made (the state before its first apply)"
+            : "rolling back \(outcome.target.command) \(outcome.target.id) (profile \(outcome.target.profile ?? "none"))"
+        var lines = [what, ""]
         lines += Table.render(
             header: ["TARGET", "BEFORE", "AFTER", "RESULT"],
             rows: outcome.items.map { item in
@@ -162,6 +195,11 @@ public enum ApplyReport {
         lines.append("")
         if let id = outcome.journalID, outcome.error == nil {
             lines.append("restored; journal \(id)")
+        } else if check {
+            lines.append(
+                outcome.changed ? "check: would restore the items marked rolled-back, nothing written" : "check: nothing to restore")
+        } else if outcome.items.isEmpty && outcome.target.id == Rollback.allTarget {
+            lines.append("nothing to restore: the journal records no change by cttune")
         } else if outcome.error == nil {
             lines.append("nothing to restore: every value and file already matches the journal entry")
         }
@@ -190,17 +228,88 @@ public enum ApplyReport {
         ]
     }
 
+    /// The journal at 80 columns: the time is in the identifier, and what a
+    /// rollback undid and a failure's text are in the detail view (`--list ID`).
     public static func text(_ entries: [JournalEntry]) -> String {
         guard !entries.isEmpty else { return "no journal entries" }
-        return Table.render(
-            header: ["ID", "COMMAND", "CREATED", "PROFILE", "STATUS", "CHANGES"],
-            rows: entries.map {
-                [
-                    $0.id, $0.command + ($0.rollsBack.map { " of \($0)" } ?? ""), $0.created, $0.profile ?? "-",
-                    $0.status.rawValue + ($0.failure.map { ": \($0)" } ?? ""), String($0.actions.count),
-                ]
+        let rows = entries.map { entry in
+            [entry.id, entry.command, entry.status.rawValue, String(entry.actions.count), entry.profile ?? "-"]
+        }
+        var lines = Table.render(header: ["ID", "COMMAND", "STATUS", "CHANGES", "PROFILE"], rows: rows)
+        lines = lines.map { $0.count > 80 ? String($0.prefix(79)) + "…" : $0 }
+        if entries.contains(where: { $0.failure != nil || $0.rollsBack != nil }) {
+            lines.append("details, failures and what a rollback undid: cttune rollback --list ID")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// One entry in full (`cttune rollback --list ID`).
+    public static func text(detail entry: JournalEntry) -> String {
+        var lines = [
+            "id:       \(entry.id)", "command:  \(entry.command)", "created:  \(entry.created)", "profile:  \(entry.profile ?? "-")",
+            "status:   \(entry.status.rawValue)",
+        ]
+        if let target = entry.rollsBack {
+            lines.append("undoes:   " + (target == Rollback.allTarget ? "every change cttune made (rollback --all)" : target))
+        }
+        if let failure = entry.failure { lines.append("failure:  \(failure)") }
+        lines.append("changes:")
+        for action in entry.actions {
+            switch action {
+            case .sysctl(let change): lines.append("  \(change.key): \(change.old) -> \(change.new)")
+            case .file(let change):
+                lines.append("  \(change.path): \(Rollback.state(change.oldContent)) -> \(Rollback.state(change.newContent))")
+            case .module(let change): lines.append("  module \(change.name): \(change.loaded ? "loaded" : "unloaded")")
             }
-        ).joined(separator: "\n")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    public static func json(detail entry: JournalEntry) -> [(String, JSONValue)] {
+        guard case .array(let listed) = json([entry])[1].1, case .object(let members)? = listed.first else { return [] }
+        return [("command", .string("rollback"))] + [
+            (
+                "entry",
+                .object(
+                    members + [
+                        (
+                            "changes",
+                            .array(
+                                entry.actions.map { action in
+                                    switch action {
+                                    case .sysctl(let change):
+                                        return .object([
+                                            ("type", .string("sysctl")), ("target", .string(change.key)), ("old", .int(change.old)),
+                                            ("new", .int(change.new)),
+                                        ])
+                                    case .file(let change):
+                                        return .object([
+                                            ("type", .string("file")), ("target", .string(change.path)),
+                                            ("old", .string(Rollback.state(change.oldContent))),
+                                            ("new", .string(Rollback.state(change.newContent))),
+                                        ])
+                                    case .module(let change):
+                                        return .object([
+                                            ("type", .string("module")), ("target", .string(change.name)),
+                                            ("old", .string(Rollback.moduleState(!change.loaded))),
+                                            ("new", .string(Rollback.moduleState(change.loaded))),
+                                        ])
+                                    }
+                                })
+                        )
+                    ])
+            )
+        ]
+    }
+
+    public static func json(pruned: [String]) -> [(String, JSONValue)] {
+        [("command", .string("rollback")), ("pruned", .array(pruned.map(JSONValue.string)))]
+    }
+
+    public static func text(pruned: [String]) -> String {
+        pruned.isEmpty
+            ? "nothing to prune"
+            : "removed \(pruned.count) journal entr\(pruned.count == 1 ? "y" : "ies"): \(pruned.joined(separator: ", "))"
     }
 }
 

@@ -31,6 +31,13 @@ final class ApplyFixtureTree {
         }
     }
 
+    /// An empty tree: an image under construction, or a host tree built by the test.
+    static func empty() throws -> ApplyFixtureTree { try ApplyFixtureTree(emptyTree: ()) }
+
+    private init(emptyTree: Void) throws {
+        url = try TestPaths.temporaryDirectory("cttune-image-tree")
+    }
+
     func remove() { try? FileManager.default.removeItem(at: url) }
 
     func file(_ relative: String) -> String { url.appendingPathComponent(relative).path }

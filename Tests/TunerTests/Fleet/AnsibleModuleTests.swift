@@ -10,6 +10,31 @@ struct AnsibleModuleTests {
     static let hasAnsible = FileManager.default.isExecutableFile(atPath: Fleet.ansiblePlaybook)
 
     @Test(
+        "another file that wins at boot: on_conflict warn succeeds with an Ansible warning naming file:line, refuse fails with cttune's message"
+    )
+    func overriddenAtBoot() throws {
+        try #require(Self.hasAnsible, "no ansible-playbook in .cache/ansible-venv: \(Fleet.preparedBy)")
+        let tree = try ApplyFixtureTree(.builtIn)
+        defer { tree.remove() }
+        try tree.write("etc/sysctl.conf", "net.netfilter.nf_conntrack_max = 5000\n")
+        try FileManager.default.createDirectory(atPath: tree.file("etc/sysctl.d"), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: tree.file("etc/sysctl.d/99-sysctl.conf"), withDestinationPath: "../sysctl.conf")
+        let run = try Playbook.run(
+            defaults: ["root": tree.path],
+            tasks: """
+                - {name: strict, cttune.fleet.cttune: {on_conflict: refuse}, register: strict, ignore_errors: true}
+                - {name: default, cttune.fleet.cttune: {}, register: warned}
+                """)
+        #expect(run["strict"].failed == true)
+        #expect((run["strict"].value("msg") as? String)?.contains("99-sysctl.conf:1 sets 5000") == true)
+        #expect(run["warned"].failed == false && run["warned"].changed == true)
+        let location = tree.file("etc/sysctl.d/99-sysctl.conf") + ":1"
+        #expect(
+            run["warned"].warnings.contains { $0.contains("net.netfilter.nf_conntrack_max") && $0.contains(location) },
+            "\(run["warned"].warnings)")
+    }
+
+    @Test(
         "on a host tree: check mode changes nothing, the first run changes, the second does not, failures carry cttune's message, absent rolls back once"
     )
     func hostTree() throws {

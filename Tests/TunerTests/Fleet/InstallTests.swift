@@ -27,7 +27,7 @@ struct InstallTests {
         #expect(installation.files() == Self.installed.map { "usr/" + $0 }.sorted())
         #expect(FileManager.default.isExecutableFile(atPath: installation.path("bin/cttune")))
         let unit = try String(contentsOfFile: installation.path("lib/systemd/system/cttune-apply.service"), encoding: .utf8)
-        #expect(unit.contains("\nExecStart=/usr/bin/cttune apply --runtime-only --profile ${CTTUNE_PROFILE}\n"))
+        #expect(unit.contains("\nExecStart=/usr/bin/cttune apply --runtime-only --persisted --profile ${CTTUNE_PROFILE} $CTTUNE_ARGS\n"))
         #expect(!unit.contains("@BINDIR@"))
         try installation.make("uninstall")
         #expect(installation.files() == [])
@@ -151,7 +151,10 @@ struct InstallTests {
         #expect(apply.contains("\nAfter=systemd-modules-load.service systemd-sysctl.service local-fs.target\n"))
         #expect(apply.contains("\nBefore=network-pre.target shutdown.target\n"))
         #expect(apply.contains("\nType=oneshot\n"))
-        #expect(apply.contains("\nExecStart=\(installation.path("bin/cttune")) apply --runtime-only --profile ${CTTUNE_PROFILE}\n"))
+        #expect(
+            apply.contains(
+                "\nExecStart=\(installation.path("bin/cttune")) apply --runtime-only --persisted --profile ${CTTUNE_PROFILE} $CTTUNE_ARGS\n"
+            ))
         let timer = try String(contentsOfFile: units[2], encoding: .utf8)
         #expect(timer.contains("\nOnUnitActiveSec=1min\n"))
 

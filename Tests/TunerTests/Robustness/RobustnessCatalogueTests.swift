@@ -298,8 +298,15 @@ extension BadInput {
             },
             words: ["{tree}/etc/sysctl.d leads outside the root {tree}"]),
         BadInput(
-            command: "rollback", input: "--list with an ID", arguments: ["rollback", "--list", "x", "--root", "{tree}"],
-            prepare: SpoiledTree.smallVM, exitCode: 64, words: ["give either --list or an ID, not both"]),
+            command: "rollback", input: "--all with an ID", arguments: ["rollback", "--all", "x", "--root", "{tree}"],
+            prepare: SpoiledTree.smallVM, exitCode: 64, words: ["--all and --prune take no ID"]),
+        BadInput(
+            command: "rollback", input: "--prune without --keep", arguments: ["rollback", "--prune", "--root", "{tree}"],
+            prepare: SpoiledTree.smallVM, exitCode: 64, words: ["--prune needs --keep N"]),
+        BadInput(
+            command: "rollback", input: "--list of an entry that does not exist",
+            arguments: ["rollback", "--list", "x", "--root", "{tree}"],
+            prepare: SpoiledTree.smallVM, exitCode: 1, words: ["no journal entry x in {tree}/var/lib/cttune/journal"]),
         BadInput(
             command: "rollback", input: "--root that does not exist", arguments: ["rollback", "--root", "{outside}/missing"],
             words: ["--root {outside}/missing is not a directory"]),

@@ -14,7 +14,9 @@ description:
   - C(changed) is cttune's own verdict, so a second run with the same parameters
     reports no change. Failures carry cttune's message, which names the setting or
     file and the fix; cttune undoes a failed apply as a whole.
-  - With O(state=absent) the last apply is rolled back (C(cttune rollback)).
+  - With O(state=absent) every change cttune made is undone (C(cttune rollback --all)): the
+    values, files and modules are back as before its first apply and every file it created is
+    removed. A second run reports no change.
 version_added: "0.1.0"
 author: the cttune authors
 options:
@@ -43,8 +45,19 @@ options:
         in a container). They are listed as warnings.
     type: bool
     default: false
+  on_conflict:
+    description:
+      - What to do when another file read after cttune's at boot (for example
+        C(/etc/sysctl.conf) through Debian's C(/etc/sysctl.d/99-sysctl.conf) link, where
+        M(ansible.posix.sysctl) writes) sets a key cttune plans. V(warn) applies and
+        reports each such line as a warning; V(refuse) changes nothing and fails;
+        V(override) names cttune's file C(99-zz-cttune.conf) so it is read last.
+        cttune never edits the other file.
+    type: str
+    choices: [warn, refuse, override]
+    default: warn
   state:
-    description: V(present) applies the plan; V(absent) rolls back the last apply.
+    description: V(present) applies the plan; V(absent) restores the state before cttune's first apply (C(cttune rollback --all)).
     type: str
     choices: [present, absent]
     default: present
@@ -61,7 +74,7 @@ options:
 attributes:
   check_mode:
     support: full
-    details: Runs C(cttune apply --check), which writes nothing. For O(state=absent), reports a change unless the last apply was already rolled back.
+    details: Runs C(cttune apply --check) or C(cttune rollback --all --check), which write nothing.
   diff_mode:
     support: full
 notes:
@@ -80,7 +93,7 @@ EXAMPLES = r"""
     persist: false
     allow_partial: true
 
-- name: Undo the last apply
+- name: Undo everything cttune changed (idempotent)
   become: true
   cttune.fleet.cttune:
     state: absent
@@ -98,7 +111,7 @@ files:
   type: list
   elements: dict
 journal_id:
-  description: The journal entry of this change, for C(cttune rollback ID); null when nothing changed.
+  description: The journal entry of this change, for C(cttune rollback ID); null when nothing changed (or in check mode).
   returned: always
   type: str
 notes:
@@ -181,6 +194,8 @@ def apply(module, binary):
         arguments.append("--persist-only")
     if params["allow_partial"]:
         arguments.append("--allow-partial")
+    if params["on_conflict"] != "warn":
+        arguments += ["--on-conflict", params["on_conflict"]]
     if module.check_mode:
         arguments.append("--check")
     if module._diff:
@@ -197,6 +212,9 @@ def apply(module, binary):
     for setting in settings:
         if setting.get("result") == "skipped" and setting.get("current") != setting.get("planned"):
             module.warn("%s not changed: %s" % (setting["key"], setting.get("error")))
+        for winner in setting.get("overridden_by") or []:
+            module.warn("%s: %s:%s sets %s after cttune's %s and wins at boot; change that line or use on_conflict: override"
+                        % (setting["key"], winner["path"], winner["line"], winner["value"], setting["planned"]))
     result = dict(
         changed=bool(report.get("changed")),
         settings=settings,
@@ -213,27 +231,18 @@ def apply(module, binary):
 
 
 def rollback(module, binary):
+    """state=absent: `cttune rollback --all`, back to the state before cttune's
+    first apply; a second run finds nothing to restore (changed=false)."""
     params = module.params
-    rc, listing, err = run_json(module, [binary, "rollback", "--list", "--format", "json"] + common_arguments(params))
-    if rc != 0 or listing is None:
-        module.fail_json(msg=failure_message(listing, err, rc), rc=rc, stderr=err)
-    entries = listing.get("journal", [])
-    applies = [e for e in entries if e.get("command") == "apply" and e.get("status") == "applied"]
-    if not applies:
-        module.exit_json(changed=False, journal_id=None, msg="no apply in the journal: nothing to roll back")
-    last = applies[-1]
+    arguments = [binary, "rollback", "--all", "--format", "json"] + common_arguments(params)
     if module.check_mode:
-        later = entries[entries.index(last) + 1:]
-        undone = any(e.get("command") == "rollback" and e.get("rolls_back") == last["id"] for e in later)
-        module.exit_json(changed=not undone, journal_id=None, rolls_back=last["id"])
-
-    arguments = [binary, "rollback", last["id"], "--format", "json"] + common_arguments(params)
+        arguments.append("--check")
     rc, report, err = run_json(module, arguments)
     if rc != 0 or report is None:
         module.fail_json(msg=failure_message(report, err, rc), rc=rc, stderr=err, cttune=report, cmd=arguments)
     restored = report.get("restored", [])
     result = dict(changed=bool(report.get("changed")), journal_id=report.get("journal_id"),
-                  rolls_back=last["id"], restored=restored, cttune=report)
+                  restored=restored, cttune=report)
     if module._diff:
         changed_items = [r for r in restored if r.get("result") == "rolled-back"]
         result["diff"] = {
@@ -252,6 +261,7 @@ def main():
             runtime=dict(type="bool", default=True),
             persist=dict(type="bool", default=True),
             allow_partial=dict(type="bool", default=False),
+            on_conflict=dict(type="str", choices=["warn", "refuse", "override"], default="warn"),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             root=dict(type="path"),
             lock_timeout=dict(type="float"),
