@@ -18,6 +18,19 @@ extension Cttune {
             help: ArgumentHelp(
                 "Write Prometheus text metrics atomically to this file (node_exporter textfile collector) and exit.", valueName: "path"))
         var textfile: String?
+        @Flag(
+            help:
+                "Count the entries by protocol, TCP state and status bits on every run (by default only when the table is 75 % full or dropping)."
+        )
+        var census = false
+        @Option(
+            help: ArgumentHelp(
+                "Count only the first N entries of the dump and scale to the live count (the output says so).", valueName: "n"))
+        var censusSample: Int?
+        @Option(help: ArgumentHelp("Also count the entries on every Nth run (counted in /run/cttune/status-runs).", valueName: "n"))
+        var censusEvery: Int?
+        @Flag(help: "Print nothing when the verdict is ok, only the summary line otherwise (errors still go to stderr).")
+        var quiet = false
 
         func validate() throws {
             if let watch, !(watch > 0 && watch <= 86400) {
@@ -26,6 +39,11 @@ extension Cttune {
             if count != nil && watch == nil { throw ValidationError("--count needs --watch SECONDS") }
             if let count, count < 1 { throw ValidationError("--count must be at least 1, got \(count)") }
             if !(window >= 0 && window <= 3600) { throw ValidationError("--window must be between 0 and 3600 seconds, got \(window)") }
+            if let censusSample, censusSample < 1 { throw ValidationError("--census-sample must be at least 1 entry, got \(censusSample)") }
+            if let censusEvery, censusEvery < 1 { throw ValidationError("--census-every must be at least 1 run, got \(censusEvery)") }
+            if quiet && watch != nil {
+                throw ValidationError("--quiet is for single checks: drop --watch, or drop --quiet to see the rows")
+            }
             if textfile != nil && watch != nil {
                 throw ValidationError("--textfile writes one snapshot and exits: drop --watch (let the collector's schedule repeat it)")
             }
@@ -33,12 +51,19 @@ extension Cttune {
 
         func run() throws {
             try reportingUnknown(format: format) {
-                let probe = StatusProbe()
+                let probe = StatusProbe(census: CensusPolicy(always: census, sampleLimit: censusSample, everyNthRun: censusEvery))
                 StopRequest.install()
                 guard let watch else {
                     let report = try probe.report(windowSeconds: window, shouldStop: { StopRequest.isRequested })
                     if let textfile { try PrometheusTextfile.write(PrometheusTextfile.render(report), to: textfile) }
-                    if format == .json { printJSON(report.json()) } else { print(report.text()) }
+                    if let problem = report.partialReason { FileHandle.standardError.write(Data("cttune: partial: \(problem)\n".utf8)) }
+                    if quiet {
+                        if report.verdict != .ok { print(report.summary) }
+                    } else if format == .json {
+                        printJSON(report.json())
+                    } else {
+                        print(report.text())
+                    }
                     return report.verdict.rawValue
                 }
                 if format == .text { print(StatusReport.watchLine(StatusReport.watchHeader)) }
