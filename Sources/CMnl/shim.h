@@ -10,6 +10,9 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <linux/sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /* The attributes of one ctnetlink conntrack message that cttune reads.
  * Decoding in C keeps the per-entry cost to one call: mnl_attr_for_each and
@@ -122,6 +125,14 @@ static inline int cttune_nlmsg_errno(const struct nlmsghdr *nlh) {
         return value < 0 ? -value : 0;
     }
     return 0;
+}
+
+/* Moves the calling thread into the network namespace open at fd. A ctnetlink
+ * socket belongs to the namespace of the thread that creates it, so the census
+ * of another namespace enters it first. glibc declares setns(2) only under
+ * _GNU_SOURCE, which Swift's Glibc module does not define. */
+static inline int cttune_enter_network_namespace(int fd) {
+    return (int)syscall(SYS_setns, fd, CLONE_NEWNET);
 }
 
 #endif

@@ -29,6 +29,13 @@ extension Cttune {
         var censusSample: Int?
         @Option(help: ArgumentHelp("Also count the entries on every Nth run (counted in /run/cttune/status-runs).", valueName: "n"))
         var censusEvery: Int?
+        @Flag(help: "Read every network namespace the host can see (/run/netns, Docker's, each process's), one row each, with totals.")
+        var allNamespaces = false
+        @Option(
+            help: ArgumentHelp(
+                "Read this namespace (repeatable): a name under /run/netns, an absolute path to a netns file, or pid:N.",
+                valueName: "id"))
+        var namespace: [String] = []
         @Flag(help: "Print nothing when the verdict is ok, only the summary line otherwise (errors still go to stderr).")
         var quiet = false
 
@@ -44,6 +51,15 @@ extension Cttune {
             if quiet && watch != nil {
                 throw ValidationError("--quiet is for single checks: drop --watch, or drop --quiet to see the rows")
             }
+            if (allNamespaces || !namespace.isEmpty) && watch != nil {
+                throw ValidationError("--all-namespaces and --namespace take one reading: drop --watch")
+            }
+            if allNamespaces && !namespace.isEmpty {
+                throw ValidationError("--all-namespaces reads them all: drop --namespace, or list only those")
+            }
+            for id in namespace {
+                do { _ = try NamespaceIdentifier.parse(id) } catch { throw ValidationError("--namespace: \(error)") }
+            }
             if textfile != nil && watch != nil {
                 throw ValidationError("--textfile writes one snapshot and exits: drop --watch (let the collector's schedule repeat it)")
             }
@@ -53,6 +69,18 @@ extension Cttune {
             try reportingUnknown(format: format) {
                 let probe = StatusProbe(census: CensusPolicy(always: census, sampleLimit: censusSample, everyNthRun: censusEvery))
                 StopRequest.install()
+                if allNamespaces || !namespace.isEmpty {
+                    let requested = allNamespaces ? nil : try namespace.map(NamespaceIdentifier.parse)
+                    let host = try probe.hostReport(windowSeconds: window, namespaces: requested, shouldStop: { StopRequest.isRequested })
+                    if let textfile { try PrometheusTextfile.write(PrometheusTextfile.render(host), to: textfile) }
+                    for reason in host.partialReasons { FileHandle.standardError.write(Data("cttune: partial: \(reason)\n".utf8)) }
+                    if quiet {
+                        if host.verdict != .ok { print(host.summary) }
+                    } else {
+                        format == .json ? printJSON(host.json()) : print(host.text())
+                    }
+                    return host.verdict.rawValue
+                }
                 guard let watch else {
                     let report = try probe.report(windowSeconds: window, shouldStop: { StopRequest.isRequested })
                     if let textfile { try PrometheusTextfile.write(PrometheusTextfile.render(report), to: textfile) }

@@ -185,3 +185,13 @@ public final class ConntrackNetlink {
             id: raw.has_id != 0 ? raw.id : nil, event: event)
     }
 }
+
+/// setns(2) for network namespaces: moves the calling thread only.
+enum NetworkNamespaceSwitch {
+    /// Enters the namespace open at `fd`.
+    /// - Returns: `nil`, or the errno.
+    /// The corresponding system call is `setns(fd, CLONE_NEWNET)`.
+    static func enter(_ fd: Int32) -> Errno? {
+        cttune_enter_network_namespace(fd) == 0 ? nil : Errno(rawValue: Glibc.errno)
+    }
+}
