@@ -20,6 +20,12 @@ let package = Package(
             pkgConfig: "libkmod",
             providers: [.apt(["libkmod-dev"])]
         ),
+        // libmnl with ctnetlink's headers, seen only by Sources/Tuner/Netlink/ConntrackNetlink.swift.
+        .systemLibrary(
+            name: "CMnl",
+            pkgConfig: "libmnl",
+            providers: [.apt(["libmnl-dev"])]
+        ),
         // Turns profiles/*.yaml into Swift source so the binary carries them.
         .executableTarget(name: "embed-profiles", path: "Sources/embed-profiles"),
         .plugin(
@@ -31,6 +37,7 @@ let package = Package(
             name: "Tuner",
             dependencies: [
                 "CKmod",
+                "CMnl",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages cttune needs, only those missing.
-#   install-deps.sh build   libkmod-dev (headers and pkg-config file for CKmod)
+#   install-deps.sh build   libkmod-dev, libmnl-dev (headers and pkg-config files for CKmod, CMnl)
 #   install-deps.sh test    the build set plus the tools the test suite drives
 set -euo pipefail
-build=(libkmod-dev pkg-config)
+build=(libkmod-dev libmnl-dev pkg-config)
 test=(iproute2 nftables kmod conntrack iptables strace cpio ufw firewalld python3 python3-venv systemd man-db mandoc zsh fish dpkg-dev binutils lintian cloud-init)
 case "${1:-build}" in
   build) wanted=("${build[@]}") ;;

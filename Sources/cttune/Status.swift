@@ -18,6 +18,26 @@ extension Cttune {
             help: ArgumentHelp(
                 "Write Prometheus text metrics atomically to this file (node_exporter textfile collector) and exit.", valueName: "path"))
         var textfile: String?
+        @Flag(
+            help:
+                "Count the entries by protocol, TCP state and status bits on every run (by default only when the table is 75 % full or dropping)."
+        )
+        var census = false
+        @Option(
+            help: ArgumentHelp(
+                "Count only the first N entries of the dump and scale to the live count (the output says so).", valueName: "n"))
+        var censusSample: Int?
+        @Option(help: ArgumentHelp("Also count the entries on every Nth run (counted in /run/cttune/status-runs).", valueName: "n"))
+        var censusEvery: Int?
+        @Flag(help: "Read every network namespace the host can see (/run/netns, Docker's, each process's), one row each, with totals.")
+        var allNamespaces = false
+        @Option(
+            help: ArgumentHelp(
+                "Read this namespace (repeatable): a name under /run/netns, an absolute path to a netns file, or pid:N.",
+                valueName: "id"))
+        var namespace: [String] = []
+        @Flag(help: "Print nothing when the verdict is ok, only the summary line otherwise (errors still go to stderr).")
+        var quiet = false
 
         func validate() throws {
             if let watch, !(watch > 0 && watch <= 86400) {
@@ -26,6 +46,20 @@ extension Cttune {
             if count != nil && watch == nil { throw ValidationError("--count needs --watch SECONDS") }
             if let count, count < 1 { throw ValidationError("--count must be at least 1, got \(count)") }
             if !(window >= 0 && window <= 3600) { throw ValidationError("--window must be between 0 and 3600 seconds, got \(window)") }
+            if let censusSample, censusSample < 1 { throw ValidationError("--census-sample must be at least 1 entry, got \(censusSample)") }
+            if let censusEvery, censusEvery < 1 { throw ValidationError("--census-every must be at least 1 run, got \(censusEvery)") }
+            if quiet && watch != nil {
+                throw ValidationError("--quiet is for single checks: drop --watch, or drop --quiet to see the rows")
+            }
+            if (allNamespaces || !namespace.isEmpty) && watch != nil {
+                throw ValidationError("--all-namespaces and --namespace take one reading: drop --watch")
+            }
+            if allNamespaces && !namespace.isEmpty {
+                throw ValidationError("--all-namespaces reads them all: drop --namespace, or list only those")
+            }
+            for id in namespace {
+                do { _ = try NamespaceIdentifier.parse(id) } catch { throw ValidationError("--namespace: \(error)") }
+            }
             if textfile != nil && watch != nil {
                 throw ValidationError("--textfile writes one snapshot and exits: drop --watch (let the collector's schedule repeat it)")
             }
@@ -33,14 +67,29 @@ extension Cttune {
 
         func run() throws {
             try reportingUnknown(format: format) {
-                let probe = StatusProbe()
+                let probe = StatusProbe(census: CensusPolicy(always: census, sampleLimit: censusSample, everyNthRun: censusEvery))
                 StopRequest.install()
+                if allNamespaces || !namespace.isEmpty {
+                    let requested = allNamespaces ? nil : try namespace.map(NamespaceIdentifier.parse)
+                    let host = try probe.hostReport(windowSeconds: window, namespaces: requested, shouldStop: { StopRequest.isRequested })
+                    if let textfile { try PrometheusTextfile.write(PrometheusTextfile.render(host), to: textfile) }
+                    for reason in host.partialReasons { FileHandle.standardError.write(Data("cttune: partial: \(reason)\n".utf8)) }
+                    if quiet {
+                        if host.verdict != .ok { print(host.summary) }
+                    } else {
+                        format == .json ? printJSON(host.json()) : print(host.text())
+                    }
+                    return host.verdict.rawValue
+                }
                 guard let watch else {
                     let report = try probe.report(windowSeconds: window, shouldStop: { StopRequest.isRequested })
                     if let textfile { try PrometheusTextfile.write(PrometheusTextfile.render(report), to: textfile) }
+                    if let problem = report.partialReason { FileHandle.standardError.write(Data("cttune: partial: \(problem)\n".utf8)) }
                     // cttune's boot-time files that another file overrides.
                     let overrides = PersistentConfig.overrides(of: PersistentConfig.filesOnDisk(under: .live), under: .live)
-                    if format == .json {
+                    if quiet {
+                        if report.verdict != .ok { print(report.summary) }
+                    } else if format == .json {
                         printJSON(report.json() + [("overridden_by", ConfigOverride.json(overrides))])
                     } else {
                         print(report.text() + ConfigOverride.text(overrides).joined(separator: "\n"))

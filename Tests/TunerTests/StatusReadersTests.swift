@@ -79,50 +79,48 @@ struct StatusReadersTests {
         }
     }
 
-    @Test("conntrack -L -o xml is counted by protocol and TCP state, with idle ESTABLISHED entries as orphans")
-    func censusFromXML() throws {
-        // Flows as conntrack-tools 1.4.7 prints them; the timeouts are remaining seconds.
-        func flow(_ proto: String, _ number: Int, state: String?, timeout: Int) -> String {
-            let layer4 = "<layer4 protonum=\"\(number)\" protoname=\"\(proto)\"><sport>1</sport><dport>2</dport></layer4>"
-            let layer3 = "<layer3 protonum=\"2\" protoname=\"ipv4\"><src>127.0.0.1</src><dst>127.0.0.1</dst></layer3>"
-            return "<flow><meta direction=\"original\">\(layer3)\(layer4)</meta><meta direction=\"reply\">\(layer3)\(layer4)</meta>"
-                + "<meta direction=\"independent\">\(state.map { "<state>\($0)</state>" } ?? "")<timeout>\(timeout)</timeout><mark>0</mark><use>1</use><id>1</id><assured/></meta></flow>"
+    @Test("dumped entries are counted by protocol, TCP state and status bits, with idle ESTABLISHED entries as orphans")
+    func censusTally() {
+        func entry(_ proto: UInt8, _ state: TCPConntrackState?, timeout: Int, status: UInt32 = 0x8 | 0x4) -> ConntrackEntry {
+            ConntrackEntry(
+                family: 2, protocolNumber: proto, tcpState: state, status: status, timeoutSeconds: timeout, id: 1, event: .dumped)
         }
-        let xml =
-            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<conntrack>\n"
-            + [
-                flow("tcp", 6, state: "ESTABLISHED", timeout: 431_998),  // idle 2 s
-                flow("tcp", 6, state: "ESTABLISHED", timeout: 400_000),  // idle 32000 s: orphan
-                flow("tcp", 6, state: "TIME_WAIT", timeout: 100),
-                flow("udp", 17, state: nil, timeout: 28),
-                flow("icmp", 1, state: nil, timeout: 20),
-            ].joined(separator: "\n") + "\n</conntrack>\n"
-        let census = try EntryCensus.parseXML(Data(xml.utf8), establishedTimeout: 432_000)
+        var tally = Tally(establishedTimeout: 432_000, limit: nil)
+        for item in [
+            entry(6, .established, timeout: 431_998),  // idle 2 s
+            entry(6, .established, timeout: 400_000),  // idle 32000 s: orphan
+            entry(6, .timeWait, timeout: 100),
+            entry(17, nil, timeout: 28, status: 0),  // unreplied, not assured
+            entry(1, nil, timeout: 20, status: 0),
+        ] {
+            let more = tally.add(item)
+            #expect(more)
+        }
+        let census = tally.census()
         #expect(census.total == 5)
         #expect(census.byProtocol == ["tcp": 3, "udp": 1, "icmp": 1])
         #expect(census.tcpStates == ["ESTABLISHED": 2, "TIME_WAIT": 1])
         #expect(census.orphans == 1)
         #expect(census.oldestIdleSeconds == 32_000)
-        #expect(census.source == "conntrack -L -o xml")
+        #expect(census.assured == 3)
+        #expect(census.unreplied == 2)
+        #expect(census.source == "ctnetlink")
     }
 
-    @Test("an empty table (conntrack prints no XML at all) is an empty census; broken XML is an error")
-    func emptyAndBrokenXML() throws {
-        #expect(try EntryCensus.parseXML(Data("\n".utf8), establishedTimeout: nil).total == 0)
-        #expect(throws: TunerError.malformed(path: "conntrack -L -o xml output", detail: "the dump ends before </conntrack>")) {
-            try EntryCensus.parseXML(Data("<conntrack><flow>".utf8), establishedTimeout: nil)
-        }
-        #expect(throws: TunerError.self) { try EntryCensus.parseXML(Data("<conntrack><flow></conntrack>".utf8), establishedTimeout: nil) }
-    }
-
-    @Test("a dump larger than libxml2's 10 MB chunk limit (20000 entries, 11 MB) is counted completely")
-    func largeDump() throws {
-        let flow =
-            "<flow><meta direction=\"original\"><layer3 protonum=\"2\" protoname=\"ipv4\"><src>127.0.0.1</src><dst>127.0.0.1</dst></layer3><layer4 protonum=\"6\" protoname=\"tcp\"><sport>32826</sport><dport>9000</dport></layer4></meta><meta direction=\"reply\"><layer3 protonum=\"2\" protoname=\"ipv4\"><src>127.0.0.1</src><dst>127.0.0.1</dst></layer3><layer4 protonum=\"6\" protoname=\"tcp\"><sport>9000</sport><dport>32826</dport></layer4></meta><meta direction=\"independent\"><state>TIME_WAIT</state><timeout>100</timeout><mark>0</mark><use>1</use><id>3942760363</id><assured/></meta></flow>\n"
-        let xml = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<conntrack>\n" + String(repeating: flow, count: 20_000) + "</conntrack>\n"
-        #expect(xml.utf8.count > 10_485_760)
-        let census = try EntryCensus.parseXML(Data(xml.utf8), establishedTimeout: 432_000)
-        #expect(census.tcpStates == ["TIME_WAIT": 20_000])
+    @Test("a sampled census stops at its limit and scales its counts to the live count")
+    func sampledCensus() {
+        var tally = Tally(establishedTimeout: nil, limit: 4)
+        let udp = ConntrackEntry(family: 2, protocolNumber: 17, tcpState: nil, status: 0, timeoutSeconds: 30, id: nil, event: .dumped)
+        let tcp = ConntrackEntry(
+            family: 2, protocolNumber: 6, tcpState: .timeWait, status: 0xc, timeoutSeconds: 60, id: nil, event: .dumped)
+        let answers = [tally.add(udp), tally.add(udp), tally.add(udp), tally.add(tcp)]
+        #expect(answers == [true, true, true, false])
+        var census = tally.census()
+        census.scale(to: 1000)
+        #expect(census.total == 1000)
+        #expect(census.byProtocol == ["udp": 750, "tcp": 250])
+        #expect(census.tcpStates == ["TIME_WAIT": 250])
+        #expect(census.sample == EntryCensus.Sample(entriesRead: 4, tableEntries: 1000))
     }
 
     @Test("/proc/net/nf_conntrack lines are counted the same way")

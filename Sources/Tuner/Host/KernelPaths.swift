@@ -49,6 +49,18 @@ public enum KernelPaths {
     public static let installedProfilesRelativeToBinary = "../share/cttune/profiles"
     public static let journalDirectory: FilePath = "/var/lib/cttune/journal"
     public static let lockFile: FilePath = "/run/cttune.lock"
+    /// How many times `status --census-every N` ran since boot.
+    public static let statusRunCounter: FilePath = "/run/cttune/status-runs"
+    /// The calling thread's view of /proc/net/stat/nf_conntrack: after setns(2)
+    /// only the thread is in the other namespace, and /proc/self/net (and
+    /// /proc/net) still show the process's.
+    public static let threadConntrackStat: FilePath = "/proc/thread-self/net/stat/nf_conntrack"
+    /// The calling thread's network namespace (setns(2) moves threads, not processes).
+    public static let threadNetworkNamespace: FilePath = "/proc/thread-self/ns/net"
+    /// Namespaces named by `ip netns add NAME`.
+    public static let namedNetworkNamespaces: FilePath = "/run/netns"
+    /// Namespaces of Docker containers (the Docker daemon's bind mounts).
+    public static let dockerNetworkNamespaces: FilePath = "/var/run/docker/netns"
 
     /// Where modprobe and libkmod read configuration, in modprobe's order.
     public static let modprobeConfigDirectories: [FilePath] = [

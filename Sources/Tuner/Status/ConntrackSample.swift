@@ -42,14 +42,15 @@ public struct ConntrackSample: Sendable, Equatable {
     ///   for files that exist but cannot be used.
     /// The corresponding files are `/proc/sys/net/netfilter/nf_conntrack_{count,max,buckets}`
     /// and `/proc/net/stat/nf_conntrack`.
-    public static func read(from root: SystemRoot) throws -> ConntrackSample {
+    /// - Parameter statPath: `KernelPaths.threadConntrackStat` on a thread that entered another namespace.
+    public static func read(from root: SystemRoot, statPath: FilePath = KernelPaths.conntrackStat) throws -> ConntrackSample {
         guard let count = try root.integer(at: KernelPaths.conntrackCount),
             let max = try root.integer(at: KernelPaths.sysctl(ConntrackSetting.max.key))
         else { throw TunerError.conntrackNotLoaded(path: try root.path(KernelPaths.conntrackCount).string) }
         let buckets = try root.integer(at: KernelPaths.sysctl(HostFacts.bucketsSysctl))
         var counters: [String: Int] = [:]
-        if let table = try root.contents(of: KernelPaths.conntrackStat) {
-            counters = try ConntrackStatTable.sum(table, path: try root.path(KernelPaths.conntrackStat).string)
+        if let table = try root.contents(of: statPath) {
+            counters = try ConntrackStatTable.sum(table, path: try root.path(statPath).string)
         }
         return ConntrackSample(takenAt: MonotonicClock.seconds(), count: count, max: max, buckets: buckets, counters: counters)
     }

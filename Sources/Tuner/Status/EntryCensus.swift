@@ -1,24 +1,38 @@
 import Foundation
 
-#if canImport(FoundationXML)
-    import FoundationXML
-#endif
-
-/// The live entries of one network namespace, counted by protocol and TCP
-/// state, with the ESTABLISHED entries that have been idle for hours (orphans:
-/// flows whose close was never seen, kept for the whole established timeout).
+/// The live entries of one network namespace, counted by protocol, TCP state
+/// and status bits, with the ESTABLISHED entries that have been idle for hours
+/// (orphans: flows whose close was never seen, kept for the whole established timeout).
 public struct EntryCensus: Sendable, Equatable {
-    /// Where the entries were read: `conntrack -L -o xml` or /proc/net/nf_conntrack.
+    /// Where the entries were read: `ctnetlink` (the kernel's netlink dump)
+    /// or /proc/net/nf_conntrack (a `--root` tree).
     public var source: String
     public var total = 0
     /// Layer-4 protocol name (`tcp`, `udp`, `icmp`, …) → entries.
     public var byProtocol: [String: Int] = [:]
     /// TCP state as the kernel names it (`ESTABLISHED`, `TIME_WAIT`, …) → entries.
     public var tcpStates: [String: Int] = [:]
+    /// Entries with IPS_ASSURED: early drop never evicts them.
+    public var assured = 0
+    /// Entries that saw no reply yet (IPS_SEEN_REPLY unset).
+    public var unreplied = 0
     /// ESTABLISHED entries idle at least `EntryCensus.orphanIdleSeconds`.
     public var orphans = 0
     /// The longest idle time among ESTABLISHED entries, seconds.
     public var oldestIdleSeconds: Int?
+    /// Set when only the first entries of the dump were read and the counts
+    /// scaled up to the table's size (`--census-sample N`).
+    public var sample: Sample?
+    /// The kernel flagged the dump interrupted (NLM_F_DUMP_INTR) twice in a
+    /// row: entries may be missing or counted twice.
+    public var inconsistent = false
+
+    /// A census that read `entriesRead` of the `tableEntries` live entries.
+    public struct Sample: Sendable, Equatable {
+        public var entriesRead: Int
+        public var tableEntries: Int
+        public var scale: Double { entriesRead > 0 ? Double(tableEntries) / Double(entriesRead) : 0 }
+    }
 
     public init(source: String) {
         self.source = source
@@ -51,49 +65,59 @@ public struct EntryCensus: Sendable, Equatable {
 extension EntryCensus {
     /// Counts this network namespace's entries.
     ///
-    /// Reads the netlink dump through `conntrack -L -o xml` (conntrack-tools)
-    /// and parses it with Foundation's XMLParser: a structured format from the
-    /// kernel's own netlink interface, present even on kernels built without
-    /// CONFIG_NF_CONNTRACK_PROCFS. libnetfilter_conntrack directly would avoid
-    /// the process, but it adds a C target and a -dev package to every build
-    /// for one read-only dump, and conntrack-tools is what admins already run.
-    /// Without the tool (or with `--root`), falls back to /proc/net/nf_conntrack.
+    /// On the running system: the kernel's own netlink dump (ctnetlink,
+    /// through libmnl), counted as it streams; no tool runs. In a `--root`
+    /// tree: its /proc/net/nf_conntrack, when it has one.
     ///
-    /// - Returns: `nil` when neither source is available.
-    public static func read(from root: SystemRoot, establishedTimeout: Int?) throws -> EntryCensus? {
-        if root.isLive, let census = try ConntrackTool.census(establishedTimeout: establishedTimeout) {
-            return census
+    /// - Parameters:
+    ///   - sampleLimit: read only this many entries and scale the counts to `liveCount`.
+    ///   - liveCount: nf_conntrack_count, the size a sample is scaled to.
+    /// - Returns: `nil` in a tree without /proc/net/nf_conntrack.
+    /// - Throws: `NetlinkError` (EPERM without CAP_NET_ADMIN, …).
+    public static func read(
+        from root: SystemRoot, establishedTimeout: Int?, sampleLimit: Int? = nil, liveCount: Int? = nil
+    ) throws -> EntryCensus? {
+        if root.isLive {
+            return try dump(
+                using: ConntrackNetlink(), establishedTimeout: establishedTimeout, sampleLimit: sampleLimit, liveCount: liveCount)
         }
         guard let table = try root.contents(of: KernelPaths.conntrackTable) else { return nil }
         return parseProcTable(table, establishedTimeout: establishedTimeout)
     }
 
-    /// Parses `conntrack -L -o xml`: each `<flow>` has a `<meta
-    /// direction="original">` with `<layer4 protoname=…>` and a `<meta
-    /// direction="independent">` with `<state>` (TCP only) and `<timeout>`.
-    static func parseXML(_ data: Data, establishedTimeout: Int?) throws -> EntryCensus {
-        try parseXML(InputStream(data: data), establishedTimeout: establishedTimeout)
+    /// Counts the entries of a ctnetlink dump as they arrive: a fixed set of
+    /// counters, whatever the table's size. A dump the kernel flags as
+    /// interrupted is read once more, then reported as `inconsistent`.
+    public static func dump(
+        using netlink: ConntrackNetlink, establishedTimeout: Int?, sampleLimit: Int? = nil, liveCount: Int? = nil
+    ) throws -> EntryCensus {
+        var tally = Tally(establishedTimeout: establishedTimeout, limit: sampleLimit)
+        var end = try netlink.dump { tally.add($0) }
+        if end == .interrupted {
+            tally = Tally(establishedTimeout: establishedTimeout, limit: sampleLimit)
+            end = try netlink.dump { tally.add($0) }
+        }
+        var census = tally.census()
+        census.inconsistent = end == .interrupted
+        if end == .stopped, let liveCount, liveCount > census.total {
+            census.scale(to: liveCount)
+        }
+        return census
     }
 
-    /// Parses the dump as it streams in. XMLParser(stream:) feeds libxml2 in
-    /// chunks: XMLParser(data:) hands it the whole dump at once, and libxml2
-    /// refuses a chunk over 10 MB (about 18000 entries), while a full default
-    /// table (262144 entries) prints about 150 MB.
-    static func parseXML(_ stream: InputStream, establishedTimeout: Int?) throws -> EntryCensus {
-        let delegate = FlowCollector(establishedTimeout: establishedTimeout)
-        let parser = XMLParser(stream: stream)
-        parser.delegate = delegate
-        let parsed = parser.parse()
-        // An empty table prints no XML document at all.
-        if !delegate.sawStart { return delegate.census }
-        // libxml2 accepts a document cut short; a dump without its closing
-        // tag lost entries, so it is not counted as complete.
-        guard parsed, delegate.sawEnd else {
-            throw TunerError.malformed(
-                path: "conntrack -L -o xml output",
-                detail: parsed ? "the dump ends before </conntrack>" : parser.parserError.map { "\($0.localizedDescription)" } ?? "not XML")
-        }
-        return delegate.census
+    /// Scales a sample's counts to the table's live count.
+    mutating func scale(to tableEntries: Int) {
+        let read = total
+        guard read > 0 else { return }
+        let factor = Double(tableEntries) / Double(read)
+        func scaled(_ value: Int) -> Int { Int((Double(value) * factor).rounded()) }
+        byProtocol = byProtocol.mapValues(scaled)
+        tcpStates = tcpStates.mapValues(scaled)
+        assured = scaled(assured)
+        unreplied = scaled(unreplied)
+        orphans = scaled(orphans)
+        total = tableEntries
+        sample = Sample(entriesRead: read, tableEntries: tableEntries)
     }
 
     /// Parses /proc/net/nf_conntrack lines: `ipv4 2 tcp 6 117 TIME_WAIT src=…`
@@ -109,78 +133,61 @@ extension EntryCensus {
             census.add(
                 protocolName: protocolName, tcpState: state, remainingSeconds: Int(fields[4]),
                 establishedTimeout: establishedTimeout)
+            if line.contains("[ASSURED]") { census.assured += 1 }
+            if line.contains("[UNREPLIED]") { census.unreplied += 1 }
         }
         return census
     }
 }
 
-/// XMLParser delegate that turns `<flow>` elements into census counts.
-private final class FlowCollector: NSObject, XMLParserDelegate {
-    var census = EntryCensus(source: ConntrackTool.listCommand.joined(separator: " "))
+/// Fixed-size counters filled per dumped entry: no dictionary or string work
+/// until the dump ends, so a million entries cost a million array increments.
+struct Tally {
     let establishedTimeout: Int?
-    private(set) var sawStart = false
-    private(set) var sawEnd = false
-    private var direction: String?
-    private var protocolName: String?
-    private var state: String?
-    private var remaining: Int?
-    private var text = ""
+    let limit: Int?
+    var total = 0
+    var protocols = [Int](repeating: 0, count: 256)
+    var states = [Int](repeating: 0, count: 256)
+    var assured = 0
+    var unreplied = 0
+    var orphans = 0
+    var oldestIdle: Int?
 
-    init(establishedTimeout: Int?) {
+    init(establishedTimeout: Int?, limit: Int?) {
         self.establishedTimeout = establishedTimeout
+        self.limit = limit
     }
 
-    func parser(
-        _ parser: XMLParser, didStartElement name: String, namespaceURI: String?,
-        qualifiedName: String?, attributes: [String: String] = [:]
-    ) {
-        text = ""
-        sawStart = true
-        switch name {
-        case "flow":
-            protocolName = nil
-            state = nil
-            remaining = nil
-        case "meta": direction = attributes["direction"]
-        case "layer4" where direction == "original": protocolName = attributes["protoname"]
-        default: break
-        }
-    }
-
-    func parser(_ parser: XMLParser, foundCharacters string: String) {
-        text += string
-    }
-
-    func parser(_ parser: XMLParser, didEndElement name: String, namespaceURI: String?, qualifiedName: String?) {
-        switch name {
-        case "state" where direction == "independent": state = text
-        case "timeout" where direction == "independent": remaining = Int(text)
-        case "conntrack": sawEnd = true
-        case "flow":
-            census.add(
-                protocolName: protocolName ?? "unknown", tcpState: state, remainingSeconds: remaining,
-                establishedTimeout: establishedTimeout)
-        default: break
-        }
-    }
-}
-
-/// conntrack-tools' `conntrack`, run only to list this namespace's entries.
-enum ConntrackTool {
-    static let listCommand = ["conntrack", "-L", "-o", "xml"]
-
-    /// Counts the entries as `conntrack -L -o xml` prints them, without
-    /// holding the whole dump in memory.
-    ///
-    /// - Returns: `nil` when the tool is missing or fails (then the caller
-    ///   falls back to /proc/net/nf_conntrack).
-    static func census(establishedTimeout: Int?) throws -> EntryCensus? {
-        guard let tool = ExternalTool.locate(listCommand[0]) else { return nil }
-        return try tool.streaming(Array(listCommand.dropFirst())) { fd in
-            guard let stream = InputStream(fileAtPath: "/dev/fd/\(fd)") else {
-                throw TunerError.malformed(path: "conntrack -L -o xml output", detail: "cannot read the tool's output")
+    /// Counts one entry; `false` once the sample limit is reached.
+    mutating func add(_ entry: ConntrackEntry) -> Bool {
+        total += 1
+        protocols[Int(entry.protocolNumber)] += 1
+        if entry.isAssured { assured += 1 }
+        if entry.isUnreplied { unreplied += 1 }
+        if let state = entry.tcpState {
+            states[Int(state.rawValue)] += 1
+            if state == .established, let remaining = entry.timeoutSeconds, let establishedTimeout {
+                let idle = Swift.max(0, establishedTimeout - remaining)
+                oldestIdle = Swift.max(oldestIdle ?? 0, idle)
+                if idle >= EntryCensus.orphanIdleSeconds { orphans += 1 }
             }
-            return try EntryCensus.parseXML(stream, establishedTimeout: establishedTimeout)
         }
+        return limit.map { total < $0 } ?? true
+    }
+
+    func census() -> EntryCensus {
+        var census = EntryCensus(source: "ctnetlink")
+        census.total = total
+        for (number, count) in protocols.enumerated() where count > 0 {
+            census.byProtocol[ConntrackEntry.protocolName(UInt8(number)), default: 0] += count
+        }
+        for (number, count) in states.enumerated() where count > 0 {
+            census.tcpStates[TCPConntrackState(rawValue: UInt8(number))?.name ?? "STATE_\(number)", default: 0] += count
+        }
+        census.assured = assured
+        census.unreplied = unreplied
+        census.orphans = orphans
+        census.oldestIdleSeconds = oldestIdle
+        return census
     }
 }

@@ -73,13 +73,27 @@ public struct KernelLogEvidence: Sendable, Equatable {
     /// (skip it). An unreadable log (not root, dmesg_restrict) is reported, not thrown.
     /// The corresponding file is `/dev/kmsg`.
     public static func read(from root: SystemRoot, for own: NamespaceIdentity) -> KernelLogEvidence {
+        switch records(from: root) {
+        case .success(let text): return tableFullLines(in: text, for: own)
+        case .failure(let reason): return KernelLogEvidence(unreadableReason: reason.text)
+        }
+    }
+
+    /// Why the log could not be read.
+    struct Unreadable: Error {
+        var text: String
+    }
+
+    /// The ring buffer's records as text, one per line: read once, then
+    /// filtered per namespace with `tableFullLines(in:for:)`.
+    static func records(from root: SystemRoot) -> Result<String, Unreadable> {
         let path: String
         do { path = try root.path(KernelPaths.kernelLog).string } catch {
-            return KernelLogEvidence(unreadableReason: "\(error)")
+            return .failure(Unreadable(text: "\(error)"))
         }
         let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else {
-            return KernelLogEvidence(unreadableReason: "cannot read \(path): \(errnoText(Errno(rawValue: errno)))")
+            return .failure(Unreadable(text: "cannot read \(path): \(errnoText(Errno(rawValue: errno)))"))
         }
         defer { close(fd) }
         var text = [UInt8]()
@@ -94,8 +108,8 @@ public struct KernelLogEvidence: Sendable, Equatable {
             }
             if count == 0 || errno == EAGAIN { break }
             if errno == EPIPE || errno == EINTR { continue }
-            return KernelLogEvidence(unreadableReason: "cannot read \(path): \(errnoText(Errno(rawValue: errno)))")
+            return .failure(Unreadable(text: "cannot read \(path): \(errnoText(Errno(rawValue: errno)))"))
         }
-        return tableFullLines(in: String(decoding: text, as: UTF8.self), for: own)
+        return .success(String(decoding: text, as: UTF8.self))
     }
 }

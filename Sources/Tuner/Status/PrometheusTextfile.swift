@@ -21,6 +21,9 @@ public enum PrometheusTextfile {
         }
         var families = [
             gauge("cttune_status", "Verdict of cttune status: 0 ok, 1 warning, 2 critical, 3 unknown.", Double(report.verdict.rawValue)),
+            gauge(
+                "cttune_status_partial", "1 when a reading failed or may be incomplete (the census); the verdict stands on the counters.",
+                readings.isPartial ? 1 : 0),
             Family(
                 name: "cttune_netns_info", type: "gauge",
                 help: "The network namespace the metrics describe (kind: initial or non-initial).",
@@ -55,6 +58,11 @@ public enum PrometheusTextfile {
                 Family(
                     name: "cttune_conntrack_tcp_state_entries", type: "gauge", help: "Live TCP entries by conntrack TCP state.",
                     samples: census.tcpStates.sorted { $0.key < $1.key }.map { (netns + [("state", $0.key)], Double($0.value)) }))
+            families.append(
+                gauge(
+                    "cttune_conntrack_census_sample_ratio",
+                    "Share of the entries the census read: 1 for a full dump, less with --census-sample (counts scaled up).",
+                    census.sample.map { Double($0.entriesRead) / Double(Swift.max($0.tableEntries, 1)) } ?? 1))
             families.append(
                 gauge(
                     "cttune_conntrack_orphan_entries", "ESTABLISHED entries idle at least \(EntryCensus.orphanIdleSeconds) s.",

@@ -3,9 +3,11 @@ import Foundation
 /// Takes the readings of the network namespace this process runs in.
 public struct StatusProbe {
     public let root: SystemRoot
+    public let census: CensusPolicy
 
-    public init(root: SystemRoot = .live) {
+    public init(root: SystemRoot = .live, census: CensusPolicy = CensusPolicy()) {
         self.root = root
+        self.census = census
     }
 
     /// One cheap sample (count, max, buckets, counters).
@@ -14,30 +16,34 @@ public struct StatusProbe {
     }
 
     /// The full readings for the window from `previous` to now: a fresh
-    /// sample plus the slower reads (timeouts, slab, entry census, kernel log).
-    public func readings(since previous: ConntrackSample?) throws -> StatusReadings {
+    /// sample plus the slower reads (timeouts, slab, kernel log) and, when the
+    /// census policy says so, the entry census.
+    /// - Parameter runNumber: for `--census-every`; `nil` counts this run in /run.
+    public func readings(since previous: ConntrackSample?, runNumber: Int? = nil) throws -> StatusReadings {
         let namespace = try NamespaceIdentity.probe(root)
         let current = try sample()
+        let timeouts = try Self.timeouts(root)
+        let run = census.everyNthRun == nil ? nil : runNumber ?? StatusRunCounter.next(under: root)
+        var readings = StatusReadings(
+            namespace: namespace, previous: previous ?? current, current: current, timeouts: timeouts,
+            slab: try? SlabUsage.read(from: root)?.usage,
+            kernelLog: KernelLogEvidence.read(from: root, for: namespace),
+            secondsSinceBoot: MonotonicClock.secondsSinceBoot(), wallClock: Date())
+        readings.takeCensus(census, runNumber: run) { policy in
+            try EntryCensus.read(
+                from: root, establishedTimeout: timeouts[.tcpTimeoutEstablished], sampleLimit: policy.sampleLimit,
+                liveCount: current.count)
+        }
+        return readings
+    }
+
+    /// The timeouts in force in the calling thread's namespace.
+    static func timeouts(_ root: SystemRoot) throws -> [ConntrackSetting: Int] {
         var timeouts: [ConntrackSetting: Int] = [:]
         for setting in ConntrackSetting.timeouts {
             timeouts[setting] = try root.integer(at: KernelPaths.sysctl(setting.key))
         }
-        // The entry list, slab and log need root (conntrack -L needs
-        // CAP_NET_ADMIN, /proc/net/nf_conntrack is 0440): without them the
-        // verdict still stands on the count and the counters, so say what is
-        // missing instead of giving up.
-        var census: EntryCensus?
-        var censusProblem: String?
-        do { census = try EntryCensus.read(from: root, establishedTimeout: timeouts[.tcpTimeoutEstablished]) } catch {
-            censusProblem = "\(error)"
-        }
-        var readings = StatusReadings(
-            namespace: namespace, previous: previous ?? current, current: current, timeouts: timeouts,
-            slab: try? SlabUsage.read(from: root)?.usage, census: census,
-            kernelLog: KernelLogEvidence.read(from: root, for: namespace),
-            secondsSinceBoot: MonotonicClock.secondsSinceBoot(), wallClock: Date())
-        readings.censusProblem = censusProblem
-        return readings
+        return timeouts
     }
 
     /// A report over a window: sample, wait `windowSeconds`, read the rest.
@@ -65,7 +71,7 @@ public struct StatusProbe {
             let due = start + Double(index + 1) * intervalSeconds
             Pause.sleep(seconds: due - MonotonicClock.seconds(), unless: shouldStop)
             if shouldStop() { break }
-            let report = StatusReport(try readings(since: previous))
+            let report = StatusReport(try readings(since: previous, runNumber: index + 1))
             emit(report)
             worst = Swift.max(worst, report.verdict)
             previous = report.readings.current

@@ -10,6 +10,7 @@ extension StatusReport {
             ("verdict", .string(verdict.name)),
             ("exit_code", .int(Int(verdict.rawValue))),
             ("summary", .string(summary)),
+            ("partial", .bool(readings.isPartial)),
             (
                 "netns",
                 .object([
@@ -55,6 +56,13 @@ extension StatusReport {
                     ])
                 } ?? .null
             ),
+            (
+                "census",
+                .object([
+                    ("ran", .bool(readings.census != nil || readings.censusProblem != nil)),
+                    ("reason", readings.censusReason.json),
+                ])
+            ),
             ("entries", readings.census.map(Self.json) ?? .null),
             ("entries_unreadable_reason", readings.censusProblem.json),
             ("kernel_log", json(readings.kernelLog)),
@@ -77,6 +85,18 @@ extension StatusReport {
             ("total", .int(census.total)),
             ("by_protocol", .object(census.byProtocol.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
             ("tcp_states", .object(census.tcpStates.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
+            ("assured", .int(census.assured)),
+            ("unreplied", .int(census.unreplied)),
+            (
+                "sample",
+                census.sample.map { sample in
+                    .object([
+                        ("entries_read", .int(sample.entriesRead)), ("table_entries", .int(sample.tableEntries)),
+                        ("scale", .double(Self.rounded(sample.scale))),
+                    ])
+                } ?? .null
+            ),
+            ("inconsistent", .bool(census.inconsistent)),
             (
                 "orphans",
                 .object([
@@ -108,6 +128,23 @@ extension StatusReport {
         ])
     }
 
+    /// What makes the result partial, in one line; `nil` when it is whole.
+    public var partialReason: String? {
+        if let problem = readings.censusProblem { return "the census failed: \(problem)" }
+        if readings.census?.inconsistent == true {
+            return "the census dump was interrupted twice by table changes: counts may miss or repeat entries"
+        }
+        return nil
+    }
+
+    /// Where the census came from, with its sampling stated.
+    static func censusSource(_ census: EntryCensus) -> String {
+        guard let sample = census.sample else { return census.source }
+        return String(
+            format: "%@, sampled: first %d of %d entries in hash order, counts scaled x%.1f", census.source, sample.entriesRead,
+            sample.tableEntries, sample.scale)
+    }
+
     /// How many of the newest "table full" lines are shown.
     static let recentLogLines = 5
 
@@ -136,13 +173,16 @@ extension StatusReport {
         if let census = readings.census {
             let protocols = census.byProtocol.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             let states = census.tcpStates.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-            lines.append("entries (\(census.source)): \(census.total)\(protocols.isEmpty ? "" : " — \(protocols)")")
+            lines.append("entries (\(Self.censusSource(census))): \(census.total)\(protocols.isEmpty ? "" : " — \(protocols)")")
+            lines.append("status bits: \(census.assured) assured, \(census.unreplied) unreplied")
             if !states.isEmpty { lines.append("TCP states: \(states)") }
             lines.append(
                 "orphans: \(census.orphans) ESTABLISHED entries idle over \(EntryCensus.orphanIdleSeconds / 3600) h"
                     + (census.oldestIdleSeconds.map { " (longest idle \(Self.duration(Double($0))))" } ?? ""))
+        } else if let problem = readings.censusProblem {
+            lines.append("entries: not listed (\(problem))")
         } else {
-            lines.append("entries: not listed (\(readings.censusProblem ?? "neither `conntrack` nor /proc/net/nf_conntrack is available"))")
+            lines.append("entries: not counted (\(readings.censusReason ?? "census not requested"))")
         }
         lines.append(
             "timeouts: "
@@ -164,6 +204,9 @@ extension StatusReport {
         if findings.count > 1 || (findings.first.map { $0.level != verdict } ?? false) {
             lines.append("findings:")
             lines += findings.map { "  \($0.level.name): \($0.message)" }
+        }
+        if let partialReason {
+            lines.append("partial: \(partialReason); the verdict stands on the counters")
         }
         if let fix {
             lines.append("fix: \(fix.commands.joined(separator: "; then ")) — \(fix.note)")

@@ -11,8 +11,10 @@ public struct StatusReadings: Sendable, Equatable {
     public var timeouts: [ConntrackSetting: Int]
     public var slab: SlabUsage?
     public var census: EntryCensus?
-    /// Why the entries could not be listed, when they could not.
+    /// Why the entries could not be listed, when the census ran and failed.
     public var censusProblem: String?
+    /// Why the census ran or was skipped (the census policy's reason).
+    public var censusReason: String?
     public var kernelLog: KernelLogEvidence
     /// Now, on the kernel log's clock (seconds since boot) and the wall clock.
     public var secondsSinceBoot: Double
@@ -33,6 +35,24 @@ public struct StatusReadings: Sendable, Equatable {
         self.kernelLog = kernelLog
         self.secondsSinceBoot = secondsSinceBoot
         self.wallClock = wallClock
+    }
+
+    /// Some reading that was attempted failed or may be incomplete: the
+    /// verdict stands on what was read (never lowered by what was not).
+    public var isPartial: Bool { censusProblem != nil || census?.inconsistent == true }
+
+    /// Runs the census when `policy` says so, recording why, and any failure
+    /// as a problem instead of an error: the counters already hold the verdict.
+    mutating func takeCensus(_ policy: CensusPolicy, runNumber: Int?, count: (CensusPolicy) throws -> EntryCensus?) {
+        let decision = policy.decide(previous: previous, current: current, runNumber: runNumber)
+        censusReason = decision.reason
+        guard decision.runs else { return }
+        do {
+            census = try count(policy)
+            if census == nil { censusProblem = "no source of entries (no ctnetlink outside the running system, no /proc/net/nf_conntrack)" }
+        } catch {
+            censusProblem = "\(error)"
+        }
     }
 
     /// Seconds between the two samples; 0 when there was one sample.
