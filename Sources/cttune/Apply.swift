@@ -36,7 +36,7 @@ extension Cttune {
                 (request.runtime, request.persistent, request.check, request.lockWaitSeconds) = (
                     !persistOnly, !runtimeOnly, check, lockTimeout
                 )
-                request.regenerateCommand = options.commandLine(subcommand: "apply") + " --persist-only"
+                request.profileReference = options.profileReference
                 let outcome = try Applier.apply(under: try options.root.systemRoot(), request: request, load: options.load)
                 switch format {
                 case .json: printJSON(ApplyReport.json(outcome, diff: diff))
@@ -53,11 +53,8 @@ extension Cttune {
 }
 
 extension ProfileOptions {
-    /// The command that recomputes the same plan, for generated files' headers (`--root` left out: it names the build tree).
-    func commandLine(subcommand: String) -> String {
-        let reference = ProfileCatalog.isPath(profile) ? URL(fileURLWithPath: profile).standardizedFileURL.path : profile
-        return
-            (["cttune", subcommand, "--profile", reference] + (memory.map { ["--memory", $0] } ?? [])
-            + (cpus.map { ["--cpus", String($0)] } ?? [])).joined(separator: " ")
+    /// The profile for generated files' headers: a name as given, a path made absolute.
+    var profileReference: String {
+        ProfileCatalog.isPath(profile) ? URL(fileURLWithPath: profile).standardizedFileURL.path : profile
     }
 }

@@ -40,6 +40,7 @@ public struct PersistentConfig: Equatable {
         let header = """
             \(headerMarker) from profile \(plan.profile.name) (\(plan.profile.sources.joined(separator: " extends "))).
             # Regenerate with: \(regenerateCommand)
+            # Planned for kernel \(plan.facts.kernelRelease ?? "unknown")\(plan.facts.architecture.map { " (\($0))" } ?? ""): GC model \(plan.estimate.gc.model); entry size \(plan.facts.entryBytesDetail).
             # cttune apply rewrites this file and cttune rollback restores the one it replaced: change the profile, not this file.
 
             """
@@ -77,6 +78,18 @@ public struct PersistentConfig: Equatable {
             notes.append(note)
         }
         return PersistentConfig(files: files, notes: notes)
+    }
+
+    /// The command that makes the same plan anywhere: every input that
+    /// decided it, resolved (RAM and CPUs as read, the entry size from its
+    /// source), so another host or caller reproduces the files byte for byte.
+    /// The kernel release is recorded on the next header line.
+    public static func regenerateCommand(for plan: TuningPlan, profileReference: String) -> String {
+        [
+            "cttune apply --persist-only --profile", profileReference,
+            "--memory", String(plan.facts.memoryBytes), "--cpus", String(plan.facts.cpus),
+            "--entry-size", String(plan.facts.entryBytes), "--namespaces", String(plan.profile.namespaces),
+        ].joined(separator: " ")
     }
 
     /// Whether this kernel resizes the hash through its sysctl: the file is
