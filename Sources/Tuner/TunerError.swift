@@ -89,6 +89,8 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
     case statelessRefused(ruleCount: Int)
     /// A module tree has modules.dep but not the binary index libkmod and modprobe read.
     case missingModuleIndex(directory: String, index: String)
+    /// The profile describes more entries than nf_conntrack_max can hold.
+    case loadTooLarge(profile: String, detail: String)
 
     public var description: String {
         switch self {
@@ -224,6 +226,9 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
         case let .missingModuleIndex(directory, index):
             return
                 "\(directory) has modules.dep but no \(index), the index libkmod and modprobe read — regenerate it with `depmod -b ROOT VERSION` (ROOT is the directory holding lib/modules)"
+        case let .loadTooLarge(profile, detail):
+            return
+                "refusing to apply: profile \(profile) describes more entries than nf_conntrack_max can hold (\(Planner.largestTableSize)): \(detail) — check those values in the profile"
         }
     }
 }

@@ -167,4 +167,21 @@ struct PlanInNamespaceTests {
             #expect(result.stderr.contains(bad[0]))
         }
     }
+
+    @Test("a profile at the documented limits: plan and apply exit 1 with one line naming the input, no trap")
+    func limitsProfile() throws {
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let profile = directory.appendingPathComponent("limits.yaml").path
+        try "load:\n  tcp:\n    new_per_second: 1000000\n    established_seconds: 31536000\nburst_factor: 100\nheadroom: 10\n"
+            .write(toFile: profile, atomically: true, encoding: .utf8)
+        let fixture = try FixtureCopy("small-vm")
+        defer { fixture.remove() }
+        let planned = try PlanCommandTests().plan(["--root", fixture.url.path, "--profile", profile])
+        #expect(planned.status == 1)
+        #expect(planned.stdout.contains("load.tcp.new_per_second 1000000 x burst_factor 100"))
+        let applied = try Shell.run([TestPaths.cttune, "apply", "--check", "--root", fixture.url.path, "--profile", profile])
+        #expect(applied.status == 1)
+        #expect(applied.stderr.split(separator: "\n").count == 1 && applied.stderr.contains("load.tcp.new_per_second"), "\(applied.stderr)")
+    }
 }

@@ -89,6 +89,7 @@ public enum Applier {
     /// The plan for these facts and this profile, or `planDoesNotFit`.
     static func fittingPlan(_ input: (HostFacts, LoadProfile)) throws -> TuningPlan {
         let plan = Planner.plan(for: input.0, profile: input.1)
+        if let detail = plan.loadTooLarge { throw TunerError.loadTooLarge(profile: input.1.name, detail: detail) }
         guard plan.fitsBudget else {
             throw TunerError.planDoesNotFit(
                 neededBytes: plan.estimate.memoryBytes, budgetBytes: plan.estimate.budgetBytes,

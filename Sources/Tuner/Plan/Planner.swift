@@ -90,7 +90,8 @@ public enum Planner {
             profile: profile, facts: facts, settings: settings, estimate: estimate,
             fitsBudget: fits,
             advice: advice(facts: facts, profile: profile, sizing: sizing, budgetBytes: budgetBytes, fits: fits),
-            anchors: [Anchors.kernelDefault(memoryBytes: facts.memoryBytes), Anchors.kubeProxy(cpus: facts.cpus)])
+            anchors: [Anchors.kernelDefault(memoryBytes: facts.memoryBytes), Anchors.kubeProxy(cpus: facts.cpus)],
+            loadTooLarge: sizing.overflow)
     }
 
     // MARK: - The model

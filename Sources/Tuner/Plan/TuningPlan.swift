@@ -81,6 +81,9 @@ public struct TuningPlan: Sendable, Equatable {
     public var advice: [String]
     /// Load-blind sizings for comparison (`--explain`).
     public var anchors: [Anchor]
+    /// The inputs behind a load larger than nf_conntrack_max can hold; the
+    /// plan then does not fit and apply refuses, naming them.
+    public var loadTooLarge: String? = nil
 
     public var changed: Bool { settings.contains(where: \.changes) }
 
