@@ -19,6 +19,8 @@ loadgen=$bin/ct-loadgen
 timeouts=${TIMEOUTS:-5 30 120}
 rates=${RATES:-100 300}
 random_phases=${RANDOM_PHASES:-3}
+# Each run's ct-loadgen output (samples included) is kept here when set.
+keep=${KEEP:-}
 [ "$(id -u)" -eq 0 ] || { echo "bench-gc: needs root (network namespaces)" >&2; exit 0; }
 
 work=$(mktemp -d)
@@ -71,13 +73,15 @@ profile() { # RATE TIMEOUT: a profile describing the load exactly
 
 echo "Reproduce: make bench (or TIMEOUTS=\"$timeouts\" RATES=\"$rates\" RANDOM_PHASES=$random_phases scripts/bench-gc.sh after swift build -c release)"
 echo "kernel $(uname -r); each cell: 1 synced + $random_phases random phases"
-printf '%-8s %6s %8s %8s %8s  %-22s %-22s %6s %6s %5s %8s %8s %5s\n' \
-  time_wait rate steady worst cttune "synced peak (reap at)" "random min/mean/max" ratio drops fail kernel kube fits
+echo "steady/worst: predicted peaks; cttune: planned max (headroom 1.25); peaks measured per phase; after 1st reap: the"
+echo "mean over phases of the largest count after the first reap (the steady sawtooth); ratio: cttune max / largest peak"
+printf '%-8s %6s %8s %8s %8s  %-20s %-20s %9s %6s %6s %5s %8s %8s %5s\n' \
+  time_wait rate steady worst cttune "synced (1st reap)" "random min/mean/max" "after 1st" ratio drops fail kernel kube fits
 for timeout in $timeouts; do
   # Long enough for the worst phase: the first reap comes up to about 65 s
   # after an idle pass, and entries live time_wait seconds.
   seconds=$((timeout + ${EXTRA_SECONDS:-75}))
-  declare -A peaks=() reaps=() dropped=() failed=()
+  declare -A peaks=() reaps=() settled=() dropped=() failed=()
   for phase in synced $(seq 1 "$random_phases"); do
     pids=() outputs=() nss=()
     for rate in $rates; do
@@ -99,7 +103,9 @@ for timeout in $timeouts; do
     for rate in $rates; do
       ns=${nss[$i]}
       out=$(cat "$work/out-$ns")
+      [ -n "$keep" ] && mkdir -p "$keep" && cp "$work/out-$ns" "$keep/$timeout-$rate-$phase.json"
       peaks[$rate]+="$(echo "$out" | json 'd["peak_count"]') "
+      settled[$rate]+="$(echo "$out" | json 'next((max(c for t, c in d["samples"][i + 1:]) for i, (a, b) in enumerate(zip(d["samples"], d["samples"][1:])) if b[1] < a[1] * 0.9), 0)') "
       if [ "$phase" = synced ]; then
         reaps[$rate]=$(echo "$out" | json 'next((f"{b[0]:.0f}s" for a, b in zip(d["samples"], d["samples"][1:]) if b[1] < a[1] * 0.9), "-")')
       fi
@@ -112,15 +118,17 @@ for timeout in $timeouts; do
   for rate in $rates; do
     plan=$("$cttune" plan --profile "$(profile "$rate" "$timeout")" --explain --format json)
     read -r steady worst max kernel kube < <(echo "$plan" | json '" ".join(str(x) for x in [d["estimate"]["steady_peak_entries"], d["estimate"]["worst_peak_entries"], d["settings"][0]["planned"], d["estimate"]["anchors"][0]["max"], d["estimate"]["anchors"][1]["max"]])')
-    read -r synced rmin rmean rmax all ratio fits < <(python3 -c '
+    read -r synced rmin rmean rmax all ratio fits after < <(python3 -c '
 import sys
 values = [int(v) for v in sys.argv[1].split()]
 synced, randoms = values[0], values[1:] or [values[0]]
 top = max(values)
-print(synced, min(randoms), round(sum(randoms) / len(randoms)), max(randoms), top, f"{int(sys.argv[2]) / top:.2f}", "yes" if top <= int(sys.argv[2]) else "NO")' "${peaks[$rate]}" "$max")
-    printf '%-8s %6s %8s %8s %8s  %-22s %-22s %6s %6s %5s %8s %8s %5s\n' \
-      "${timeout}s" "$rate" "$steady" "$worst" "$max" "$synced (${reaps[$rate]})" "$rmin/$rmean/$rmax" "$ratio" \
+settled = [int(v) for v in sys.argv[3].split() if int(v) > 0]
+after = round(sum(settled) / len(settled)) if settled else "-"
+print(synced, min(randoms), round(sum(randoms) / len(randoms)), max(randoms), top, f"{int(sys.argv[2]) / top:.2f}", "yes" if top <= int(sys.argv[2]) else "NO", after)' "${peaks[$rate]}" "$max" "${settled[$rate]}")
+    printf '%-8s %6s %8s %8s %8s  %-20s %-20s %9s %6s %6s %5s %8s %8s %5s\n' \
+      "${timeout}s" "$rate" "$steady" "$worst" "$max" "$synced (${reaps[$rate]})" "$rmin/$rmean/$rmax" "$after" "$ratio" \
       "${dropped[$rate]}" "${failed[$rate]}" "$kernel" "$kube" "$fits"
   done
-  unset peaks reaps dropped failed
+  unset peaks reaps settled dropped failed
 done
