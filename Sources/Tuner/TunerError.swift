@@ -100,6 +100,8 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
     case blacklistBreaksModules(conflicts: [String])
     /// `--on-conflict refuse`: other files decide planned keys at boot (`file:line` sentences).
     case overriddenAtBoot(overrides: [String])
+    /// The profile describes more entries than nf_conntrack_max can hold.
+    case loadTooLarge(profile: String, detail: String)
 
     public var description: String {
         switch self {
@@ -249,6 +251,9 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
         case let .overriddenAtBoot(overrides):
             return
                 "refusing to apply (--on-conflict refuse): another file decides \(overrides.joined(separator: "; ")) — change or remove those lines, or pass --on-conflict override so cttune's file is read after them"
+        case let .loadTooLarge(profile, detail):
+            return
+                "refusing to apply: profile \(profile) describes more entries than nf_conntrack_max can hold (\(Planner.largestTableSize)): \(detail) — check those values in the profile"
         }
     }
 }

@@ -48,9 +48,7 @@ extension Cttune {
                 (request.includeDefrag, request.force) = (scope.includeDefrag, scope.force)
                 request.onConflict = onConflict
                 let inputs = persisted ? try recordedOptions() : options
-                request.regenerateCommand =
-                    inputs.commandLine(subcommand: "apply") + (onConflict == .warn ? "" : " --on-conflict \(onConflict.rawValue)")
-                    + " --persist-only"
+                request.profileReference = inputs.profileReference
                 let outcome = try Applier.apply(under: try options.root.systemRoot(), request: request, load: inputs.load)
                 switch format {
                 case .json: printJSON(ApplyReport.json(outcome, diff: diff))
@@ -89,11 +87,8 @@ extension Cttune.Apply {
 extension ConflictPolicy: ExpressibleByArgument {}
 
 extension ProfileOptions {
-    /// The command that recomputes the same plan, for generated files' headers (`--root` left out: it names the build tree).
-    func commandLine(subcommand: String) -> String {
-        let reference = ProfileCatalog.isPath(profile) ? URL(fileURLWithPath: profile).standardizedFileURL.path : profile
-        return
-            (["cttune", subcommand, "--profile", reference] + (memory.map { ["--memory", $0] } ?? [])
-            + (cpus.map { ["--cpus", String($0)] } ?? []) + (kernel.map { ["--kernel", $0] } ?? [])).joined(separator: " ")
+    /// The profile for generated files' headers: a name as given, a path made absolute.
+    var profileReference: String {
+        ProfileCatalog.isPath(profile) ? URL(fileURLWithPath: profile).standardizedFileURL.path : profile
     }
 }

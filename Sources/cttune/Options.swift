@@ -22,6 +22,18 @@ struct ProfileOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Plan for this many CPUs instead of this host's online CPUs.", valueName: "n"))
     var cpus: Int?
 
+    @Option(
+        help: ArgumentHelp(
+            "Kernel memory per conntrack entry (the nf_conntrack slab's object size) instead of the table of known kernels or BTF.",
+            valueName: "bytes"))
+    var entrySize: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "Network namespaces that each carry the load with their own conntrack entries (default: the profile's namespaces, else 1).",
+            valueName: "n"))
+    var namespaces: Int?
+
     @OptionGroup var root: RootOption
 
     @Option(
@@ -34,6 +46,14 @@ struct ProfileOptions: ParsableArguments {
         try validateKernelRelease(kernel)
         if let cpus, cpus < 1 || cpus > 65536 { throw ValidationError("--cpus must be between 1 and 65536, got \(cpus)") }
         if let memory { _ = try parsedMemory(memory) }
+        if let entrySize, !EntrySize.validBytes.contains(entrySize) {
+            throw ValidationError(
+                "--entry-size must be between \(EntrySize.validBytes.lowerBound) and \(EntrySize.validBytes.upperBound) bytes, got \(entrySize)"
+            )
+        }
+        if let namespaces, namespaces < 1 || namespaces > 100_000 {
+            throw ValidationError("--namespaces must be between 1 and 100000, got \(namespaces)")
+        }
     }
 
     func parsedMemory(_ text: String) throws -> Int {
@@ -43,8 +63,10 @@ struct ProfileOptions: ParsableArguments {
     /// Facts and profile, read through the chosen root.
     func load() throws -> (HostFacts, LoadProfile) {
         let systemRoot = try root.systemRoot()
-        let facts = try HostFacts.gather(from: systemRoot, memoryBytes: try memory.map(parsedMemory), cpus: cpus, kernel: kernel)
-        let loadProfile = try ProfileCatalog.standard(root: systemRoot).load(profile)
+        let facts = try HostFacts.gather(
+            from: systemRoot, memoryBytes: try memory.map(parsedMemory), cpus: cpus, kernel: kernel, entryBytes: entrySize)
+        var loadProfile = try ProfileCatalog.standard(root: systemRoot).load(profile)
+        if let namespaces { loadProfile.namespaces = namespaces }
         return (facts, loadProfile)
     }
 }

@@ -83,13 +83,7 @@ struct OutageAndCureTests {
         #expect(try GlobalConntrack.read(GlobalConntrack.bucketsPath) == bootBuckets)
     }
 
-    /// The namespace's `drop` counter, summed over CPUs.
-    func drops(in namespace: TestNamespace) throws -> Int {
-        let table = try namespace.exec(["cat", "/proc/net/stat/nf_conntrack"])
-        let rows = table.split(separator: "\n").map { $0.split(separator: " ") }
-        let column = try #require(rows.first?.firstIndex(of: "drop"))
-        return rows.dropFirst().reduce(0) { $0 + (Int($1[column], radix: 16) ?? 0) }
-    }
+    func drops(in namespace: TestNamespace) throws -> Int { try conntrackDrops(in: namespace) }
 }
 
 /// ct-loadgen running inside a namespace while the test does other things.
@@ -97,11 +91,11 @@ final class BackgroundLoad {
     let process = Process()
     let output = Pipe()
 
-    init(in namespace: TestNamespace, rate: Int, seconds: Double) throws {
+    init(in namespace: TestNamespace, rate: Int, seconds: Double, sample: Double = 0.5) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [
             "ip", "netns", "exec", namespace.name, TestPaths.loadgen,
-            "--rate", "\(rate)", "--seconds", "\(seconds)", "--sample", "0.5",
+            "--rate", "\(rate)", "--seconds", "\(seconds)", "--sample", "\(sample)",
         ]
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice

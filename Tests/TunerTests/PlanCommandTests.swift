@@ -142,4 +142,46 @@ struct PlanInNamespaceTests {
         #expect(timeWait["applicable"] as? Bool == true)
         #expect(timeWait["current"] as? Int == 45, "the namespace's own timeout, not the host's")
     }
+
+    @Test("--entry-size and --namespaces change the plan's memory; out-of-range values are usage errors")
+    func entrySizeAndNamespaces() throws {
+        let fixture = try FixtureCopy("small-vm")
+        defer { fixture.remove() }
+        func plan(_ arguments: [String]) throws -> Shell.Result { try PlanCommandTests().plan(arguments) }
+        func json(_ result: Shell.Result) throws -> [String: Any] { try PlanCommandTests().json(result) }
+        let base = ["--root", fixture.url.path, "--memory", "16G", "--format", "json"]
+        let one = try json(try plan(base + ["--entry-size", "256"]))
+        let four = try json(try plan(base + ["--entry-size", "256", "--namespaces", "4"]))
+        let facts = try #require(one["facts"] as? [String: Any])
+        #expect(facts["entry_bytes"] as? Int == 256 && facts["entry_bytes_source"] as? String == "flag")
+        #expect(facts["live_slab_entry_bytes"] as? Int == 320)
+        let max = try #require((one["settings"] as? [[String: Any]])?.first?["planned"] as? Int)
+        let buckets = try #require((one["settings"] as? [[String: Any]])?[1]["planned"] as? Int)
+        let estimate = try #require(four["estimate"] as? [String: Any])
+        #expect(estimate["namespaces"] as? Int == 4)
+        #expect(estimate["memory_bytes"] as? Int == 4 * max * 256 + buckets * 8)
+        #expect((one["advice"] as? [String])?.contains { $0.contains("live slab allocates 320 B") } == true)
+        for bad in [["--entry-size", "8"], ["--namespaces", "0"]] {
+            let result = try plan(["--root", fixture.url.path] + bad)
+            #expect(result.status == 64, "\(bad): \(result.stderr)")
+            #expect(result.stderr.contains(bad[0]))
+        }
+    }
+
+    @Test("a profile at the documented limits: plan and apply exit 1 with one line naming the input, no trap")
+    func limitsProfile() throws {
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let profile = directory.appendingPathComponent("limits.yaml").path
+        try "load:\n  tcp:\n    new_per_second: 1000000\n    established_seconds: 31536000\nburst_factor: 100\nheadroom: 10\n"
+            .write(toFile: profile, atomically: true, encoding: .utf8)
+        let fixture = try FixtureCopy("small-vm")
+        defer { fixture.remove() }
+        let planned = try PlanCommandTests().plan(["--root", fixture.url.path, "--profile", profile])
+        #expect(planned.status == 1)
+        #expect(planned.stdout.contains("load.tcp.new_per_second 1000000 x burst_factor 100"))
+        let applied = try Shell.run([TestPaths.cttune, "apply", "--check", "--root", fixture.url.path, "--profile", profile])
+        #expect(applied.status == 1)
+        #expect(applied.stderr.split(separator: "\n").count == 1 && applied.stderr.contains("load.tcp.new_per_second"), "\(applied.stderr)")
+    }
 }

@@ -13,7 +13,7 @@ struct PlanSizingTests {
         for setting in ConntrackSetting.timeouts { current[setting] = setting.kernelDefaultSeconds }
         return HostFacts(
             memoryBytes: memory, cpus: cpus, kernelRelease: "6.18.0", entryBytes: entryBytes,
-            entryBytesSource: .slabinfo, count: count, current: current)
+            entryBytesSource: .table, count: count, current: current)
     }
 
     func planned(_ plan: TuningPlan, _ setting: ConntrackSetting) -> Int { plan.planned(setting)! }
@@ -21,47 +21,58 @@ struct PlanSizingTests {
     @Test("default profile on 4 GiB: fits without touching a timeout")
     func defaultOn4GiB() throws {
         let plan = Planner.plan(for: Self.host(memory: 4 << 30), profile: try Self.catalog.load("default"))
-        // tcp closed:   200 x 0.9895 = 197.9/s x (10 + 0.9 x 120 + 0.1 x 10 + 25 GC) s = 28497.6
-        // tcp orphaned: 0.1/s x (10 + 432000 + 25) s = 43203.5
-        // tcp half-open: 2/s x (120 + 25) s = 290
-        // udp:          50/s x (0.8 x 30 + 0.2 x 120 + 25) s = 3650
-        // other:        5/s x (600 + 25) s = 3125
-        #expect(abs(plan.estimate.meanEntries - 78766.1) < 0.01)
-        #expect(plan.estimate.peakEntries == 236_299)  // ceil(78766.1 x 3)
-        #expect(planned(plan, .max) == 295_424)  // ceil(236299 x 1.25) = 295374 -> 577 x 512
-        #expect(planned(plan, .hashsize) == 295_424)  // chain length 1
-        #expect(plan.estimate.memoryBytes == 295_424 * (256 + 8))  // 77991936
+        // Lifetimes (flows/s): tcp closed 197.9/s x (10 + 0.9 x 120 + 0.1 x 10 = 119 s), orphans 0.1/s x 432010 s,
+        // half-open 2/s x 120 s, udp 50/s x (0.8 x 30 + 0.2 x 120 = 48 s), other 5/s x 600 s: live 72391.1.
+        #expect(abs(plan.estimate.meanEntries - 72_391.1) < 0.01)
+        // Most live entries are established (remaining clamped to 300 s): the gc_worker's mean is above 60 s, so
+        // the steady gap is the 60 s ceiling, and every lifetime + 60 s is longer than the worst gap (65.1 s).
+        #expect(plan.estimate.gc.steadyGapSeconds == 60)
+        #expect(plan.estimate.gc.model == "autotuned")
+        // Peak = burst 3 x (72391.1 + 60 s x 255 flows/s) = 263073.3.
+        #expect(plan.estimate.steadyPeakEntries == 263_074)
+        #expect(plan.estimate.peakEntries == 263_074)
+        #expect(planned(plan, .max) == 329_216)  // ceil(263074 x 1.25) = 328843 -> 643 x 512
+        #expect(planned(plan, .hashsize) == 329_216)  // chain length 1
+        #expect(plan.estimate.memoryBytes == 329_216 * (256 + 8))  // 86913024
         #expect(plan.estimate.budgetBytes == 214_748_364)  // 5 % of 4 GiB
         #expect(plan.fitsBudget)
         for setting in ConntrackSetting.timeouts {
             #expect(planned(plan, setting) == setting.kernelDefaultSeconds, "\(setting.key)")
+            #expect(plan.settings.first { $0.setting == setting }?.reason == "kernel default")
         }
-        #expect(plan.settings.first { $0.setting == .max }?.reason == "peak 236299 entries x headroom 1.25, rounded")
+        #expect(plan.settings.first { $0.setting == .max }?.reason == "worst-phase peak 263074 entries x headroom 1.25, rounded")
     }
 
-    @Test("web-frontend on 4 GiB: orphans force the established timeout to its floor, then time_wait is shortened just enough")
+    @Test("web-frontend on 8 GiB: orphans make the established timeout shorten just enough")
+    func webFrontendOn8GiB() throws {
+        let plan = Planner.plan(for: Self.host(memory: 8 << 30), profile: try Self.catalog.load("web-frontend"))
+        // With the 5-day established timeout 2 orphans/s alone hold 864000 entries: the largest share is shortened first.
+        // Per class at burst 3 with the 60 s gap: closed 5988 x (114 + 60) = 1041912, half-open 6 x 180 = 1080,
+        // udp 600 x 108 = 64800, other 15 x 660 = 9900, orphans 6 x (5 + x + 60). The budget (429496729 B at 264 B
+        // per entry) allows x = 30536: 1301298 entries x 1.25 -> 1626624 (3177 x 512); x = 30537 needs 3178 x 512.
+        #expect(planned(plan, .tcpTimeoutEstablished) == 30_536)
+        #expect(planned(plan, .tcpTimeoutTimeWait) == 120, "shortening stops as soon as the table fits")
+        #expect(plan.estimate.peakEntries == 1_301_298)
+        #expect(planned(plan, .max) == 1_626_624)
+        #expect(plan.estimate.memoryBytes == 1_626_624 * 264)
+        #expect(plan.fitsBudget)
+        #expect(
+            plan.settings.first { $0.setting == .tcpTimeoutEstablished }?.reason == "shortened to fit the memory budget (floor 600 s)")
+    }
+
+    @Test("web-frontend on 4 GiB: does not fit even with every free timeout at its floor")
     func webFrontendOn4GiB() throws {
         let plan = Planner.plan(for: Self.host(memory: 4 << 30), profile: try Self.catalog.load("web-frontend"))
-        // With the 5-day established timeout 2 orphans/s alone hold 864000 entries: it goes to its floor, 600 s.
-        #expect(planned(plan, .tcpTimeoutEstablished) == 600)
-        // Then time_wait x: mean = 1996 x (31 + 0.9x) + 2 x 630 + 2 x 145 + 200 x 73 + 5 x 625 = 81151 + 1796.4x;
-        // the budget allows max <= 214748364 / 264 = 813440, so x = 75 (x = 76 needs 816640 entries).
-        #expect(planned(plan, .tcpTimeoutTimeWait) == 75)
-        #expect(abs(plan.estimate.meanEntries - 215_881) < 0.01)
-        #expect(plan.estimate.peakEntries == 647_643)
-        #expect(planned(plan, .max) == 809_984)  // ceil(647643 x 1.25) = 809554 -> 1582 x 512
-        #expect(plan.estimate.memoryBytes == 809_984 * 264)
-        #expect(plan.fitsBudget)
-        #expect(planned(plan, .udpTimeout) == 30, "shortening stops as soon as the table fits")
-        #expect(plan.settings.first { $0.setting == .tcpTimeoutTimeWait }?.reason == "shortened to fit the memory budget (floor 60 s)")
-        #expect(
-            plan.settings.first { $0.setting == .tcpTimeoutEstablished }?.reason == "shortened to its floor 600 s to fit the memory budget")
+        #expect(!plan.fitsBudget)
+        for setting: ConntrackSetting in [.tcpTimeoutEstablished, .tcpTimeoutTimeWait, .udpTimeout, .udpTimeoutStream, .genericTimeout] {
+            #expect(planned(plan, setting) == Planner.floor(setting, try Self.catalog.load("web-frontend")), "\(setting.key)")
+        }
+        #expect(plan.advice.first?.contains("does not fit") == true)
     }
 
     @Test("database on 512 MiB with 320-byte entries: does not fit even at the floors, and says what it needs")
     func databaseOn512MiB() throws {
         let plan = Planner.plan(for: Self.host(memory: 512 << 20, cpus: 1, entryBytes: 320), profile: try Self.catalog.load("database"))
-        // Unshortened: tcp closed 19.978/s x (3600 + 114 + 0.5 + 25) s = 74707.7 ... max 192512, 60 MiB > 25.6 MiB.
         // 20 flows/s x 3600 s established alone need more than the budget, so every free timeout goes to its floor.
         #expect(!plan.fitsBudget)
         #expect(planned(plan, .tcpTimeoutEstablished) == 7200, "the database profile's floor")
@@ -70,14 +81,15 @@ struct PlanSizingTests {
         #expect(planned(plan, .udpTimeout) == 10)
         #expect(planned(plan, .udpTimeoutStream) == 60)
         #expect(planned(plan, .genericTimeout) == 60)
-        // At the floors: tcp closed 19.978 x (3600 + 57 + 0.5 + 25) = 73568.985, orphans 0.002 x 10825 = 21.65,
-        // half-open 0.02 x 55 = 1.1, udp 10 x (9 + 6 + 25) = 400, other 1 x 85 = 85 -> mean 74076.735
-        #expect(abs(plan.estimate.meanEntries - 74_076.735) < 0.001)
-        #expect(plan.estimate.peakEntries == 148_154)
-        #expect(planned(plan, .max) == 185_344)  // 148154 x 1.25 = 185192.5 -> 362 x 512
-        #expect(plan.estimate.memoryBytes == 185_344 * 328)  // 60792832 B = 11.32 % of 512 MiB
+        // At the floors: tcp closed 19.978 x (3600 + 57 + 0.5) = 73069.535, orphans 0.002 x 10800 = 21.6,
+        // half-open 0.02 x 30 = 0.6, udp 10 x (9 + 6) = 150, other 1 x 60 = 60 -> live 73301.735;
+        // peak = burst 2 x (73301.735 + 60 s x 31 flows/s) = 150323.47.
+        #expect(abs(plan.estimate.meanEntries - 73_301.735) < 0.001)
+        #expect(plan.estimate.peakEntries == 150_324)
+        #expect(planned(plan, .max) == 188_416)  // 150324 x 1.25 = 187905 -> 368 x 512
+        #expect(plan.estimate.memoryBytes == 188_416 * 328)  // 61800448 B = 11.511 % of 512 MiB
         #expect(plan.advice.first?.contains("does not fit") == true)
-        #expect(plan.advice.contains { $0.contains("raise memory_budget_percent to at least 11.33;") })
+        #expect(plan.advice.contains { $0.contains("raise memory_budget_percent to at least 11.52;") })
     }
 
     @Test("kubernetes-node: pinned timeouts as kube-proxy sets them, hash at max / 4")
@@ -101,25 +113,33 @@ struct PlanSizingTests {
         }
     }
 
-    @Test("max never goes below the live entry count")
-    func neverBelowLiveCount() throws {
-        let plan = Planner.plan(for: Self.host(memory: 4 << 30, count: 500_000), profile: try Self.catalog.load("default"))
-        #expect(planned(plan, .max) == 625_152)  // 500000 x 1.25 -> 1221 x 512
-        #expect(plan.settings.first { $0.setting == .max }?.reason.contains("live count 500000") == true)
+    @Test("the live count only warns: the plan is the same with 0 or 500000 entries tracked")
+    func liveCountOnlyWarns() throws {
+        let quiet = Planner.plan(for: Self.host(memory: 4 << 30), profile: try Self.catalog.load("default"))
+        var facts = Self.host(memory: 4 << 30, count: 500_000)
+        let busy = Planner.plan(for: facts, profile: try Self.catalog.load("default"))
+        #expect(busy.settings == quiet.settings)
+        #expect(!busy.advice.contains { $0.contains("tracked now") }, "the plan raises max: nothing to warn about")
+        // Lowering a max of 1000000 with 500000 entries tracked: apply keeps 500000 x 1.25 -> 1221 x 512.
+        facts.current[.max] = 1_000_000
+        let lowering = Planner.plan(for: facts, profile: try Self.catalog.load("default"))
+        #expect(lowering.planned(.max) == quiet.planned(.max))
+        #expect(lowering.advice.contains { $0.contains("500000 entries are tracked now") && $0.contains("625152") })
+        #expect(!quiet.advice.contains { $0.contains("tracked now") })
     }
 
-    @Test("gc_latency_seconds in a profile replaces the measured default")
+    @Test("gc_latency_seconds in a profile replaces both modelled GC gaps")
     func gcLatencyOverride() throws {
         var profile = LoadProfile(name: "test")
         profile.tcp.newPerSecond = 100
         profile.burstFactor = 1
         profile.gcLatencySeconds = 0
         let plan = Planner.plan(for: Self.host(memory: 4 << 30), profile: profile)
-        #expect(plan.estimate.meanEntries == 100 * 120)  // time_wait only, no GC dwell
-        profile.gcLatencySeconds = nil
-        #expect(
-            Planner.plan(for: Self.host(memory: 4 << 30), profile: profile).estimate.meanEntries == 100
-                * (120 + Planner.measuredGCLatencySeconds))
+        #expect(plan.estimate.peakEntries == 100 * 120)  // time_wait only, no GC wait
+        #expect(plan.estimate.gc.model == "override")
+        profile.gcLatencySeconds = 30
+        let slower = Planner.plan(for: Self.host(memory: 4 << 30), profile: profile)
+        #expect(slower.estimate.peakEntries == 100 * 150 && slower.estimate.steadyPeakEntries == 100 * 150)
     }
 
     @Test("the stateless profile keeps the minimum table and says how to remove conntrack")

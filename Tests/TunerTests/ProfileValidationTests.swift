@@ -49,6 +49,7 @@ struct ProfileValidationTests {
             "quoted-number.yaml:3: load.tcp.new_per_second: must be a number, found the quoted string \"100\" — remove the quotes"
         ),
         ("absurd-gc-latency.yaml", "absurd-gc-latency.yaml:1: gc_latency_seconds: must be between 0 and 600, found 9000"),
+        ("zero-namespaces.yaml", "zero-namespaces.yaml:1: namespaces: must be between 1 and 100000, found 0"),
     ]
 
     @Test("a malformed profile is rejected with file, line, key path and what is allowed", arguments: cases)

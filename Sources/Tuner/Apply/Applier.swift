@@ -9,8 +9,12 @@ public struct ApplyRequest: Sendable {
     public var persistent = true
     /// Report what would change; write nothing (not even the lock or the journal).
     public var check = false
-    /// The command line printed in each generated file's header.
+    /// The command line printed in each generated file's header, when no
+    /// `profileReference` lets it be made from the plan's inputs.
     public var regenerateCommand = "cttune apply --persist-only"
+    /// The profile as named on the command line (a path made absolute): the
+    /// header's command is then made from every input of the plan.
+    public var profileReference: String?
     public var lockWaitSeconds = ApplyLock.defaultWaitSeconds
     /// A stateless profile also blacklists nf_defrag_* and unloads them when
     /// nothing else uses them (`--include-defrag`).
@@ -114,6 +118,7 @@ public enum Applier {
     /// The plan for these facts and this profile, or `planDoesNotFit`.
     static func fittingPlan(_ input: (HostFacts, LoadProfile)) throws -> TuningPlan {
         let plan = Planner.plan(for: input.0, profile: input.1)
+        if let detail = plan.loadTooLarge { throw TunerError.loadTooLarge(profile: input.1.name, detail: detail) }
         guard plan.fitsBudget else {
             throw TunerError.planDoesNotFit(
                 neededBytes: plan.estimate.memoryBytes, budgetBytes: plan.estimate.budgetBytes,
@@ -156,6 +161,7 @@ public enum Applier {
 
         let (results, sysctlActions) = try runtimeActions(plan, request: request, under: root)
         var (files, fileActions, notes) = try request.persistent ? fileActions(plan, request: request, under: root) : ([], [], [])
+        if request.runtime, let note = liveCountNote(plan, results: results) { notes.insert(note, at: 0) }
         // Module syscalls act on the running kernel: under a --root tree only
         // a test's stand-in for the kernel may receive them.
         let moduleStep = try review.map {
@@ -248,7 +254,12 @@ public enum Applier {
                 results[setting.setting] = .skipped(blocker)
             } else if let current = setting.current {
                 let path = try SettingWriter.path(for: setting.setting, under: root)
-                actions.append(.sysctl(.init(key: setting.key, path: path.string, old: current, new: setting.planned)))
+                let value = runtimeValue(setting, current: current, plan: plan)
+                guard value != current else {
+                    results[setting.setting] = .unchanged
+                    continue
+                }
+                actions.append(.sysctl(.init(key: setting.key, path: path.string, old: current, new: value)))
                 results[setting.setting] = .pending
             } else {
                 results[setting.setting] = .skipped("current value unreadable, so it could not be restored — check \(setting.key)")
@@ -280,9 +291,45 @@ public enum Applier {
     /// The boot-time files for this plan and request.
     static func config(_ plan: TuningPlan, request: ApplyRequest, under root: SystemRoot) -> PersistentConfig {
         PersistentConfig.make(
-            for: plan, regenerateCommand: request.regenerateCommand,
+            for: plan, regenerateCommand: regenerateCommand(plan, request: request),
             bucketsSysctlWritable: PersistentConfig.bucketsSysctlWritable(under: root), sysctlFile: request.onConflict.sysctlFile,
             conntrackBlacklisted: PersistentConfig.conntrackBlacklisted(under: root))
+    }
+
+    /// The command in the files' header: made from every input of the plan
+    /// when the profile reference is known, with a non-default conflict policy.
+    static func regenerateCommand(_ plan: TuningPlan, request: ApplyRequest) -> String {
+        guard let reference = request.profileReference else { return request.regenerateCommand }
+        let command = PersistentConfig.regenerateCommand(for: plan, profileReference: reference)
+        return request.onConflict == .warn ? command : command + " --on-conflict \(request.onConflict.rawValue)"
+    }
+
+    /// Never lower nf_conntrack_max below what is tracked now (times the
+    /// headroom): new flows would be dropped until entries expire. The
+    /// running value is clamped, the boot-time files keep the plan.
+    static func runtimeValue(_ setting: TuningPlan.Setting, current: Int, plan: TuningPlan) -> Int {
+        guard setting.setting == .max, setting.planned < current, let floor = liveCountFloor(plan), floor > setting.planned else {
+            return setting.planned
+        }
+        return Swift.min(floor, current)
+    }
+
+    /// The live count x headroom, rounded like a planned max; `nil` when the count is unknown.
+    public static func liveCountFloor(_ plan: TuningPlan) -> Int? {
+        guard let count = plan.facts.count else { return nil }
+        return Planner.roundUp(
+            Planner.saturatingInt((Double(count) * plan.profile.headroom).rounded(.up)), to: Planner.bucketGranularity(plan.facts))
+    }
+
+    /// The note for a max kept above the plan by the live count.
+    static func liveCountNote(_ plan: TuningPlan, results: [ConntrackSetting: SettingResult]) -> String? {
+        guard let setting = plan.settings.first(where: { $0.setting == .max }), let current = setting.current,
+            results[.max] == .pending || results[.max] == .unchanged,
+            runtimeValue(setting, current: current, plan: plan) != setting.planned
+        else { return nil }
+        let value = runtimeValue(setting, current: current, plan: plan)
+        return
+            "nf_conntrack_max kept at \(value) instead of the planned \(setting.planned): \(plan.facts.count ?? 0) entries are tracked now (x headroom \(Planner.whole(plan.profile.headroom))); rerun apply once the table has drained. The boot-time files have \(setting.planned)."
     }
 
     /// The boot-time files compared with what is on disk: what happens to

@@ -48,6 +48,7 @@ public struct PersistentConfig: Equatable {
         let header = """
             \(headerMarker) from profile \(plan.profile.name) (\(plan.profile.sources.joined(separator: " extends "))).
             # Regenerate with: \(regenerateCommand)
+            # Planned for kernel \(plan.facts.kernelRelease ?? "unknown"): GC model \(plan.estimate.gc.model); \(plan.facts.entryBytes) B per entry\(plan.facts.entryBytesSource == .fallback ? " (\(plan.facts.entryBytesDetail))" : "").
             # cttune apply rewrites this file and cttune rollback restores the one it replaced: change the profile, not this file.
 
             """
@@ -166,6 +167,19 @@ public struct PersistentConfig: Equatable {
             }
             return File(path: path, content: content)
         }
+    /// The command that makes the same plan anywhere: every input that
+    /// decided it, resolved (RAM and CPUs as read, the entry size from its
+    /// source), so another host or caller reproduces the files byte for byte.
+    /// The kernel release is recorded on the next header line. A fallback
+    /// entry size is not pinned: the same kernel falls back the same way, and
+    /// the header keeps naming it a fallback.
+    public static func regenerateCommand(for plan: TuningPlan, profileReference: String) -> String {
+        let entrySize = plan.facts.entryBytesSource == .fallback ? [] : ["--entry-size", String(plan.facts.entryBytes)]
+        return
+            ([
+                "cttune apply --persist-only --profile", profileReference,
+                "--memory", String(plan.facts.memoryBytes), "--cpus", String(plan.facts.cpus),
+            ] + entrySize + ["--namespaces", String(plan.profile.namespaces)]).joined(separator: " ")
     }
 
     /// Whether this kernel resizes the hash through its sysctl: the file is

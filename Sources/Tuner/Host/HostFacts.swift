@@ -13,9 +13,16 @@ public struct HostFacts: Sendable, Equatable {
     public var kernelRelease: String?
     public var pageSizeBytes: Int
     public var conntrack: ConntrackPresence
-    /// Kernel memory per conntrack entry (slab slot size).
+    /// `uname -m` of the running kernel; `nil` for a tree.
+    public var architecture: String?
+    /// Kernel memory per conntrack entry (slab slot size), from a declared
+    /// source (`EntrySize.resolve`), never from the live slab.
     public var entryBytes: Int
     public var entryBytesSource: EntrySizeSource
+    /// Where `entryBytes` came from, for the plan and the file header.
+    public var entryBytesDetail: String
+    /// The live slab's object size, shown beside the declared size.
+    public var liveSlabEntryBytes: Int?
     /// Live entries in this network namespace (`nf_conntrack_count`).
     public var count: Int?
     public var netns: NetworkNamespace?
@@ -26,8 +33,9 @@ public struct HostFacts: Sendable, Equatable {
 
     public init(
         memoryBytes: Int, cpus: Int, kernelRelease: String? = nil, pageSizeBytes: Int = 4096,
-        conntrack: ConntrackPresence = .builtIn, entryBytes: Int = HostFacts.fallbackEntryBytes,
-        entryBytesSource: EntrySizeSource = .fallback, count: Int? = nil,
+        conntrack: ConntrackPresence = .builtIn, architecture: String? = nil, entryBytes: Int = HostFacts.fallbackEntryBytes,
+        entryBytesSource: EntrySizeSource = .fallback, entryBytesDetail: String = "", liveSlabEntryBytes: Int? = nil,
+        count: Int? = nil,
         netns: NetworkNamespace? = .initial, current: [ConntrackSetting: Int] = [:],
         blockers: [ConntrackSetting: String] = [:]
     ) {
@@ -36,18 +44,19 @@ public struct HostFacts: Sendable, Equatable {
         self.kernelRelease = kernelRelease
         self.pageSizeBytes = pageSizeBytes
         self.conntrack = conntrack
+        self.architecture = architecture
         self.entryBytes = entryBytes
         self.entryBytesSource = entryBytesSource
+        self.entryBytesDetail = entryBytesDetail
+        self.liveSlabEntryBytes = liveSlabEntryBytes
         self.count = count
         self.netns = netns
         self.current = current
         self.blockers = blockers
     }
 
-    /// Entry size assumed when neither /proc/slabinfo nor /sys/kernel/slab
-    /// says: a common figure on distribution kernels (debug options and
-    /// extensions make entries larger than the 256 B measured on 6.18).
-    public static let fallbackEntryBytes = 320
+    /// Entry size assumed when no declared source says (`EntrySize`).
+    public static let fallbackEntryBytes = EntrySize.fallbackBytes
 }
 
 /// How nf_conntrack is present in the kernel.
@@ -58,12 +67,6 @@ public enum ConntrackPresence: String, Sendable, Equatable, Codable {
     /// A loadable module that is installed but not loaded.
     case notLoaded = "not-loaded"
     case absent = "absent"
-}
-
-public enum EntrySizeSource: String, Sendable, Equatable {
-    case slabinfo = "/proc/slabinfo"
-    case sysfs = "/sys/kernel/slab"
-    case fallback = "fallback"
 }
 
 /// Which network namespace cttune runs in, as far as the kernel lets it tell:
@@ -83,15 +86,20 @@ extension HostFacts {
     ///     running kernel (/proc/sys/kernel/osrelease under the root), else the
     ///     only directory under /lib/modules of the tree: the rule every
     ///     command shares (`ModuleTree.release`).
+    ///   - entryBytes: bytes per entry instead of the table or BTF (`--entry-size`).
     /// - Throws: `TunerError` when a fact the planner needs is missing or a
     ///   present file cannot be read (`.ambiguousKernel` for a tree with several
     ///   kernels and no `kernel`). Absent optional files are facts, not errors.
-    public static func gather(from root: SystemRoot, memoryBytes: Int? = nil, cpus: Int? = nil, kernel: String? = nil) throws -> HostFacts {
+    public static func gather(
+        from root: SystemRoot, memoryBytes: Int? = nil, cpus: Int? = nil, kernel: String? = nil, entryBytes: Int? = nil
+    ) throws -> HostFacts {
         let memory = try memoryBytes ?? readMemTotal(root)
         let cpuCount = try cpus ?? readOnlineCPUs(root)
         let running = try root.contents(of: KernelPaths.osRelease)?.trimmingCharacters(in: .whitespacesAndNewlines)
         let release = try ModuleTree.release(under: root, requested: kernel)
-        let (entryBytes, entrySource) = readEntrySize(root)
+        let architecture = root.isLive ? machine() : nil
+        let entry = EntrySize.resolve(
+            flag: entryBytes, release: release, architecture: architecture, btf: { BTFReader.conntrackEntrySize(root) })
 
         var current: [ConntrackSetting: Int] = [:]
         for setting in ConntrackSetting.allCases where setting != .hashsize {
@@ -113,7 +121,8 @@ extension HostFacts {
             memoryBytes: memory, cpus: cpuCount, kernelRelease: release,
             pageSizeBytes: root.isLive ? Int(sysconf(Int32(_SC_PAGESIZE))) : 4096,
             conntrack: try readPresence(root, release: release, running: kernel == nil || kernel == running),
-            entryBytes: entryBytes, entryBytesSource: entrySource,
+            architecture: architecture, entryBytes: entry.bytes, entryBytesSource: entry.source,
+            entryBytesDetail: entry.detail, liveSlabEntryBytes: (try? SlabUsage.read(from: root))??.usage.objectBytes,
             count: try root.integer(at: KernelPaths.sysctl("net.netfilter.nf_conntrack_count")),
             netns: netns, current: current, blockers: blockers)
     }
@@ -149,10 +158,11 @@ extension HostFacts {
         return count
     }
 
-    /// The slab slot size of an nf_conntrack entry, else the fallback.
-    static func readEntrySize(_ root: SystemRoot) -> (Int, EntrySizeSource) {
-        guard let slab = try? SlabUsage.read(from: root) else { return (fallbackEntryBytes, .fallback) }
-        return (slab.usage.objectBytes, slab.source)
+    /// `uname -m`: the table of entry sizes is keyed by it.
+    static func machine() -> String? {
+        var name = utsname()
+        guard uname(&name) == 0 else { return nil }
+        return withUnsafeBytes(of: &name.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
     }
 
     /// - Parameter running: whether `release` is the running kernel, whose

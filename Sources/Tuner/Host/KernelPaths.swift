@@ -10,6 +10,8 @@ public enum KernelPaths {
     public static let slabinfo: FilePath = "/proc/slabinfo"
     public static let conntrackSlabSize: FilePath = "/sys/kernel/slab/nf_conntrack/slab_size"
     public static let conntrackSlabObjects: FilePath = "/sys/kernel/slab/nf_conntrack/objects"
+    /// The running kernel's type information (world-readable): `sizeof(struct nf_conn)`.
+    public static let vmlinuxBTF: FilePath = "/sys/kernel/btf/vmlinux"
     public static let procModules: FilePath = "/proc/modules"
     public static let procMounts: FilePath = "/proc/mounts"
     public static let sysModule: FilePath = "/sys/module"

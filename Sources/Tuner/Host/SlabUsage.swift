@@ -7,6 +7,12 @@ public struct SlabUsage: Sendable, Equatable {
     public var objectBytes: Int
     public var bytes: Int { activeObjects * objectBytes }
 
+    /// Which file the usage was read from.
+    public enum Source: String, Sendable, Equatable {
+        case slabinfo = "/proc/slabinfo"
+        case sysfs = "/sys/kernel/slab"
+    }
+
     public init(activeObjects: Int, objectBytes: Int) {
         self.activeObjects = activeObjects
         self.objectBytes = objectBytes
@@ -17,7 +23,7 @@ public struct SlabUsage: Sendable, Equatable {
     ///
     /// - Returns: the usage and which file said so, or `nil` when neither
     ///   exists (no nf_conntrack cache, or a tree without them).
-    public static func read(from root: SystemRoot) throws -> (usage: SlabUsage, source: EntrySizeSource)? {
+    public static func read(from root: SystemRoot) throws -> (usage: SlabUsage, source: Source)? {
         if let slabinfo = try? root.contents(of: KernelPaths.slabinfo) {
             for line in slabinfo.split(separator: "\n") where line.hasPrefix("nf_conntrack ") {
                 // name <active_objs> <num_objs> <objsize> ...

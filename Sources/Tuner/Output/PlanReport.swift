@@ -9,8 +9,11 @@ public enum PlanReport {
             ("cpus", .int(facts.cpus)),
             ("kernel", facts.kernelRelease.json),
             ("conntrack", .string(facts.conntrack.rawValue)),
+            ("architecture", facts.architecture.json),
             ("entry_bytes", .int(facts.entryBytes)),
             ("entry_bytes_source", .string(facts.entryBytesSource.rawValue)),
+            ("entry_bytes_detail", .string(facts.entryBytesDetail)),
+            ("live_slab_entry_bytes", facts.liveSlabEntryBytes.json),
             ("count", facts.count.json),
             ("netns", facts.netns.map { JSONValue.string($0.rawValue) } ?? .null),
             ("page_size_bytes", .int(facts.pageSizeBytes)),
@@ -34,12 +37,29 @@ public enum PlanReport {
         _ plan: TuningPlan, command: String = "plan", explain: Bool = false,
         settingExtras: (TuningPlan.Setting) -> [(String, JSONValue)] = { _ in [] }
     ) -> [(String, JSONValue)] {
+        let gc = plan.estimate.gc
         var estimate: [(String, JSONValue)] = [
             ("peak_entries", .int(plan.estimate.peakEntries)),
             ("memory_bytes", .int(plan.estimate.memoryBytes)),
             ("budget_bytes", .int(plan.estimate.budgetBytes)),
-            ("mean_entries", .int(Int(plan.estimate.meanEntries.rounded()))),
+            ("mean_entries", .int(Planner.saturatingInt(plan.estimate.meanEntries.rounded()))),
+            ("steady_peak_entries", .int(plan.estimate.steadyPeakEntries)),
+            ("worst_peak_entries", .int(plan.estimate.peakEntries)),
+            ("namespaces", .int(plan.estimate.namespaces)),
+            ("expected_memory_bytes", .int(plan.estimate.expectedMemoryBytes)),
             ("gc_latency_seconds", .double(plan.estimate.gcLatencySeconds)),
+            (
+                "gc",
+                .object([
+                    ("model", .string(gc.model)),
+                    ("source", .string(gc.source)),
+                    ("steady_gap_seconds", .double(gc.steadyGapSeconds)),
+                    ("worst_gap_seconds", .double(gc.worstGapSeconds)),
+                    ("expiries_per_second", .double(gc.expiriesPerSecond)),
+                    ("reap_ceiling_per_second", gc.reapCeilingPerSecond.map(JSONValue.double) ?? .null),
+                    ("reap_backlog_entries", .int(Planner.saturatingInt(gc.reapBacklogEntries.rounded(.up)))),
+                ])
+            ),
         ]
         if explain {
             estimate.append(
@@ -52,7 +72,9 @@ public enum PlanReport {
                                 ("flows_per_second", .double(flow.flowsPerSecond)),
                                 ("dwell_seconds", .double(flow.dwellSeconds)),
                                 ("dwell", .string(flow.dwellFormula)),
-                                ("mean_entries", .int(Int(flow.meanEntries.rounded()))),
+                                ("mean_entries", .int(Planner.saturatingInt(flow.meanEntries.rounded()))),
+                                ("steady_peak_entries", .int(Planner.saturatingInt(flow.steadyPeakEntries.rounded(.up)))),
+                                ("worst_peak_entries", .int(Planner.saturatingInt(flow.worstPeakEntries.rounded(.up)))),
                             ])
                         })
                 ))
@@ -107,24 +129,43 @@ public enum PlanReport {
         }
         lines += Table.render(header: [" ", "KEY", "CURRENT", "PLANNED", "REASON"], rows: rows)
         lines.append("")
+        let estimate = plan.estimate, gc = plan.estimate.gc
         lines.append(
-            "estimate: peak \(plan.estimate.peakEntries) entries (mean \(Int(plan.estimate.meanEntries.rounded())) x burst \(format(plan.profile.burstFactor))); table at max needs \(mib(plan.estimate.memoryBytes)) of a \(mib(plan.estimate.budgetBytes)) budget — \(plan.fitsBudget ? "fits" : "DOES NOT FIT")"
+            "estimate: peak \(estimate.peakEntries) entries at the worst GC phase (\(estimate.steadyPeakEntries) in steady state); "
+                + (estimate.namespaces > 1 ? "\(estimate.namespaces) namespaces at max need " : "table at max needs ")
+                + "\(mib(estimate.memoryBytes)) of a \(mib(estimate.budgetBytes)) budget — \(plan.fitsBudget ? "fits" : "DOES NOT FIT")"
         )
         if explain {
             lines.append("")
-            lines.append(
-                "model: entries = new flows/s x dwell (Little's law); GC latency \(format(plan.estimate.gcLatencySeconds)) s (\(plan.estimate.gcLatencySource))"
-            )
-            for flow in plan.estimate.flowClasses {
+            lines.append("model: entries = new flows/s x burst x (lifetime + the wait for the GC pass that reaps them) (Little's law)")
+            lines.append("  GC: \(gc.source)")
+            if gc.model == GCModel.Generation.autotuned.rawValue {
                 lines.append(
-                    "  \(flow.name): \(format(flow.flowsPerSecond))/s x (\(flow.dwellFormula)) = \(Int(flow.meanEntries.rounded())) entries"
+                    "  steady gap = clamp((100 x 60 s + sum of clamped remaining lifetimes) / (100 + \(Planner.saturatingInt(gc.liveEntriesAtPeak.rounded())) live entries), 1 s, 60 s) = \(format(gc.steadyGapSeconds)) s"
+                )
+            } else {
+                lines.append("  steady gap = \(format(gc.steadyGapSeconds)) s")
+            }
+            lines.append(
+                "  worst gap = \(format(gc.worstGapSeconds)) s (a burst that starts right after a pass on a quiet host, timer slack included)"
+            )
+            if let ceiling = gc.reapCeilingPerSecond {
+                lines.append(
+                    "  reap rate: \(format(gc.expiriesPerSecond)) expiries/s against a ceiling of \(format(ceiling))/s"
+                        + (gc.reapBacklogEntries > 0
+                            ? ": backlog \(Planner.saturatingInt(gc.reapBacklogEntries.rounded(.up))) entries" : "")
+                )
+            }
+            for flow in estimate.flowClasses {
+                lines.append(
+                    "  \(flow.name): \(format(flow.flowsPerSecond))/s x burst \(format(plan.profile.burstFactor)) x (\(flow.dwellFormula)): steady \(Planner.saturatingInt(flow.steadyPeakEntries.rounded(.up))) (+ \(format(gc.steadyGapSeconds)) s gap), worst \(Planner.saturatingInt(flow.worstPeakEntries.rounded(.up))) (at least \(format(gc.worstGapSeconds)) s)"
                 )
             }
             for setting in plan.settings where !setting.arithmetic.isEmpty {
                 lines.append("  \(setting.setting.shortName): " + setting.arithmetic.joined(separator: "; "))
             }
             lines.append(
-                "  memory = max x \(facts.entryBytes) B + buckets x \(Planner.hashPointerBytes) B = \(plan.estimate.memoryBytes) B; budget = RAM x \(format(plan.profile.memoryBudgetPercent)) % = \(plan.estimate.budgetBytes) B"
+                "  memory = \(estimate.namespaces > 1 ? "\(estimate.namespaces) namespaces x " : "")max x \(facts.entryBytes) B (\(facts.entryBytesDetail)) + buckets x \(Planner.hashPointerBytes) B = \(estimate.memoryBytes) B; at the worst-phase peak \(estimate.expectedMemoryBytes) B; budget = RAM x \(format(plan.profile.memoryBudgetPercent)) % = \(estimate.budgetBytes) B"
             )
             lines.append("load-blind anchors for this host:")
             for anchor in plan.anchors {
@@ -150,7 +191,7 @@ public enum PlanReport {
         let facts = plan.facts
         return [
             "profile \(plan.profile.name): \(plan.profile.summary)".trimmingCharacters(in: .whitespaces),
-            "host: \(mib(facts.memoryBytes)) RAM, \(facts.cpus) CPUs, kernel \(facts.kernelRelease ?? "unknown"), conntrack \(facts.conntrack.rawValue), \(facts.entryBytes) B/entry (\(facts.entryBytesSource.rawValue)), \(facts.count.map(String.init) ?? "unknown") entries now, netns \(facts.netns?.rawValue ?? "unknown")",
+            "host: \(mib(facts.memoryBytes)) RAM, \(facts.cpus) CPUs, kernel \(facts.kernelRelease ?? "unknown"), conntrack \(facts.conntrack.rawValue), \(facts.entryBytes) B/entry (\(facts.entryBytesSource.rawValue)\(facts.liveSlabEntryBytes.map { ", live slab \($0) B" } ?? "")), \(facts.count.map(String.init) ?? "unknown") entries now, netns \(facts.netns?.rawValue ?? "unknown")",
         ]
     }
 
@@ -160,7 +201,7 @@ public enum PlanReport {
     }
 
     static func format(_ value: Double) -> String {
-        value == value.rounded() ? String(Int(value)) : String(format: "%.3g", value)
+        Planner.whole(value)
     }
 }
 

@@ -3,11 +3,14 @@ import Foundation
 /// Sizes the conntrack table, its hash and its timeouts from host facts and a
 /// load profile.
 ///
-/// A pure function: no clock, no environment, no files. The model (see
-/// DESIGN.md) is Little's law per flow class — entries = new flows/s × dwell —
-/// where dwell includes the closing state's timeout and the garbage
-/// collector's latency, then peak = mean × burst factor and
-/// max = peak × headroom. When the table does not fit the memory budget, the
+/// A pure function of the profile and the declared host facts (RAM, CPUs,
+/// kernel release, entry size): no clock, no environment, no files, and no
+/// live values (timeouts, count, slab), so the same inputs give the same plan
+/// on every host and for every caller. The model (see DESIGN.md) is Little's
+/// law per flow class — entries = new flows/s × burst × time in the table —
+/// where the time in the table is the flow's lifetime plus the gap until the
+/// kernel's GC reaps it (`GCModel`), at the steady gap and at the worst phase;
+/// max = worst-phase peak × headroom. When the table does not fit the memory budget, the
 /// timeouts the profile leaves free are shortened (never below their floors)
 /// before the plan gives up and says what the load needs.
 public enum Planner {
@@ -20,22 +23,15 @@ public enum Planner {
     /// Below this a table is too small to absorb a single burst of a busy
     /// client; it is also the size of four pages of buckets.
     public static let minimumConntrackMax = 2048
-    /// How long an expired entry stays in the table before the gc_worker
-    /// reaps it, at the peak of the sawtooth. Measured on kernel 6.18
-    /// (loopback TCP, 300-500 new flows/s, client closes, time_wait T): on an
-    /// idle host GC passes came every 25-29 s at T = 10 s, 18 s at T = 30 s
-    /// and 8-30 s at T = 60 s; with the CPUs busy the worker rescans back to
-    /// back and the peak is about R x T. 25 s sizes for the long gaps of an
-    /// idle host (under-sizing is the outage) while staying within 25 % of a
-    /// busy host's peak at the boot time_wait (120 s). The real-kernel tests
-    /// re-measure it (PlanMatchesKernelTests, OutageAndCureTests); profiles
-    /// override it with `gc_latency_seconds`.
-    public static let measuredGCLatencySeconds = 25.0
+    /// nf_conntrack_max and the hash size are C ints (proc_dointvec), so no
+    /// plan goes above this; a load that needs more is reported, not planned.
+    public static let largestTableSize = Int(Int32.max) / 65_536 * 65_536
 
     public static func plan(for facts: HostFacts, profile: LoadProfile) -> TuningPlan {
-        let budgetBytes = Int((Double(facts.memoryBytes) * profile.memoryBudgetPercent / 100).rounded(.down))
-        var timeouts = startingTimeouts(facts: facts, profile: profile)
-        var sizing = size(timeouts: timeouts, facts: facts, profile: profile)
+        let gc = GCModel.forKernel(facts.kernelRelease)
+        let budgetBytes = saturatingInt(Double(Swift.max(facts.memoryBytes, 0)) * profile.memoryBudgetPercent / 100)
+        var timeouts = startingTimeouts(profile: profile)
+        var sizing = size(timeouts: timeouts, facts: facts, profile: profile, gc: gc)
         var shortened: Set<ConntrackSetting> = []
 
         // Shorten the free timeouts, the one holding the most entries first,
@@ -45,11 +41,12 @@ public enum Planner {
                 .filter { setting, _ in profile.pinnedTimeouts[setting] == nil && timeouts[setting]! > floor(setting, profile) }
                 .sorted { $0.value > $1.value }
             guard let (setting, _) = candidates.first else { break }
-            timeouts[setting] = largestFittingTimeout(setting, timeouts: timeouts, facts: facts, profile: profile, budgetBytes: budgetBytes)
+            timeouts[setting] = largestFittingTimeout(
+                setting, timeouts: timeouts, facts: facts, profile: profile, gc: gc, budgetBytes: budgetBytes)
             shortened.insert(setting)
-            sizing = size(timeouts: timeouts, facts: facts, profile: profile)
+            sizing = size(timeouts: timeouts, facts: facts, profile: profile, gc: gc)
         }
-        let fits = sizing.memoryBytes <= budgetBytes
+        let fits = sizing.memoryBytes <= budgetBytes && sizing.overflow == nil
 
         var settings = [
             TuningPlan.Setting(
@@ -73,26 +70,28 @@ public enum Planner {
                     planned == floor(setting, profile)
                     ? "shortened to its floor \(planned) s to fit the memory budget"
                     : "shortened to fit the memory budget (floor \(floor(setting, profile)) s)"
-            } else if facts.current[setting] == nil {
-                reason = "kernel default (not readable here)"
             } else {
-                reason = "unchanged"
+                // The live value is only the "current" column: a plan never
+                // depends on what someone set before.
+                reason = "kernel default"
             }
             settings.append(
                 TuningPlan.Setting(
                     setting: setting, current: facts.current[setting], planned: planned, blocker: facts.blockers[setting],
-                    reason: reason, arithmetic: entries.map { ["holds \(Int($0.rounded())) of the mean entries"] } ?? []))
+                    reason: reason, arithmetic: entries.map { ["holds \(saturatingInt($0.rounded())) of the mean live entries"] } ?? []))
         }
 
+        let estimate = TuningPlan.Estimate(
+            flowClasses: sizing.flowClasses, gc: sizing.gc,
+            meanEntries: sizing.meanEntries, steadyPeakEntries: sizing.steadyPeak, peakEntries: sizing.worstPeak,
+            memoryBytes: sizing.memoryBytes, expectedMemoryBytes: sizing.expectedMemoryBytes, namespaces: profile.namespaces,
+            budgetBytes: budgetBytes)
         return TuningPlan(
-            profile: profile, facts: facts, settings: settings,
-            estimate: TuningPlan.Estimate(
-                flowClasses: sizing.flowClasses, gcLatencySeconds: sizing.gcLatencySeconds, gcLatencySource: sizing.gcLatencySource,
-                meanEntries: sizing.meanEntries, peakEntries: sizing.peakEntries,
-                memoryBytes: sizing.memoryBytes, budgetBytes: budgetBytes),
+            profile: profile, facts: facts, settings: settings, estimate: estimate,
             fitsBudget: fits,
             advice: advice(facts: facts, profile: profile, sizing: sizing, budgetBytes: budgetBytes, fits: fits),
-            anchors: [Anchors.kernelDefault(memoryBytes: facts.memoryBytes), Anchors.kubeProxy(cpus: facts.cpus)])
+            anchors: [Anchors.kernelDefault(memoryBytes: facts.memoryBytes), Anchors.kubeProxy(cpus: facts.cpus)],
+            loadTooLarge: sizing.overflow)
     }
 
     // MARK: - The model
@@ -101,21 +100,28 @@ public enum Planner {
     struct Sizing {
         var flowClasses: [TuningPlan.FlowClass]
         var entriesByTimeout: [ConntrackSetting: Double]
-        var gcLatencySeconds: Double
-        var gcLatencySource: String
+        var gc: TuningPlan.GCEstimate
         var meanEntries: Double
-        var peakEntries: Int
+        var steadyPeak: Int
+        var worstPeak: Int
         var max: Int
         var maxReason: String
         var maxArithmetic: [String]
         var buckets: Int
+        /// Every namespace's table filled to max.
         var memoryBytes: Int
+        /// Every namespace at the worst-phase peak of its load.
+        var expectedMemoryBytes: Int
+        /// The inputs behind a load larger than the kernel can hold.
+        var overflow: String?
     }
 
-    static func startingTimeouts(facts: HostFacts, profile: LoadProfile) -> [ConntrackSetting: Int] {
+    /// The profile's pins, else the kernel's boot values: never the live
+    /// values, so the same inputs plan the same on every host.
+    static func startingTimeouts(profile: LoadProfile) -> [ConntrackSetting: Int] {
         var timeouts: [ConntrackSetting: Int] = [:]
         for setting in ConntrackSetting.timeouts {
-            timeouts[setting] = profile.pinnedTimeouts[setting] ?? facts.current[setting] ?? setting.kernelDefaultSeconds!
+            timeouts[setting] = profile.pinnedTimeouts[setting] ?? setting.kernelDefaultSeconds!
         }
         return timeouts
     }
@@ -125,100 +131,173 @@ public enum Planner {
     }
 
     static func bucketGranularity(_ facts: HostFacts) -> Int {
-        Swift.max(1, facts.pageSizeBytes / hashPointerBytes)
+        Swift.min(Swift.max(1, facts.pageSizeBytes / hashPointerBytes), 65_536)
     }
 
-    static func size(timeouts: [ConntrackSetting: Int], facts: HostFacts, profile: LoadProfile) -> Sizing {
+    /// One stage of a flow's life in the table.
+    struct Stage {
+        var seconds: Double
+        var label: String
+        var setting: ConntrackSetting?
+        /// The mean remaining lifetime the gc_worker sees for entries in this
+        /// stage, clamped as the kernel clamps it.
+        var remaining: Double
+    }
+
+    static func size(timeouts: [ConntrackSetting: Int], facts: HostFacts, profile: LoadProfile, gc model: GCModel) -> Sizing {
         func t(_ setting: ConntrackSetting) -> Double { Double(timeouts[setting]!) }
         let tcp = profile.tcp, udp = profile.udp
-        let closingRate = tcp.newPerSecond * (1 - tcp.orphanRatio - tcp.halfOpenRatio)
+        let closingRate = tcp.newPerSecond * Swift.max(0, 1 - tcp.orphanRatio - tcp.halfOpenRatio)
+        let burst = profile.burstFactor
+        let refreshedEstablished = GCModel.clampedRefreshed(t(.tcpTimeoutEstablished))
+        func countdown(_ seconds: Double) -> Double { GCModel.meanClampedCountdown(seconds) }
 
-        let gcLatency = profile.gcLatencySeconds ?? measuredGCLatencySeconds
-        let gcSource =
-            profile.gcLatencySeconds != nil
-            ? "gc_latency_seconds in the profile"
-            : "measured on 6.x: GC passes every 8-30 s on an idle host; the kernel bounds the gap at 60 s"
-
-        func whole(_ value: Double) -> String { value == value.rounded() ? String(Int(value)) : String(format: "%.3g", value) }
-        let g = whole(gcLatency)
-        var classes: [TuningPlan.FlowClass] = []
-        var byTimeout: [ConntrackSetting: Double] = [:]
-        func add(_ name: String, rate: Double, _ parts: [(seconds: Double, label: String, setting: ConntrackSetting?)]) {
+        var classes: [(name: String, input: String, rate: Double, stages: [Stage])] = []
+        func add(_ name: String, _ input: String, rate: Double, _ stages: [Stage]) {
             guard rate > 0 else { return }
-            let dwell = parts.reduce(gcLatency) { $0 + $1.seconds }
-            classes.append(
-                .init(
-                    name: name, flowsPerSecond: rate, dwellSeconds: dwell,
-                    dwellFormula: (parts.map { "\(whole($0.seconds)) s \($0.label)" } + ["\(g) s GC"]).joined(separator: " + ")))
-            for part in parts { if let setting = part.setting { byTimeout[setting, default: 0] += rate * part.seconds } }
+            classes.append((name, input, rate, stages))
         }
         add(
-            "tcp, closed", rate: closingRate,
+            "tcp, closed", "load.tcp.new_per_second", rate: closingRate,
             [
-                (tcp.establishedSeconds, "established", nil),
-                (
-                    (1 - tcp.rstCloseRatio) * t(.tcpTimeoutTimeWait),
-                    "time_wait (\(whole(1 - tcp.rstCloseRatio)) x \(whole(t(.tcpTimeoutTimeWait))) s)", .tcpTimeoutTimeWait
-                ),
-                (
-                    tcp.rstCloseRatio * t(.tcpTimeoutClose), "close (\(whole(tcp.rstCloseRatio)) x \(whole(t(.tcpTimeoutClose))) s)",
-                    .tcpTimeoutClose
-                ),
+                Stage(seconds: tcp.establishedSeconds, label: "established", setting: nil, remaining: refreshedEstablished),
+                Stage(
+                    seconds: (1 - tcp.rstCloseRatio) * t(.tcpTimeoutTimeWait),
+                    label: "time_wait (\(whole(1 - tcp.rstCloseRatio)) x \(whole(t(.tcpTimeoutTimeWait))) s)",
+                    setting: .tcpTimeoutTimeWait, remaining: countdown(t(.tcpTimeoutTimeWait))),
+                Stage(
+                    seconds: tcp.rstCloseRatio * t(.tcpTimeoutClose),
+                    label: "close (\(whole(tcp.rstCloseRatio)) x \(whole(t(.tcpTimeoutClose))) s)",
+                    setting: .tcpTimeoutClose, remaining: countdown(t(.tcpTimeoutClose))),
             ].filter { $0.seconds > 0 || $0.setting == nil })
         add(
-            "tcp, orphaned", rate: tcp.newPerSecond * tcp.orphanRatio,
+            "tcp, orphaned", "load.tcp.new_per_second x orphan_ratio", rate: tcp.newPerSecond * tcp.orphanRatio,
             [
-                (tcp.establishedSeconds, "established", nil),
-                (t(.tcpTimeoutEstablished), "established timeout", .tcpTimeoutEstablished),
+                Stage(seconds: tcp.establishedSeconds, label: "established", setting: nil, remaining: refreshedEstablished),
+                Stage(
+                    seconds: t(.tcpTimeoutEstablished), label: "established timeout", setting: .tcpTimeoutEstablished,
+                    remaining: countdown(t(.tcpTimeoutEstablished))),
             ])
-        add("tcp, half-open", rate: tcp.newPerSecond * tcp.halfOpenRatio, [(t(.tcpTimeoutSynSent), "syn_sent", .tcpTimeoutSynSent)])
         add(
-            "udp", rate: udp.newPerSecond,
+            "tcp, half-open", "load.tcp.new_per_second x half_open_ratio", rate: tcp.newPerSecond * tcp.halfOpenRatio,
             [
-                ((1 - udp.streamRatio) * t(.udpTimeout), "udp (\(whole(1 - udp.streamRatio)) x \(whole(t(.udpTimeout))) s)", .udpTimeout),
-                (
-                    udp.streamRatio * t(.udpTimeoutStream), "udp_stream (\(whole(udp.streamRatio)) x \(whole(t(.udpTimeoutStream))) s)",
-                    .udpTimeoutStream
-                ),
+                Stage(
+                    seconds: t(.tcpTimeoutSynSent), label: "syn_sent", setting: .tcpTimeoutSynSent,
+                    remaining: countdown(t(.tcpTimeoutSynSent)))
+            ]
+        )
+        add(
+            "udp", "load.udp.new_per_second", rate: udp.newPerSecond,
+            [
+                Stage(
+                    seconds: (1 - udp.streamRatio) * t(.udpTimeout),
+                    label: "udp (\(whole(1 - udp.streamRatio)) x \(whole(t(.udpTimeout))) s)",
+                    setting: .udpTimeout, remaining: countdown(t(.udpTimeout))),
+                Stage(
+                    seconds: udp.streamRatio * t(.udpTimeoutStream),
+                    label: "udp_stream (\(whole(udp.streamRatio)) x \(whole(t(.udpTimeoutStream))) s)",
+                    setting: .udpTimeoutStream, remaining: countdown(t(.udpTimeoutStream))),
             ].filter { $0.seconds > 0 })
-        add("other", rate: profile.otherPerSecond, [(t(.genericTimeout), "generic", .genericTimeout)])
+        add(
+            "other", "load.other_per_second", rate: profile.otherPerSecond,
+            [Stage(seconds: t(.genericTimeout), label: "generic", setting: .genericTimeout, remaining: countdown(t(.genericTimeout)))])
 
-        let mean = classes.reduce(0) { $0 + $1.meanEntries }
-        let peak = Int((mean * profile.burstFactor).rounded(.up))
-        let granularity = bucketGranularity(facts)
-        let sized = roundUp(Int((Double(peak) * profile.headroom).rounded(.up)), to: granularity)
-        var max = Swift.max(sized, minimumConntrackMax)
-        var reason = "peak \(peak) entries x headroom \(whole(profile.headroom)), rounded"
-        var arithmetic = [
-            "mean entries = sum of flows/s x dwell = \(Int(mean.rounded()))",
-            "peak = mean x burst factor \(whole(profile.burstFactor)) = \(peak)",
-            "max = peak x headroom \(whole(profile.headroom)) = \(Int((Double(peak) * profile.headroom).rounded(.up))), rounded up to a multiple of \(granularity) = \(sized)",
-        ]
-        if sized < minimumConntrackMax {
-            reason = "the load needs only \(sized); kept at the minimum \(minimumConntrackMax)"
-            arithmetic.append("raised to the minimum table size \(minimumConntrackMax)")
+        // The gc_worker's view at the peak rate: live entries and the sum of
+        // their clamped remaining lifetimes.
+        var live = 0.0, remainingSum = 0.0, byTimeout: [ConntrackSetting: Double] = [:]
+        for flow in classes {
+            for stage in flow.stages {
+                live += flow.rate * burst * stage.seconds
+                remainingSum += flow.rate * burst * stage.seconds * stage.remaining
+                if let setting = stage.setting { byTimeout[setting, default: 0] += flow.rate * stage.seconds }
+            }
         }
-        // Never plan a table smaller than what is tracked right now: lowering
-        // max below the live count drops every new flow until entries expire.
-        if let count = facts.count {
-            let live = roundUp(Int((Double(count) * profile.headroom).rounded(.up)), to: granularity)
-            if live > max {
-                max = live
-                reason = "live count \(count) x headroom \(whole(profile.headroom)) exceeds the modelled peak"
-                arithmetic.append("raised to the live count \(count) x headroom = \(live)")
+        let expiriesPerSecond = classes.reduce(0) { $0 + $1.rate * burst }
+        let steadyGap: Double, worstGap: Double, gapSource: String
+        if let override = profile.gcLatencySeconds {
+            (steadyGap, worstGap, gapSource) = (override, override, "gc_latency_seconds in the profile")
+        } else {
+            steadyGap = model.steadyGapSeconds(liveEntries: live, remainingSum: remainingSum)
+            worstGap = Swift.max(model.worstGapSeconds, steadyGap)
+            gapSource = model.source
+        }
+        let ceiling = profile.gcLatencySeconds == nil ? model.reapCeilingPerSecond : nil
+        // Above the ceiling the worker falls behind by the difference every
+        // second; over the worst gap that backlog adds to the peak.
+        let backlog = ceiling.map { Swift.max(0, expiriesPerSecond - $0) * worstGap } ?? 0
+
+        var flowClasses: [TuningPlan.FlowClass] = []
+        var steadyTotal = 0.0, worstTotal = backlog, meanTotal = 0.0
+        var largest: (entries: Double, description: String) = (0, "")
+        for flow in classes {
+            let lifetime = flow.stages.reduce(0) { $0 + $1.seconds }
+            let steady = flow.rate * burst * (lifetime + steadyGap)
+            let worst = flow.rate * burst * Swift.max(lifetime + steadyGap, worstGap)
+            flowClasses.append(
+                .init(
+                    name: flow.name, flowsPerSecond: flow.rate, dwellSeconds: lifetime,
+                    dwellFormula: flow.stages.map { "\(whole($0.seconds)) s \($0.label)" }.joined(separator: " + "),
+                    steadyPeakEntries: steady, worstPeakEntries: worst))
+            steadyTotal += steady
+            worstTotal += worst
+            meanTotal += flow.rate * lifetime
+            if worst > largest.entries {
+                largest = (
+                    worst,
+                    "\(flow.input) \(whole(flow.rate)) x burst_factor \(whole(burst)) x \(whole(Swift.max(lifetime + steadyGap, worstGap))) s in the table"
+                )
+            }
+        }
+
+        let granularity = bucketGranularity(facts)
+        let steadyPeak = saturatingInt(wholeEntries(steadyTotal)), worstPeak = saturatingInt(wholeEntries(worstTotal))
+        let needed = wholeEntries(wholeEntries(worstTotal) * profile.headroom)
+        var overflow: String? = nil
+        var max: Int
+        var reason = "worst-phase peak \(worstPeak) entries x headroom \(whole(profile.headroom)), rounded"
+        var arithmetic = [
+            "steady peak = sum of flows/s x burst \(whole(burst)) x (lifetime + steady GC gap \(whole(steadyGap)) s) = \(steadyPeak)",
+            "worst peak = sum of flows/s x burst \(whole(burst)) x max(lifetime + \(whole(steadyGap)) s, worst GC gap \(whole(worstGap)) s)"
+                + (backlog > 0 ? " + reap backlog \(saturatingInt(backlog))" : "") + " = \(worstPeak)",
+        ]
+        if !(needed <= Double(largestTableSize)) {
+            overflow = largest.description + " x headroom \(whole(profile.headroom))"
+            max = largestTableSize
+            reason = "the load needs more than nf_conntrack_max can hold; capped at \(largestTableSize)"
+            arithmetic.append("max = \(worstPeak) x headroom \(whole(profile.headroom)) exceeds \(largestTableSize), the largest table")
+        } else {
+            let sized = roundUp(Int(needed), to: granularity)
+            max = Swift.max(sized, minimumConntrackMax)
+            arithmetic.append(
+                "max = worst peak x headroom \(whole(profile.headroom)) = \(Int(needed)), rounded up to a multiple of \(granularity) = \(sized)"
+            )
+            if sized < minimumConntrackMax {
+                reason = "the load needs only \(sized); kept at the minimum \(minimumConntrackMax)"
+                arithmetic.append("raised to the minimum table size \(minimumConntrackMax)")
             }
         }
         let buckets = Swift.max(minimumBuckets, roundUp((max + profile.chainLength - 1) / profile.chainLength, to: granularity))
+        let gcEstimate = TuningPlan.GCEstimate(
+            model: profile.gcLatencySeconds == nil ? model.generation.rawValue : "override",
+            source: gapSource, steadyGapSeconds: steadyGap, worstGapSeconds: worstGap,
+            meanRemainingSeconds: (GCModel.initialCount * GCModel.initialMeanSeconds + remainingSum) / (GCModel.initialCount + live),
+            liveEntriesAtPeak: live, expiriesPerSecond: expiriesPerSecond, reapCeilingPerSecond: ceiling, reapBacklogEntries: backlog)
         return Sizing(
-            flowClasses: classes, entriesByTimeout: byTimeout, gcLatencySeconds: gcLatency, gcLatencySource: gcSource,
-            meanEntries: mean, peakEntries: peak, max: max, maxReason: reason, maxArithmetic: arithmetic, buckets: buckets,
-            memoryBytes: memoryBytes(max: max, buckets: buckets, entryBytes: facts.entryBytes))
+            flowClasses: flowClasses, entriesByTimeout: byTimeout, gc: gcEstimate, meanEntries: meanTotal,
+            steadyPeak: steadyPeak, worstPeak: worstPeak, max: max, maxReason: reason, maxArithmetic: arithmetic, buckets: buckets,
+            memoryBytes: memoryBytes(max: max, buckets: buckets, entryBytes: facts.entryBytes, namespaces: profile.namespaces),
+            expectedMemoryBytes: memoryBytes(
+                max: worstPeak, buckets: buckets, entryBytes: facts.entryBytes, namespaces: profile.namespaces),
+            overflow: overflow)
     }
 
-    /// Kernel memory for a full table: entries are slab objects allocated on
-    /// demand, buckets one pointer each, allocated up front.
-    public static func memoryBytes(max: Int, buckets: Int, entryBytes: Int) -> Int {
-        max * entryBytes + buckets * hashPointerBytes
+    /// Kernel memory for `namespaces` tables of `max` entries each: entries
+    /// are slab objects allocated on demand (one slab for every namespace),
+    /// buckets one pointer each in the one shared hash, allocated up front.
+    /// Saturates at `Int.max` rather than trapping on absurd input.
+    public static func memoryBytes(max: Int, buckets: Int, entryBytes: Int, namespaces: Int = 1) -> Int {
+        let entries = Double(Swift.max(max, 0)) * Double(Swift.max(namespaces, 1)) * Double(Swift.max(entryBytes, 0))
+        return saturatingInt(entries + Double(Swift.max(buckets, 0)) * Double(hashPointerBytes))
     }
 
     /// The largest value of `setting` (between its floor and its current
@@ -226,31 +305,70 @@ public enum Planner {
     /// Entries grow with every timeout, so a binary search finds it.
     static func largestFittingTimeout(
         _ setting: ConntrackSetting, timeouts: [ConntrackSetting: Int], facts: HostFacts,
-        profile: LoadProfile, budgetBytes: Int
+        profile: LoadProfile, gc: GCModel, budgetBytes: Int
     ) -> Int {
         var low = floor(setting, profile), high = timeouts[setting]!
         var trial = timeouts
         while low < high {
-            let middle = (low + high + 1) / 2
+            let middle = low + (high - low + 1) / 2
             trial[setting] = middle
-            if size(timeouts: trial, facts: facts, profile: profile).memoryBytes <= budgetBytes { low = middle } else { high = middle - 1 }
+            if size(timeouts: trial, facts: facts, profile: profile, gc: gc).memoryBytes <= budgetBytes {
+                low = middle
+            } else {
+                high = middle - 1
+            }
         }
         return low
     }
 
+    /// `value` rounded up to a multiple of `multiple`, saturating below `Int.max`.
     static func roundUp(_ value: Int, to multiple: Int) -> Int {
-        (value + multiple - 1) / multiple * multiple
+        let step = Swift.max(multiple, 1)
+        let (sum, overflow) = value.addingReportingOverflow(step - 1)
+        return overflow ? Int.max / step * step : sum / step * step
+    }
+
+    /// Entries rounded up to a whole one, ignoring the last bits of binary
+    /// floating point (250 x 65.12 is 16280, not 16281).
+    static func wholeEntries(_ value: Double) -> Double {
+        guard value.isFinite, abs(value) < 1e15 else { return value }
+        return ((value * 1e6).rounded() / 1e6).rounded(.up)
+    }
+
+    /// A Double as an Int, saturating at the ends and for NaN instead of trapping.
+    public static func saturatingInt(_ value: Double) -> Int {
+        if value.isNaN || value >= 9.223_372_036_854_775e18 { return Int.max }
+        if value <= -9.223_372_036_854_775e18 { return Int.min }
+        return Int(value)
+    }
+
+    static func whole(_ value: Double) -> String {
+        guard value.isFinite else { return String(describing: value) }
+        return value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(format: "%.3g", value)
     }
 
     static func advice(facts: HostFacts, profile: LoadProfile, sizing: Sizing, budgetBytes: Int, fits: Bool) -> [String] {
         var advice: [String] = []
-        if !fits {
-            let neededPercent = (Double(sizing.memoryBytes) / Double(facts.memoryBytes) * 100 * 100).rounded(.up) / 100
+        if let overflow = sizing.overflow {
             advice.append(
-                "This load does not fit: the table needs \(mebibytes(sizing.memoryBytes)) MiB at max \(sizing.max), the budget is \(mebibytes(budgetBytes)) MiB (memory_budget_percent \(PlanReport.format(profile.memoryBudgetPercent)) of \(mebibytes(facts.memoryBytes)) MiB RAM), even with the free timeouts at their floors."
+                "This load cannot be planned: it needs more entries than nf_conntrack_max can hold (\(largestTableSize)); the largest part is \(overflow) — check those values in profile \(profile.name)."
+            )
+        } else if !fits {
+            let neededPercent =
+                facts.memoryBytes > 0
+                ? String(format: "%.2f", (Double(sizing.memoryBytes) / Double(facts.memoryBytes) * 100 * 100).rounded(.up) / 100)
+                : "(unknown: no RAM size)"
+            let across = profile.namespaces > 1 ? " in each of \(profile.namespaces) namespaces" : ""
+            advice.append(
+                "This load does not fit: the table needs \(mebibytes(sizing.memoryBytes)) MiB at max \(sizing.max)\(across), the budget is \(mebibytes(budgetBytes)) MiB (memory_budget_percent \(PlanReport.format(profile.memoryBudgetPercent)) of \(mebibytes(facts.memoryBytes)) MiB RAM), even with the free timeouts at their floors."
             )
             advice.append(
                 "Options: raise memory_budget_percent to at least \(neededPercent); lower a timeout_floors entry or a pinned timeout (the largest share is \(sizing.entriesByTimeout.max { $0.value < $1.value }.map { $0.key.shortName } ?? "none")); or, if the firewall needs no connection state, go stateless (`cttune rules`, then --profile stateless)."
+            )
+        }
+        if let ceiling = sizing.gc.reapCeilingPerSecond, sizing.gc.expiriesPerSecond > ceiling {
+            advice.append(
+                "At \(whole(sizing.gc.expiriesPerSecond)) expiries/s the load outruns the gc_worker, which reaps at most about \(whole(ceiling)) entries/s (GC_SCAN_EXPIRED_MAX per jiffy): expired entries pile up by the difference every second, and only lookups and early drop remove more. The plan adds \(whole(sizing.gc.worstGapSeconds)) s of that backlog; a longer burst grows it further — spread the load over more hosts, or exempt it from tracking (notrack)."
             )
         }
         if !profile.stateful {
@@ -258,14 +376,33 @@ public enum Planner {
                 "This profile declares that the firewall needs no connection state: check with `cttune rules`, then `cttune unload` and `cttune blacklist` remove conntrack; the table is kept small meanwhile."
             )
         }
+        if let count = facts.count, let current = facts.current[.max], sizing.max < current {
+            let floor = roundUp(saturatingInt((Double(count) * profile.headroom).rounded(.up)), to: bucketGranularity(facts))
+            if floor > sizing.max {
+                advice.append(
+                    "Warning: \(count) entries are tracked now; apply keeps nf_conntrack_max at the live count x headroom \(whole(profile.headroom)) = \(floor) instead of lowering it to \(sizing.max) until the table drains (the boot-time files get \(sizing.max))."
+                )
+            }
+        }
         if facts.blockers[.max] != nil && facts.netns == .nonInitial {
             advice.append(
-                "nf_conntrack_max and the hash size are global: apply them on the host; every network namespace's entries count against that one max."
+                "nf_conntrack_max and the hash size are global: apply them on the host. The kernel checks each network namespace's own count against that one max (this namespace's entries do not add to the host's), and all namespaces share one slab and one hash table: size with --namespaces for the memory."
             )
         }
-        if facts.entryBytesSource == .fallback {
+        if profile.namespaces > 1 {
             advice.append(
-                "Entry size unknown (no /proc/slabinfo or /sys/kernel/slab/nf_conntrack): assumed \(HostFacts.fallbackEntryBytes) B per entry."
+                "Across \(profile.namespaces) namespaces: about \(mebibytes(sizing.expectedMemoryBytes)) MiB with each at its worst-phase peak, up to \(mebibytes(sizing.memoryBytes)) MiB with each filled to max (checked against the budget)."
+            )
+        }
+        switch facts.entryBytesSource {
+        case .fallback:
+            advice.append("Entry size: \(facts.entryBytesDetail).")
+        case .flag, .table, .btf:
+            break
+        }
+        if let live = facts.liveSlabEntryBytes, live != facts.entryBytes {
+            advice.append(
+                "Warning: the live slab allocates \(live) B per entry, the plan uses \(facts.entryBytes) B (\(facts.entryBytesSource.rawValue)): pass --entry-size \(live) to plan with the live size."
             )
         }
         return advice
@@ -293,7 +430,8 @@ public enum Anchors {
     /// kube-proxy: max = max(131072, 32768 × CPUs), hashsize = max / 4,
     /// established 86400 s.
     public static func kubeProxy(cpus: Int) -> Anchor {
-        let max = Swift.max(131_072, 32_768 * cpus)
+        let (scaled, overflow) = 32_768.multipliedReportingOverflow(by: Swift.max(cpus, 0))
+        let max = Swift.max(131_072, overflow ? Int.max : scaled)
         return Anchor(
             name: "kube-proxy", max: max, buckets: max / 4, establishedTimeoutSeconds: 86_400,
             source: "kubernetes pkg/proxy/conntrack (maxPerCore 32768, min 131072)")

@@ -20,24 +20,56 @@ public struct TuningPlan: Sendable, Equatable {
     /// Entries one class of flows keeps in the table (Little's law).
     public struct FlowClass: Sendable, Equatable {
         public var name: String
+        /// At the mean rate (before the burst factor).
         public var flowsPerSecond: Double
+        /// Lifetime of one flow's entry until it expires (GC gap excluded).
         public var dwellSeconds: Double
-        /// How the dwell is made up, e.g. "5 s established + 120 s time_wait + 21 s GC".
+        /// How the lifetime is made up, e.g. "5 s established + 108 s time_wait (0.9 x 120 s)".
         public var dwellFormula: String
+        /// At the burst rate, expired entries waiting for the steady GC gap.
+        public var steadyPeakEntries: Double
+        /// At the burst rate, at the worst GC phase.
+        public var worstPeakEntries: Double
+        /// Live (unexpired) entries at the mean rate.
         public var meanEntries: Double { flowsPerSecond * dwellSeconds }
+    }
+
+    /// The garbage collector's part of the estimate (`GCModel`).
+    public struct GCEstimate: Sendable, Equatable {
+        /// The gc_worker generation (`autotuned`, …) or `override`.
+        public var model: String
+        public var source: String
+        public var steadyGapSeconds: Double
+        public var worstGapSeconds: Double
+        /// The autotuned worker's running mean at the peak, seed included.
+        public var meanRemainingSeconds: Double
+        public var liveEntriesAtPeak: Double
+        /// Entries expiring per second at the burst rate.
+        public var expiriesPerSecond: Double
+        public var reapCeilingPerSecond: Double?
+        /// Entries added to the worst peak because expiries outrun the ceiling.
+        public var reapBacklogEntries: Double
     }
 
     public struct Estimate: Sendable, Equatable {
         public var flowClasses: [FlowClass]
-        /// Extra dwell before the GC worker reaps an expired entry.
-        public var gcLatencySeconds: Double
-        public var gcLatencySource: String
+        public var gc: GCEstimate
+        /// Live entries at the mean rate: sum of flows/s x lifetime.
         public var meanEntries: Double
-        /// Mean × burst factor, rounded up.
+        /// The sawtooth's peak once GC passes come at the steady gap.
+        public var steadyPeakEntries: Int
+        /// The peak the plan sizes for: the worst GC phase (a burst right
+        /// after an idle pass). max = this x headroom.
         public var peakEntries: Int
-        /// Kernel memory with the table full at the planned max.
+        /// Kernel memory with every namespace's table full at the planned max.
         public var memoryBytes: Int
+        /// Kernel memory with every namespace at its worst-phase peak.
+        public var expectedMemoryBytes: Int
+        public var namespaces: Int
         public var budgetBytes: Int
+
+        /// The gap the plan sizes for (`gc_latency_seconds` in JSON).
+        public var gcLatencySeconds: Double { gc.worstGapSeconds }
     }
 
     public var profile: LoadProfile
@@ -49,6 +81,9 @@ public struct TuningPlan: Sendable, Equatable {
     public var advice: [String]
     /// Load-blind sizings for comparison (`--explain`).
     public var anchors: [Anchor]
+    /// The inputs behind a load larger than nf_conntrack_max can hold; the
+    /// plan then does not fit and apply refuses, naming them.
+    public var loadTooLarge: String? = nil
 
     public var changed: Bool { settings.contains(where: \.changes) }
 

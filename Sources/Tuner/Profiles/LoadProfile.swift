@@ -38,9 +38,15 @@ public struct LoadProfile: Sendable, Equatable {
     public var memoryBudgetPercent: Double = 5
     /// Target entries per hash bucket.
     public var chainLength: Int = 1
-    /// Extra dwell before the GC worker reaps an expired entry; `nil` lets the
-    /// planner derive it from the timeouts as the kernel does.
+    /// The gap between GC passes, overriding the model of the kernel's
+    /// gc_worker (`GCModel`) for both the steady state and the worst phase.
     public var gcLatencySeconds: Double? = nil
+    /// Network namespaces that each carry this load with their own conntrack
+    /// entries. nf_conntrack_max caps each namespace's count separately, and
+    /// all of them share one slab and one hash: memory scales with this.
+    /// Only namespaces whose rules make conntrack track count (plain pod
+    /// namespaces usually track nothing).
+    public var namespaces: Int = 1
     /// Timeouts pinned by the profile: planned as given, never shortened.
     public var pinnedTimeouts: [ConntrackSetting: Int] = [:]
     /// The lowest value the planner may shorten each timeout to.

@@ -122,6 +122,7 @@ public struct ProfileCatalog: Sendable {
             profile.memoryBudgetPercent = document.memoryBudgetPercent ?? profile.memoryBudgetPercent
             profile.chainLength = document.chainLength ?? profile.chainLength
             profile.gcLatencySeconds = document.gcLatencySeconds ?? profile.gcLatencySeconds
+            profile.namespaces = document.namespaces ?? profile.namespaces
             profile.pinnedTimeouts.merge(document.timeouts) { _, child in child }
             profile.timeoutFloors.merge(document.timeoutFloors) { _, child in child }
             profile.stateful = document.stateful ?? profile.stateful

@@ -20,6 +20,7 @@ struct ProfileDocument: Equatable {
     var memoryBudgetPercent: Double?
     var chainLength: Int?
     var gcLatencySeconds: Double?
+    var namespaces: Int?
     var timeouts: [ConntrackSetting: Int] = [:]
     var timeoutFloors: [ConntrackSetting: Int] = [:]
     var stateful: Bool?
@@ -36,6 +37,9 @@ struct ProfileDocument: Equatable {
         static let memoryBudgetPercent = 0.01...90
         static let chainLength = 1...16
         static let gcLatencySeconds = 0.0...600
+        /// Network namespaces carrying the load: thousands of pods on one
+        /// host is the most anyone runs.
+        static let namespaces = 1...100_000
         static let timeoutSeconds = 1...2_000_000
     }
 
@@ -58,7 +62,7 @@ struct ProfileDocument: Equatable {
         try reader.allowOnly(
             [
                 "extends", "description", "load", "burst_factor", "headroom", "memory_budget_percent",
-                "chain_length", "gc_latency_seconds", "timeouts", "timeout_floors", "stateful",
+                "chain_length", "gc_latency_seconds", "namespaces", "timeouts", "timeout_floors", "stateful",
             ], in: top, at: "")
         document.extends = try top["extends"].map { try reader.string($0, at: "extends") }
         document.summary = try top["description"].map { try reader.string($0, at: "description") }
@@ -86,6 +90,7 @@ struct ProfileDocument: Equatable {
         document.memoryBudgetPercent = try reader.number(top, "memory_budget_percent", at: "", in: Limits.memoryBudgetPercent)
         document.chainLength = try reader.integer(top, "chain_length", at: "", in: Limits.chainLength)
         document.gcLatencySeconds = try reader.number(top, "gc_latency_seconds", at: "", in: Limits.gcLatencySeconds)
+        document.namespaces = try reader.integer(top, "namespaces", at: "", in: Limits.namespaces)
         document.timeouts = try reader.timeoutTable(top["timeouts"], at: "timeouts")
         document.timeoutFloors = try reader.timeoutTable(top["timeout_floors"], at: "timeout_floors")
         document.stateful = try top["stateful"].map { try reader.bool($0, at: "stateful") }

@@ -99,7 +99,7 @@ enum SpoiledTree {
     /// A journal entry made by a real apply of the tree.
     static let applied: Preparation = { scene in
         try scene.copyHost("small-vm")
-        try Shell.check([TestPaths.cttune, "apply", "--root", scene.tree.path])
+        try Shell.check([TestPaths.cttune, "apply", "--memory", "1G", "--root", scene.tree.path])
     }
 }
 
@@ -228,28 +228,28 @@ extension BadInput {
             arguments: ["apply", "--profile", "web-frontend", "--memory", "16M", "--root", "{tree}"],
             prepare: SpoiledTree.smallVM, words: ["refusing to apply", "web-frontend", "cttune plan --explain"]),
         BadInput(
-            command: "apply", input: "/etc/sysctl.d linked outside --root", arguments: ["apply", "--root", "{tree}"],
+            command: "apply", input: "/etc/sysctl.d linked outside --root", arguments: ["apply", "--memory", "1G", "--root", "{tree}"],
             prepare: {
                 try $0.copyHost("small-vm")
                 try $0.linkOutside("etc/sysctl.d", to: "host-sysctl.d")
             },
             words: ["{tree}/etc/sysctl.d leads outside the root {tree}", "remove the link"]),
         BadInput(
-            command: "apply", input: "/var/lib/cttune linked outside --root", arguments: ["apply", "--root", "{tree}"],
+            command: "apply", input: "/var/lib/cttune linked outside --root", arguments: ["apply", "--memory", "1G", "--root", "{tree}"],
             prepare: {
                 try $0.copyHost("small-vm")
                 try $0.linkOutside("var/lib/cttune", to: "host-var-lib-cttune")
             },
             words: ["{tree}/var/lib/cttune leads outside the root"]),
         BadInput(
-            command: "apply", input: "/run linked outside --root", arguments: ["apply", "--root", "{tree}"],
+            command: "apply", input: "/run linked outside --root", arguments: ["apply", "--memory", "1G", "--root", "{tree}"],
             prepare: {
                 try $0.copyHost("small-vm")
                 try $0.linkOutside("run", to: "host-run")
             },
             words: ["{tree}/run leads outside the root"]),
         BadInput(
-            command: "apply", input: "run as nobody", arguments: ["apply", "--root", "{tree}"],
+            command: "apply", input: "run as nobody", arguments: ["apply", "--memory", "1G", "--root", "{tree}"],
             prepare: SpoiledTree.smallVM, runner: .nobody, words: ["cannot write {tree}/run", "permission denied", "run as root"]),
         BadInput(
             command: "apply", input: "read-only /sys where the hash size must go through /sys/module",

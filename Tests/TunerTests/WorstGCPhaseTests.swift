@@ -1,0 +1,112 @@
+import Foundation
+import Testing
+
+@testable import Tuner
+
+/// The plan against the running kernel at the worst moment for it: a burst of
+/// short connections that starts right after a garbage-collection pass, when
+/// the gc_worker sleeps longest before reaping anything. Two namespaces carry
+/// the load at once, each under the same global max, and the slab they fill
+/// together is compared with the plan's estimate across namespaces.
+@Suite("The plan holds at the worst GC phase", .serialized)
+struct WorstGCPhaseTests {
+    static let flowsPerSecond = 250
+    static let timeWaitSeconds = 10
+    static let namespaces = 2
+    /// Past the first reap (about 60 s after an idle pass) and a few seconds more.
+    static let loadSeconds = 72.0
+
+    @Test(
+        "a burst started right after a GC pass fits the planned max in every namespace: no drop, no failed connect, max <= 1.5 x peak",
+        .enabled(if: Host.realKernel), .timeLimit(.minutes(5)))
+    func burstAfterIdlePass() throws {
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let profile = try writeLoopbackLoadProfile(
+            in: directory, flowsPerSecond: Double(Self.flowsPerSecond),
+            extraLines: [
+                "headroom: 1", "namespaces: \(Self.namespaces)", "timeouts:",
+                "  nf_conntrack_tcp_timeout_time_wait: \(Self.timeWaitSeconds)",
+            ])
+        let plan = try Self.plan(profile)
+        let plannedMax = try #require(plan.planned(ConntrackSetting.max.key))
+
+        try GlobalConntrack.withExclusiveAccess {
+            let hostCount = try GlobalConntrack.read("/proc/sys/net/netfilter/nf_conntrack_count")
+            try #require(hostCount < plannedMax / 2, "the initial namespace's \(hostCount) entries stay below the planned max")
+            try GlobalConntrack.write(GlobalConntrack.maxPath, plannedMax)
+            let loads = try (0..<Self.namespaces).map { _ in
+                let namespace = try TestNamespace("gcphase")
+                try namespace.trackLoopback()
+                try namespace.setSysctl("net.netfilter.nf_conntrack_tcp_timeout_time_wait", Self.timeWaitSeconds)
+                return namespace
+            }
+            defer { loads.forEach { $0.delete() } }
+            let dropsBefore = try loads.map(conntrackDrops)
+
+            let waited = try waitForGCPass()
+            let slabBefore = try conntrackSlab()
+            let running = try loads.map { try BackgroundLoad(in: $0, rate: Self.flowsPerSecond, seconds: Self.loadSeconds, sample: 0.25) }
+            var slabPeak = slabBefore.objects
+            let started = Date()
+            while Date().timeIntervalSince(started) < Self.loadSeconds {
+                slabPeak = max(slabPeak, try conntrackSlab().objects)
+                Thread.sleep(forTimeInterval: 0.25)
+            }
+            let runs = try running.map { try $0.wait() }
+            let drops = try zip(loads, dropsBefore).map { try conntrackDrops(in: $0) - $1 }
+            let slabEntries = slabPeak - slabBefore.objects
+            // The estimate for the load that ran: the same profile at the rate ct-loadgen reached.
+            let achieved = runs.map(\.rate).reduce(0, +) / Double(runs.count)
+            let ran = try Self.plan(
+                try writeLoopbackLoadProfile(
+                    in: directory, flowsPerSecond: achieved,
+                    extraLines: [
+                        "headroom: 1", "namespaces: \(Self.namespaces)", "timeouts:",
+                        "  nf_conntrack_tcp_timeout_time_wait: \(Self.timeWaitSeconds)",
+                    ]))
+            let expectedEntries = try ran.expectedEntriesAcrossNamespaces()
+            let slabError = (Double(slabEntries) - expectedEntries) / expectedEntries
+            print(
+                "worst GC phase: \(String(format: "%.1f", achieved)) flows/s, synced after \(String(format: "%.1f", waited)) s; max \(plannedMax) per namespace; peaks \(runs.map(\.peakCount)), first reap at \(runs.map { $0.firstReapAt.map { String(format: "%.1f s", $0) } ?? "-" }), failures \(runs.map(\.failures)), drops \(drops); slab +\(slabEntries) entries vs \(Int(expectedEntries)) estimated (\(String(format: "%+.1f", slabError * 100)) %)"
+            )
+            for (run, dropped) in zip(runs, drops) {
+                #expect(run.failures == 0, "no failed connect")
+                #expect(dropped == 0, "no packet dropped")
+                #expect(run.peakCount <= plannedMax)
+                #expect(
+                    Double(plannedMax) <= 1.5 * Double(run.peakCount), "the plan is not oversized: max \(plannedMax), peak \(run.peakCount)"
+                )
+            }
+            #expect(abs(slabError) <= 0.15, "slab across \(Self.namespaces) namespaces: \(slabEntries), estimated \(Int(expectedEntries))")
+        }
+    }
+
+    /// `cttune plan --format json` for a profile, from the initial namespace.
+    static func plan(_ profile: String) throws -> PrintedPlan {
+        try PrintedPlan(try Shell.check([TestPaths.cttune, "plan", "--profile", profile, "--format", "json"]))
+    }
+}
+
+/// The parts of a printed plan these tests read.
+struct PrintedPlan {
+    let object: [String: Any]
+
+    init(_ json: String) throws {
+        object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], "plan printed: \(json)")
+    }
+
+    func planned(_ key: String) -> Int? {
+        (object["settings"] as? [[String: Any]])?.first { $0["key"] as? String == key }?["planned"] as? Int
+    }
+
+    /// Entries in the slab with every namespace at its worst-phase peak:
+    /// the expected memory less the hash table, over the entry size.
+    func expectedEntriesAcrossNamespaces() throws -> Double {
+        let estimate = try #require(object["estimate"] as? [String: Any])
+        let bytes = try #require(estimate["expected_memory_bytes"] as? Int)
+        let entryBytes = try #require((object["facts"] as? [String: Any])?["entry_bytes"] as? Int)
+        let buckets = try #require(planned(ConntrackSetting.hashsize.key))
+        return Double(bytes - buckets * Planner.hashPointerBytes) / Double(entryBytes)
+    }
+}
