@@ -19,8 +19,6 @@ struct OracleCorpus: Decodable {
         var loads: [Load]
         /// Why cttune may say "needed" while the kernel tracks nothing for the test traffic.
         var conservative: String?
-        /// The case is about reading the live ruleset (both readings run for every case).
-        var live: Bool?
     }
 
     var cases: [Case]
