@@ -4,7 +4,7 @@ import Tuner
 /// The kernel-oracle corpus: `Fixtures/oracle/manifest.json` and the ruleset files beside it.
 struct OracleCorpus: Decodable {
     struct Load: Decodable {
-        /// nft, iptables-nft-restore, ip6tables-nft-restore, iptables-legacy-restore or ip6tables-legacy-restore.
+        /// nft, nft-json (`nft -j -f`), iptables-nft-restore, ip6tables-nft-restore, iptables-legacy-restore or ip6tables-legacy-restore.
         var tool: String
         /// Relative to the corpus directory.
         var file: String
@@ -33,7 +33,7 @@ struct OracleCorpus: Decodable {
     /// The command that lists what a load tool put into the kernel, as cttune reads it.
     static func saveCommand(for loadTool: String) -> [String]? {
         switch loadTool {
-        case "nft": ["nft", "-j", "list", "ruleset"]
+        case "nft", "nft-json": ["nft", "-j", "list", "ruleset"]
         case "iptables-nft-restore": ["iptables-nft-save"]
         case "ip6tables-nft-restore": ["ip6tables-nft-save"]
         case "iptables-legacy-restore": ["iptables-legacy-save"]
@@ -153,7 +153,12 @@ final class OracleLab {
     func load(_ testCase: OracleCorpus.Case) throws {
         for load in testCase.loads {
             let path = OracleCorpus.directory.appendingPathComponent(load.file).path
-            let arguments = load.tool == "nft" ? ["nft", "-f", path] : [load.tool, path]
+            let arguments =
+                switch load.tool {
+                case "nft": ["nft", "-f", path]
+                case "nft-json": ["nft", "-j", "-f", path]
+                default: [load.tool, path]
+                }
             let result = try inRouter(arguments)
             guard result.status == 0 else {
                 throw Shell.Failure(command: "ip netns exec ROUTER " + arguments.joined(separator: " "), result: result)
