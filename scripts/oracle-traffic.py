@@ -10,11 +10,12 @@ ROUTER eth0 10.0.2.1 fd00:2::1 -- SERVER 10.0.2.2 fd00:2::2, with the router
 forwarding. Every namespace sends IPv4 and IPv6 TCP (SYN to ports 22 and 80),
 UDP (to port 53) and ICMP echo requests: the client to the router (local
 input) and to the server (forwarded), the server back to the client
-(forwarded), the router to both and to its own loopback (local output). Port
-80 has a listener in each namespace; elsewhere a SYN, a UDP datagram or an echo request is enough for
-conntrack to create an entry, and the RST, port-unreachable or echo reply
-that answers it makes the wait end early. All probes are sent at once and
-answered or abandoned after --wait seconds, so one run is bounded.
+(forwarded), the router to both and to its own loopback (local output).
+Port 80 has a listener in every namespace, so those handshakes complete;
+elsewhere a SYN, a UDP datagram or an echo request is enough for conntrack
+to create an entry, and the RST, port-unreachable or echo reply that
+answers it ends the wait early. All probes are sent at once and answered or
+abandoned after --wait seconds, so one run is bounded.
 
 One process enters each namespace in turn with setns(2) (a socket stays in
 the namespace it was created in), so the whole run costs one interpreter
