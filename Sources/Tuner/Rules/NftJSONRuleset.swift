@@ -39,22 +39,22 @@ public struct NftJSONRuleset {
     public init(text: String, source: String, format: RulesetFormat = .nftJSON, skipTables: Set<String> = []) throws {
         self.source = source
         self.format = format
-        let document: Any
+        let document: JSONValue
         do {
             document = try JSONReader.parse(text)
         } catch let error as JSONReader.SyntaxError {
             throw Self.syntaxError(error, in: text, source: source)
         }
-        guard let top = document as? [String: Any], let elements = top["nftables"] else {
+        guard let elements = document["nftables"] else {
             throw invalid("\(source)", "the top level is not an object with an \"nftables\" member")
         }
-        guard let list = elements as? [Any] else {
+        guard let list = elements.array else {
             throw invalid("\(source): nftables", "\"nftables\" is not an array")
         }
         var chainTypes: [String: String] = [:]
         for (index, element) in list.enumerated() {
             let here = "\(source): nftables[\(index)]"
-            guard let object = element as? [String: Any], object.count == 1, let (kind, body) = object.first else {
+            guard let (kind, fields) = element.single else {
                 throw invalid(here, "expected an object with exactly one member such as {\"rule\": {…}}")
             }
             if Self.commandKinds.contains(kind) {
@@ -65,12 +65,12 @@ public struct NftJSONRuleset {
             guard Self.listingKinds.contains(kind) else {
                 throw invalid(here, "unknown element \"\(kind)\"")
             }
-            guard let fields = body as? [String: Any] else {
+            guard fields.members != nil else {
                 throw invalid(here, "\"\(kind)\" is not an object")
             }
             switch kind {
             case "metainfo":
-                if let version = fields["json_schema_version"] as? Int, version != 1 {
+                if let version = fields["json_schema_version"]?.int, version != 1 {
                     throw TunerError.invalidRuleset(
                         location: here, problem: "JSON schema version \(version) is not supported (only version 1)",
                         fix: "list the ruleset with an nft that writes schema 1, or save it as nft text")
@@ -83,14 +83,15 @@ public struct NftJSONRuleset {
                 let table = try tableKey(fields, here)
                 let name = try string(fields, "name", here)
                 if !declaredTables.contains(table) { throw undeclared(here, table) }
-                if let type = fields["type"] as? String { chainTypes[table + " " + name] = type }
+                if let type = fields["type"]?.string { chainTypes[table + " " + name] = type }
                 if skipTables.contains(table) { continue }
-                if fields["type"] as? String == "nat" {
-                    let hook = fields["hook"] as? String ?? "?"
+                if fields["type"]?.string == "nat" {
+                    let hook = fields["hook"]?.string ?? "?"
                     findings.append(
                         RulesetFinding(
                             location: location(fields, chain: name),
-                            rule: "type nat hook \(hook) priority \(fields["prio"].map { "\($0)" } ?? "?")",
+                            rule:
+                                "type nat hook \(hook) priority \(fields["prio"].map(NftStatementText.values)?.joined(separator: ",") ?? "?")",
                             uses: [.natChain],
                             reason: "a nat-type chain hooks NAT, which is decided per connection by conntrack",
                             replaceable: false))
@@ -99,7 +100,7 @@ public struct NftJSONRuleset {
                 let table = try tableKey(fields, here)
                 let chain = try string(fields, "chain", here)
                 if !declaredTables.contains(table) { throw undeclared(here, table) }
-                guard let statements = fields["expr"] as? [Any] else {
+                guard let statements = fields["expr"]?.array else {
                     throw invalid(here, "the rule in \(table) \(chain) has no \"expr\" array")
                 }
                 if skipTables.contains(table) { continue }
@@ -114,7 +115,7 @@ public struct NftJSONRuleset {
                     findings.append(
                         RulesetFinding(
                             location: location(fields, chain: nil),
-                            rule: "\(kind) \(fields["name"] as? String ?? "")",
+                            rule: "\(kind) \(fields["name"]?.string ?? "")",
                             uses: [use],
                             reason: "a \(kind) object is only used by conntrack",
                             replaceable: false))
@@ -125,8 +126,9 @@ public struct NftJSONRuleset {
 
     // MARK: rules
 
-    private mutating func analyse(rule statements: [Any], fields: [String: Any], chain: String, chainType: String?, at here: String) throws
-    {
+    private mutating func analyse(
+        rule statements: [JSONValue], fields: JSONValue, chain: String, chainType: String?, at here: String
+    ) throws {
         var uses: [ConntrackUse] = []
         var reasons: [String] = []
         var states: [String] = []
@@ -135,7 +137,7 @@ public struct NftJSONRuleset {
         // or status?) are unknown, so it is never called replaceable.
         var opaque = false
         for (index, statement) in statements.enumerated() {
-            guard let object = statement as? [String: Any], object.count == 1, let (kind, body) = object.first else {
+            guard let (kind, body) = statement.single else {
                 throw invalid("\(here).expr[\(index)]", "expected a statement object with one member such as {\"accept\": null}")
             }
             switch kind {
@@ -163,8 +165,8 @@ public struct NftJSONRuleset {
                 uses.append(.connectionCount)
                 reasons.append("counts connections in conntrack")
             case "xt":
-                let name = (body as? [String: Any])?["name"] as? String ?? "?"
-                let type = (body as? [String: Any])?["type"] as? String ?? "match"
+                let name = body["name"]?.string ?? "?"
+                let type = body["type"]?.string ?? "match"
                 if let use = IptablesSaveRuleset.compatUse(name: name, type: type) {
                     uses.append(use)
                     opaque = true
@@ -183,7 +185,7 @@ public struct NftJSONRuleset {
                     uses.append(use)
                     reasons.append(use == .ctState ? "matches conntrack state" : "uses ct \(key)")
                 }
-                states += Self.ctStates(in: object)
+                states += Self.ctStates(in: statement)
             }
         }
         guard exempts || !uses.isEmpty else { return }
@@ -210,19 +212,20 @@ public struct NftJSONRuleset {
     }
 
     /// Every `{"ct": {"key": K}}` expression anywhere under `value`.
-    static func ctKeys(in value: Any) -> [String] {
+    static func ctKeys(in value: JSONValue) -> [String] {
         var keys: [String] = []
-        func walk(_ value: Any) {
-            if let object = value as? [String: Any] {
-                for (key, member) in object {
-                    if key == "ct", let ct = member as? [String: Any], let name = ct["key"] as? String {
+        func walk(_ value: JSONValue) {
+            switch value {
+            case .object(let members):
+                for (key, member) in members {
+                    if key == "ct", let name = member["key"]?.string {
                         keys.append(name)
                     } else {
                         walk(member)
                     }
                 }
-            } else if let array = value as? [Any] {
-                array.forEach(walk)
+            case .array(let items): items.forEach(walk)
+            default: break
             }
         }
         walk(value)
@@ -230,11 +233,10 @@ public struct NftJSONRuleset {
     }
 
     /// The state names a `ct state` match compares with.
-    static func ctStates(in statement: [String: Any]) -> [String] {
-        guard let match = statement["match"] as? [String: Any],
-            let left = match["left"] as? [String: Any], let ct = left["ct"] as? [String: Any],
-            ct["key"] as? String == "state", let right = match["right"]
-        else { return [] }
+    static func ctStates(in statement: JSONValue) -> [String] {
+        guard let match = statement["match"], match["left"]?["ct"]?["key"]?.string == "state", let right = match["right"] else {
+            return []
+        }
         return NftStatementText.values(right)
     }
 
@@ -257,20 +259,20 @@ public struct NftJSONRuleset {
 
     // MARK: fields and errors
 
-    private func location(_ fields: [String: Any], chain: String?) -> RuleLocation {
+    private func location(_ fields: JSONValue, chain: String?) -> RuleLocation {
         RuleLocation(
-            source: source, format: format, family: fields["family"] as? String,
-            table: fields["table"] as? String ?? "", chain: chain, handle: fields["handle"] as? Int)
+            source: source, format: format, family: fields["family"]?.string,
+            table: fields["table"]?.string ?? "", chain: chain, handle: fields["handle"]?.int)
     }
 
-    private func string(_ fields: [String: Any], _ key: String, _ here: String) throws -> String {
-        guard let value = fields[key] as? String, !value.isEmpty else {
+    private func string(_ fields: JSONValue, _ key: String, _ here: String) throws -> String {
+        guard let value = fields[key]?.string, !value.isEmpty else {
             throw invalid(here, "missing \"\(key)\" (a non-empty string)")
         }
         return value
     }
 
-    private func tableKey(_ fields: [String: Any], _ here: String) throws -> String {
+    private func tableKey(_ fields: JSONValue, _ here: String) throws -> String {
         "\(try string(fields, "family", here)) \(try string(fields, "table", here))"
     }
 
@@ -319,77 +321,67 @@ private func invalid(_ location: String, _ problem: String) -> TunerError {
 /// Rebuilds nft syntax from JSON statements, close enough for a person to
 /// find the rule: `ct state established,related accept`.
 enum NftStatementText {
-    static func describe(_ statement: Any) -> String {
-        guard let object = statement as? [String: Any], let (kind, body) = object.first else { return "" }
+    static func describe(_ statement: JSONValue) -> String {
+        guard let (kind, body) = statement.single else { return statement.string ?? "" }
         switch kind {
         case "counter": return ""
         case "match":
-            guard let match = body as? [String: Any] else { return kind }
-            let op = match["op"] as? String ?? "=="
-            let left = expression(match["left"] as Any), right = values(match["right"] as Any).joined(separator: ",")
+            let op = body["op"]?.string ?? "=="
+            let left = expression(body["left"] ?? .null), right = values(body["right"] ?? .null).joined(separator: ",")
             return op == "==" || op == "in" ? "\(left) \(right)" : "\(left) \(op) \(right)"
         case "accept", "drop", "return", "continue", "notrack", "masquerade", "synproxy":
             return kind
         case "jump", "goto":
-            return "\(kind) \((body as? [String: Any])?["target"] as? String ?? "")"
+            return "\(kind) \(body["target"]?.string ?? "")"
         case "snat", "dnat", "redirect":
-            guard let fields = body as? [String: Any] else { return kind }
             var text = kind
-            if let addr = fields["addr"] { text += " to \(expression(addr))" }
-            if let port = fields["port"] { text += (fields["addr"] == nil ? " to " : "") + ":\(expression(port))" }
+            if let addr = body["addr"] { text += " to \(expression(addr))" }
+            if let port = body["port"] { text += (body["addr"] == nil ? " to " : "") + ":\(expression(port))" }
             return text
         case "mangle":
-            guard let fields = body as? [String: Any] else { return kind }
-            return "\(expression(fields["key"] as Any)) set \(expression(fields["value"] as Any))"
+            return "\(expression(body["key"] ?? .null)) set \(expression(body["value"] ?? .null))"
         case "flow":
-            return "flow add \((body as? [String: Any])?["flowtable"] as? String ?? "")"
+            return "flow add \(body["flowtable"]?.string ?? "")"
         case "ct helper", "ct timeout", "ct expectation":
             return "\(kind) set \(expression(body))"
         case "ct count":
-            let fields = body as? [String: Any]
-            return "ct count \(fields?["inv"] as? Bool == true ? "over " : "")\(fields?["val"] as? Int ?? 0)"
+            return "ct count \(body["inv"]?.bool == true ? "over " : "")\(body["val"]?.int ?? 0)"
         case "xt":
-            let fields = body as? [String: Any]
-            return "xt \(fields?["type"] as? String ?? "") \(fields?["name"] as? String ?? "")"
+            return "xt \(body["type"]?.string ?? "") \(body["name"]?.string ?? "")"
         default:
-            return body is NSNull ? kind : "\(kind) \(expression(body))"
+            return body.isNull ? kind : "\(kind) \(expression(body))"
         }
     }
 
-    static func expression(_ value: Any) -> String {
-        if let object = value as? [String: Any], let (kind, body) = object.first {
-            let fields = body as? [String: Any]
-            switch kind {
-            case "ct":
-                return ["ct", fields?["dir"] as? String, fields?["family"] as? String, fields?["key"] as? String].compactMap { $0 }.joined(
-                    separator: " ")
-            case "payload":
-                return [fields?["protocol"] as? String, fields?["field"] as? String].compactMap { $0 }.joined(separator: " ")
-            case "meta":
-                return "meta \(fields?["key"] as? String ?? "")"
-            case "prefix":
-                return "\(expression(fields?["addr"] as Any))/\(fields?["len"] as? Int ?? 0)"
-            case "range":
-                let bounds = body as? [Any] ?? []
-                return bounds.map(expression).joined(separator: "-")
-            case "set":
-                return "{ " + values(body).joined(separator: ", ") + " }"
-            default:
-                return kind
-            }
+    static func expression(_ value: JSONValue) -> String {
+        guard let (kind, body) = value.single else { return values(value).joined(separator: ",") }
+        switch kind {
+        case "ct":
+            return ["ct", body["dir"]?.string, body["family"]?.string, body["key"]?.string].compactMap { $0 }.joined(separator: " ")
+        case "payload":
+            return [body["protocol"]?.string, body["field"]?.string].compactMap { $0 }.joined(separator: " ")
+        case "meta":
+            return "meta \(body["key"]?.string ?? "")"
+        case "prefix":
+            return "\(expression(body["addr"] ?? .null))/\(body["len"]?.int ?? 0)"
+        case "range":
+            return (body.array ?? []).map(expression).joined(separator: "-")
+        case "set":
+            return "{ " + values(body).joined(separator: ", ") + " }"
+        default:
+            return kind
         }
-        return values(value).joined(separator: ",")
     }
 
     /// The literal values of a match's right side.
-    static func values(_ value: Any) -> [String] {
+    static func values(_ value: JSONValue) -> [String] {
         switch value {
-        case let text as String: return [text]
-        case let number as Int: return [String(number)]
-        case let array as [Any]: return array.flatMap(values)
-        case let object as [String: Any]:
-            if let set = object["set"] { return values(set) }
-            return [expression(object)]
+        case .string(let text): return [text]
+        case .int(let number): return [String(number)]
+        case .array(let items): return items.flatMap(values)
+        case .object:
+            if let set = value["set"] { return values(set) }
+            return [expression(value)]
         default: return []
         }
     }
