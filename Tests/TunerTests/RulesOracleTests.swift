@@ -54,9 +54,9 @@ struct RulesOracleTests {
             case .agree, .conservative: break
             case .unsafe:
                 let readings = [("saved listing (library)", outcome.saved), ("live `cttune rules`", outcome.live)]
-                    .filter { OracleOutcome.saysNotNeeded($0.1) }.map(\.0).joined(separator: " and ")
+                    .filter { OracleOutcome.saysNotNeeded($0.1) }.map(\.0)
                 Issue.record(
-                    "UNSAFE: \(testCase.name) (\(files)): the \(readings) says not needed, but the kernel tracked \(outcome.tracked) connections through the router namespace (counts \(outcome.counts)). Source: \(testCase.origin)"
+                    "UNSAFE: \(testCase.name) (\(files)): the \(readings.joined(separator: " and ")) \(readings.count == 1 ? "says" : "say") not needed, but the kernel tracked \(outcome.tracked) connections through the router namespace (counts \(outcome.counts)). Source: \(testCase.origin)"
                 )
             case .conservativeUnexplained:
                 Issue.record(

@@ -179,6 +179,15 @@ final class OracleLab {
             do {
                 let listed = try inRouter(command)
                 guard listed.status == 0 else { throw Shell.Failure(command: source, result: listed) }
+                // The same text through `cttune rules --ruleset -` first: an
+                // analyser that crashes then fails this ruleset, not the test process.
+                let guarded = try Tool.run([TestPaths.cttune, "rules", "--ruleset", "-", "--format", "json"], input: listed.stdout)
+                guard guarded.status < 128 else {
+                    errors.append(
+                        "`cttune rules --ruleset -` crashed (signal \(guarded.status - 128)) on the output of `\(source)` in the router namespace; reproduce: load \(testCase.loads.map(\.file).joined(separator: ", ")) with nft -f in a fresh netns, then `nft -j list ruleset | cttune rules --ruleset -`"
+                    )
+                    return "crash"
+                }
                 needed.append(try RulesetAnalyzer().analyze(text: listed.stdout, source: source).verdict)
             } catch {
                 errors.append("cttune's analyser rejected the output of `\(source)`: \(error)")
@@ -195,6 +204,10 @@ final class OracleLab {
         do {
             let result = try inRouter([TestPaths.cttune, "rules", "--format", "json"])
             let object = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any]
+            if result.status >= 128 {
+                errors.append("live `cttune rules` in the router namespace crashed (signal \(result.status - 128))")
+                return "crash"
+            }
             guard result.status == 0, let verdict = object?["verdict"] as? String else {
                 let line = result.stderr.split(separator: "\n").first.map(String.init) ?? "exit status \(result.status)"
                 errors.append("live `cttune rules` in the router namespace failed: \(line)")
