@@ -218,6 +218,34 @@ struct RulesVerdictOnRealRulesetsTests {
         #expect((saved.findings.first?["reason"] as? String)?.contains("iptables-save") == true)
     }
 
+    @Test(
+        "a hand-written table ip nat that iptables-save cannot show is analysed from nft, next to iptables-nft tables",
+        arguments: ["nat", "filter"])
+    func handWrittenIptablesNamedTable(name: String) throws {
+        let namespace = try TestNamespace("rules-native-nat")
+        defer { namespace.delete() }
+        try Tool.check(
+            in: namespace, ["nft", "-f", "-"],
+            input: """
+                table ip \(name) {
+                  chain post { type nat hook postrouting priority 100; oifname "eth0" masquerade; }
+                }
+                """)
+        // An iptables-nft table elsewhere is still read from iptables-save.
+        try Tool.check(in: namespace, ["iptables-nft", "-t", "mangle", "-A", "PREROUTING", "-j", "CONNMARK", "--restore-mark"])
+        let saved = try Tool.check(in: namespace, ["iptables-save"])
+        let report = try CttuneJSON.rules(in: namespace)
+
+        #expect(report.verdict == "needed")
+        let native = report.findings.filter { $0["source"] as? String == "nft -j list ruleset" }
+        #expect(Set(native.map { "\($0["table"] as? String ?? "") \($0["chain"] as? String ?? "")" }) == ["\(name) post"])
+        #expect(native.contains { ($0["uses"] as? [String]) == ["nat"] && ($0["rule"] as? String)?.contains("masquerade") == true })
+        #expect(report.findings.contains { $0["source"] as? String == "iptables-save" && ($0["uses"] as? [String]) == ["connmark"] })
+        let note = (report["sources"] as? [[String: Any]])?.first?["note"] as? String
+        #expect(note?.contains("ip mangle") == true && note?.contains("ip \(name)") == false)
+        #expect(saved.contains("*mangle"))
+    }
+
     @Test("nft zones, marks, helpers, synproxy, ct count and direction each need conntrack, by handle")
     func nftConntrackFeatures() throws {
         let namespace = try TestNamespace("rules-features")

@@ -140,9 +140,6 @@ struct RulesetErrorMessageTests {
             name: "an unsupported JSON schema version", base: .nftJSON,
             edit: editFirst("metainfo") { $0["json_schema_version"] = 2 }, location: "nftables[0]", problem: "schema version 2"),
         Case(
-            name: "a statement that is not an object", base: .nftJSON,
-            edit: editFirst("rule") { $0["expr"] = [42] }, location: ".expr[0]", problem: "expected a statement object"),
-        Case(
             name: "iptables-save without its last COMMIT", base: .iptablesSave,
             edit: { text in String(text[..<text.range(of: "COMMIT", options: .backwards)!.lowerBound]) }, location: ":",
             problem: "has no COMMIT"),

@@ -12,6 +12,9 @@ public struct IptablesSaveRuleset {
     public private(set) var ruleCount = 0
     /// Tables in the order they appear.
     public private(set) var tables: [String] = []
+    /// What each table holds, by name: enough to recognise the same table
+    /// in `nft list ruleset` (iptables-nft writes both).
+    public private(set) var contents: [String: TableContents] = [:]
     /// True when the header says iptables-nft wrote it (`(nf_tables)`): those
     /// tables also appear in `nft list ruleset`.
     public private(set) var writtenByIptablesNft = false
@@ -64,6 +67,7 @@ public struct IptablesSaveRuleset {
                 tableLine = lineNumber
                 chains = Self.builtinChains[name] ?? []
                 tables.append(name)
+                contents[name] = TableContents()
                 continue
             }
             guard let current = table else {
@@ -74,7 +78,9 @@ public struct IptablesSaveRuleset {
                 continue
             }
             if line.hasPrefix(":") {
-                chains.insert(try Self.chainDeclaration(line, at: here))
+                let chain = try Self.chainDeclaration(line, at: here)
+                chains.insert(chain)
+                contents[current, default: TableContents()].chains.insert(chain)
                 continue
             }
             let words = try Self.tokens(line, at: here)
@@ -90,6 +96,7 @@ public struct IptablesSaveRuleset {
                 throw invalid(here, "chain \(chain) is not declared in table \(current) (add a line \":\(chain) - [0:0]\" before it)")
             }
             ruleCount += 1
+            contents[current, default: TableContents()].rules += 1
             try analyse(
                 Array(words.dropFirst(2)), line: line, table: current, chain: chain,
                 location: RuleLocation(
@@ -269,6 +276,12 @@ public struct IptablesSaveRuleset {
         if inWord { words.append(word) }
         return words
     }
+}
+
+/// The chains an iptables-save table declares and how many rules it has.
+public struct TableContents: Sendable, Equatable {
+    public var chains: Set<String> = []
+    public var rules = 0
 }
 
 private func invalid(_ location: String, _ problem: String) -> TunerError {

@@ -28,15 +28,24 @@ public struct NftJSONRuleset {
         "ct helper": .ctHelper, "ct timeout": .ctOther, "ct expectation": .ctExpectation, "synproxy": .synproxy,
     ]
 
+    /// Tables left to iptables-save, as "family name".
+    public private(set) var tablesReadFromIptables: [String] = []
+
     /// Parses and analyses `text`.
     ///
     /// - Parameters:
     ///   - source: the file name or command, used in locations and errors.
-    ///   - skipTables: "family name" of tables to leave out (those
-    ///     iptables-nft manages are analysed from iptables-save instead).
+    ///   - iptablesTables: what iptables-nft's iptables-save listed, by
+    ///     "family name". A table of the listing is left out (analysed from
+    ///     iptables-save instead) only when it is that same table: every
+    ///     chain it has is one iptables-save declares, and it has as many
+    ///     rules. A hand-written `table ip nat` that iptables-save cannot show
+    ///     is analysed here.
     /// - Throws: `TunerError.invalidRuleset` naming the line and column of a
     ///   JSON syntax error, or the element index of a structural one.
-    public init(text: String, source: String, format: RulesetFormat = .nftJSON, skipTables: Set<String> = []) throws {
+    public init(
+        text: String, source: String, format: RulesetFormat = .nftJSON, iptablesTables: [String: TableContents] = [:]
+    ) throws {
         self.source = source
         self.format = format
         let document: JSONValue
@@ -51,6 +60,8 @@ public struct NftJSONRuleset {
         guard let list = elements.array else {
             throw invalid("\(source): nftables", "\"nftables\" is not an array")
         }
+        let skipTables = Self.sameTables(in: list, as: iptablesTables)
+        tablesReadFromIptables = skipTables.sorted()
         var chainTypes: [String: String] = [:]
         for (index, element) in list.enumerated() {
             let here = "\(source): nftables[\(index)]"
@@ -105,9 +116,10 @@ public struct NftJSONRuleset {
                 }
                 if skipTables.contains(table) { continue }
                 ruleCount += 1
-                try analyse(
-                    rule: statements, fields: fields, chain: chain,
-                    chainType: chainTypes[table + " " + chain], at: here)
+                analyse(rule: statements, fields: fields, chain: chain, chainType: chainTypes[table + " " + chain])
+            case "set", "map":
+                if skipTables.contains(try tableKey(fields, here)) { continue }
+                analyse(set: kind, fields: fields)
             default:
                 if let use = Self.conntrackObjects[kind] {
                     let table = try tableKey(fields, here)
@@ -126,118 +138,72 @@ public struct NftJSONRuleset {
 
     // MARK: rules
 
-    private mutating func analyse(
-        rule statements: [JSONValue], fields: JSONValue, chain: String, chainType: String?, at here: String
-    ) throws {
-        var uses: [ConntrackUse] = []
-        var reasons: [String] = []
-        var states: [String] = []
-        var exempts = false
-        // An iptables-nft extension is seen only by name: its options (state
-        // or status?) are unknown, so it is never called replaceable.
-        var opaque = false
-        for (index, statement) in statements.enumerated() {
-            guard let (kind, body) = statement.single else {
-                throw invalid("\(here).expr[\(index)]", "expected a statement object with one member such as {\"accept\": null}")
-            }
-            switch kind {
-            case "notrack":
-                exempts = true
-            case "masquerade", "snat", "dnat", "redirect":
-                uses.append(.nat)
-                reasons.append("\(kind) rewrites addresses once per connection and relies on conntrack to translate the rest of it")
-            case "flow":
-                uses.append(.flowOffload)
-                reasons.append("flow offload moves established connections found by conntrack to a flowtable")
-            case "synproxy":
-                uses.append(.synproxy)
-                reasons.append("synproxy completes handshakes on behalf of servers using conntrack entries")
-            case "ct helper":
-                uses.append(.ctHelper)
-                reasons.append("assigns a conntrack helper")
-            case "ct expectation":
-                uses.append(.ctExpectation)
-                reasons.append("creates conntrack expectations")
-            case "ct timeout":
-                uses.append(.ctOther)
-                reasons.append("sets a conntrack timeout policy")
-            case "ct count":
-                uses.append(.connectionCount)
-                reasons.append("counts connections in conntrack")
-            case "xt":
-                let name = body["name"]?.string ?? "?"
-                let type = body["type"]?.string ?? "match"
-                if let use = IptablesSaveRuleset.compatUse(name: name, type: type) {
-                    uses.append(use)
-                    opaque = true
-                    reasons.append("iptables-nft \(type) \(name) needs conntrack (read the rule with iptables-save for details)")
-                } else if name == "CT" {
-                    uses.append(.iptablesCompat)
-                    reasons.append(
-                        "iptables-nft CT target: nft JSON does not say whether it is --notrack or a helper/zone assignment — read it with iptables-save"
-                    )
-                } else if name == "NOTRACK" {
-                    exempts = true
-                }
-            default:
-                for key in Self.ctKeys(in: body) {
-                    let use = Self.use(ofCtKey: key)
-                    uses.append(use)
-                    reasons.append(use == .ctState ? "matches conntrack state" : "uses ct \(key)")
-                }
-                states += Self.ctStates(in: statement)
-            }
-        }
-        guard exempts || !uses.isEmpty else { return }
+    private mutating func analyse(rule statements: [JSONValue], fields: JSONValue, chain: String, chainType: String?) {
+        var scan = NftConntrackScan()
+        for (index, statement) in statements.enumerated() { scan.statement(statement, at: "expr[\(index)]") }
+        guard scan.exempts || !scan.uses.isEmpty else { return }
         let location = location(fields, chain: chain)
         let text = statements.map(NftStatementText.describe).filter { !$0.isEmpty }.joined(separator: " ")
-        if exempts && uses.isEmpty {
+        if scan.uses.isEmpty {
             exemptions.append(
                 RulesetFinding(
                     location: location, rule: text, uses: [.notrack],
                     reason: "keeps matching packets out of conntrack", replaceable: false))
             return
         }
-        guard !uses.isEmpty else { return }
-        let stateOnly = !opaque && uses.allSatisfy { $0 == .ctState } && chainType != "nat" && !states.contains("untracked")
+        var reasons = scan.reasons
+        let stateOnly =
+            !scan.opaque && scan.uses.allSatisfy { $0 == .ctState } && chainType != "nat" && !scan.states.contains("untracked")
         if stateOnly {
             reasons = [
-                "accepts or drops packets by connection state (\(states.isEmpty ? "ct state" : states.joined(separator: ","))); a stateless rule could match the same replies by port and TCP flags"
+                "accepts or drops packets by connection state (\(scan.states.isEmpty ? "ct state" : scan.states.joined(separator: ","))); a stateless rule could match the same replies by port and TCP flags"
             ]
         }
         findings.append(
             RulesetFinding(
-                location: location, rule: text, uses: Self.unique(uses),
+                location: location, rule: text, uses: Self.unique(scan.uses),
                 reason: Self.unique(reasons).joined(separator: "; "), replaceable: stateOnly))
     }
 
-    /// Every `{"ct": {"key": K}}` expression anywhere under `value`.
-    static func ctKeys(in value: JSONValue) -> [String] {
-        var keys: [String] = []
-        func walk(_ value: JSONValue) {
-            switch value {
-            case .object(let members):
-                for (key, member) in members {
-                    if key == "ct", let name = member["key"]?.string {
-                        keys.append(name)
-                    } else {
-                        walk(member)
-                    }
-                }
-            case .array(let items): items.forEach(walk)
-            default: break
-            }
+    /// A named set or map whose declaration carries conntrack statements
+    /// (`ct count over 5` for each element): every rule that adds to it
+    /// makes the kernel count connections.
+    private mutating func analyse(set kind: String, fields: JSONValue) {
+        var scan = NftConntrackScan()
+        for member in ["stmt", "elem"] {
+            if let value = fields[member] { scan.value(value, at: member) }
         }
-        walk(value)
-        return keys
+        guard !scan.uses.isEmpty else { return }
+        findings.append(
+            RulesetFinding(
+                location: location(fields, chain: nil), rule: "\(kind) \(fields["name"]?.string ?? "")",
+                uses: Self.unique(scan.uses), reason: Self.unique(scan.reasons).joined(separator: "; "), replaceable: false))
     }
 
-    /// The state names a `ct state` match compares with.
-    static func ctStates(in statement: JSONValue) -> [String] {
-        guard let match = statement["match"], match["left"]?["ct"]?["key"]?.string == "state", let right = match["right"] else {
-            return []
+    /// The tables of `elements` that are, chain for chain and rule for rule,
+    /// the ones iptables-save listed. iptables-nft-save declares every
+    /// built-in chain of a table even when nft has only some of them, so
+    /// nft's chains need only be among iptables-save's.
+    static func sameTables(in elements: [JSONValue], as iptables: [String: TableContents]) -> Set<String> {
+        guard !iptables.isEmpty else { return [] }
+        var listed: [String: TableContents] = [:]
+        for element in elements {
+            guard let (kind, fields) = element.single, kind == "chain" || kind == "rule",
+                let family = fields["family"]?.string, let table = fields["table"]?.string
+            else { continue }
+            let key = "\(family) \(table)"
+            guard iptables[key] != nil else { continue }
+            if kind == "chain" {
+                listed[key, default: TableContents()].chains.insert(fields["name"]?.string ?? "")
+            } else {
+                listed[key, default: TableContents()].rules += 1
+            }
         }
-        return NftStatementText.values(right)
+        return Set(
+            listed.filter { key, contents in
+                guard let saved = iptables[key] else { return false }
+                return contents.chains.isSubset(of: saved.chains) && contents.rules == saved.rules
+            }.keys)
     }
 
     static func use(ofCtKey key: String) -> ConntrackUse {
@@ -322,7 +288,9 @@ private func invalid(_ location: String, _ problem: String) -> TunerError {
 /// find the rule: `ct state established,related accept`.
 enum NftStatementText {
     static func describe(_ statement: JSONValue) -> String {
-        guard let (kind, body) = statement.single else { return statement.string ?? "" }
+        guard let (kind, body) = statement.single else {
+            return statement.string.map { NftConntrackScan.oneLine($0, limit: 80) } ?? "?"
+        }
         switch kind {
         case "counter": return ""
         case "match":
@@ -348,13 +316,25 @@ enum NftStatementText {
             return "ct count \(body["inv"]?.bool == true ? "over " : "")\(body["val"]?.int ?? 0)"
         case "xt":
             return "xt \(body["type"]?.string ?? "") \(body["name"]?.string ?? "")"
+        case "set", "map":
+            let nested = (body["stmt"]?.array ?? []).map(describe).filter { !$0.isEmpty }
+            let data = body["data"].map { " : " + expression($0) } ?? ""
+            let inner = ([expression(body["elem"] ?? .null)] + nested).joined(separator: " ")
+            return "\(body["op"]?.string ?? kind) \(body[kind]?.string ?? "") { \(inner)\(data) }"
+        case "meter":
+            let inner = [expression(body["key"] ?? .null), describe(body["stmt"] ?? .null)].filter { !$0.isEmpty }.joined(separator: " ")
+            return "meter \(body["name"]?.string ?? "") { \(inner) }"
+        case "vmap":
+            return "\(expression(body["key"] ?? .null)) vmap { … }"
         default:
             return body.isNull ? kind : "\(kind) \(expression(body))"
         }
     }
 
     static func expression(_ value: JSONValue) -> String {
-        guard let (kind, body) = value.single else { return values(value).joined(separator: ",") }
+        guard let (kind, body) = value.single else {
+            return value.members == nil ? values(value).joined(separator: ",") : "{…}"
+        }
         switch kind {
         case "ct":
             return ["ct", body["dir"]?.string, body["family"]?.string, body["key"]?.string].compactMap { $0 }.joined(separator: " ")
@@ -381,6 +361,7 @@ enum NftStatementText {
         case .array(let items): return items.flatMap(values)
         case .object:
             if let set = value["set"] { return values(set) }
+            if let element = value["elem"]?["val"] { return values(element) }
             return [expression(value)]
         default: return []
         }

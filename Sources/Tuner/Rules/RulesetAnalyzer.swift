@@ -22,20 +22,23 @@ public struct RulesetAnalyzer {
     ///
     /// Tables that iptables-nft manages appear in both listings; they are
     /// analysed from iptables-save, whose text says what each match does
-    /// (nft JSON shows only the compat extension's name).
+    /// (nft JSON shows only the compat extension's name) — but only when
+    /// iptables-save really returned that table: a hand-written
+    /// `table ip nat` with its own chain names is invisible to iptables-save
+    /// and is analysed from nft.
     ///
     /// - Throws: `TunerError.rulesetToolMissing` when neither nft nor
     ///   iptables-save is installed, `.toolFailed` when one fails (not root).
     public func analyzeLive() throws -> RulesetReport {
         var report = RulesetReport(sources: [], findings: [], exemptions: [])
-        var managedByIptablesNft: [String] = []
+        var managedByIptablesNft: [String: TableContents] = [:]
         var legacyFamilies: Set<String> = []
         for (tool, family) in [("iptables-save", "ip"), ("ip6tables-save", "ip6")] {
             guard let saved = try readLive(tool) else { continue }
             let ruleset = try IptablesSaveRuleset(text: saved, source: tool, family: family)
             report.add(ruleset)
             if ruleset.writtenByIptablesNft {
-                managedByIptablesNft += ruleset.tables.map { "\(family) \($0)" }
+                for (table, contents) in ruleset.contents { managedByIptablesNft["\(family) \(table)"] = contents }
             }
             // Legacy tables are invisible to nft and to iptables-nft-save.
             if !ruleset.writtenByLegacy && hasLegacyTables(family == "ip" ? KernelPaths.legacyIPv4Tables : KernelPaths.legacyIPv6Tables) {
@@ -48,11 +51,12 @@ public struct RulesetAnalyzer {
         }
         let nftReadable = ExternalTool.locate("nft", environment: environment) != nil
         if let listed = try readLive("nft", arguments: ["-j", "list", "ruleset"]) {
-            let ruleset = try NftJSONRuleset(text: listed, source: "nft -j list ruleset", skipTables: Set(managedByIptablesNft))
+            let ruleset = try NftJSONRuleset(text: listed, source: "nft -j list ruleset", iptablesTables: managedByIptablesNft)
+            let skipped = ruleset.tablesReadFromIptables
             let note =
-                managedByIptablesNft.isEmpty
+                skipped.isEmpty
                 ? nil
-                : "tables managed by iptables-nft (\(managedByIptablesNft.joined(separator: ", "))) are analysed from iptables-save"
+                : "tables managed by iptables-nft (\(skipped.joined(separator: ", "))) are analysed from iptables-save"
             report.insert(ruleset, note: note)
         }
         if report.sources.isEmpty && !nftReadable {

@@ -39,6 +39,9 @@ public enum ConntrackUse: String, Sendable, Equatable, CaseIterable {
     case iptablesCompat = "iptables_compat"
     /// `notrack` / `CT --notrack` / `NOTRACK`: the opposite, an exemption.
     case notrack = "notrack"
+    /// A statement or expression cttune does not know, inside otherwise
+    /// valid nft JSON: counted as needing conntrack, the safe side.
+    case unknown = "unknown"
 }
 
 /// Where a rule is: enough for `nft delete rule ... handle N` or for
