@@ -87,6 +87,9 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
     case rulesetNeedsRoot(source: String)
     /// The stateless profile was asked for, but the firewall depends on connection state.
     case statelessRefused(ruleCount: Int)
+    /// Nat-type chains or iptables nat tables exist (live or in a boot-time
+    /// ruleset file): they cannot load without nf_nat and nf_conntrack.
+    case natChainsPresent(chains: [String], purpose: String)
     /// A module tree has modules.dep but not the binary index libkmod and modprobe read.
     case missingModuleIndex(directory: String, index: String)
 
@@ -218,6 +221,10 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
         case let .rulesetNeedsRoot(source):
             return
                 "\(source) is nft text: cttune loads it into a private network namespace to read it back as JSON, which needs root — run as root, or give the JSON of `nft -j list ruleset` instead"
+        case let .natChainsPresent(chains, purpose):
+            let shown = chains.prefix(5).joined(separator: "; ") + (chains.count > 5 ? "; and \(chains.count - 5) more" : "")
+            return
+                "refusing to \(purpose): \(chains.count) nat chain\(chains.count == 1 ? "" : "s") or nat table\(chains.count == 1 ? "" : "s") would fail to load without nf_nat and nf_conntrack, and nft -f / iptables-restore would then load no firewall at all (\(shown)) — remove them first (`cttune rules` lists them)"
         case let .statelessRefused(ruleCount):
             return
                 "refusing the stateless profile: \(ruleCount) rule\(ruleCount == 1 ? "" : "s") of this firewall need connection tracking (listed above) — change or remove them first, or keep a stateful profile"

@@ -28,6 +28,7 @@ extension Cttune {
         func run() throws {
             try reportingErrors {
                 let host = try ModuleHost(root: try root.systemRoot(), release: kernel, anyKernel: kernel == nil)
+                if !remove { try NatChains.refuseIfAny(under: try root.systemRoot(), purpose: "blacklist the conntrack modules") }
                 let file = output.map { FilePath($0) }
                 let result =
                     remove

@@ -28,7 +28,7 @@ extension Cttune {
                 case .text:
                     print(PlanReport.text(plan, explain: explain) + (review.map { StatelessReport.text($0, modules: modules) } ?? ""))
                 }
-                if let review, review.refused { throw TunerError.statelessRefused(ruleCount: review.rules?.findings.count ?? 0) }
+                if let refusal = review?.refusal { throw refusal }
                 if !plan.fitsBudget { return 1 }
                 return detailedExitcode && plan.changed ? 2 : 0
             }

@@ -171,7 +171,7 @@ public enum Applier {
     /// A stateless profile refused because live rules need connection
     /// tracking: nothing is changed, the settings that would change are skipped.
     static func refusal(_ plan: TuningPlan, review: StatelessReview, request: ApplyRequest) -> ApplyOutcome {
-        let error = TunerError.statelessRefused(ruleCount: review.rules?.findings.count ?? 0)
+        let error = review.refusal ?? TunerError.statelessRefused(ruleCount: review.rules?.findings.count ?? 0)
         var results: [ConntrackSetting: SettingResult] = [:]
         for setting in plan.settings {
             results[setting.setting] = setting.changes ? .skipped("refused: firewall rules need connection tracking") : .unchanged

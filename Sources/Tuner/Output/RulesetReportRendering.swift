@@ -19,8 +19,25 @@ public enum RulesReport {
             ("rules_examined", .int(report.rulesExamined)),
             ("findings", .array(report.findings.map(json))),
             ("exemptions", .array(report.exemptions.map(json))),
+            ("empty_nat_chains", .array(report.emptyNatChains.map(json))),
             ("advice", .array(report.advice.map(JSONValue.string))),
         ]
+    }
+
+    /// A nat chain or table: where, how many rules (`null` in a file), and its removal.
+    public static func json(_ chain: NatChain) -> JSONValue {
+        let location = chain.location
+        return .object([
+            ("source", .string(location.source)),
+            ("format", .string(location.format.rawValue)),
+            ("family", location.family.json),
+            ("table", .string(location.table)),
+            ("chain", location.chain.json),
+            ("handle", location.handle.json),
+            ("line", location.line.json),
+            ("rules", chain.rules.json),
+            ("removal", .string(chain.removal)),
+        ])
     }
 
     public static func json(_ finding: RulesetFinding) -> JSONValue {
@@ -50,6 +67,11 @@ public enum RulesReport {
             lines.append("")
             lines.append("needs conntrack:")
             lines += findingLines(report.findings)
+        }
+        if !report.emptyNatChains.isEmpty {
+            lines.append("")
+            lines.append("empty NAT chains (no rule, so nothing is tracked for them; they still load only with nf_nat and nf_conntrack):")
+            lines += report.emptyNatChains.map { "  \($0.location.summary)    remove: \($0.removal)" }
         }
         if !report.exemptions.isEmpty {
             lines.append("")

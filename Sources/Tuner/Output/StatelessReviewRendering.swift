@@ -9,6 +9,7 @@ public enum StatelessReport {
             ("refused", .bool(review.refused)),
             ("rules", review.rules.map { .object(RulesReport.json($0)) } ?? .null),
             ("rules_not_read", review.rulesNotRead.json),
+            ("nat_chains", .array(review.natChains.map(RulesReport.json))),
             ("conntrack", .string(review.conntrack.rawValue)),
             (
                 "modules",
@@ -47,6 +48,10 @@ public enum StatelessReport {
         if let rules = review.rules, !rules.findings.isEmpty {
             lines.append("rules that need connection tracking:")
             lines += RulesReport.findingLines(rules.findings)
+        }
+        if !review.natChains.isEmpty {
+            lines.append("nat chains and tables (each fails to load once nf_nat and nf_conntrack are kept off):")
+            lines += review.natChains.map { "  \($0.summary)    remove: \($0.removal)" }
         }
         if let modules {
             lines.append("")

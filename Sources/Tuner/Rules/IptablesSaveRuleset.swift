@@ -15,6 +15,8 @@ public struct IptablesSaveRuleset {
     /// What each table holds, by name: enough to recognise the same table
     /// in `nft list ruleset` (iptables-nft writes both).
     public private(set) var contents: [String: TableContents] = [:]
+    /// The nat table, when there is one, with its rule count.
+    public private(set) var natChains: [NatChain] = []
     /// True when the header says iptables-nft wrote it (`(nf_tables)`): those
     /// tables also appear in `nft list ruleset`.
     public private(set) var writtenByIptablesNft = false
@@ -45,7 +47,8 @@ public struct IptablesSaveRuleset {
         var tableLine = 0
         var chains: Set<String> = []
         var lineNumber = 0
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        var natLine: Int?
+        for rawLine in text.split(omittingEmptySubsequences: false, whereSeparator: isLineBreak) {
             lineNumber += 1
             let line = rawLine.trimmingCharacters(in: .whitespaces)
             let here = "\(source):\(lineNumber)"
@@ -65,6 +68,7 @@ public struct IptablesSaveRuleset {
                 }
                 table = name
                 tableLine = lineNumber
+                if name == "nat" { natLine = lineNumber }
                 chains = Self.builtinChains[name] ?? []
                 tables.append(name)
                 contents[name] = TableContents()
@@ -103,12 +107,35 @@ public struct IptablesSaveRuleset {
                     source: source, format: .iptablesSave, family: family,
                     table: current, chain: chain, line: lineNumber))
         }
+        if let natLine {
+            natChains.append(natTable(family: family, line: natLine))
+        }
         if let open = table {
             throw TunerError.invalidRuleset(
                 location: "\(source):\(lineNumber)",
                 problem: "table \(open) (opened on line \(tableLine)) has no COMMIT: the input is truncated",
                 fix: "save the ruleset again with iptables-save")
         }
+    }
+
+    /// The nat table as a `NatChain`, with the command that removes it from
+    /// the running system: iptables-nft keeps it as nft table `ip nat`;
+    /// iptables-legacy's stays registered until iptable_nat is unloaded.
+    private func natTable(family: String?, line: Int) -> NatChain {
+        let family = family ?? "ip"
+        let tool = family == "ip6" ? "ip6tables" : "iptables"
+        let removal: String
+        if writtenByIptablesNft {
+            removal = "nft delete table \(family) nat"
+        } else if writtenByLegacy {
+            removal =
+                "\(tool)-legacy -t nat -F && \(tool)-legacy -t nat -X && modprobe -r \(family == "ip6" ? "ip6table_nat" : "iptable_nat")"
+        } else {
+            removal = "\(tool) -t nat -F && \(tool) -t nat -X"
+        }
+        return NatChain(
+            location: RuleLocation(source: source, format: .iptablesSave, family: family, table: "nat", chain: nil, line: line),
+            rules: contents["nat"]?.rules ?? 0, removal: removal)
     }
 
     // MARK: rules
@@ -276,6 +303,13 @@ public struct IptablesSaveRuleset {
         if inWord { words.append(word) }
         return words
     }
+}
+
+/// A line break as iptables-restore and nft read one: `\n`, or `\r\n` from
+/// a file saved on Windows (Swift reads `\r\n` as one character, so
+/// splitting on `\n` alone left such a file one long line).
+func isLineBreak(_ character: Character) -> Bool {
+    character == "\n" || character == "\r\n"
 }
 
 /// The chains an iptables-save table declares and how many rules it has.

@@ -12,6 +12,8 @@ public struct NftJSONRuleset {
     public let format: RulesetFormat
     public private(set) var findings: [RulesetFinding] = []
     public private(set) var exemptions: [RulesetFinding] = []
+    /// Every nat-type chain, with its rule count.
+    public private(set) var natChains: [NatChain] = []
     public private(set) var ruleCount = 0
     /// Tables as "family name", in order.
     public private(set) var tables: [String] = []
@@ -63,6 +65,7 @@ public struct NftJSONRuleset {
         let skipTables = Self.sameTables(in: list, as: iptablesTables)
         tablesReadFromIptables = skipTables.sorted()
         var chainTypes: [String: String] = [:]
+        var rulesPerChain: [String: Int] = [:]
         for (index, element) in list.enumerated() {
             let here = "\(source): nftables[\(index)]"
             guard let (kind, fields) = element.single else {
@@ -98,13 +101,15 @@ public struct NftJSONRuleset {
                 if skipTables.contains(table) { continue }
                 if fields["type"]?.string == "nat" {
                     let hook = fields["hook"]?.string ?? "?"
+                    let location = location(fields, chain: name)
+                    natChains.append(NatChain(location: location, rules: 0, removal: ""))
                     findings.append(
                         RulesetFinding(
-                            location: location(fields, chain: name),
+                            location: location,
                             rule:
                                 "type nat hook \(hook) priority \(fields["prio"].map(NftStatementText.values)?.joined(separator: ",") ?? "?")",
                             uses: [.natChain],
-                            reason: "a nat-type chain hooks NAT, which is decided per connection by conntrack",
+                            reason: "a nat-type chain with rules hooks NAT, which is decided per connection by conntrack",
                             replaceable: false))
                 }
             case "rule":
@@ -116,6 +121,7 @@ public struct NftJSONRuleset {
                 }
                 if skipTables.contains(table) { continue }
                 ruleCount += 1
+                rulesPerChain[table + " " + chain, default: 0] += 1
                 analyse(rule: statements, fields: fields, chain: chain, chainType: chainTypes[table + " " + chain])
             case "set", "map":
                 if skipTables.contains(try tableKey(fields, here)) { continue }
@@ -134,6 +140,23 @@ public struct NftJSONRuleset {
                 }
             }
         }
+        sortNatChains(rulesPerChain)
+    }
+
+    /// Counts each nat chain's rules; an empty one moves from the findings
+    /// to `emptyNatChains`: the kernel tracks nothing for a nat chain with no
+    /// rule (nft_chain_nat registers the NAT hook, but only NAT and ct
+    /// expressions call nf_ct_netns_get to start tracking).
+    private mutating func sortNatChains(_ rulesPerChain: [String: Int]) {
+        for index in natChains.indices {
+            let location = natChains[index].location
+            let rules = rulesPerChain["\(location.family ?? "") \(location.table) \(location.chain ?? "")"] ?? 0
+            natChains[index].rules = rules
+            let chain = [location.family ?? "", location.table, location.chain ?? ""].map(NatChain.quotedIfNeeded).joined(separator: " ")
+            natChains[index].removal = (rules > 0 ? "nft flush chain \(chain) && " : "") + "nft delete chain \(chain)"
+        }
+        let empty = Set(natChains.filter { $0.rules == 0 }.map(\.location))
+        findings.removeAll { $0.uses == [.natChain] && empty.contains($0.location) }
     }
 
     // MARK: rules

@@ -58,6 +58,14 @@ public struct RulesetAnalyzer {
                 ? nil
                 : "tables managed by iptables-nft (\(skipped.joined(separator: ", "))) are analysed from iptables-save"
             report.insert(ruleset, note: note)
+            // iptables-nft-save also prints a `*nat` for a hand-written nft
+            // `table ip nat` it cannot show: that table's chains are listed
+            // from nft already, each with its own delete command.
+            let native = Set(ruleset.tables).subtracting(skipped)
+            report.natChains.removeAll { chain in
+                let table = "\(chain.location.family ?? "") nat"
+                return chain.location.format == .iptablesSave && managedByIptablesNft[table] != nil && native.contains(table)
+            }
         }
         if report.sources.isEmpty && !nftReadable {
             throw TunerError.rulesetToolMissing(tool: "nft", purpose: "read the live ruleset (neither nft nor iptables-save is installed)")
@@ -135,7 +143,7 @@ public struct RulesetAnalyzer {
         var sawIptablesHeader = false
         // nft -j prints the whole ruleset on one line: look only at the start.
         if text.first(where: { !$0.isWhitespace }) == "{" { return .nftJSON }
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).lazy.enumerated() {
+        for (index, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: isLineBreak).lazy.enumerated() {
             let line = rawLine.prefix(200).trimmingCharacters(in: .whitespaces.union(["\u{FEFF}", "\r"]))
             if line.isEmpty { continue }
             if line.hasPrefix("#") {
@@ -221,6 +229,7 @@ extension RulesetReport {
         sources.append(Source(name: ruleset.source, format: ruleset.format, rules: ruleset.ruleCount, note: note))
         findings += ruleset.findings
         exemptions += ruleset.exemptions
+        natChains += ruleset.natChains
     }
 
     /// Puts nft first: it is the primary listing on current hosts.
@@ -228,11 +237,13 @@ extension RulesetReport {
         sources.insert(Source(name: ruleset.source, format: ruleset.format, rules: ruleset.ruleCount, note: note), at: 0)
         findings.insert(contentsOf: ruleset.findings, at: 0)
         exemptions.insert(contentsOf: ruleset.exemptions, at: 0)
+        natChains.insert(contentsOf: ruleset.natChains, at: 0)
     }
 
     mutating func add(_ ruleset: IptablesSaveRuleset) {
         sources.append(Source(name: ruleset.source, format: .iptablesSave, rules: ruleset.ruleCount, note: nil))
         findings += ruleset.findings
         exemptions += ruleset.exemptions
+        natChains += ruleset.natChains
     }
 }

@@ -46,7 +46,7 @@ public enum ConntrackUse: String, Sendable, Equatable, CaseIterable {
 
 /// Where a rule is: enough for `nft delete rule ... handle N` or for
 /// opening the saved file at the line.
-public struct RuleLocation: Sendable, Equatable {
+public struct RuleLocation: Sendable, Hashable {
     /// The file name, `-` for stdin, or the command that printed the ruleset.
     public var source: String
     public var format: RulesetFormat
@@ -116,6 +116,13 @@ public struct RulesetReport: Sendable, Equatable {
     public var findings: [RulesetFinding]
     /// Rules that keep traffic out of conntrack.
     public var exemptions: [RulesetFinding]
+    /// Every nat-type chain and iptables nat table, with or without rules.
+    public var natChains: [NatChain] = []
+
+    /// Nat chains and tables without a rule: the kernel tracks nothing for
+    /// them, so they do not decide the verdict, but they load only where
+    /// nf_nat and nf_conntrack can (see `NatChains`).
+    public var emptyNatChains: [NatChain] { natChains.filter { $0.rules == 0 } }
 
     public var rulesExamined: Int { sources.reduce(0) { $0 + $1.rules } }
 
@@ -134,6 +141,15 @@ public struct RulesetReport: Sendable, Equatable {
     /// Sentences saying what the verdict means and what would change it.
     /// Advice only: cttune never rewrites the firewall.
     public var advice: [String] {
+        verdictAdvice
+            + (emptyNatChains.isEmpty
+                ? []
+                : [
+                    "\(emptyNatChains.count) empty NAT chain\(emptyNatChains.count == 1 ? " tracks" : "s track") nothing, but \(emptyNatChains.count == 1 ? "it loads" : "they load") only with nf_nat and nf_conntrack: `cttune blacklist` and the stateless apply refuse until \(emptyNatChains.count == 1 ? "it is" : "they are") removed."
+                ])
+    }
+
+    private var verdictAdvice: [String] {
         switch verdict {
         case .notNeeded where exemptions.isEmpty:
             return ["No rule depends on connection state: stateful filtering can be turned off (`cttune plan --profile stateless`)."]

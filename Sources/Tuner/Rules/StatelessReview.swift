@@ -14,10 +14,24 @@ public struct StatelessReview: Sendable, Equatable {
     /// Raw-table rules that keep every packet out of conntrack; only when
     /// conntrack is built in (a module is unloaded instead).
     public var notrack: NotrackSuggestion?
+    /// Nat chains and iptables nat tables, live and in the boot-time ruleset
+    /// files: each fails to load once nf_nat and nf_conntrack are kept off.
+    public var natChains: [NatChain] = []
 
-    /// Rules need conntrack (or only state matches a rewrite could replace):
-    /// going stateless now would break the firewall.
-    public var refused: Bool { rules.map { $0.verdict != .notNeeded } ?? false }
+    /// Rules need conntrack (or only state matches a rewrite could replace),
+    /// or a nat chain exists: going stateless now would break the firewall
+    /// now or at the next boot.
+    public var refused: Bool { refusal != nil }
+
+    /// Why the stateless profile is refused, `nil` when it is not.
+    public var refusal: TunerError? {
+        if let rules, rules.verdict != .notNeeded { return .statelessRefused(ruleCount: rules.findings.count) }
+        if !natChains.isEmpty {
+            return .natChainsPresent(
+                chains: natChains.map { "\($0.summary): \($0.removal)" }, purpose: "apply the stateless profile")
+        }
+        return nil
+    }
 
     /// Reviews `plan` (made from a stateless profile) against the firewall.
     ///
@@ -43,13 +57,18 @@ public struct StatelessReview: Sendable, Equatable {
 
     /// What to do next, in order.
     public var advice: [String] {
-        if let rules, refused {
+        if let rules, rules.verdict != .notNeeded {
             return [
                 "Refused: \(rules.findings.count) rule\(rules.findings.count == 1 ? "" : "s") depend on connection tracking (listed above). Change them first: remove NAT and helper rules, replace `ct state` / `-m conntrack --ctstate` matches with stateless ones (ports, TCP flags), then run this plan again."
             ]
                 + rules.advice
         }
         var advice: [String] = []
+        if !natChains.isEmpty {
+            advice.append(
+                "Refused: \(natChains.count) nat chain\(natChains.count == 1 ? "" : "s") or table\(natChains.count == 1 ? "" : "s") (listed above) cannot load without nf_nat and nf_conntrack; a boot-time ruleset holding one fails as a whole. Remove each with the command shown, then run this again."
+            )
+        }
         if let rulesNotRead {
             advice.append("The firewall was not checked (\(rulesNotRead)): run `cttune rules` on the host before going stateless.")
         }
@@ -105,9 +124,13 @@ extension StatelessReview {
     /// namespace; a `--root` tree is another system, so its firewall is not read.
     public static func review(_ plan: TuningPlan, root: SystemRoot, analyzer: RulesetAnalyzer = RulesetAnalyzer()) throws -> StatelessReview
     {
-        guard root.isLive else {
-            return StatelessReview(plan: plan, rules: nil, rulesNotRead: "--root \(root) is not the running system")
+        var review: StatelessReview
+        if root.isLive {
+            review = StatelessReview(plan: plan, rules: try analyzer.analyzeLive())
+        } else {
+            review = StatelessReview(plan: plan, rules: nil, rulesNotRead: "--root \(root) is not the running system")
         }
-        return StatelessReview(plan: plan, rules: try analyzer.analyzeLive())
+        review.natChains = try NatChains.list(under: root, live: review.rules)
+        return review
     }
 }
