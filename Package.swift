@@ -20,6 +20,8 @@ let package = Package(
             pkgConfig: "libkmod",
             providers: [.apt(["libkmod-dev"])]
         ),
+        // openat2(2) with RESOLVE_IN_ROOT, seen only by Sources/Tuner/Host/SystemRoot.swift.
+        .target(name: "CRootPath"),
         // Turns profiles/*.yaml into Swift source so the binary carries them.
         .executableTarget(name: "embed-profiles", path: "Sources/embed-profiles"),
         .plugin(
@@ -31,6 +33,7 @@ let package = Package(
             name: "Tuner",
             dependencies: [
                 "CKmod",
+                "CRootPath",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -50,7 +53,7 @@ let package = Package(
         .target(name: "CDeleteModuleStub", path: "Tests/CDeleteModuleStub"),
         .testTarget(
             name: "TunerTests",
-            dependencies: ["Tuner", "CDeleteModuleStub"],
+            dependencies: ["Tuner", "CDeleteModuleStub", "CRootPath"],
             exclude: ["Fixtures"]
         ),
     ],

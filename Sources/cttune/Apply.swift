@@ -20,14 +20,15 @@ extension Cttune {
         ) var allowPartial = false
         @Option(help: "How to print the result.") var format: OutputFormat = .text
         @Flag(help: "Exit 2 when something changed (or, with --check, would change), 0 when nothing did.") var detailedExitcode = false
-        @Option(help: ArgumentHelp("Seconds to wait for another apply or rollback to finish.", valueName: "seconds")) var lockTimeout:
-            Double = ApplyLock.defaultWaitSeconds
+        @Option(
+            parsing: .unconditional, help: ArgumentHelp("Seconds to wait for another apply or rollback to finish.", valueName: "seconds"))
+        var lockTimeout: Double = ApplyLock.defaultWaitSeconds
 
         func validate() throws {
             if runtimeOnly && persistOnly {
                 throw ValidationError("--runtime-only and --persist-only exclude each other; give neither to apply both")
             }
-            if lockTimeout < 0 { throw ValidationError("--lock-timeout must be 0 or more seconds") }
+            try validateLockTimeout(lockTimeout)
         }
 
         func run() throws {
@@ -37,7 +38,8 @@ extension Cttune {
                     !persistOnly, !runtimeOnly, check, lockTimeout
                 )
                 request.regenerateCommand = options.commandLine(subcommand: "apply") + " --persist-only"
-                let outcome = try Applier.apply(under: try options.root.systemRoot(), request: request, load: options.load)
+                let outcome = try Applier.apply(
+                    under: try options.root.systemRoot(), request: request, profile: try options.loadProfile(), facts: options.gatherFacts)
                 switch format {
                 case .json: printJSON(ApplyReport.json(outcome, diff: diff))
                 case .text: print(ApplyReport.text(outcome, diff: diff))

@@ -12,11 +12,13 @@ extension Cttune {
         @Flag(help: "List the journal entries, oldest first.") var list = false
         @OptionGroup var root: RootOption
         @Option(help: "How to print the result.") var format: OutputFormat = .text
-        @Option(help: ArgumentHelp("Seconds to wait for another apply or rollback to finish.", valueName: "seconds")) var lockTimeout:
-            Double = ApplyLock.defaultWaitSeconds
+        @Option(
+            parsing: .unconditional, help: ArgumentHelp("Seconds to wait for another apply or rollback to finish.", valueName: "seconds"))
+        var lockTimeout: Double = ApplyLock.defaultWaitSeconds
 
         func validate() throws {
             if list && id != nil { throw ValidationError("give either --list or an ID, not both") }
+            try validateLockTimeout(lockTimeout)
         }
 
         func run() throws {

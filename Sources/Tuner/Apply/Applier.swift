@@ -93,8 +93,8 @@ public enum Applier {
         return plan
     }
 
-    /// Applies the plan made from `load()` (facts and profile are read while
-    /// the lock is held, so the old values recorded are the values replaced).
+    /// Applies the plan for `profile` and the facts `facts()` reads while the
+    /// lock is held (so the old values recorded are the values replaced).
     ///
     /// A stateless profile (`stateful: false`) first has the live firewall
     /// checked (not for a `--root` tree) and is refused, changing nothing,
@@ -107,15 +107,16 @@ public enum Applier {
     public static func apply(
         under root: SystemRoot, request: ApplyRequest, modules: ModuleOperations? = nil,
         analyzer: RulesetAnalyzer = RulesetAnalyzer(),
-        load: () throws -> (HostFacts, LoadProfile)
+        profile: LoadProfile, facts gatherFacts: () throws -> HostFacts
     ) throws -> ApplyOutcome {
-        // Bad input (a profile, a tree, a plan that cannot fit) is refused
-        // before the lock file exists, so a refused apply leaves an image tree
-        // as it was; under the lock the plan is made again from fresh values.
-        _ = try fittingPlan(try load())
+        // The caller loaded the profile and checked the flags before this
+        // call, so bad input of theirs is refused before the lock file exists.
+        // The host's facts are read once, under the lock: a concurrent apply
+        // never reads a file another one is rewriting (a refusal based on the
+        // facts leaves the empty lock file, as docs/robustness.md says).
         let lock = request.check ? nil : try ApplyLock(root: root, waitSeconds: request.lockWaitSeconds)
         defer { withExtendedLifetime(lock) {} }
-        let (facts, profile) = try load()
+        let facts = try gatherFacts()
         var plan = try fittingPlan((facts, profile))
         let review = profile.stateful ? nil : try StatelessReview.review(plan, root: root, analyzer: analyzer)
         plan = review?.plan ?? plan
