@@ -26,6 +26,8 @@ let package = Package(
             pkgConfig: "libmnl",
             providers: [.apt(["libmnl-dev"])]
         ),
+        // openat2(2) with RESOLVE_IN_ROOT, seen only by Sources/Tuner/Host/SystemRoot.swift.
+        .target(name: "CRootPath"),
         // Turns profiles/*.yaml into Swift source so the binary carries them.
         .executableTarget(name: "embed-profiles", path: "Sources/embed-profiles"),
         .plugin(
@@ -38,6 +40,7 @@ let package = Package(
             dependencies: [
                 "CKmod",
                 "CMnl",
+                "CRootPath",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -57,7 +60,7 @@ let package = Package(
         .target(name: "CDeleteModuleStub", path: "Tests/CDeleteModuleStub"),
         .testTarget(
             name: "TunerTests",
-            dependencies: ["Tuner", "CDeleteModuleStub"],
+            dependencies: ["Tuner", "CDeleteModuleStub", "CRootPath"],
             exclude: ["Fixtures"]
         ),
     ],

@@ -12,6 +12,10 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
     case unreadable(path: String, reason: String)
     /// A kernel or system file has unexpected content.
     case malformed(path: String, detail: String)
+    /// Where a regular file is read, something else is there (a FIFO, a device).
+    case notARegularFile(path: String, kind: String)
+    /// A file is larger than any file of its purpose can be.
+    case fileTooLarge(path: String, limitBytes: Int)
     /// A fact the planner cannot do without is missing.
     case missingFact(fact: String, path: String, fix: String)
     /// No profile of this name in the search path.
@@ -118,6 +122,11 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
                 detail.contains(" — ") || !path.hasPrefix("/")
                 ? "" : " — the kernel writes this file: under --root, copy it again from a running system"
             return "unexpected content in \(path): \(detail)\(fix)"
+        case let .notARegularFile(path, kind):
+            return
+                "\(path) is \(kind), not a regular file — cttune reads only regular files there (a pipe or device would block or never end); put the file itself in its place"
+        case let .fileTooLarge(path, limitBytes):
+            return "\(path) is larger than \(limitBytes / 1024) KiB, more than any such file holds — check that it is the right file"
         case let .missingFact(fact, path, fix):
             return "cannot find \(fact) (\(path) is absent) — \(fix)"
         case let .profileNotFound(name, searched, extendedBy):
@@ -134,7 +143,8 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
         case let .profileCycle(chain):
             return "profiles extend each other in a loop: \(chain.joined(separator: " -> ")) — remove one of these `extends:` lines"
         case let .invalidSize(text):
-            return "\"\(text)\" is not a size — give bytes or a number with K, M, G or T (powers of 1024), for example 4G or 512MiB"
+            return
+                "\(Echo.quoted(text)) is not a size — give bytes or a number with K, M, G or T (powers of 1024), for example 4G or 512MiB"
         case let .settingPermissionDenied(key, path):
             return
                 "cannot write \(key) (\(path)): permission denied — run as root (a global setting is also read-only outside the initial network namespace: apply it on the host), or preview with `cttune apply --check`"

@@ -29,14 +29,15 @@ extension Cttune {
                 "Plan from the inputs recorded in the header of cttune's sysctl.d file (the boot unit's apply), so the boot applies exactly the persisted plan; the profile options are used only when there is no such file."
         ) var persisted = false
         @Flag(help: "Exit 2 when something changed (or, with --check, would change), 0 when nothing did.") var detailedExitcode = false
-        @Option(help: ArgumentHelp("Seconds to wait for another apply or rollback to finish.", valueName: "seconds")) var lockTimeout:
-            Double = ApplyLock.defaultWaitSeconds
+        @Option(
+            parsing: .unconditional, help: ArgumentHelp("Seconds to wait for another apply or rollback to finish.", valueName: "seconds"))
+        var lockTimeout: Double = ApplyLock.defaultWaitSeconds
 
         func validate() throws {
             if runtimeOnly && persistOnly {
                 throw ValidationError("--runtime-only and --persist-only exclude each other; give neither to apply both")
             }
-            if lockTimeout < 0 { throw ValidationError("--lock-timeout must be 0 or more seconds") }
+            try validateLockTimeout(lockTimeout)
         }
 
         func run() throws {
@@ -49,7 +50,8 @@ extension Cttune {
                 request.onConflict = onConflict
                 let inputs = persisted ? try recordedOptions() : options
                 request.profileReference = inputs.profileReference
-                let outcome = try Applier.apply(under: try options.root.systemRoot(), request: request, load: inputs.load)
+                let outcome = try Applier.apply(
+                    under: try options.root.systemRoot(), request: request, profile: try inputs.loadProfile(), facts: inputs.gatherFacts)
                 switch format {
                 case .json: printJSON(ApplyReport.json(outcome, diff: diff))
                 case .text: print(ApplyReport.text(outcome, diff: diff))

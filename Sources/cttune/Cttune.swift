@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Tuner
 
 @main
@@ -13,4 +14,21 @@ struct Cttune: ParsableCommand {
         version: "0.1.0",
         subcommands: [Plan.self, Apply.self, Rollback.self, Status.self, Rules.self, Modules.self, Unload.self, Blacklist.self]
     )
+
+    /// The parser's `main`, except that a usage error echoing a flag value
+    /// with a line break in it (`--cpus $'1\n2'`) still prints one error line.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let message = message(for: error)
+            let full = fullMessage(for: error)
+            guard exitCode(for: error) == .validationFailure, message.contains(where: \.isNewline), full.hasPrefix("Error: " + message)
+            else { exit(withError: error) }
+            let rest = full.dropFirst("Error: ".count + message.count)
+            FileHandle.standardError.write(Data(("Error: " + Echo.oneLine(message) + rest + "\n").utf8))
+            Foundation.exit(exitCode(for: error).rawValue)
+        }
+    }
 }

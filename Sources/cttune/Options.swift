@@ -16,10 +16,13 @@ struct ProfileOptions: ParsableArguments {
             valueName: "name|path"))
     var profile: String = "default"
 
-    @Option(help: ArgumentHelp("Plan for this much RAM instead of this host's (bytes, or K, M, G, T).", valueName: "size"))
+    // `.unconditional`: `--memory -1` is a bad size, not a missing value.
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp("Plan for this much RAM instead of this host's (bytes, or K, M, G, T).", valueName: "size"))
     var memory: String?
 
-    @Option(help: ArgumentHelp("Plan for this many CPUs instead of this host's online CPUs.", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Plan for this many CPUs instead of this host's online CPUs.", valueName: "n"))
     var cpus: Int?
 
     @Option(
@@ -62,12 +65,21 @@ struct ProfileOptions: ParsableArguments {
 
     /// Facts and profile, read through the chosen root.
     func load() throws -> (HostFacts, LoadProfile) {
-        let systemRoot = try root.systemRoot()
-        let facts = try HostFacts.gather(
-            from: systemRoot, memoryBytes: try memory.map(parsedMemory), cpus: cpus, kernel: kernel, entryBytes: entrySize)
-        var loadProfile = try ProfileCatalog.standard(root: systemRoot).load(profile)
+        let loadProfile = try loadProfile()
+        return (try gatherFacts(), loadProfile)
+    }
+
+    /// The profile named by `--profile`, with everything it extends, `--namespaces` applied.
+    func loadProfile() throws -> LoadProfile {
+        var loadProfile = try ProfileCatalog.standard(root: try root.systemRoot()).load(profile)
         if let namespaces { loadProfile.namespaces = namespaces }
-        return (facts, loadProfile)
+        return loadProfile
+    }
+
+    /// The host's facts under the chosen root, `--memory`, `--cpus`, `--kernel` and `--entry-size` applied.
+    func gatherFacts() throws -> HostFacts {
+        try HostFacts.gather(
+            from: try root.systemRoot(), memoryBytes: try memory.map(parsedMemory), cpus: cpus, kernel: kernel, entryBytes: entrySize)
     }
 }
 
@@ -89,6 +101,13 @@ struct RootOption: ParsableArguments {
     }
 }
 
+/// `--lock-timeout`: a finite number of seconds, at most a day.
+func validateLockTimeout(_ seconds: Double) throws {
+    guard seconds.isFinite, seconds >= 0, seconds <= ApplyLock.longestWaitSeconds else {
+        throw ValidationError("--lock-timeout must be between 0 and \(Int(ApplyLock.longestWaitSeconds)) seconds, got \(seconds)")
+    }
+}
+
 /// Runs a command body, printing a `TunerError` as one line on stderr with
 /// exit code 1 instead of the parser's generic error.
 func reportingErrors(_ body: () throws -> Int32) throws {
@@ -96,7 +115,7 @@ func reportingErrors(_ body: () throws -> Int32) throws {
     do {
         code = try body()
     } catch let error as TunerError {
-        FileHandle.standardError.write(Data("cttune: error: \(error)\n".utf8))
+        FileHandle.standardError.write(Data("cttune: error: \(Echo.oneLine("\(error)"))\n".utf8))
         throw ExitCode.failure
     }
     if code != 0 { throw ExitCode(code) }
@@ -114,14 +133,15 @@ func reportingUnknown(format: OutputFormat, _ body: () throws -> Int32) throws {
     do {
         code = try body()
     } catch let error as TunerError {
-        FileHandle.standardError.write(Data("cttune: error: \(error)\n".utf8))
+        let message = Echo.oneLine("\(error)")
+        FileHandle.standardError.write(Data("cttune: error: \(message)\n".utf8))
         if format == .json {
             printJSON([
                 ("command", .string("status")), ("verdict", .string("unknown")), ("exit_code", .int(3)),
-                ("summary", .string("UNKNOWN: \(error)")),
+                ("summary", .string("UNKNOWN: \(message)")),
             ])
         } else {
-            print("UNKNOWN: \(error)")
+            print("UNKNOWN: \(message)")
         }
         throw ExitCode(3)
     }
@@ -149,7 +169,8 @@ func validateKernelRelease(_ release: String?) throws {
     guard let release else { return }
     if release.isEmpty || release.contains("/") || release == "." || release == ".." {
         throw ValidationError(
-            "--kernel takes a kernel release such as \"6.1.0-28-cloud-amd64\" (a directory name under /lib/modules), got \"\(release)\"")
+            "--kernel takes a kernel release such as \"6.1.0-28-cloud-amd64\" (a directory name under /lib/modules), got \(Echo.quoted(release))"
+        )
     }
 }
 

@@ -20,8 +20,9 @@ extension Cttune {
         @Flag(help: "Report what would be restored and write nothing.") var check = false
         @OptionGroup var root: RootOption
         @Option(help: "How to print the result.") var format: OutputFormat = .text
-        @Option(help: ArgumentHelp("Seconds to wait for another apply or rollback to finish.", valueName: "seconds")) var lockTimeout:
-            Double = ApplyLock.defaultWaitSeconds
+        @Option(
+            parsing: .unconditional, help: ArgumentHelp("Seconds to wait for another apply or rollback to finish.", valueName: "seconds"))
+        var lockTimeout: Double = ApplyLock.defaultWaitSeconds
 
         func validate() throws {
             if [list, all, prune].filter({ $0 }).count > 1 { throw ValidationError("give one of --list, --all and --prune") }
@@ -30,6 +31,7 @@ extension Cttune {
             if prune && keep == nil { throw ValidationError("--prune needs --keep N (how many of the newest entries to keep)") }
             if let keep, keep < 0 { throw ValidationError("--keep must be 0 or more, got \(keep)") }
             if check && (list || prune) { throw ValidationError("--check goes with a rollback (ID, the last apply or --all)") }
+            try validateLockTimeout(lockTimeout)
         }
 
         func run() throws {

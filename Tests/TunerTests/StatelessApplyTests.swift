@@ -39,9 +39,7 @@ extension UnloadOrderTests {
                 try tree.write("proc/sys/net/netfilter/nf_conntrack_count", "0\n")
                 _ = try LoadedFixture(root: tree.url, modules: UnloadOrderTests.iptablesGateway)
                 try FileManager.default.createDirectory(at: tree.url.appendingPathComponent("lib"), withIntermediateDirectories: true)
-                try FileManager.default.createSymbolicLink(
-                    at: tree.url.appendingPathComponent("lib/modules"),
-                    withDestinationURL: ModuleTrees.full.appendingPathComponent("lib/modules"))
+                try ModuleTrees.copyModules(into: tree.url.appendingPathComponent("lib/modules"))
                 var persist = ApplyRequest()
                 persist.runtime = false
                 _ = try apply(profile: "default", request: persist)
@@ -60,9 +58,9 @@ extension UnloadOrderTests {
             }
 
             func apply(profile: String = "stateless", request: ApplyRequest = ApplyRequest()) throws -> ApplyOutcome {
-                try Applier.apply(under: root, request: request, modules: modules) {
-                    (try HostFacts.gather(from: root), try ProfileCatalog.standard(root: root).load(profile))
-                }
+                try Applier.apply(
+                    under: root, request: request, modules: modules, profile: try ProfileCatalog.standard(root: root).load(profile)
+                ) { try HostFacts.gather(from: root) }
             }
 
             /// Plays the kernel after the unloads: only the modules left stay in /proc/modules and /sys/module.

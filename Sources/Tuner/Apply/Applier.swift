@@ -127,8 +127,8 @@ public enum Applier {
         return plan
     }
 
-    /// Applies the plan made from `load()` (facts and profile are read while
-    /// the lock is held, so the old values recorded are the values replaced).
+    /// Applies the plan for `profile` and the facts `facts()` reads while the
+    /// lock is held (so the old values recorded are the values replaced).
     ///
     /// A stateless profile (`stateful: false`) first has the live firewall
     /// checked (not for a `--root` tree) and is refused, changing nothing,
@@ -141,20 +141,21 @@ public enum Applier {
     public static func apply(
         under root: SystemRoot, request: ApplyRequest, modules: ModuleOperations? = nil,
         analyzer: RulesetAnalyzer = RulesetAnalyzer(),
-        load: () throws -> (HostFacts, LoadProfile)
+        profile: LoadProfile, facts gatherFacts: () throws -> HostFacts
     ) throws -> ApplyOutcome {
-        // Bad input (a profile, a tree, a plan that cannot fit) is refused
-        // before the lock file exists, so a refused apply leaves an image tree
-        // as it was; under the lock the plan is made again from fresh values.
-        let first = try fittingPlan(try load())
-        if request.persistent && request.onConflict == .refuse {
-            let overrides = PersistentConfig.overrides(of: config(first, request: request, under: root).files, under: root)
-            if !overrides.isEmpty { throw TunerError.overriddenAtBoot(overrides: overrides.map(\.sentence)) }
-        }
+        // The caller loaded the profile and checked the flags before this
+        // call, so bad input of theirs is refused before the lock file exists.
+        // The host's facts are read once, under the lock: a concurrent apply
+        // never reads a file another one is rewriting (a refusal based on the
+        // facts leaves the empty lock file, as docs/robustness.md says).
         let lock = request.check ? nil : try ApplyLock(root: root, waitSeconds: request.lockWaitSeconds)
         defer { withExtendedLifetime(lock) {} }
-        let (facts, profile) = try load()
+        let facts = try gatherFacts()
         var plan = try fittingPlan((facts, profile))
+        if request.persistent && request.onConflict == .refuse {
+            let overrides = PersistentConfig.overrides(of: config(plan, request: request, under: root).files, under: root)
+            if !overrides.isEmpty { throw TunerError.overriddenAtBoot(overrides: overrides.map(\.sentence)) }
+        }
         let review = profile.stateful ? nil : try StatelessReview.review(plan, root: root, analyzer: analyzer)
         plan = review?.plan ?? plan
         if let review, review.refused { return refusal(plan, review: review, request: request) }

@@ -140,7 +140,7 @@ public struct Journal {
     /// The entry named `id`.
     public func load(_ id: String) throws -> JournalEntry {
         guard id.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }), !id.isEmpty,
-            let text = try root.contents(of: path(of: id))
+            let text = try root.contents(of: path(of: id), limit: ReadLimit.configuration)
         else {
             throw TunerError.journalEntryNotFound(id: id, directory: directoryPath)
         }

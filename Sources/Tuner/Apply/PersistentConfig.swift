@@ -186,9 +186,7 @@ public struct PersistentConfig: Equatable {
     /// writable by its owner (0644 in the initial namespace since the sysctl
     /// became writable; 0444 before, and outside the initial namespace).
     public static func bucketsSysctlWritable(under root: SystemRoot) -> Bool {
-        guard let path = try? root.path(KernelPaths.sysctl(HostFacts.bucketsSysctl)),
-            let mode = HostFacts.fileMode(path.string)
-        else { return false }
+        guard let mode = root.fileMode(KernelPaths.sysctl(HostFacts.bucketsSysctl)) else { return false }
         return mode & S_IWUSR != 0
     }
 }

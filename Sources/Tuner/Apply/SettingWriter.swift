@@ -17,7 +17,7 @@ public enum SettingWriter {
         guard setting == .hashsize else { return KernelPaths.sysctl(setting.key) }
         let buckets = KernelPaths.sysctl(HostFacts.bucketsSysctl)
         let parameter = KernelPaths.conntrackHashsizeParameter
-        if let mode = HostFacts.fileMode(try root.path(buckets).string), mode & S_IWUSR != 0 { return buckets }
+        if let mode = root.fileMode(buckets), mode & S_IWUSR != 0 { return buckets }
         return root.exists(parameter) ? parameter : buckets
     }
 
@@ -28,15 +28,28 @@ public enum SettingWriter {
     ///   read-back check throws `.settingReadBackMismatch`.
     public static func write(_ value: Int, key: String, to path: FilePath, under root: SystemRoot) throws {
         let mapped = try root.path(path)
-        let fd = open(mapped.string, O_WRONLY | O_TRUNC | O_CLOEXEC)
-        guard fd >= 0 else { throw error(errno, key: key, path: mapped, value: value) }
-        defer { close(fd) }
+        // O_NONBLOCK: a FIFO in a tree fails to open (ENXIO) rather than
+        // waiting for a reader; only a regular file (as /proc/sys files are) is written.
+        let file: FileDescriptor
+        switch try root.open(path, flags: O_WRONLY | O_TRUNC | O_NONBLOCK | O_NOCTTY) {
+        case .success(let opened): file = opened
+        case .failure(let errno): throw error(errno.rawValue, key: key, path: mapped, value: value)
+        }
+        defer { try? file.close() }
+        var info = stat()
+        guard fstat(file.rawValue, &info) == 0 else { throw error(errno, key: key, path: mapped, value: value) }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw TunerError.notARegularFile(path: mapped.string, kind: FileIO.kind(info.st_mode))
+        }
         let text = Array("\(value)\n".utf8)
-        var count: Int
-        repeat {
-            count = text.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        } while count < 0 && errno == EINTR
-        guard count == text.count else { throw error(count < 0 ? errno : EIO, key: key, path: mapped, value: value) }
+        let count: Int
+        do {
+            // One write(2): a sysctl takes the value from a single write.
+            count = try text.withUnsafeBytes { try file.write($0, retryOnInterrupt: true) }
+        } catch let errno as Errno {
+            throw error(errno.rawValue, key: key, path: mapped, value: value)
+        }
+        guard count == text.count else { throw error(EIO, key: key, path: mapped, value: value) }
         let readBack = try root.integer(at: path)
         guard readBack == value else {
             throw TunerError.settingReadBackMismatch(key: key, path: mapped.string, written: value, readBack: readBack)
@@ -49,7 +62,7 @@ public enum SettingWriter {
         case EROFS: return .settingOnReadOnlyFileSystem(key: key, path: path.string)
         case EOPNOTSUPP: return .settingNotSupportedHere(key: key, path: path.string)
         case EINVAL, ERANGE: return .settingValueRejected(key: key, path: path.string, value: value)
-        default: return .writeFailed(path: path.string, reason: errnoText(Errno(rawValue: code)))
+        default: return AtomicFile.failure(path, code)
         }
     }
 }

@@ -11,6 +11,9 @@ public enum FileAction: String, Sendable, Equatable {
 /// cttune writes (sysctl.d, modprobe.d, the journal, the blacklist, the
 /// Prometheus textfile) goes through here.
 ///
+/// Under a root other than `/`, every component is resolved inside the root
+/// (`SystemRoot.open`), so no write leaves it through a link.
+///
 /// A write goes to a temporary file in the target's directory (its name does
 /// not end like the target's, so collectors reading `*.prom` or `*.conf` never
 /// see it), is synced, renamed over the target, and the directory is synced:
@@ -33,38 +36,34 @@ public enum AtomicFile {
         mode: mode_t = 0o644, createDirectories: Bool = true
     ) throws -> FileAction {
         let target = try checkedPath(path, under: root)
-        let existing: String?
-        switch FileIO.read(target.string) {
-        case .success(let old): existing = old
-        case .failure(.noSuchFileOrDirectory), .failure(.notDirectory): existing = nil
-        case .failure(let errno): throw failure(target, errno.rawValue)
-        }
+        let existing = try currentContent(path, under: root, shown: target)
         if existing == content { return .unchanged }
-        let directory = target.removingLastComponent()
-        if createDirectories { try makeDirectories(directory) }
-        var template = Array(directory.appending(".\(target.lastComponent?.string ?? "file").cttune-XXXXXX").string.utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard let name = path.lastComponent?.string else { throw failure(target, EISDIR) }
+        let directory = try openDirectory(path.removingLastComponent(), under: root, create: createDirectories, for: target)
+        defer { try? directory.close() }
+        var temporary = ""
+        var fd: Int32 = -1
+        for _ in 0..<100 {
+            temporary = ".\(name).cttune-\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
+            fd = openat(directory.rawValue, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            if fd >= 0 || errno != EEXIST { break }
+        }
         guard fd >= 0 else { throw failure(target, errno) }
-        let temporary = String(cString: template)
+        let file = FileDescriptor(rawValue: fd)
         var committed = false
         defer {
-            close(fd)
-            if !committed { unlink(temporary) }
+            try? file.close()
+            if !committed { unlinkat(directory.rawValue, temporary, 0) }
         }
-        let bytes = Array(content.utf8)
-        var written = 0
-        while written < bytes.count {
-            let count = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw failure(target, errno)
-            }
-            written += count
+        do {
+            _ = try file.writeAll(content.utf8)
+        } catch let error as Errno {
+            throw failure(target, error.rawValue)
         }
         guard fchmod(fd, mode) == 0, fsync(fd) == 0 else { throw failure(target, errno) }
-        guard rename(temporary, target.string) == 0 else { throw failure(target, errno) }
+        guard renameat(directory.rawValue, temporary, directory.rawValue, name) == 0 else { throw failure(target, errno) }
         committed = true
-        syncDirectory(directory)
+        fsync(directory.rawValue)
         return existing == nil ? .created : .updated
     }
 
@@ -74,67 +73,103 @@ public enum AtomicFile {
     @discardableResult
     public static func remove(_ path: FilePath, under root: SystemRoot = .live) throws -> FileAction {
         let target = try checkedPath(path, under: root)
-        if unlink(target.string) != 0 {
+        guard let name = path.lastComponent?.string else { throw failure(target, EISDIR) }
+        let directory: FileDescriptor
+        switch try root.open(path.removingLastComponent(), flags: O_RDONLY | O_DIRECTORY) {
+        case .success(let opened): directory = opened
+        case .failure(let errno) where errno == .noSuchFileOrDirectory: return .unchanged
+        case .failure(let errno): throw failure(target, errno.rawValue)
+        }
+        defer { try? directory.close() }
+        if unlinkat(directory.rawValue, name, 0) != 0 {
             if errno == ENOENT { return .unchanged }
             throw failure(target, errno)
         }
-        syncDirectory(target.removingLastComponent())
+        fsync(directory.rawValue)
         return .removed
     }
 
     /// The content of a file under `root`, `nil` when absent.
     public static func contents(of path: FilePath, under root: SystemRoot) throws -> String? {
-        _ = try checkedPath(path, under: root)
-        return try root.contents(of: path)
+        let target = try checkedPath(path, under: root)
+        return try currentContent(path, under: root, shown: target)
     }
 
-    /// Maps `path` into `root` and refuses it when an existing component is a
-    /// symbolic link that resolves outside the root (lstat walk from the
-    /// root down: an image tree's /etc/modprobe.d pointing at the host's).
-    /// Links that stay inside are allowed.
+    /// What a file cttune replaces holds now: a regular file, bounded.
+    static func currentContent(_ path: FilePath, under root: SystemRoot, shown target: FilePath) throws -> String? {
+        switch try root.open(path, flags: O_RDONLY | O_NONBLOCK | O_NOCTTY) {
+        case .failure(let errno) where errno == .noSuchFileOrDirectory || errno == .notDirectory: return nil
+        case .failure(let errno): throw failure(target, errno.rawValue)
+        case .success(let descriptor):
+            defer { try? descriptor.close() }
+            switch FileIO.readAll(descriptor, limit: ReadLimit.configuration) {
+            case .success(let text): return text
+            case .failure(.errno(let errno)): throw failure(target, errno.rawValue)
+            case .failure(let other): throw FileIO.failure(other, path: target.string)
+            }
+        }
+    }
+
+    /// Maps `path` into `root` and refuses it when a directory on the way is
+    /// a link that names nothing inside the root (its target exists only
+    /// outside: links are read as if the root were /) or a link loop. Links
+    /// that stay inside (`lib -> usr/lib`, `etc/sysctl.d -> ../srv/sysctl`)
+    /// are followed; the file itself may be a link, which a write replaces.
     public static func checkedPath(_ path: FilePath, under root: SystemRoot) throws -> FilePath {
         let target = try root.path(path)
         guard !root.isLive else { return target }
-        guard let base = realPath(root.base.string) else { throw TunerError.rootNotADirectory(root: root.base.string) }
-        var prefix = root.base
-        for component in target.components.dropFirst(root.base.components.count) {
+        var prefix = FilePath("/")
+        for component in path.lexicallyNormalized().components.dropLast() {
             prefix.append(component)
+            // Absent: the rest does not exist yet either.
+            guard case .success(let entry) = try root.open(prefix, flags: O_PATH_ONLY | O_NOFOLLOW) else { break }
             var info = stat()
-            guard lstat(prefix.string, &info) == 0 else { break }  // the rest does not exist yet
-            if info.st_mode & S_IFMT == S_IFLNK {
-                guard let resolved = realPath(prefix.string), resolved == base || resolved.hasPrefix(base + "/") else {
-                    throw TunerError.pathEscapesRoot(path: prefix.string, root: root.base.string)
-                }
+            let isLink = fstat(entry.rawValue, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK
+            try? entry.close()
+            guard isLink else { continue }
+            switch try root.open(prefix, flags: O_PATH_ONLY) {
+            case .success(let resolved): try? resolved.close()
+            case .failure: throw TunerError.pathEscapesRoot(path: try root.path(prefix).string, root: root.base.string)
             }
         }
         return target
     }
 
-    static func realPath(_ path: String) -> String? {
-        guard let resolved = realpath(path, nil) else { return nil }
-        defer { free(resolved) }
-        return String(cString: resolved)
-    }
-
-    /// mkdir -p, each new directory 0755; a file in the way is ENOTDIR.
-    static func makeDirectories(_ directory: FilePath) throws {
-        var info = stat()
-        if stat(directory.string, &info) == 0 {
-            guard info.st_mode & S_IFMT == S_IFDIR else { throw failure(directory, ENOTDIR) }
-            return
+    /// Opens a directory under `root` (mkdir -p first when `create`, each new
+    /// directory 0755, created through the parent's descriptor so it lands
+    /// where the root resolves it).
+    ///
+    /// - Parameter target: the file the directory is opened for, named in errors.
+    static func openDirectory(_ directory: FilePath, under root: SystemRoot, create: Bool, for target: FilePath? = nil) throws
+        -> FileDescriptor
+    {
+        let mapped = try root.path(directory)
+        let shown = target ?? mapped
+        switch try root.open(directory, flags: O_RDONLY | O_DIRECTORY) {
+        case .success(let opened): return opened
+        case .failure(let errno) where errno == .noSuchFileOrDirectory && create && !directory.removingLastComponent().isEmpty:
+            guard let name = directory.lastComponent?.string, directory.removingLastComponent() != directory else {
+                throw failure(shown, errno.rawValue)
+            }
+            let parent = try openDirectory(directory.removingLastComponent(), under: root, create: true, for: target)
+            defer { try? parent.close() }
+            if mkdirat(parent.rawValue, name, 0o755) != 0 && Glibc.errno != EEXIST { throw failure(shown, Glibc.errno) }
+            switch try root.open(directory, flags: O_RDONLY | O_DIRECTORY) {
+            case .success(let opened): return opened
+            // mkdirat found something (a dangling link) that still names nothing inside the root.
+            case .failure(.noSuchFileOrDirectory): throw TunerError.pathEscapesRoot(path: mapped.string, root: root.base.string)
+            case .failure(let errno): throw failure(shown, errno.rawValue)
+            }
+        case .failure(let errno):
+            throw failure(shown, errno.rawValue)
         }
-        try makeDirectories(directory.removingLastComponent())
-        if mkdir(directory.string, 0o755) != 0 && errno != EEXIST { throw failure(directory, errno) }
-    }
-
-    static func syncDirectory(_ directory: FilePath) {
-        let fd = open(directory.string, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { return }
-        fsync(fd)
-        close(fd)
     }
 
     static func failure(_ path: FilePath, _ code: Int32) -> TunerError {
-        .writeFailed(path: path.string, reason: errnoText(Errno(rawValue: code)))
+        if code == ELOOP {
+            return .writeFailed(
+                path: path.string, reason: "a symbolic link loop, or a link out of the root (links are read as if the root were /)")
+        }
+        return .writeFailed(path: path.string, reason: errnoText(Errno(rawValue: code)))
     }
 }

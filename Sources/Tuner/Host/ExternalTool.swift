@@ -62,11 +62,21 @@ public struct ExternalTool: Sendable, Equatable {
             [stdinPipe[1], stdoutPipe[0], stderrPipe[0]].forEach { close($0) }
             throw error
         }
-        let (stdout, stderr) = Self.exchange(
-            input: Array((input ?? "").utf8), stdin: stdinPipe[1],
-            stdout: stdoutPipe[0], stderr: stderrPipe[0])
+        let exchanged = Result {
+            try Self.exchange(
+                input: Array((input ?? "").utf8), stdin: stdinPipe[1],
+                stdout: stdoutPipe[0], stderr: stderrPipe[0])
+        }
+        if case .failure = exchanged { kill(pid, SIGKILL) }
+        let status = Self.wait(pid)
+        let (stdout, stderr): ([UInt8], [UInt8])
+        do {
+            (stdout, stderr) = try exchanged.get()
+        } catch let failure as ReadFailure {
+            throw TunerError.toolFailed(command: commandLine(arguments), reason: Self.reason(failure))
+        }
         return Output(
-            status: Self.wait(pid), stdout: String(decoding: stdout, as: UTF8.self),
+            status: status, stdout: String(decoding: stdout, as: UTF8.self),
             stderr: String(decoding: stderr, as: UTF8.self))
     }
 
@@ -150,9 +160,28 @@ public struct ExternalTool: Sendable, Equatable {
         return true
     }
 
+    /// The most a tool's stdout or stderr may print through `run` (a large
+    /// iptables-save is tens of MiB; `streaming` has no such bound).
+    static let outputLimit = 256 << 20
+    /// How long `run` waits for a tool that neither prints nor exits.
+    static let silenceTimeoutSeconds: Int32 = 120
+
+    static func reason(_ failure: ReadFailure) -> String {
+        switch failure {
+        case .errno(let errno): return "reading its output failed: \(errnoText(errno))"
+        case .tooLarge(let limit): return "it printed more than \(limit >> 20) MiB — stopped"
+        case .timedOut(let seconds): return "it printed nothing and did not exit for \(seconds) s — stopped"
+        case .notRegular(let kind): return "its output is \(kind)"
+        }
+    }
+
     /// Writes `input` and reads both outputs at the same time, so a tool
-    /// printing a large ruleset never blocks on a full pipe; closes all three.
-    private static func exchange(input: [UInt8], stdin: Int32, stdout: Int32, stderr: Int32) -> ([UInt8], [UInt8]) {
+    /// printing a large ruleset never blocks on a full pipe; closes all three,
+    /// whatever happens.
+    ///
+    /// - Throws: `ReadFailure` when an output passes `outputLimit`, the tool
+    ///   stays silent for `silenceTimeoutSeconds`, or poll fails.
+    private static func exchange(input: [UInt8], stdin: Int32, stdout: Int32, stderr: Int32) throws -> ([UInt8], [UInt8]) {
         var written = 0
         var inputFD: Int32 = stdin
         if input.isEmpty {
@@ -161,18 +190,21 @@ public struct ExternalTool: Sendable, Equatable {
         }
         var open: [Int32: [UInt8]] = [stdout: [], stderr: []]
         var finished: [Int32: [UInt8]] = [:]
+        defer {
+            open.keys.forEach { close($0) }
+            if inputFD >= 0 { close(inputFD) }
+        }
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        signal(SIGPIPE, SIG_IGN)
         while !open.isEmpty || inputFD >= 0 {
             var fds = open.keys.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             if inputFD >= 0 { fds.append(pollfd(fd: inputFD, events: Int16(POLLOUT), revents: 0)) }
-            guard poll(&fds, nfds_t(fds.count), -1) >= 0 else {
-                if errno == EINTR { continue }
-                break
-            }
+            let ready = poll(&fds, nfds_t(fds.count), silenceTimeoutSeconds * 1000)
+            if ready < 0 && errno == EINTR { continue }
+            if ready < 0 { throw ReadFailure.errno(Errno(rawValue: errno)) }
+            if ready == 0 { throw ReadFailure.timedOut(seconds: Int(silenceTimeoutSeconds)) }
             for entry in fds where entry.revents != 0 {
                 if entry.fd == inputFD {
-                    let count = input.withUnsafeBytes { write(inputFD, $0.baseAddress! + written, $0.count - written) }
+                    let count = input[written...].withUnsafeBytes { writeIgnoringSIGPIPE(inputFD, $0) }
                     if count > 0 { written += count }
                     if count < 0 && errno != EINTR && errno != EAGAIN || written == input.count {
                         close(inputFD)
@@ -180,15 +212,47 @@ public struct ExternalTool: Sendable, Equatable {
                     }
                     continue
                 }
-                let count = buffer.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress, $0.count) }
+                let count: Int
+                do {
+                    count = try buffer.withUnsafeMutableBytes {
+                        try FileDescriptor(rawValue: entry.fd).read(into: $0, retryOnInterrupt: true)
+                    }
+                } catch {
+                    count = 0  // a read error ends that output like end of file
+                }
                 if count > 0 {
+                    guard open[entry.fd]!.count + count <= outputLimit else { throw ReadFailure.tooLarge(limit: outputLimit) }
                     open[entry.fd]!.append(contentsOf: buffer[0..<count])
-                } else if count == 0 || errno != EINTR {
+                } else {
                     close(entry.fd)
                     finished[entry.fd] = open.removeValue(forKey: entry.fd)
                 }
             }
         }
         return (finished[stdout] ?? [], finished[stderr] ?? [])
+    }
+
+    /// write(2) to the tool's stdin, which it may have closed: SIGPIPE is
+    /// blocked on this thread for the call and a SIGPIPE the write raised is
+    /// taken back, so the write fails with EPIPE and the process-wide
+    /// disposition (the caller's business, not a library's) stays as it was.
+    private static func writeIgnoringSIGPIPE(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int {
+        var pipeSignal = sigset_t()
+        sigemptyset(&pipeSignal)
+        sigaddset(&pipeSignal, SIGPIPE)
+        var pending = sigset_t()
+        sigpending(&pending)
+        let alreadyPending = sigismember(&pending, SIGPIPE) == 1
+        var previous = sigset_t()
+        pthread_sigmask(SIG_BLOCK, &pipeSignal, &previous)
+        let count = write(fd, bytes.baseAddress, bytes.count)
+        let writeErrno = errno
+        if count < 0 && writeErrno == EPIPE && !alreadyPending {
+            var noWait = timespec(tv_sec: 0, tv_nsec: 0)
+            while sigtimedwait(&pipeSignal, nil, &noWait) < 0 && errno == EINTR {}
+        }
+        pthread_sigmask(SIG_SETMASK, &previous, nil)
+        errno = writeErrno
+        return count
     }
 }

@@ -95,7 +95,7 @@ extension HostFacts {
     ) throws -> HostFacts {
         let memory = try memoryBytes ?? readMemTotal(root)
         let cpuCount = try cpus ?? readOnlineCPUs(root)
-        let running = try root.contents(of: KernelPaths.osRelease)?.trimmingCharacters(in: .whitespacesAndNewlines)
+        let running = try readRelease(root)
         let release = try ModuleTree.release(under: root, requested: kernel)
         let architecture = root.isLive ? machine() : nil
         let entry = EntrySize.resolve(
@@ -109,8 +109,9 @@ extension HostFacts {
             try root.integer(at: KernelPaths.sysctl(bucketsSysctl))
             ?? root.integer(at: KernelPaths.conntrackHashsizeParameter)
 
-        let maxPath = try root.path(KernelPaths.sysctl(ConntrackSetting.max.key))
-        let netns: NetworkNamespace? = fileMode(maxPath.string).map { $0 & S_IWUSR != 0 ? .initial : .nonInitial }
+        let netns: NetworkNamespace? = root.fileMode(KernelPaths.sysctl(ConntrackSetting.max.key)).map {
+            $0 & S_IWUSR != 0 ? .initial : .nonInitial
+        }
 
         var blockers: [ConntrackSetting: String] = [:]
         for setting in ConntrackSetting.allCases {
@@ -132,20 +133,29 @@ extension HostFacts {
     public static let bucketsSysctl = "net.netfilter.nf_conntrack_buckets"
 
     static func readMemTotal(_ root: SystemRoot) throws -> Int {
-        guard let meminfo = try root.contents(of: KernelPaths.meminfo) else {
+        guard let meminfo = try root.contents(of: KernelPaths.meminfo, limit: ReadLimit.kernelTable) else {
             throw TunerError.missingFact(
                 fact: "the amount of RAM", path: try root.path(KernelPaths.meminfo).string,
                 fix: "pass --memory SIZE (for example --memory 8G)")
         }
         for line in meminfo.split(separator: "\n") where line.hasPrefix("MemTotal:") {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            if fields.count >= 2, let kib = Int(fields[1]) { return kib * 1024 }
+            if fields.count >= 2, let kib = Int(fields[1]) {
+                guard KernelValue.memTotalKiB.contains(kib) else {
+                    throw TunerError.malformed(
+                        path: try root.path(KernelPaths.meminfo).string,
+                        detail:
+                            "MemTotal is \(kib) kB, which no machine reports (expected \(KernelValue.memTotalKiB.lowerBound) to \(KernelValue.memTotalKiB.upperBound) kB) — copy it again from a running system, or pass --memory SIZE"
+                    )
+                }
+                return kib * 1024
+            }
         }
         throw TunerError.malformed(path: try root.path(KernelPaths.meminfo).string, detail: "no \"MemTotal: N kB\" line")
     }
 
     static func readOnlineCPUs(_ root: SystemRoot) throws -> Int {
-        guard let text = try root.contents(of: KernelPaths.onlineCPUs) else {
+        guard let text = try root.contents(of: KernelPaths.onlineCPUs, limit: ReadLimit.kernelValue) else {
             throw TunerError.missingFact(
                 fact: "the number of CPUs", path: try root.path(KernelPaths.onlineCPUs).string,
                 fix: "pass --cpus N")
@@ -153,7 +163,9 @@ extension HostFacts {
         guard let count = CPUList.count(text) else {
             throw TunerError.malformed(
                 path: try root.path(KernelPaths.onlineCPUs).string,
-                detail: "expected a CPU list such as 0-3,8, found \"\(text.prefix(40))\"")
+                detail:
+                    "expected a CPU list such as 0-3,8 (CPU numbers \(KernelValue.cpuNumber.lowerBound) to \(KernelValue.cpuNumber.upperBound)), found \(Echo.quoted(text.trimmingCharacters(in: .whitespacesAndNewlines), limit: 40)) — copy it again from a running system, or pass --cpus N"
+            )
         }
         return count
     }
@@ -165,11 +177,25 @@ extension HostFacts {
         return withUnsafeBytes(of: &name.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
     }
 
+    /// `uname -r` as the tree records it: one line of printable text.
+    static func readRelease(_ root: SystemRoot) throws -> String? {
+        guard let text = try root.contents(of: KernelPaths.osRelease, limit: ReadLimit.kernelValue) else { return nil }
+        let release = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !release.isEmpty, !release.contains("/"),
+            release.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 && $0.value < 0x7f })
+        else {
+            throw TunerError.malformed(
+                path: try root.path(KernelPaths.osRelease).string,
+                detail: "expected a kernel release such as 6.1.0-28-cloud-amd64, found \(Echo.quoted(release, limit: 40))")
+        }
+        return release
+    }
+
     /// - Parameter running: whether `release` is the running kernel, whose
     ///   /proc and /sys say more than its module index; another kernel's
     ///   presence comes from its tree's index only.
     static func readPresence(_ root: SystemRoot, release: String?, running: Bool = true) throws -> ConntrackPresence {
-        if running, let modules = try root.contents(of: KernelPaths.procModules),
+        if running, let modules = try root.contents(of: KernelPaths.procModules, limit: ReadLimit.kernelTable),
             modules.split(separator: "\n").contains(where: { $0.hasPrefix("nf_conntrack ") })
         {
             return .module
@@ -179,12 +205,12 @@ extension HostFacts {
         }
         if let release {
             let directory = KernelPaths.libModules.appending(release)
-            if let builtin = try root.contents(of: directory.appending("modules.builtin")),
+            if let builtin = try root.contents(of: directory.appending("modules.builtin"), limit: ReadLimit.moduleIndex),
                 builtin.contains("/nf_conntrack.ko")
             {
                 return .builtIn
             }
-            if let dependencies = try root.contents(of: directory.appending("modules.dep")),
+            if let dependencies = try root.contents(of: directory.appending("modules.dep"), limit: ReadLimit.moduleIndex),
                 dependencies.contains("/nf_conntrack.ko")
             {
                 return .notLoaded
@@ -200,15 +226,16 @@ extension HostFacts {
     /// sysctls 0444, whatever the PID namespace says.
     static func writeBlocker(for setting: ConntrackSetting, root: SystemRoot, netns: NetworkNamespace?) throws -> String? {
         let sysctlKey = setting == .hashsize ? bucketsSysctl : setting.key
-        var path = try root.path(KernelPaths.sysctl(sysctlKey)).string
+        var file = KernelPaths.sysctl(sysctlKey)
         // Where nf_conntrack_buckets is read-only in the initial namespace
         // (older kernels), the hash size still changes through /sys/module.
-        if setting == .hashsize, netns != .nonInitial, fileMode(path).map({ $0 & S_IWUSR == 0 }) ?? true,
-            let parameter = try? root.path(KernelPaths.conntrackHashsizeParameter).string, fileMode(parameter) != nil
+        if setting == .hashsize, netns != .nonInitial, root.fileMode(file).map({ $0 & S_IWUSR == 0 }) ?? true,
+            root.fileMode(KernelPaths.conntrackHashsizeParameter) != nil
         {
-            path = parameter
+            file = KernelPaths.conntrackHashsizeParameter
         }
-        guard let mode = fileMode(path) else {
+        let path = try root.path(file).string
+        guard let mode = root.fileMode(file) else {
             return "\(sysctlKey) does not exist here — nf_conntrack is not loaded"
         }
         if mode & S_IWUSR == 0 {
@@ -217,11 +244,11 @@ extension HostFacts {
             }
             return "\(path) is read-only"
         }
-        if access(path, W_OK) != 0 {
-            if errno == EROFS {
+        if let denied = root.writeDenied(file) {
+            if denied == .readOnlyFileSystem {
                 return "\(path) is on a read-only file system (containers often mount /sys read-only) — apply it on the host"
             }
-            return "\(path) is not writable: \(errnoText(Errno(rawValue: errno))) — run as root"
+            return "\(path) is not writable: \(errnoText(denied)) — run as root"
         }
         return nil
     }
@@ -235,10 +262,13 @@ extension HostFacts {
 
 /// Kernel CPU lists such as `0-3,8,10-11`.
 enum CPUList {
+    /// The number of CPUs listed, or `nil` when the text is not a CPU list
+    /// the kernel could write (a negative number, an open range, a number
+    /// beyond `KernelValue.cpuNumber`).
     static func count(_ text: String) -> Int? {
         var total = 0
-        for part in text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",") {
-            let bounds = part.split(separator: "-").map { Int($0) }
+        for part in text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",", omittingEmptySubsequences: false) {
+            let bounds = part.split(separator: "-", omittingEmptySubsequences: false).map(number)
             switch bounds.count {
             case 1:
                 guard bounds[0] != nil else { return nil }
@@ -249,6 +279,14 @@ enum CPUList {
             default: return nil
             }
         }
-        return total > 0 ? total : nil
+        return total > 0 && total <= KernelValue.cpuNumber.count ? total : nil
+    }
+
+    /// One CPU number: digits only, within the range.
+    static func number(_ text: Substring) -> Int? {
+        guard !text.isEmpty, text.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(text),
+            KernelValue.cpuNumber.contains(value)
+        else { return nil }
+        return value
     }
 }

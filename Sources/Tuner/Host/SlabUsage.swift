@@ -24,19 +24,22 @@ public struct SlabUsage: Sendable, Equatable {
     /// - Returns: the usage and which file said so, or `nil` when neither
     ///   exists (no nf_conntrack cache, or a tree without them).
     public static func read(from root: SystemRoot) throws -> (usage: SlabUsage, source: Source)? {
-        if let slabinfo = try? root.contents(of: KernelPaths.slabinfo) {
+        if let slabinfo = try? root.contents(of: KernelPaths.slabinfo, limit: ReadLimit.kernelTable) {
             for line in slabinfo.split(separator: "\n") where line.hasPrefix("nf_conntrack ") {
                 // name <active_objs> <num_objs> <objsize> ...
                 let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-                if fields.count > 3, let active = Int(fields[1]), let size = Int(fields[3]), size > 0 {
+                if fields.count > 3, let active = Int(fields[1]), let size = Int(fields[3]),
+                    KernelValue.slabObjects.contains(active), KernelValue.slabObjectBytes.contains(size)
+                {
                     return (SlabUsage(activeObjects: active, objectBytes: size), .slabinfo)
                 }
             }
         }
         // `objects` reads "240 N0=240": the total comes first.
-        if let objects = try root.contents(of: KernelPaths.conntrackSlabObjects),
+        if let objects = try root.contents(of: KernelPaths.conntrackSlabObjects, limit: ReadLimit.kernelTable),
             let active = objects.split(separator: " ").first.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }),
-            let size = try root.integer(at: KernelPaths.conntrackSlabSize), size > 0
+            KernelValue.slabObjects.contains(active),
+            let size = try root.integer(at: KernelPaths.conntrackSlabSize, in: KernelValue.slabObjectBytes)
         {
             return (SlabUsage(activeObjects: active, objectBytes: size), .sysfs)
         }

@@ -24,8 +24,12 @@ public final class KmodContext {
     /// The corresponding libkmod call is `kmod_new`.
     public init(root: SystemRoot, release: String) throws {
         modulesDirectory = try root.path(KernelPaths.libModules.appending(release))
-        let configPaths = try Self.configDirectories.map { try root.path($0).string }
-        let made: OpaquePointer? = modulesDirectory.string.withCString { directory in
+        // libkmod opens paths itself: hand it the directories as the root
+        // resolves them (links read inside it), and leave out a config
+        // directory that names nothing inside the root.
+        let resolved = try root.resolvedDirectory(KernelPaths.libModules.appending(release)) ?? modulesDirectory
+        let configPaths = try Self.configDirectories.compactMap { try root.resolvedDirectory($0)?.string }
+        let made: OpaquePointer? = resolved.string.withCString { directory in
             withCStringArray(configPaths) { kmod_new(directory, $0) }
         }
         guard let made else {
@@ -33,6 +37,7 @@ public final class KmodContext {
         }
         context = made
         kmod_set_log_priority(context, LOG_EMERG)
+        cttune_kmod_silence(context)
     }
 
     deinit { kmod_unref(context) }

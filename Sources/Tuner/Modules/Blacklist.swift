@@ -147,7 +147,7 @@ extension ModuleHost {
         let refusal = force ? nil : impact.refusal
         let action: FileAction
         if dryRun || refusal != nil {
-            action = FileIO.read(path.string).map { $0 == text ? FileAction.unchanged : .updated }.mapErrorToCreated()
+            action = try AtomicFile.contents(of: file, under: fileRoot).map { $0 == text ? FileAction.unchanged : .updated } ?? .created
         } else {
             action = try AtomicFile.write(text, to: file, under: fileRoot)
         }
@@ -175,15 +175,5 @@ extension ModuleHost {
     /// `--output FILE` is a path on this system; the default file lives under the root.
     func blacklistFile(_ output: FilePath?) -> (SystemRoot, FilePath) {
         output.map { (SystemRoot.live, $0) } ?? (root, KernelPaths.blacklistConf)
-    }
-}
-
-private extension Result where Success == FileAction, Failure == Errno {
-    /// A dry run against a file that does not exist would create it.
-    func mapErrorToCreated() -> FileAction {
-        switch self {
-        case .success(let action): return action
-        case .failure: return .created
-        }
     }
 }

@@ -48,7 +48,7 @@ public struct LiveModules: Equatable, Sendable {
     /// The corresponding files are `/proc/modules` and `/sys/module/NAME/{holders,refcnt}`.
     public static func read(from root: SystemRoot) throws -> LiveModules {
         let sysNames = Set(root.entries(of: KernelPaths.sysModule))
-        guard let table = try root.contents(of: KernelPaths.procModules) else {
+        guard let table = try root.contents(of: KernelPaths.procModules, limit: ReadLimit.kernelTable) else {
             return LiveModules(support: root.exists(KernelPaths.proc) ? .none : .notRunning, sysModuleNames: sysNames)
         }
         var loaded: [String: LoadedModule] = [:]
@@ -57,7 +57,7 @@ public struct LiveModules: Equatable, Sendable {
             guard fields.count >= 4, let proclaimed = Int(fields[2]) ?? (fields[2] == "-" ? 0 : nil) else {
                 throw TunerError.malformed(
                     path: try root.path(KernelPaths.procModules).string,
-                    detail: "line \(index + 1) is not \"name size refcount users state address\": \"\(line.prefix(60))\"")
+                    detail: "line \(index + 1) is not \"name size refcount users state address\": \(Echo.quoted(line, limit: 60))")
             }
             let name = String(fields[0])
             let usedBy = fields[3] == "-" ? [] : fields[3].split(separator: ",").map(String.init)

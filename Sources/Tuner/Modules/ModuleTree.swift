@@ -47,7 +47,7 @@ public final class ModuleTree {
     /// - Returns: `nil` when the directory has no modules.dep (no tree to read).
     public init?(root: SystemRoot, release: String) throws {
         let directory = KernelPaths.libModules.appending(release)
-        guard let dependencies = try root.contents(of: directory.appending("modules.dep")) else { return nil }
+        guard let dependencies = try root.contents(of: directory.appending("modules.dep"), limit: ReadLimit.moduleIndex) else { return nil }
         // Without the binary index libkmod answers every lookup with "no such
         // module" instead of failing: dependencies would silently come back empty.
         guard root.exists(directory.appending(Self.dependencyIndex)) else {
@@ -64,7 +64,7 @@ public final class ModuleTree {
         self.dependencies = parsed
         moduleNames = Set(parsed.keys)
         builtinNames = Set(
-            (try root.contents(of: directory.appending("modules.builtin")) ?? "")
+            (try root.contents(of: directory.appending("modules.builtin"), limit: ReadLimit.moduleIndex) ?? "")
                 .split(separator: "\n").map(Self.moduleName(fromPath:)))
         kmod = try KmodContext(root: root, release: release)
     }

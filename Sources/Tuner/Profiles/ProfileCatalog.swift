@@ -11,6 +11,9 @@ import SystemPackage
 public struct ProfileCatalog: Sendable {
     public var searchDirectories: [String]
     public var builtins: [String: String]
+    /// The root whose /etc/cttune/profiles is one of `searchDirectories`:
+    /// that directory is read through it, links resolved inside the root.
+    public var root: SystemRoot = .live
 
     public init(searchDirectories: [String], builtins: [String: String]? = nil) {
         self.searchDirectories = searchDirectories
@@ -29,7 +32,9 @@ public struct ProfileCatalog: Sendable {
         var directories = (environment["CTTUNE_PROFILE_PATH"] ?? "").split(separator: ":").map(String.init)
         if let etc = try? root.path(KernelPaths.profilesDirectory) { directories.append(etc.string) }
         if let installedDirectory { directories.append(installedDirectory) }
-        return ProfileCatalog(searchDirectories: directories)
+        var catalog = ProfileCatalog(searchDirectories: directories)
+        catalog.root = root
+        return catalog
     }
 
     /// `PREFIX/share/cttune/profiles` for the binary at `PREFIX/bin/cttune`
@@ -80,21 +85,41 @@ public struct ProfileCatalog: Sendable {
             }
             // One spelling per file, so a loop through relative paths is seen.
             path = URL(fileURLWithPath: path).standardizedFileURL.path
-            switch FileIO.read(path) {
+            switch FileIO.read(path, limit: ReadLimit.profile) {
             case .success(let text): return (path, text)
-            case .failure(let errno) where errno == .noSuchFileOrDirectory:
+            case .failure(.errno(let errno)) where errno == .noSuchFileOrDirectory:
                 throw TunerError.profileNotFound(name: reference, searched: [path], extendedBy: parentFile)
-            case .failure(let errno):
-                throw TunerError.unreadable(path: path, reason: errnoText(errno))
+            case .failure(let failure):
+                throw FileIO.failure(failure, path: path)
             }
         }
         guard reference.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }), !reference.isEmpty else {
             throw TunerError.profileNotFound(
                 name: reference, searched: ["profile names use letters, digits, - and _"], extendedBy: parentFile)
         }
-        for directory in searchDirectories {
+        // A profile found by name that extends its own name (a local
+        // default.yaml with `extends: default`) means the next one in the
+        // search order, as a PATH lookup would: directories after its own,
+        // then the built-in profiles.
+        var directories = searchDirectories[...]
+        if let parentFile, URL(fileURLWithPath: parentFile).lastPathComponent == reference + ".yaml",
+            let parentIndex = searchDirectories.firstIndex(where: { ($0 + "/" + reference + ".yaml") == parentFile })
+        {
+            directories = searchDirectories[(parentIndex + 1)...]
+        }
+        let underRoot = try? root.path(KernelPaths.profilesDirectory).string
+        for directory in directories {
             let path = directory + "/" + reference + ".yaml"
-            if case .success(let text) = FileIO.read(path) { return (path, text) }
+            if !root.isLive && directory == underRoot {
+                let file = KernelPaths.profilesDirectory.appending(reference + ".yaml")
+                if let text = try root.contents(of: file, limit: ReadLimit.profile) { return (path, text) }
+                continue
+            }
+            switch FileIO.read(path, limit: ReadLimit.profile) {
+            case .success(let text): return (path, text)
+            case .failure(.errno(let errno)) where errno == .noSuchFileOrDirectory || errno == .notDirectory: continue
+            case .failure(let failure): throw FileIO.failure(failure, path: path)
+            }
         }
         if let text = builtins[reference] { return ("built-in:\(reference)", text) }
         throw TunerError.profileNotFound(

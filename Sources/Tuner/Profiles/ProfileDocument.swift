@@ -1,3 +1,6 @@
+// CYaml is libyaml as Yams builds it (a dependency of Yams, imported here
+// only to scan tokens before Yams composes the document).
+import CYaml
 import Foundation
 import Yams
 
@@ -48,6 +51,7 @@ struct ProfileDocument: Equatable {
     /// - Parameter file: named in every error, with the line and key path.
     static func parse(yaml: String, file: String) throws -> ProfileDocument {
         let reader = NodeReader(file: file)
+        try refuseAliases(yaml, reader: reader)
         let root: Node
         do {
             guard let composed = try Yams.compose(yaml: yaml) else {
@@ -98,8 +102,51 @@ struct ProfileDocument: Equatable {
     }
 }
 
+extension ProfileDocument {
+    /// The most YAML tokens a profile may hold: a full profile has about a
+    /// hundred, and the cap bounds the work of composing any document.
+    static let maximumTokens = 10_000
+
+    /// Refuses aliases (`*name`) and documents of more than `maximumTokens`
+    /// tokens before Yams composes them: composing expands each alias into a
+    /// copy of its anchor's node, so a few nested aliases (a "billion laughs"
+    /// document, or an alias used as a mapping key, which Yams hashes to find
+    /// duplicates) take exponential time and memory. A profile has no use for them.
+    static func refuseAliases(_ yaml: String, reader: NodeReader) throws {
+        var parser = yaml_parser_t()
+        guard yaml_parser_initialize(&parser) == 1 else { return }
+        defer { yaml_parser_delete(&parser) }
+        var bytes = Array(yaml.utf8)
+        try bytes.withUnsafeMutableBufferPointer { buffer in
+            yaml_parser_set_input_string(&parser, buffer.baseAddress, buffer.count)
+            var count = 0
+            while true {
+                var token = yaml_token_t()
+                // A syntax error: composing reports it with its line and column.
+                guard yaml_parser_scan(&parser, &token) == 1 else { return }
+                defer { yaml_token_delete(&token) }
+                let line = Int(token.start_mark.line) + 1
+                switch token.type {
+                case YAML_STREAM_END_TOKEN: return
+                case YAML_ALIAS_TOKEN:
+                    throw TunerError.invalidProfile(
+                        file: reader.file, line: line, field: "",
+                        problem: "YAML aliases (*name) are not allowed in a profile — write the value out where it is used")
+                default: break
+                }
+                count += 1
+                if count > maximumTokens {
+                    throw TunerError.invalidProfile(
+                        file: reader.file, line: line, field: "",
+                        problem: "more than \(maximumTokens) YAML tokens — a profile holds a few dozen keys; check that this is a profile")
+                }
+            }
+        }
+    }
+}
+
 /// Typed access to a composed YAML tree, every error naming file, line and key path.
-private struct NodeReader {
+struct NodeReader {
     let file: String
 
     func fail(_ node: Node?, _ field: String, _ problem: String) -> TunerError {
@@ -112,13 +159,17 @@ private struct NodeReader {
             return .invalidProfile(
                 file: file, line: mark.line, field: "",
                 problem:
-                    "not valid YAML: \(problem) (column \(mark.column)) — check the indentation and quoting on that line and the one before"
+                    "not valid YAML: \(Echo.escaped(problem, limit: 200)) (column \(mark.column)) — check the indentation and quoting on that line and the one before"
             )
         case let .duplicatedKeysInMapping(duplicates, _):
             return .invalidProfile(
-                file: file, line: nil, field: "", problem: "key \(duplicates.joined(separator: ", ")) appears twice — keep one")
+                file: file, line: nil, field: "",
+                problem: "key \(duplicates.map { Echo.escaped($0) }.joined(separator: ", ")) appears twice — keep one")
         default:
-            return .invalidProfile(file: file, line: nil, field: "", problem: "not valid YAML: \(error)")
+            // Yams's own description spans lines (the document, a caret line).
+            let first = ("\(error)".split(whereSeparator: \.isNewline).first.map(String.init) ?? "unreadable")
+                .trimmingCharacters(in: CharacterSet(charactersIn: ": "))
+            return .invalidProfile(file: file, line: nil, field: "", problem: "not valid YAML: \(Echo.escaped(first, limit: 200))")
         }
     }
 
@@ -134,7 +185,7 @@ private struct NodeReader {
     func allowOnly(_ keys: [String], in mapping: Node.Mapping, at field: String) throws {
         for key in mapping.keys {
             guard let name = key.string, keys.contains(name) else {
-                let shown = key.string ?? "\(key)"
+                let shown = keyName(key)
                 throw fail(key, join(field, shown), "unknown key — allowed here: \(keys.joined(separator: ", "))")
             }
         }
@@ -154,7 +205,7 @@ private struct NodeReader {
         switch text.lowercased() {
         case "true", "yes", "on": return true
         case "false", "no", "off": return false
-        default: throw fail(node, field, "must be true or false, found \"\(text)\"")
+        default: throw fail(node, field, "must be true or false, found \(Echo.quoted(text))")
         }
     }
 
@@ -163,10 +214,10 @@ private struct NodeReader {
         let field = join(parent, key)
         let text = try scalarText(node, at: field, expecting: "a number")
         if case let .scalar(scalar) = node, scalar.style != .plain && scalar.style != .any {
-            throw fail(node, field, "must be a number, found the quoted string \"\(text)\" — remove the quotes")
+            throw fail(node, field, "must be a number, found the quoted string \(Echo.quoted(text)) — remove the quotes")
         }
         guard let value = Double(text.replacingOccurrences(of: "_", with: "")), value.isFinite else {
-            throw fail(node, field, "must be a number, found \"\(text)\"")
+            throw fail(node, field, "must be a number, found \(Echo.quoted(text))")
         }
         guard range.contains(value) else {
             throw fail(node, field, "must be between \(plain(range.lowerBound)) and \(plain(range.upperBound)), found \(plain(value))")
@@ -182,7 +233,7 @@ private struct NodeReader {
     func integer(_ node: Node, at field: String, in range: ClosedRange<Int>) throws -> Int {
         let text = try scalarText(node, at: field, expecting: "a whole number")
         guard let value = Int(text.replacingOccurrences(of: "_", with: "")) else {
-            throw fail(node, field, "must be a whole number, found \"\(text)\"")
+            throw fail(node, field, "must be a whole number, found \(Echo.quoted(text))")
         }
         guard range.contains(value) else {
             throw fail(node, field, "must be between \(range.lowerBound) and \(range.upperBound), found \(value)")
@@ -195,8 +246,8 @@ private struct NodeReader {
         guard let node else { return [:] }
         var table: [ConntrackSetting: Int] = [:]
         for (key, value) in try mapping(node, at: field) {
-            let name = key.string ?? "\(key)"
-            guard let setting = ConntrackSetting(shortName: name) else {
+            let name = keyName(key)
+            guard let setting = key.string.flatMap(ConntrackSetting.init(shortName:)) else {
                 throw fail(
                     key, join(field, name),
                     "unknown timeout — allowed: \(ConntrackSetting.timeouts.map(\.shortName).joined(separator: ", "))")
@@ -206,9 +257,15 @@ private struct NodeReader {
         return table
     }
 
+    /// A key as an error shows it: escaped, or what it is when it is not text.
+    func keyName(_ key: Node) -> String {
+        guard case .scalar(let scalar) = key else { return "(\(kind(key)) used as a key)" }
+        return Echo.escaped(scalar.string)
+    }
+
     func kind(_ node: Node) -> String {
         switch node {
-        case .scalar(let scalar): return "\"\(scalar.string)\""
+        case .scalar(let scalar): return Echo.quoted(scalar.string)
         case .mapping: return "a mapping"
         case .sequence: return "a list"
         case .alias: return "an alias"

@@ -10,6 +10,9 @@ public struct RulesetAnalyzer {
     /// Searched for nft, iptables-save, ip and friends.
     public var environment: [String: String]
 
+    /// How long `--ruleset -` waits for the next byte on standard input.
+    static let stdinTimeoutSeconds = 60
+
     public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.environment = environment
     }
@@ -97,20 +100,26 @@ public struct RulesetAnalyzer {
     /// Analyses a saved ruleset file, or stdin when `name` is `-`.
     public func analyze(file name: String) throws -> RulesetReport {
         if name == "-" {
-            return try analyze(text: String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self), source: name)
+            // A pipe is fine here; bounded, and a writer that stalls fails instead of hanging.
+            switch FileIO.readStream(.standardInput, limit: ReadLimit.ruleset, timeoutSeconds: Self.stdinTimeoutSeconds) {
+            case .success(let text): return try analyze(text: text, source: name)
+            case .failure(let failure): throw FileIO.failure(failure, path: "standard input")
+            }
         }
         let text: String
-        switch FileIO.read(name) {
+        switch FileIO.read(name, limit: ReadLimit.ruleset) {
         case .success(let read): text = read
-        case .failure(.noSuchFileOrDirectory):
+        case .failure(.errno(.noSuchFileOrDirectory)):
             throw TunerError.invalidRuleset(
                 location: name, problem: "no such file", fix: "give the path of a saved ruleset, or - to read stdin")
-        case .failure(.isDirectory):
+        case .failure(.errno(.isDirectory)):
             throw TunerError.invalidRuleset(
                 location: name, problem: "is a directory", fix: "give the path of a saved ruleset file, or - to read stdin")
-        case .failure(let errno):
+        case .failure(.errno(let errno)):
             throw TunerError.invalidRuleset(
                 location: name, problem: "cannot be read: \(errnoText(errno))", fix: "run as root or copy it somewhere readable")
+        case .failure(let failure):
+            throw FileIO.failure(failure, path: name)
         }
         return try analyze(text: text, source: name, path: name)
     }

@@ -52,14 +52,12 @@ final class BadInputScene {
         try FileManager.default.createSymbolicLink(atPath: link.path, withDestinationPath: destination)
     }
 
-    /// A tree holding one kernel's module directory: `lib/modules/VER` links
-    /// to the depmod'ed Debian tree, so its indexes are real.
+    /// A tree holding one kernel's module directory: `lib/modules/VER` is
+    /// the depmod'ed Debian tree (hard links), so its indexes are real.
     func linkModuleTree() throws {
-        guard let version = ModuleTrees.version else { throw ModuleTreeMissing() }
-        try FileManager.default.createDirectory(atPath: treePath("lib/modules"), withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(
-            atPath: treePath("lib/modules/\(version)"),
-            withDestinationPath: ModuleTrees.full.appendingPathComponent("lib/modules/\(version)").path)
+        guard ModuleTrees.version != nil else { throw ModuleTreeMissing() }
+        try FileManager.default.createDirectory(atPath: treePath("lib"), withIntermediateDirectories: true)
+        try ModuleTrees.copyModules(into: URL(fileURLWithPath: treePath("lib/modules")))
     }
 
     /// A module directory with modules.dep (text) and no binary indexes.

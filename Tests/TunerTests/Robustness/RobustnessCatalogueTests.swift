@@ -583,15 +583,22 @@ struct RobustnessCatalogueTests {
     }
 
     @Test(
-        "an apply refused for its input (profile, a plan that cannot fit) leaves no lock file in the tree",
+        "an apply refused for its profile or flags leaves no lock file in the tree; one refused for the host's facts (read under the lock) leaves only the empty lock file",
         .enabled(if: Host.isRoot, "compares with the other cases run as root"),
-        arguments: [["apply", "--profile", "no-such-profile"], ["apply", "--profile", "web-frontend", "--memory", "256M"]])
-    func refusedApplyLeavesNoLock(_ arguments: [String]) throws {
+        arguments: [
+            (["apply", "--profile", "no-such-profile"], false), (["apply", "--memory", "-1"], false),
+            (["apply", "--profile", "web-frontend", "--memory", "256M"], true),
+        ])
+    func refusedApplyLeavesNoLock(_ arguments: [String], leavesLock: Bool) throws {
         let scene = try BadInputScene()
         defer { scene.remove() }
         try scene.copyHost("small-vm")
         let result = try Shell.run([TestPaths.cttune] + arguments + ["--root", scene.tree.path])
-        #expect(result.status == 1)
-        #expect(!FileManager.default.fileExists(atPath: scene.treePath("run")))
+        #expect(result.status == (leavesLock ? 1 : 64) || (result.status == 1 && !leavesLock))
+        #expect(FileManager.default.fileExists(atPath: scene.treePath("run")) == leavesLock)
+        if leavesLock {
+            #expect(try FileManager.default.contentsOfDirectory(atPath: scene.treePath("run")) == ["cttune.lock"])
+            #expect(try String(contentsOfFile: scene.treePath("run/cttune.lock"), encoding: .utf8) == "")
+        }
     }
 }

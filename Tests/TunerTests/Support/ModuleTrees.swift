@@ -17,16 +17,21 @@ enum ModuleTrees {
     static let hasModprobe = (try? Shell.run(["which", "modprobe"]).status) == 0
     static let missingHint: Comment = "no Debian module tree in .cache/module-tree: run scripts/module-tree.sh (make test does)"
 
-    /// A fresh root whose lib/modules links to the full tree, with an empty
+    /// A fresh root holding the full tree's lib/modules, with an empty
     /// etc/modprobe.d: tests write config and fixtures there, never into the cache.
     static func scratchRoot() throws -> URL {
         let root = try TestPaths.temporaryDirectory("cttune-modules")
         try FileManager.default.createDirectory(at: root.appendingPathComponent("lib"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: root.appendingPathComponent("etc/modprobe.d"), withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(
-            at: root.appendingPathComponent("lib/modules"),
-            withDestinationURL: full.appendingPathComponent("lib/modules"))
+        try copyModules(into: root.appendingPathComponent("lib/modules"))
         return root
+    }
+
+    /// Puts the full tree's lib/modules at `destination` as hard links (a
+    /// copy of the names, not of the data): a link out of a --root tree is
+    /// not followed, so a tree must hold its modules itself.
+    static func copyModules(into destination: URL) throws {
+        try Shell.check(["cp", "-al", full.appendingPathComponent("lib/modules").path, destination.path])
     }
 
     /// The insmod lines of `modprobe -d ROOT -S VER --show-depends NAME` as module names.
