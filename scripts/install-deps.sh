@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages cttune needs, only those missing.
 #   install-deps.sh build   libkmod-dev (headers and pkg-config file for CKmod)
-#   install-deps.sh test    the build set plus the tools the test suite drives
+#   install-deps.sh package the build set plus what dpkg-buildpackage needs (make deb)
+#   install-deps.sh test    the build and package sets plus the tools the test suite drives
 set -euo pipefail
 build=(libkmod-dev pkg-config)
-test=(iproute2 nftables kmod conntrack iptables cpio ufw firewalld python3 python3-venv systemd man-db mandoc zsh fish dpkg-dev binutils lintian cloud-init)
+package=(dpkg-dev debhelper)
+test=(iproute2 nftables kmod conntrack iptables cpio ufw firewalld python3 python3-venv systemd man-db mandoc zsh fish binutils lintian cloud-init rpm mmdebstrap)
 case "${1:-build}" in
   build) wanted=("${build[@]}") ;;
-  test) wanted=("${build[@]}" "${test[@]}") ;;
-  *) echo "usage: $0 build|test" >&2; exit 64 ;;
+  package) wanted=("${build[@]}" "${package[@]}") ;;
+  test) wanted=("${build[@]}" "${package[@]}" "${test[@]}") ;;
+  *) echo "usage: $0 build|package|test" >&2; exit 64 ;;
 esac
 missing=()
 for package in "${wanted[@]}"; do
