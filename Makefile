@@ -4,7 +4,7 @@
 # make bench      print benchmark numbers (not part of the pass/fail suite)
 # make install    release build, man page and completions, installed under $(DESTDIR)$(PREFIX)
 # make uninstall  remove what make install put there (same PREFIX and DESTDIR)
-# make deb        build .build/fleet/cttune_VERSION_ARCH.deb with dpkg-deb
+# make deb        build .build/fleet/cttune_VERSION_ARCH.deb from debian/ with dpkg-buildpackage
 SWIFT ?= swift
 BIN := .build/debug
 
@@ -17,6 +17,7 @@ DATADIR ?= $(PREFIX)/share
 MANDIR ?= $(DATADIR)/man
 PROFILEDIR ?= $(DATADIR)/cttune/profiles
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 ZSHCOMPDIR ?= $(DATADIR)/zsh/site-functions
 FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
@@ -111,15 +112,19 @@ install-files: $(MANPAGE)
 	for unit in $(UNITS); do \
 	  sed 's|@BINDIR@|$(BINDIR)|g' contrib/systemd/$$unit > $(DESTDIR)$(UNITDIR)/$$unit && chmod 0644 $(DESTDIR)$(UNITDIR)/$$unit; \
 	done
+	install -D -m 0644 contrib/systemd/cttune.tmpfiles $(DESTDIR)$(TMPFILESDIR)/cttune.conf
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/cttune $(DESTDIR)$(MANDIR)/man1/cttune.1
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/cttune $(DESTDIR)$(ZSHCOMPDIR)/_cttune $(DESTDIR)$(FISHCOMPDIR)/cttune.fish
 	for unit in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$unit; done
+	rm -f $(DESTDIR)$(TMPFILESDIR)/cttune.conf
 	for profile in profiles/*.yaml; do rm -f $(DESTDIR)$(PROFILEDIR)/$$(basename $$profile); done
 	-rmdir $(DESTDIR)$(PROFILEDIR) $(DESTDIR)$(DATADIR)/cttune 2>/dev/null
 
-deb: release man
+# debian/rules builds the release binary and the man page (make release man).
+deb: deps
+	scripts/install-deps.sh package
 	scripts/build-deb.sh $(GENERATED)
 
 clean:

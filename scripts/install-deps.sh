@@ -1,14 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages cttune needs, only those missing.
-#   install-deps.sh build   libkmod-dev, libmnl-dev (headers and pkg-config files for CKmod, CMnl)
-#   install-deps.sh test    the build set plus the tools the test suite drives
-set -euo pipefail
 build=(libkmod-dev libmnl-dev pkg-config)
-test=(iproute2 nftables kmod conntrack iptables strace cpio ufw firewalld python3 python3-venv systemd man-db mandoc zsh fish dpkg-dev binutils lintian cloud-init procps)
+test=(iproute2 nftables kmod conntrack iptables strace cpio ufw firewalld python3 python3-venv systemd man-db mandoc zsh fish dpkg-dev binutils lintian cloud-init procps rpm mmdebstrap)
 case "${1:-build}" in
   build) wanted=("${build[@]}") ;;
-  test) wanted=("${build[@]}" "${test[@]}") ;;
-  *) echo "usage: $0 build|test" >&2; exit 64 ;;
+  package) wanted=("${build[@]}" "${package[@]}") ;;
+  test) wanted=("${build[@]}" "${package[@]}" "${test[@]}") ;;
+  *) echo "usage: $0 build|package|test" >&2; exit 64 ;;
 esac
 missing=()
 for package in "${wanted[@]}"; do

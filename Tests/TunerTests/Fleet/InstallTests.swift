@@ -12,6 +12,7 @@ struct InstallTests {
             "lib/systemd/system/cttune-apply.service",
             "lib/systemd/system/cttune-status.service",
             "lib/systemd/system/cttune-status.timer",
+            "lib/tmpfiles.d/cttune.conf",
             "share/bash-completion/completions/cttune",
             "share/fish/vendor_completions.d/cttune.fish",
             "share/man/man1/cttune.1",
