@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages cttune needs, only those missing.
+#   install-deps.sh build   libkmod-dev, libmnl-dev (headers and pkg-config files for CKmod, CMnl)
+#   install-deps.sh package the build set plus what dpkg-buildpackage needs (make deb)
+#   install-deps.sh test    the build and package sets plus the tools the test suite drives
+set -euo pipefail
 build=(libkmod-dev libmnl-dev pkg-config)
-test=(iproute2 nftables kmod conntrack iptables strace cpio ufw firewalld python3 python3-venv systemd man-db mandoc zsh fish dpkg-dev binutils lintian cloud-init procps rpm mmdebstrap)
+package=(dpkg-dev debhelper)
+test=(iproute2 procps nftables kmod conntrack iptables strace cpio ufw firewalld python3 python3-venv systemd man-db mandoc zsh fish binutils lintian cloud-init rpm mmdebstrap)
 case "${1:-build}" in
   build) wanted=("${build[@]}") ;;
   package) wanted=("${build[@]}" "${package[@]}") ;;
