@@ -129,8 +129,9 @@ struct RootLeavesHostAloneTests {
         request.persistent = false
         let root = SystemRoot(base: FilePath(tree.path))
         let recorded = try Applier.apply(
-            under: root, request: request, modules: ModuleOperations(remove: { _ in nil }, load: { _ in nil })
-        ) { (try HostFacts.gather(from: root), try ProfileCatalog.standard(root: root).load("stateless")) }
+            under: root, request: request, modules: ModuleOperations(remove: { _ in nil }, load: { _ in nil }),
+            profile: try ProfileCatalog.standard(root: root).load("stateless")
+        ) { try HostFacts.gather(from: root) }
         #expect(recorded.modules?.unloadActions.isEmpty == false)
 
         let rollback = try Self.traced(["rollback", "--root", tree.path])

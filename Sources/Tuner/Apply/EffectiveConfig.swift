@@ -82,7 +82,7 @@ public enum EffectiveSysctl {
     public static func assignments(under root: SystemRoot) -> [SysctlAssignment] {
         var result: [SysctlAssignment] = []
         for file in files(under: root) {
-            guard case .success(let text) = FileIO.read(file.resolved.string) else { continue }
+            guard let text = (try? root.contents(of: file.path, limit: ReadLimit.configuration)) ?? nil else { continue }
             let shown = (try? root.path(file.path).string) ?? file.path.string
             result += parse(text, path: shown, fileName: file.path.lastComponent?.string ?? "")
         }
@@ -171,7 +171,7 @@ public enum EffectiveModprobe {
     public static func options(for module: String, under root: SystemRoot) -> [Option] {
         var result: [Option] = []
         for file in RootedConfigFiles.list(directories: KernelPaths.modprobeConfigDirectories, under: root, maskEmpty: false) {
-            guard case .success(let text) = FileIO.read(file.resolved.string) else { continue }
+            guard let text = (try? root.contents(of: file.path, limit: ReadLimit.configuration)) ?? nil else { continue }
             let shown = (try? root.path(file.path).string) ?? file.path.string
             result += parse(text, module: module, path: shown, fileName: file.path.lastComponent?.string ?? "")
         }

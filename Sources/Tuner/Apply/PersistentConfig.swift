@@ -167,6 +167,8 @@ public struct PersistentConfig: Equatable {
             }
             return File(path: path, content: content)
         }
+    }
+
     /// The command that makes the same plan anywhere: every input that
     /// decided it, resolved (RAM and CPUs as read, the entry size from its
     /// source), so another host or caller reproduces the files byte for byte.

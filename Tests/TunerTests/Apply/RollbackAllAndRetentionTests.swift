@@ -111,9 +111,9 @@ struct RollbackAllAndRetentionTests {
         request.journalKeep = 2
         for seconds in 40...44 {
             let profile = try writeProfile(in: tree.url, name: "pin\(seconds)", timeouts: ["nf_conntrack_tcp_timeout_time_wait": seconds])
-            let outcome = try Applier.apply(under: root, request: request) {
-                (try HostFacts.gather(from: root), try ProfileCatalog.standard(root: root).load(profile))
-            }
+            let outcome = try Applier.apply(
+                under: root, request: request, profile: try ProfileCatalog.standard(root: root).load(profile)
+            ) { try HostFacts.gather(from: root) }
             #expect(outcome.journalID != nil)
         }
         let ids = tree.journalIDs()
