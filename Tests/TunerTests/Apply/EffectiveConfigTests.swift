@@ -188,7 +188,9 @@ struct EffectiveConfigTests {
         let refused = try tree.cttune(["apply", "--on-conflict", "refuse"])
         #expect(refused.status == 1)
         #expect(refused.stderr.contains("\(tree.file("etc/sysctl.d/99-sysctl.conf")):2 sets 5000"), "\(refused.stderr)")
-        #expect(tree.snapshot() == before, "a refused apply writes nothing, not even the lock")
+        // The refusal depends on the tree's files, read under the lock: the
+        // empty lock file is all it leaves (docs/robustness.md).
+        #expect(tree.snapshot().filter { !$0.key.hasPrefix("run") } == before, "a refused apply writes nothing but the lock")
 
         let planned = try PrintedJSON(try tree.cttune(["plan", "--format", "json"]))
         let planOverride = try #require((planned.setting("net.netfilter.nf_conntrack_max")["overridden_by"] as? [[String: Any]])?.first)
@@ -209,7 +211,7 @@ struct EffectiveConfigTests {
         #expect(actions[tree.file("etc/sysctl.d/99-zz-cttune.conf")] == "created")
         #expect(actions[tree.file("etc/sysctl.d/90-cttune.conf")] == "removed")
         #expect((try PrintedJSON(overridden).setting("net.netfilter.nf_conntrack_max")["overridden_by"] as? [Any])?.isEmpty == true)
-        #expect(tree.read("etc/sysctl.d/99-zz-cttune.conf")?.contains("--on-conflict override --persist-only") == true)
+        #expect(tree.read("etc/sysctl.d/99-zz-cttune.conf")?.contains("--on-conflict override") == true)
         #expect(tree.read("etc/sysctl.conf") == "# ansible.posix.sysctl\nnet.netfilter.nf_conntrack_max=5000\n")
         if (try? Shell.run(["which", "systemd-analyze"]).status) == 0 {
             let order = try Shell.check(["systemd-analyze", "cat-config", "--root", tree.path, "sysctl.d"])

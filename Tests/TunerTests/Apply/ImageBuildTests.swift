@@ -5,7 +5,7 @@ import Testing
 /// out as an image (no /proc, no /sys) holding the real Debian module tree.
 @Suite("image builds: --kernel and the boot-time files of a module kernel")
 struct ImageBuildTests {
-    /// An image tree: lib/modules/VERSION links to the cached Debian tree
+    /// An image tree: lib/modules/VERSION is the cached Debian tree
     /// (built-in variant with `builtIn`), an empty etc, no /proc or /sys.
     static func image(kernels: [(name: String, builtIn: Bool)] = [(ModuleTrees.version!, false)]) throws -> ApplyFixtureTree {
         let tree = try ApplyFixtureTree.empty()
@@ -14,7 +14,9 @@ struct ImageBuildTests {
         for kernel in kernels {
             let source = (kernel.builtIn ? ModuleTrees.builtinConntrack : ModuleTrees.full).appendingPathComponent(
                 "lib/modules/\(ModuleTrees.version!)")
-            try FileManager.default.createSymbolicLink(atPath: tree.file("lib/modules/\(kernel.name)"), withDestinationPath: source.path)
+            // A copy of hard links, not a symbolic link: --root resolves every
+            // path inside the tree, so a link to the cache would lead nowhere.
+            try Shell.check(["cp", "-al", source.path, tree.file("lib/modules/\(kernel.name)")])
         }
         return tree
     }
