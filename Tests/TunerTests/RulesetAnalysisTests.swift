@@ -131,6 +131,27 @@ struct RulesetAnalysisTests {
         #expect(error.map { "\($0)" }?.contains("\n") == false)
     }
 
+    @Test("an element kind a newer nft may list inside a table is unknown and needed, with its index")
+    func unknownElementInTable() throws {
+        let text =
+            String(Self.listing(rules: []).dropLast(2))
+            + #", {"future object": {"family": "inet", "table": "t", "name": "x", "handle": 9}}]}"#
+        let report = try Self.analyse(text)
+        #expect(report.verdict == .needed)
+        #expect(report.findings.map(\.uses) == [[.unknown]])
+        #expect(report.findings.first?.reason.contains("nftables[4]") == true)
+    }
+
+    @Test("iptables SYNPROXY and -m cluster need conntrack")
+    func iptablesExtensions() throws {
+        let text = [
+            "*filter", ":INPUT ACCEPT [0:0]", "-A INPUT -p tcp -m tcp --dport 80 -j SYNPROXY --sack-perm --timestamp --wscale 7 --mss 1460",
+            "-A INPUT -m cluster --cluster-total-nodes 2 --cluster-local-node 1 --cluster-hash-seed 0xdeadbeef -j ACCEPT", "COMMIT", "",
+        ].joined(separator: "\n")
+        let report = try Self.analyse(text, source: "rules.v4")
+        #expect(report.findings.map(\.uses) == [[.synproxy], [.ctOther]])
+    }
+
     @Test("a CRLF iptables-save is parsed line by line, not dumped whole as an unknown table")
     func crlfIptablesSave() throws {
         let lines = [
