@@ -192,6 +192,16 @@ struct RulesetAnalysisTests {
         #expect(!message.contains("\n") && !message.contains("\u{1b}") && message.contains("evil\\n"))
     }
 
+    @Test(
+        "the command answers hostile nft JSON with one stderr line and exit 1, never a trap",
+        arguments: [#"{"nftables": [{"table": {"family": "ip", "name": "\ud800\u0041"}}]}"#, "[" + String(repeating: "[", count: 100_000)])
+    func hostileJSONThroughTheCommand(input: String) throws {
+        let result = try Shell.run([TestPaths.cttune, "rules", "--ruleset", "-"], input: input)
+        #expect(result.status == 1)
+        #expect(result.stdout.isEmpty)
+        #expect(result.stderr.hasPrefix("cttune: error: -:1:") && result.stderr.split(separator: "\n").count == 1)
+    }
+
     /// A listing with one table, one chain and one rule (handle 7) made of `rules`.
     static func listing(rules statements: [String]) -> String {
         """
