@@ -142,14 +142,16 @@ struct RulesetAnalysisTests {
         #expect(report.findings.first?.reason.contains("nftables[4]") == true)
     }
 
-    @Test("iptables SYNPROXY and -m cluster need conntrack")
+    @Test("iptables SYNPROXY, -m cluster and CLUSTERIP need conntrack")
     func iptablesExtensions() throws {
         let text = [
             "*filter", ":INPUT ACCEPT [0:0]", "-A INPUT -p tcp -m tcp --dport 80 -j SYNPROXY --sack-perm --timestamp --wscale 7 --mss 1460",
-            "-A INPUT -m cluster --cluster-total-nodes 2 --cluster-local-node 1 --cluster-hash-seed 0xdeadbeef -j ACCEPT", "COMMIT", "",
+            "-A INPUT -m cluster --cluster-total-nodes 2 --cluster-local-node 1 --cluster-hash-seed 0xdeadbeef -j ACCEPT",
+            "-A INPUT -d 10.0.0.1/32 -j CLUSTERIP --new --hashmode sourceip --clustermac 01:00:5E:00:00:20 --total-nodes 2 --local-node 1",
+            "COMMIT", "",
         ].joined(separator: "\n")
         let report = try Self.analyse(text, source: "rules.v4")
-        #expect(report.findings.map(\.uses) == [[.synproxy], [.ctOther]])
+        #expect(report.findings.map(\.uses) == [[.synproxy], [.ctOther], [.ctOther]])
     }
 
     @Test("a CRLF iptables-save is parsed line by line, not dumped whole as an unknown table")
