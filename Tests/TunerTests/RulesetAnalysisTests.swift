@@ -204,6 +204,69 @@ struct RulesetAnalysisTests {
         #expect(result.stderr.hasPrefix("cttune: error: -:1:") && result.stderr.split(separator: "\n").count == 1)
     }
 
+    /// Seeded structural mutations of the real sample listing (values
+    /// replaced by values of other shapes, statement kinds swapped, members
+    /// dropped): each analysis gives a report or one invalid-ruleset line;
+    /// a trap would end the test process.
+    @Test("no mutation of a real listing traps the analyser")
+    func mutatedListings() throws {
+        let original = try JSONReader.parse(Self.fixture("sample-ruleset.json"))
+        let seed: UInt64 = 0x7275_6c65_7321
+        var generator = SplitMix64(state: seed)
+        let kinds =
+            Array(NftConntrackScan.plainStatements.union(NftConntrackScan.plainExpressions)) + [
+                "ct", "elem", "ct count", "masquerade", "notrack", "xt", "rule", "chain", "table", "nftables", "expr", "", "\u{0}\n",
+            ]
+        func randomValue(_ depth: Int) -> JSONValue {
+            switch Int.random(in: 0..<7, using: &generator) {
+            case 0: return .null
+            case 1: return .int(Int.random(in: Int.min...Int.max, using: &generator))
+            case 2: return .string(kinds.randomElement(using: &generator)!)
+            case 3: return .double(.random(in: -1e300...1e300, using: &generator))
+            case 4:
+                return depth > 3 ? .bool(true) : .array((0..<Int.random(in: 0...3, using: &generator)).map { _ in randomValue(depth + 1) })
+            default:
+                return depth > 3
+                    ? .object([])
+                    : .object([(kinds.randomElement(using: &generator)!, randomValue(depth + 1))])
+            }
+        }
+        func mutate(_ value: JSONValue) -> JSONValue {
+            if Int.random(in: 0..<2000, using: &generator) == 0 { return randomValue(0) }
+            switch value {
+            case .array(let items):
+                var items = items.map(mutate)
+                if !items.isEmpty, Int.random(in: 0..<1000, using: &generator) == 0 {
+                    items.remove(at: Int.random(in: 0..<items.count, using: &generator))
+                }
+                return .array(items)
+            case .object(let members):
+                return .object(
+                    members.map { key, member in
+                        (Int.random(in: 0..<3000, using: &generator) == 0 ? kinds.randomElement(using: &generator)! : key, mutate(member))
+                    })
+            default:
+                return value
+            }
+        }
+        var reports = 0, errors = 0
+        for _ in 0..<150 {
+            let text = mutate(original).rendered()
+            do {
+                _ = try Self.analyse(text)
+                reports += 1
+            } catch let error as TunerError {
+                guard case .invalidRuleset = error else {
+                    Issue.record("seed \(seed): unexpected \(error)")
+                    continue
+                }
+                #expect(!"\(error)".contains("\n"), "seed \(seed)")
+                errors += 1
+            }
+        }
+        #expect(reports > 10 && errors > 10, "seed \(seed): \(reports) reports, \(errors) errors")
+    }
+
     /// A listing with one table, one chain and one rule (handle 7) made of `rules`.
     static func listing(rules statements: [String]) -> String {
         """
