@@ -189,4 +189,36 @@ struct NatChainTests {
         #expect(plan.status == 1)
         #expect(plan.stderr.contains("refusing to apply the stateless profile: 12 nat chains"))
     }
+
+    @Test(
+        "a live empty nat chain alone refuses the stateless apply, naming it and its delete command, changing nothing",
+        .enabled(if: Host.realKernel, "needs root, nf_conntrack, ip and nft"))
+    func liveEmptyChainRefusesApply() throws {
+        let namespace = try TestNamespace("nat-refused")
+        defer { namespace.delete() }
+        let state = try PrivateState()
+        defer { state.remove() }
+        try Tool.check(
+            in: namespace, ["nft", "-f", "-"], input: "table ip gw {\n  chain pre { type nat hook prerouting priority dstnat; }\n}\n")
+        let timeWait = try namespace.sysctl("net.netfilter.nf_conntrack_tcp_timeout_time_wait")
+
+        let result = try state.cttune(["apply", "--profile", "stateless", "--allow-partial", "--format", "json"], in: namespace)
+        #expect(result.status == 1)
+        #expect(result.stderr.split(separator: "\n").count == 1)
+        #expect(result.stderr.contains("refusing to apply the stateless profile: 1 nat chain"))
+        #expect(result.stderr.contains("nat chain ip gw pre (nft -j list ruleset): nft delete chain ip gw pre"))
+        let json = try PrintedJSON(result)
+        let stateless = try #require(json.object["stateless"] as? [String: Any])
+        #expect(stateless["verdict"] as? String == "not-needed")
+        #expect(stateless["refused"] as? Bool == true)
+        #expect((stateless["nat_chains"] as? [[String: Any]])?.map { $0["chain"] as? String } == ["pre"])
+        #expect(json.object["changed"] as? Bool == false)
+        #expect(state.journalIDs().isEmpty)
+        #expect(try namespace.sysctl("net.netfilter.nf_conntrack_tcp_timeout_time_wait") == timeWait)
+
+        // Deleting it with the command shown lifts the refusal.
+        try Tool.check(in: namespace, ["nft", "delete", "chain", "ip", "gw", "pre"])
+        let check = try state.cttune(["apply", "--profile", "stateless", "--allow-partial", "--check"], in: namespace)
+        #expect(!check.stderr.contains("nat chain"))
+    }
 }
