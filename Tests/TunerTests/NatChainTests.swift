@@ -91,9 +91,15 @@ struct NatChainTests {
         try "include \"/etc/nftables.d/*.nft\"\n".write(to: etc.appendingPathComponent("extra.nft"), atomically: true, encoding: .utf8)
         try "add table ip gw\nadd chain ip gw \"my post\" { type nat hook postrouting priority 100; }\n# type nat in a comment\n"
             .write(to: etc.appendingPathComponent("nftables.d/gw.nft"), atomically: true, encoding: .utf8)
+        try "chain post {\n  type nat hook postrouting priority srcnat\n}\n"
+            .write(to: etc.appendingPathComponent("nftables.d/chains.inc"), atomically: true, encoding: .utf8)
         let conf = etc.appendingPathComponent("nftables.conf")
-        try (try String(contentsOf: conf, encoding: .utf8) + "include \"extra.nft\"\n").write(to: conf, atomically: true, encoding: .utf8)
+        try
+            (try String(contentsOf: conf, encoding: .utf8)
+            + "include \"extra.nft\"\ntable ip6 inner {\n  include \"nftables.d/chains.inc\"\n}\n")
+            .write(to: conf, atomically: true, encoding: .utf8)
         expected.insert("/etc/nftables.d/gw.nft line 2")
+        expected.insert("/etc/nftables.d/chains.inc line 1")
         try FileManager.default.createDirectory(at: etc.appendingPathComponent("iptables"), withIntermediateDirectories: true)
         try "*filter\r\n:INPUT ACCEPT [0:0]\r\nCOMMIT\r\n*nat\r\n:POSTROUTING ACCEPT [0:0]\r\nCOMMIT\r\n"
             .write(to: etc.appendingPathComponent("iptables/rules.v4"), atomically: true, encoding: .utf8)
@@ -105,6 +111,8 @@ struct NatChainTests {
         let gateway = try #require(chains.first { $0.location.table == "gw" })
         #expect(gateway.location.chain == "my post" && gateway.removal.contains("nft delete chain ip gw \"my post\""))
         #expect(chains.first { $0.location.source.hasSuffix("rules.v4") }?.removal.contains("iptables-restore --test") == true)
+        let inner = try #require(chains.first { $0.location.source.hasSuffix("chains.inc") })
+        #expect(inner.location.family == "ip6" && inner.location.table == "inner" && inner.location.chain == "post")
         // The host's own files were not read.
         #expect(chains.allSatisfy { !$0.location.source.hasPrefix(root.path) })
     }
@@ -158,7 +166,7 @@ struct NatChainTests {
         #expect(natChains == 12)
 
         let report = try CttuneJSON.rules(in: namespace)
-        #expect(report.verdict == "not needed")
+        #expect(report.verdict == "not-needed")
         let empty = report["empty_nat_chains"] as? [[String: Any]] ?? []
         #expect(empty.count == natChains)
         #expect(empty.allSatisfy { ($0["removal"] as? String)?.hasPrefix("nft delete chain ") == true && $0["rules"] as? Int == 0 })
@@ -180,5 +188,37 @@ struct NatChainTests {
         let plan = try Tool.run([TestPaths.cttune, "plan", "--profile", "stateless"], in: namespace)
         #expect(plan.status == 1)
         #expect(plan.stderr.contains("refusing to apply the stateless profile: 12 nat chains"))
+    }
+
+    @Test(
+        "a live empty nat chain alone refuses the stateless apply, naming it and its delete command, changing nothing",
+        .enabled(if: Host.realKernel, "needs root, nf_conntrack, ip and nft"))
+    func liveEmptyChainRefusesApply() throws {
+        let namespace = try TestNamespace("nat-refused")
+        defer { namespace.delete() }
+        let state = try PrivateState()
+        defer { state.remove() }
+        try Tool.check(
+            in: namespace, ["nft", "-f", "-"], input: "table ip gw {\n  chain pre { type nat hook prerouting priority dstnat; }\n}\n")
+        let timeWait = try namespace.sysctl("net.netfilter.nf_conntrack_tcp_timeout_time_wait")
+
+        let result = try state.cttune(["apply", "--profile", "stateless", "--allow-partial", "--format", "json"], in: namespace)
+        #expect(result.status == 1)
+        #expect(result.stderr.split(separator: "\n").count == 1)
+        #expect(result.stderr.contains("refusing to apply the stateless profile: 1 nat chain"))
+        #expect(result.stderr.contains("nat chain ip gw pre (nft -j list ruleset): nft delete chain ip gw pre"))
+        let json = try PrintedJSON(result)
+        let stateless = try #require(json.object["stateless"] as? [String: Any])
+        #expect(stateless["verdict"] as? String == "not-needed")
+        #expect(stateless["refused"] as? Bool == true)
+        #expect((stateless["nat_chains"] as? [[String: Any]])?.map { $0["chain"] as? String } == ["pre"])
+        #expect(json.object["changed"] as? Bool == false)
+        #expect(state.journalIDs().isEmpty)
+        #expect(try namespace.sysctl("net.netfilter.nf_conntrack_tcp_timeout_time_wait") == timeWait)
+
+        // Deleting it with the command shown lifts the refusal.
+        try Tool.check(in: namespace, ["nft", "delete", "chain", "ip", "gw", "pre"])
+        let check = try state.cttune(["apply", "--profile", "stateless", "--allow-partial", "--check"], in: namespace)
+        #expect(!check.stderr.contains("nat chain"))
     }
 }
