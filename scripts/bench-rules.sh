@@ -47,7 +47,7 @@ listed=$(now)
 analysed=$(now)
 
 count=$(grep -o '"rules_examined": [0-9]*' "$work/report.json" | grep -o '[0-9]*$')
-verdict=$(grep -o '"verdict": "[a-z ]*"' "$work/report.json" | head -1)
+verdict=$(grep -o '"verdict": "[a-z-]*"' "$work/report.json" | head -1)
 awk -v a="$start" -v b="$listed" -v c="$analysed" -v n="$count" -v bytes="$(wc -c < "$work/ruleset.json")" -v v="$verdict" 'BEGIN {
   list = b - a; analyse = c - b
   printf "rules analysed:              %d (%.1f MiB of nft JSON), %s\n", n, bytes / 1048576, v

@@ -214,7 +214,9 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
         case let .toolFailed(command, reason):
             return "`\(command)` failed: \(reason)"
         case let .invalidRuleset(location, problem, fix):
-            return "\(location): \(problem) — \(fix)"
+            // Locations and problems quote file, table and chain names and
+            // text from the ruleset: escaped, so the error stays one line.
+            return "\(location.escapingControlCharacters): \(problem.escapingControlCharacters) — \(fix)"
         case let .rulesetToolMissing(tool, purpose):
             return
                 "\(tool) is not installed, and it is needed to \(purpose) — install it (Debian: apt-get install \(tool == "nft" ? "nftables" : tool == "ip" ? "iproute2" : "iptables"))"

@@ -10,7 +10,7 @@ extension Cttune {
                 Reads the live ruleset of this network namespace (nft -j list ruleset, iptables-save, \
                 ip6tables-save) or a saved one: nft JSON, nft text (loaded into a private network \
                 namespace; needs root) or iptables-save output, detected automatically. \
-                Verdict: needed, not needed, or partially avoidable. Changes nothing.
+                Verdict: needed, not-needed, or partially-avoidable. Changes nothing.
                 """)
 
         @Option(help: ArgumentHelp("Analyse this saved ruleset instead of the live one; - reads stdin.", valueName: "file|-"))

@@ -354,7 +354,7 @@ struct StatelessApplyLimitsTests {
         #expect(reason.contains("notrack") && !reason.contains("\n"))
         #expect(modules["unload_order"] as? [String] == [])
         #expect(modules["blacklist_file"] is NSNull)
-        #expect((json.object["stateless"] as? [String: Any])?["verdict"] as? String == "not needed")
+        #expect((json.object["stateless"] as? [String: Any])?["verdict"] as? String == "not-needed")
         if exit == 1 {
             #expect(result.stderr.contains("the conntrack module unload and blacklist"))
         }

@@ -60,9 +60,12 @@ public enum RulesReport {
     /// The verdict, what was read, one row per finding with its reason, the
     /// notrack exemptions, then the advice.
     public static func text(_ report: RulesetReport) -> String {
-        var lines = ["verdict: \(report.verdict.rawValue) — \(summary(report))"]
-        lines.append("read: " + report.sources.map { "\($0.name) (\($0.rules) rule\($0.rules == 1 ? "" : "s"))" }.joined(separator: ", "))
-        lines += report.sources.compactMap { $0.note.map { "  note: \($0)" } }
+        var lines = ["verdict: \(report.verdict.words) — \(summary(report))"]
+        lines.append(
+            "read: "
+                + report.sources.map { "\($0.name.escapingControlCharacters) (\($0.rules) rule\($0.rules == 1 ? "" : "s"))" }.joined(
+                    separator: ", "))
+        lines += report.sources.compactMap { $0.note.map { "  note: \($0.escapingControlCharacters)" } }
         if !report.findings.isEmpty {
             lines.append("")
             lines.append("needs conntrack:")
@@ -71,13 +74,15 @@ public enum RulesReport {
         if !report.emptyNatChains.isEmpty {
             lines.append("")
             lines.append("empty NAT chains (no rule, so nothing is tracked for them; they still load only with nf_nat and nf_conntrack):")
-            lines += report.emptyNatChains.map { "  \($0.location.summary)    remove: \($0.removal)" }
+            lines += report.emptyNatChains.map { "  \($0.location.summary)    remove: \($0.removal.escapingControlCharacters)" }
         }
         if !report.exemptions.isEmpty {
             lines.append("")
             lines.append("exempt from conntrack (notrack):")
-            lines += Table.render(header: ["LOCATION", "RULE"], rows: report.exemptions.map { [$0.location.summary, $0.rule] })
-                .dropFirst().map { "  " + $0 }
+            lines += Table.render(
+                header: ["LOCATION", "RULE"], rows: report.exemptions.map { [$0.location.summary, $0.rule.escapingControlCharacters] }
+            )
+            .dropFirst().map { "  " + $0 }
         }
         lines.append("")
         lines += report.advice
@@ -86,12 +91,14 @@ public enum RulesReport {
 
     /// A LOCATION / USES / RULE table, each row followed by its reason.
     public static func findingLines(_ findings: [RulesetFinding]) -> [String] {
-        let rows = findings.map { [$0.location.summary, $0.uses.map(\.rawValue).joined(separator: ","), $0.rule] }
+        let rows = findings.map {
+            [$0.location.summary, $0.uses.map(\.rawValue).joined(separator: ","), $0.rule.escapingControlCharacters]
+        }
         let table = Table.render(header: ["LOCATION", "USES", "RULE"], rows: rows)
         var lines = ["  " + table[0]]
         for (row, finding) in zip(table.dropFirst(), findings) {
             lines.append("  " + row)
-            lines.append("      why: \(finding.reason)\(finding.replaceable ? " (replaceable)" : "")")
+            lines.append("      why: \(finding.reason.escapingControlCharacters)\(finding.replaceable ? " (replaceable)" : "")")
         }
         return lines
     }

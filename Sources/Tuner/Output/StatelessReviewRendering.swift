@@ -40,7 +40,7 @@ public enum StatelessReport {
     ///
     /// `modules` is the module plan: unload order and blacklist file content.
     public static func text(_ review: StatelessReview, modules: StatelessModulePlan?) -> String {
-        let verdict = review.rules.map { "firewall verdict \($0.verdict.rawValue) (\($0.rulesExamined) rules read)" }
+        let verdict = review.rules.map { "firewall verdict \($0.verdict.words) (\($0.rulesExamined) rules read)" }
         var lines = [
             "",
             "stateless: " + (verdict ?? "firewall not checked"),
@@ -51,7 +51,7 @@ public enum StatelessReport {
         }
         if !review.natChains.isEmpty {
             lines.append("nat chains and tables (each fails to load once nf_nat and nf_conntrack are kept off):")
-            lines += review.natChains.map { "  \($0.summary)    remove: \($0.removal)" }
+            lines += review.natChains.map { "  \($0.summary)    remove: \($0.removal.escapingControlCharacters)" }
         }
         if let modules {
             lines.append("")

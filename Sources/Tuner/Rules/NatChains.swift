@@ -28,7 +28,7 @@ public struct NatChain: Sendable, Equatable {
             what = "nat chain \([location.family, location.table, location.chain].compactMap { $0 }.joined(separator: " "))"
         }
         let place = location.line.map { "\(location.source) line \($0)" } ?? location.source
-        return "\(what) (\(place))"
+        return "\(what) (\(place))".escapingControlCharacters
     }
 
     /// A name as nft accepts it on the command line: quoted when it is not
@@ -85,7 +85,8 @@ public enum NatChains {
         }
         let chains = try list(under: root, live: live)
         guard chains.isEmpty else {
-            throw TunerError.natChainsPresent(chains: chains.map { "\($0.summary): \($0.removal)" }, purpose: purpose)
+            throw TunerError.natChainsPresent(
+                chains: chains.map { "\($0.summary): \($0.removal.escapingControlCharacters)" }, purpose: purpose)
         }
     }
 

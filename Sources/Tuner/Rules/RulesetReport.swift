@@ -72,9 +72,9 @@ public struct RuleLocation: Sendable, Hashable {
         self.line = line
     }
 
-    /// "inet filter input handle 4" or "filter INPUT line 12".
+    /// "inet filter input handle 4" or "filter INPUT line 12", names escaped.
     public var summary: String {
-        var parts = [family, table, chain].compactMap { $0 }
+        var parts = [family, table, chain].compactMap { $0?.escapingControlCharacters }
         if let handle { parts.append("handle \(handle)") }
         if let line { parts.append("line \(line)") }
         return parts.joined(separator: " ")
@@ -94,14 +94,22 @@ public struct RulesetFinding: Sendable, Equatable {
     public var replaceable: Bool
 }
 
+/// Whether a firewall needs connection tracking: the verdict of `cttune
+/// rules` (kebab-case in JSON, like every enum value of the contract). Not
+/// to be confused with `Verdict`, the monitoring state of `cttune status`.
+public enum RulesetVerdict: String, Sendable, Equatable, CaseIterable {
+    /// A rule needs conntrack for more than accepting or dropping by state.
+    case needed = "needed"
+    /// Conntrack is used only to accept or drop by connection state.
+    case partiallyAvoidable = "partially-avoidable"
+    case notNeeded = "not-needed"
+
+    /// The verdict as a person reads it: "partially avoidable".
+    public var words: String { rawValue.replacingOccurrences(of: "-", with: " ") }
+}
+
 /// What a firewall needs from conntrack, rule by rule.
 public struct RulesetReport: Sendable, Equatable {
-    public enum Verdict: String, Sendable, Equatable {
-        case needed = "needed"
-        case notNeeded = "not needed"
-        case partiallyAvoidable = "partially avoidable"
-    }
-
     /// One ruleset read: a file, or the output of one command.
     public struct Source: Sendable, Equatable {
         public var name: String
@@ -126,7 +134,7 @@ public struct RulesetReport: Sendable, Equatable {
 
     public var rulesExamined: Int { sources.reduce(0) { $0 + $1.rules } }
 
-    public var verdict: Verdict {
+    public var verdict: RulesetVerdict {
         if findings.isEmpty { return .notNeeded }
         return findings.allSatisfy(\.replaceable) ? .partiallyAvoidable : .needed
     }
@@ -135,7 +143,7 @@ public struct RulesetReport: Sendable, Equatable {
     /// (location and rule): what refuses an unload. A replaceable rule still
     /// counts until the firewall is rewritten.
     public var blockingRules: [String] {
-        findings.map { "\($0.location.summary): \($0.rule)" }
+        findings.map { "\($0.location.summary): \($0.rule.escapingControlCharacters)" }
     }
 
     /// Sentences saying what the verdict means and what would change it.
@@ -167,5 +175,32 @@ public struct RulesetReport: Sendable, Equatable {
                 "\(required) rule\(required == 1 ? " needs" : "s need") connection tracking (NAT, helpers, marks, zones, offload or connection state beyond accept/drop): keep nf_conntrack and size it (`cttune plan`). Removing it would break the firewall or the NAT."
             ]
         }
+    }
+}
+
+extension String {
+    /// The text with every control character written as an escape (`\n`,
+    /// `\r`, `\t`, `\u{1b}`) and backslashes doubled, so a table, chain or
+    /// file name read from a ruleset never breaks or rewrites a line cttune
+    /// prints (nft and the kernel accept any bytes in names).
+    public var escapingControlCharacters: String {
+        guard unicodeScalars.contains(where: { $0 == "\\" || Self.isControl($0) }) else { return self }
+        var out = ""
+        for scalar in unicodeScalars {
+            switch scalar {
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where Self.isControl(scalar): out += "\\u{\(String(scalar.value, radix: 16))}"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    /// C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
+    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.properties.generalCategory == .control || scalar == "\u{2028}" || scalar == "\u{2029}"
     }
 }

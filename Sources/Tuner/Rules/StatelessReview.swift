@@ -28,7 +28,7 @@ public struct StatelessReview: Sendable, Equatable {
         if let rules, rules.verdict != .notNeeded { return .statelessRefused(ruleCount: rules.findings.count) }
         if !natChains.isEmpty {
             return .natChainsPresent(
-                chains: natChains.map { "\($0.summary): \($0.removal)" }, purpose: "apply the stateless profile")
+                chains: natChains.map { "\($0.summary): \($0.removal.escapingControlCharacters)" }, purpose: "apply the stateless profile")
         }
         return nil
     }
