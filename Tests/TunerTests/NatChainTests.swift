@@ -91,9 +91,15 @@ struct NatChainTests {
         try "include \"/etc/nftables.d/*.nft\"\n".write(to: etc.appendingPathComponent("extra.nft"), atomically: true, encoding: .utf8)
         try "add table ip gw\nadd chain ip gw \"my post\" { type nat hook postrouting priority 100; }\n# type nat in a comment\n"
             .write(to: etc.appendingPathComponent("nftables.d/gw.nft"), atomically: true, encoding: .utf8)
+        try "chain post {\n  type nat hook postrouting priority srcnat\n}\n"
+            .write(to: etc.appendingPathComponent("nftables.d/chains.inc"), atomically: true, encoding: .utf8)
         let conf = etc.appendingPathComponent("nftables.conf")
-        try (try String(contentsOf: conf, encoding: .utf8) + "include \"extra.nft\"\n").write(to: conf, atomically: true, encoding: .utf8)
+        try
+            (try String(contentsOf: conf, encoding: .utf8)
+            + "include \"extra.nft\"\ntable ip6 inner {\n  include \"nftables.d/chains.inc\"\n}\n")
+            .write(to: conf, atomically: true, encoding: .utf8)
         expected.insert("/etc/nftables.d/gw.nft line 2")
+        expected.insert("/etc/nftables.d/chains.inc line 1")
         try FileManager.default.createDirectory(at: etc.appendingPathComponent("iptables"), withIntermediateDirectories: true)
         try "*filter\r\n:INPUT ACCEPT [0:0]\r\nCOMMIT\r\n*nat\r\n:POSTROUTING ACCEPT [0:0]\r\nCOMMIT\r\n"
             .write(to: etc.appendingPathComponent("iptables/rules.v4"), atomically: true, encoding: .utf8)
@@ -105,6 +111,8 @@ struct NatChainTests {
         let gateway = try #require(chains.first { $0.location.table == "gw" })
         #expect(gateway.location.chain == "my post" && gateway.removal.contains("nft delete chain ip gw \"my post\""))
         #expect(chains.first { $0.location.source.hasSuffix("rules.v4") }?.removal.contains("iptables-restore --test") == true)
+        let inner = try #require(chains.first { $0.location.source.hasSuffix("chains.inc") })
+        #expect(inner.location.family == "ip6" && inner.location.table == "inner" && inner.location.chain == "post")
         // The host's own files were not read.
         #expect(chains.allSatisfy { !$0.location.source.hasPrefix(root.path) })
     }

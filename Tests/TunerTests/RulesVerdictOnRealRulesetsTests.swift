@@ -246,6 +246,26 @@ struct RulesVerdictOnRealRulesetsTests {
         #expect(saved.contains("*mangle"))
     }
 
+    @Test(
+        "the fixture rulesets (nftables' sample ruleset, nested statements) loaded live give the verdict the saved JSON gives",
+        arguments: ["sample-ruleset", "nested-statements"])
+    func fixtureRulesetsLive(name: String) throws {
+        let namespace = try TestNamespace("rules-fixture")
+        defer { namespace.delete() }
+        let directory = TestPaths.fixtures.appendingPathComponent("rulesets")
+        try Tool.check(in: namespace, ["nft", "-f", directory.appendingPathComponent("\(name).nft").path])
+        let live = try CttuneJSON.rules(in: namespace)
+        let saved = try CttuneJSON.rules(ruleset: directory.appendingPathComponent("\(name).json").path)
+        let text = try CttuneJSON.rules(ruleset: directory.appendingPathComponent("\(name).nft").path)
+        #expect(live.verdict == "needed" && saved.verdict == "needed" && text.verdict == "needed")
+        let keys = { (report: [String: Any]) in
+            report.findings.map { "\($0.locationKey) \(($0["uses"] as? [String] ?? []).joined(separator: ","))" }.sorted()
+        }
+        #expect(keys(live) == keys(saved))
+        #expect(keys(text) == keys(saved))
+        #expect(live.findings.contains { ($0["uses"] as? [String]) == ["unknown"] })
+    }
+
     @Test("nft zones, marks, helpers, synproxy, ct count and direction each need conntrack, by handle")
     func nftConntrackFeatures() throws {
         let namespace = try TestNamespace("rules-features")

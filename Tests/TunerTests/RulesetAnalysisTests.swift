@@ -131,6 +131,27 @@ struct RulesetAnalysisTests {
         #expect(error.map { "\($0)" }?.contains("\n") == false)
     }
 
+    @Test("an element kind a newer nft may list inside a table is unknown and needed, with its index")
+    func unknownElementInTable() throws {
+        let text =
+            String(Self.listing(rules: []).dropLast(2))
+            + #", {"future object": {"family": "inet", "table": "t", "name": "x", "handle": 9}}]}"#
+        let report = try Self.analyse(text)
+        #expect(report.verdict == .needed)
+        #expect(report.findings.map(\.uses) == [[.unknown]])
+        #expect(report.findings.first?.reason.contains("nftables[4]") == true)
+    }
+
+    @Test("iptables SYNPROXY and -m cluster need conntrack")
+    func iptablesExtensions() throws {
+        let text = [
+            "*filter", ":INPUT ACCEPT [0:0]", "-A INPUT -p tcp -m tcp --dport 80 -j SYNPROXY --sack-perm --timestamp --wscale 7 --mss 1460",
+            "-A INPUT -m cluster --cluster-total-nodes 2 --cluster-local-node 1 --cluster-hash-seed 0xdeadbeef -j ACCEPT", "COMMIT", "",
+        ].joined(separator: "\n")
+        let report = try Self.analyse(text, source: "rules.v4")
+        #expect(report.findings.map(\.uses) == [[.synproxy], [.ctOther]])
+    }
+
     @Test("a CRLF iptables-save is parsed line by line, not dumped whole as an unknown table")
     func crlfIptablesSave() throws {
         let lines = [
@@ -169,6 +190,16 @@ struct RulesetAnalysisTests {
         let error = #expect(throws: TunerError.self) { try Self.analyse(undeclared, source: "x\n.json") }
         let message = error.map { "\($0)" } ?? ""
         #expect(!message.contains("\n") && !message.contains("\u{1b}") && message.contains("evil\\n"))
+    }
+
+    @Test(
+        "the command answers hostile nft JSON with one stderr line and exit 1, never a trap",
+        arguments: [#"{"nftables": [{"table": {"family": "ip", "name": "\ud800\u0041"}}]}"#, "[" + String(repeating: "[", count: 100_000)])
+    func hostileJSONThroughTheCommand(input: String) throws {
+        let result = try Shell.run([TestPaths.cttune, "rules", "--ruleset", "-"], input: input)
+        #expect(result.status == 1)
+        #expect(result.stdout.isEmpty)
+        #expect(result.stderr.hasPrefix("cttune: error: -:1:") && result.stderr.split(separator: "\n").count == 1)
     }
 
     /// A listing with one table, one chain and one rule (handle 7) made of `rules`.

@@ -239,6 +239,9 @@ public struct IptablesSaveRuleset {
         case ("match", "connmark"), ("target", "CONNMARK"): return .connmark
         case ("match", "connlimit"), ("match", "connbytes"): return .connectionCount
         case ("match", "connlabel"), ("target", "CONNSECMARK"): return .ctOther
+        // xt_cluster hashes the conntrack entry (it calls nf_ct_netns_get).
+        case ("match", "cluster"): return .ctOther
+        case ("target", "SYNPROXY"): return .synproxy
         case ("target", let target) where natTargets.contains(target): return .nat
         default: return nil
         }

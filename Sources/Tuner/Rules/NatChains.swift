@@ -106,20 +106,23 @@ public enum NatChains {
     }
 
     static func scanNftFile(
-        _ path: FilePath, under root: SystemRoot, depth: Int, visited: inout Set<String>, into chains: inout [NatChain]
+        _ path: FilePath, under root: SystemRoot, depth: Int, visited: inout Set<String>, into chains: inout [NatChain],
+        table: NftTextScan.Table? = nil
     ) throws {
         guard depth <= maximumIncludeDepth, visited.insert(path.string).inserted else { return }
         guard let text = try root.contents(of: path) else { return }
-        let scan = NftTextScan(text: text, source: path.string)
+        let scan = NftTextScan(text: text, source: path.string, table: table)
         chains += scan.natChains
-        for (include, line) in scan.includes {
+        for (include, line, table) in scan.includes {
             let files = resolveInclude(include, from: path, under: root)
             if files.isEmpty && !include.contains(where: { "*?[".contains($0) }) {
                 throw TunerError.invalidRuleset(
                     location: "\(path.string):\(line)", problem: "includes \(JSONValue.quoted(include)), which does not exist",
                     fix: "fix the include (check with `nft -c -f \(nftablesConf.string)`)")
             }
-            for file in files { try scanNftFile(file, under: root, depth: depth + 1, visited: &visited, into: &chains) }
+            for file in files {
+                try scanNftFile(file, under: root, depth: depth + 1, visited: &visited, into: &chains, table: table)
+            }
         }
     }
 
@@ -180,8 +183,14 @@ public enum NatChains {
 /// under a `--root` tree whose includes point into that tree.
 struct NftTextScan {
     private(set) var natChains: [NatChain] = []
-    /// Each `include "PATH"` with its line.
-    private(set) var includes: [(String, Int)] = []
+    /// Each `include "PATH"` with its line and the table block it sits in.
+    private(set) var includes: [(String, Int, Table?)] = []
+
+    /// A table block: `table FAMILY NAME { … }`.
+    struct Table {
+        var family: String
+        var name: String
+    }
 
     static let families: Set<String> = ["ip", "ip6", "inet", "arp", "bridge", "netdev"]
 
@@ -191,9 +200,11 @@ struct NftTextScan {
         case other
     }
 
-    init(text: String, source: String) {
+    /// - Parameter table: the table block an `include` of this text sits in,
+    ///   so `chain` blocks of an included file belong to it.
+    init(text: String, source: String, table: Table? = nil) {
         let tokens = Self.tokens(text)
-        var stack: [Block] = []
+        var stack: [Block] = table.map { [.table(family: $0.family, name: $0.name)] } ?? []
         var index = 0
         var reported: Set<String> = []
         func word(_ offset: Int) -> String? { index + offset < tokens.count ? tokens[index + offset].text : nil }
@@ -208,7 +219,11 @@ struct NftTextScan {
             switch token.text {
             case "include":
                 if let path = word(1), tokens[index + 1].quoted {
-                    includes.append((path, token.line))
+                    let enclosing = stack.reversed().lazy.compactMap { block -> Table? in
+                        if case .table(let family, let name) = block { return Table(family: family, name: name) }
+                        return nil
+                    }.first
+                    includes.append((path, token.line, enclosing))
                     index += 2
                     continue
                 }

@@ -77,7 +77,21 @@ public struct NftJSONRuleset {
                     fix: "give the output of `nft -j list ruleset`, or load the commands with `nft -j -f` first")
             }
             guard Self.listingKinds.contains(kind) else {
-                throw invalid(here, "unknown element \"\(kind)\"")
+                // A kind a newer nft lists inside a table (it names one) is
+                // counted as needing conntrack; anything else is not a listing.
+                guard let family = fields["family"]?.string, let table = fields["table"]?.string,
+                    declaredTables.contains("\(family) \(table)")
+                else { throw invalid(here, "unknown element \"\(kind)\"") }
+                if skipTables.contains("\(family) \(table)") { continue }
+                findings.append(
+                    RulesetFinding(
+                        location: location(fields, chain: fields["chain"]?.string),
+                        rule: "\(kind) \(fields["name"]?.string ?? "")",
+                        uses: [.unknown],
+                        reason:
+                            "nftables[\(index)] is a \(JSONValue.quoted(kind)) object, which cttune does not know: counted as needing conntrack, to be safe",
+                        replaceable: false))
+                continue
             }
             guard fields.members != nil else {
                 throw invalid(here, "\"\(kind)\" is not an object")
