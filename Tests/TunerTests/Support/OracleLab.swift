@@ -173,7 +173,7 @@ final class OracleLab {
         for load in testCase.loads {
             if let command = OracleCorpus.saveCommand(for: load.tool), !commands.contains(command) { commands.append(command) }
         }
-        var needed: [RulesetReport.Verdict] = []
+        var anyNeeded = false, anyPartiallyAvoidable = false
         for command in commands {
             let source = command.joined(separator: " ")
             do {
@@ -188,15 +188,16 @@ final class OracleLab {
                     )
                     return "crash"
                 }
-                needed.append(try RulesetAnalyzer().analyze(text: listed.stdout, source: source).verdict)
+                let verdict = try RulesetAnalyzer().analyze(text: listed.stdout, source: source).verdict
+                anyNeeded = anyNeeded || verdict == .needed
+                anyPartiallyAvoidable = anyPartiallyAvoidable || verdict == .partiallyAvoidable
             } catch {
                 errors.append("cttune's analyser rejected the output of `\(source)`: \(error)")
                 return "error"
             }
         }
-        if needed.contains(.needed) { return "needed" }
-        if needed.contains(.partiallyAvoidable) { return "partially avoidable" }
-        return "not needed"
+        if anyNeeded { return "needed" }
+        return anyPartiallyAvoidable ? "partially-avoidable" : "not-needed"
     }
 
     /// `cttune rules --format json` inside the router: the live reading.
