@@ -14,6 +14,8 @@ public struct StatelessReview: Sendable, Equatable {
     /// Raw-table rules that keep every packet out of conntrack; only when
     /// conntrack is built in (a module is unloaded instead).
     public var notrack: NotrackSuggestion?
+    /// br_netfilter sends bridged frames through the iptables rules (see `ConntrackConsumers`).
+    public var bridgeNote: String?
 
     /// Rules need conntrack (or only state matches a rewrite could replace):
     /// going stateless now would break the firewall.
@@ -108,6 +110,8 @@ extension StatelessReview {
         guard root.isLive else {
             return StatelessReview(plan: plan, rules: nil, rulesNotRead: "--root \(root) is not the running system")
         }
-        return StatelessReview(plan: plan, rules: try analyzer.analyzeLive())
+        var review = StatelessReview(plan: plan, rules: try analyzer.analyzeLive())
+        review.bridgeNote = ConntrackConsumers.bridgeNote(under: root)
+        return review
     }
 }
