@@ -111,6 +111,28 @@ struct ConntrackConsumersTests {
         }
     }
 
+    @Test(
+        "on this kernel, the stateless verdict of plan carries the br_netfilter note exactly when the namespace's bridge-nf-call-iptables is 1",
+        .enabled(
+            if: Host.realKernel && FileManager.default.fileExists(atPath: "/proc/sys/net/bridge/bridge-nf-call-iptables"),
+            "needs root, nft, ip and br_netfilter"),
+        arguments: [1, 0])
+    func bridgeNoteInVerdict(value: Int) throws {
+        let namespace = try TestNamespace("bridge-note")
+        defer { namespace.delete() }
+        try namespace.setSysctl("net.bridge.bridge-nf-call-iptables", value)
+        let result = try namespace.run([TestPaths.cttune, "plan", "--profile", "stateless", "--format", "json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let stateless = try #require(object["stateless"] as? [String: Any])
+        #expect(stateless["verdict"] is String, "the live firewall was read")
+        if value == 1 {
+            #expect((stateless["bridge_note"] as? String)?.hasPrefix("br_netfilter: bridge-nf-call-iptables = 1") == true)
+        } else {
+            #expect(stateless["bridge_note"] is NSNull)
+        }
+    }
+
     @Test("a tree runs no tool: without a runner, nothing but its files is read")
     func treeRunsNoTool() throws {
         try Self.withTree(loaded: [Self.conntrack], files: ["sys/class/net/eth0/ifindex": "2\n"]) { root in

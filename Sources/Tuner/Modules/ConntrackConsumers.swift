@@ -57,12 +57,16 @@ public struct ConntrackConsumers: Equatable, Sendable {
                 findings.append("tc: \(count) ct action\(count == 1 ? "" : "s") in the action table (tc -j actions list action ct)")
             }
         }
-        var note: String?
-        if let value = try? root.integer(at: KernelPaths.bridgeNfCallIptables), value == 1 {
-            note =
-                "br_netfilter: bridge-nf-call-iptables = 1, so bridged IPv4 frames also pass the iptables rules — check them (and any ct rule) for bridged traffic too"
-        }
-        return ConntrackConsumers(findings: findings, bridgeNote: note)
+        return ConntrackConsumers(findings: findings, bridgeNote: bridgeNote(under: root))
+    }
+
+    /// The note for br_netfilter with bridge-nf-call-iptables = 1, else `nil`.
+    ///
+    /// The corresponding file is `/proc/sys/net/bridge/bridge-nf-call-iptables`.
+    public static func bridgeNote(under root: SystemRoot) -> String? {
+        guard let value = try? root.integer(at: KernelPaths.bridgeNfCallIptables), value == 1 else { return nil }
+        return
+            "br_netfilter: bridge-nf-call-iptables = 1, so bridged IPv4 frames also pass the iptables rules — check them (and any ct rule) for bridged traffic too"
     }
 
     /// The virtual services of /proc/net/ip_vs ("TCP 10.0.0.1:80 rr").

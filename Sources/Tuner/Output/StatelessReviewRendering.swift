@@ -7,6 +7,7 @@ public enum StatelessReport {
         .object([
             ("verdict", review.rules.map { .string($0.verdict.rawValue) } ?? .null),
             ("refused", .bool(review.refused)),
+            ("bridge_note", review.bridgeNote.json),
             ("rules", review.rules.map { .object(RulesReport.json($0)) } ?? .null),
             ("rules_not_read", review.rulesNotRead.json),
             ("nat_chains", .array(review.natChains.map(RulesReport.json))),
@@ -47,6 +48,7 @@ public enum StatelessReport {
             "",
             "stateless: " + (verdict ?? "firewall not checked"),
         ]
+        if let note = review.bridgeNote { lines.append("note: \(note)") }
         if let rules = review.rules, !rules.findings.isEmpty {
             lines.append("rules that need connection tracking:")
             lines += RulesReport.findingLines(rules.findings)

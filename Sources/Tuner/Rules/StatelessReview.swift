@@ -17,6 +17,8 @@ public struct StatelessReview: Sendable, Equatable {
     /// Nat chains and iptables nat tables, live and in the boot-time ruleset
     /// files: each fails to load once nf_nat and nf_conntrack are kept off.
     public var natChains: [NatChain] = []
+    /// br_netfilter sends bridged frames through the iptables rules (see `ConntrackConsumers`).
+    public var bridgeNote: String?
 
     /// Rules need conntrack (or only state matches a rewrite could replace),
     /// or a nat chain exists: going stateless now would break the firewall
@@ -131,6 +133,7 @@ extension StatelessReview {
             review = StatelessReview(plan: plan, rules: nil, rulesNotRead: "--root \(root) is not the running system")
         }
         review.natChains = try NatChains.list(under: root, live: review.rules)
+        if root.isLive { review.bridgeNote = ConntrackConsumers.bridgeNote(under: root) }
         return review
     }
 }
