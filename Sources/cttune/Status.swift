@@ -40,10 +40,17 @@ extension Cttune {
                     if let textfile { try PrometheusTextfile.write(PrometheusTextfile.render(report), to: textfile) }
                     // cttune's boot-time files that another file overrides.
                     let overrides = PersistentConfig.overrides(of: PersistentConfig.filesOnDisk(under: .live), under: .live)
+                    let writers = ConntrackWriters.find(under: .live, cpus: ProcessInfo.processInfo.activeProcessorCount)
                     if format == .json {
-                        printJSON(report.json() + [("overridden_by", ConfigOverride.json(overrides))])
+                        printJSON(
+                            report.json() + [
+                                ("overridden_by", ConfigOverride.json(overrides)),
+                                ("writers", .array(writers.map { $0.json(plan: nil) })),
+                            ])
                     } else {
-                        print(report.text() + ConfigOverride.text(overrides).joined(separator: "\n"))
+                        print(
+                            report.text()
+                                + (ConfigOverride.text(overrides) + ConntrackWriter.text(writers, plan: nil)).joined(separator: "\n"))
                     }
                     return report.verdict.rawValue
                 }
