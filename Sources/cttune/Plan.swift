@@ -21,14 +21,17 @@ extension Cttune {
                 let modules = review.map { StatelessModulePlan.preview(root: root, blockingRules: $0.rules?.blockingRules ?? []) }
                 plan = review?.plan ?? plan
                 let overrides = PersistentConfig.overrides(for: plan, under: root)
+                let writers = ConntrackWriters.find(under: root, cpus: plan.facts.cpus)
                 switch format {
                 case .json:
                     printJSON(
                         PlanReport.json(plan, explain: explain) { [ConfigOverride.json(overrides, for: $0.setting)] }
+                            + [("writers", .array(writers.map { $0.json(plan: plan) }))]
                             + (review.map { [("stateless", StatelessReport.json($0, modules: modules))] } ?? []))
                 case .text:
                     print(
-                        PlanReport.text(plan, explain: explain) + ConfigOverride.text(overrides).joined(separator: "\n")
+                        PlanReport.text(plan, explain: explain)
+                            + (ConfigOverride.text(overrides) + ConntrackWriter.text(writers, plan: plan)).joined(separator: "\n")
                             + (review.map { StatelessReport.text($0, modules: modules) } ?? ""))
                 }
                 if let refusal = review?.refusal { throw refusal }

@@ -87,12 +87,19 @@ extension Cttune {
                     if let problem = report.partialReason { FileHandle.standardError.write(Data("cttune: partial: \(problem)\n".utf8)) }
                     // cttune's boot-time files that another file overrides.
                     let overrides = PersistentConfig.overrides(of: PersistentConfig.filesOnDisk(under: .live), under: .live)
+                    let writers = ConntrackWriters.find(under: .live, cpus: ProcessInfo.processInfo.activeProcessorCount)
                     if quiet {
                         if report.verdict != .ok { print(report.summary) }
                     } else if format == .json {
-                        printJSON(report.json() + [("overridden_by", ConfigOverride.json(overrides))])
+                        printJSON(
+                            report.json() + [
+                                ("overridden_by", ConfigOverride.json(overrides)),
+                                ("writers", .array(writers.map { $0.json(plan: nil) })),
+                            ])
                     } else {
-                        print(report.text() + ConfigOverride.text(overrides).joined(separator: "\n"))
+                        print(
+                            report.text()
+                                + (ConfigOverride.text(overrides) + ConntrackWriter.text(writers, plan: nil)).joined(separator: "\n"))
                     }
                     return report.verdict.rawValue
                 }

@@ -276,12 +276,19 @@ public enum Applier {
     /// grow by one entry per boot; the file is the record, and
     /// `rollback --all` still finds the baseline in the first apply.
     static func reassertsPersistedValues(_ actions: [JournalAction], request: ApplyRequest, under root: SystemRoot) -> Bool {
-        guard !request.persistent, !actions.isEmpty,
-            let file = PersistentConfig.filesOnDisk(under: root).first(where: { $0.path.removingLastComponent() == KernelPaths.sysctlD }),
-            let content = file.content
-        else { return false }
+        guard !request.persistent, !actions.isEmpty else { return false }
         var persisted: [String: String] = [:]
-        for line in EffectiveSysctl.parse(content, path: "", fileName: "") { persisted[line.normalizedKey] = line.value }
+        for file in PersistentConfig.filesOnDisk(under: root) {
+            guard let content = file.content else { continue }
+            if file.path == KernelPaths.modprobeConf {
+                // The hash size a module kernel gets at load.
+                let option = EffectiveModprobe.parse(content, module: "nf_conntrack", path: "", fileName: "").last { $0.name == "hashsize" }
+                if let option { persisted[EffectiveSysctl.normalize(HostFacts.bucketsSysctl)] = option.value }
+            } else {
+                for line in EffectiveSysctl.parse(content, path: "", fileName: "") { persisted[line.normalizedKey] = line.value }
+            }
+        }
+        guard !persisted.isEmpty else { return false }
         return actions.allSatisfy { action in
             guard case .sysctl(let change) = action else { return false }
             let key = change.key == ConntrackSetting.hashsize.key ? HostFacts.bucketsSysctl : change.key

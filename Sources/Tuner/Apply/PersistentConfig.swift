@@ -144,6 +144,25 @@ public struct PersistentConfig: Equatable {
                         setting: .hashsize, source: .modprobe, path: winner.path, line: winner.line, value: winner.value, planned: planned))
             }
         }
+        // Where cttune's sysctl.d file does not set the buckets sysctl (the
+        // hash size is given at module load), any sysctl.d line that does
+        // resizes the table after the load, whatever the file order.
+        let buckets = EffectiveSysctl.normalize(HostFacts.bucketsSysctl)
+        let sysctlSetsBuckets = files.contains { file in
+            file.path.removingLastComponent() == KernelPaths.sysctlD
+                && EffectiveSysctl.parse(file.content ?? "", path: "", fileName: "").contains { $0.normalizedKey == buckets }
+        }
+        if let modprobe = files.first(where: { $0.path == KernelPaths.modprobeConf })?.content, !sysctlSetsBuckets,
+            let planned = EffectiveModprobe.parse(modprobe, module: "nf_conntrack", path: "", fileName: "").last(where: {
+                $0.name == "hashsize"
+            }).flatMap({ Int($0.value) }),
+            let winner = EffectiveSysctl.assignments(under: root).last(where: { $0.normalizedKey == buckets }),
+            winner.value.flatMap({ Int($0) }) != planned
+        {
+            result.append(
+                ConfigOverride(
+                    setting: .hashsize, source: .sysctl, path: winner.path, line: winner.line, value: winner.value, planned: planned))
+        }
         return result
     }
 

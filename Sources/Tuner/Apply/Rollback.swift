@@ -69,21 +69,35 @@ public enum Rollback {
         let lock = check ? nil : try ApplyLock(root: root, waitSeconds: lockWaitSeconds)
         defer { withExtendedLifetime(lock) {} }
         let entries = try Journal(root: root).entries()
+        var actions = baseline(of: entries)
+        // cttune's files that no journaled apply wrote (`cttune blacklist`, an
+        // older version's file) carry its header: they go too, last in the
+        // list so they are removed before any module is loaded back.
+        let journaled = Set(actions.map(key(of:)))
+        for path in PersistentConfig.sysctlFileNames + [KernelPaths.modprobeConf, KernelPaths.modulesLoadConf, KernelPaths.blacklistConf] {
+            let action = JournalAction.file(.init(path: path.string, oldContent: nil, newContent: nil))
+            guard !journaled.contains(key(of: action)),
+                let content = try AtomicFile.contents(of: path, under: root), content.hasPrefix(PersistentConfig.headerMarker)
+            else { continue }
+            actions.append(.file(.init(path: path.string, oldContent: nil, newContent: content)))
+        }
         let target = JournalEntry(
             id: allTarget, command: "apply", created: entries.first?.created ?? Journal.timestamp(), profile: nil,
-            status: .applied, actions: baseline(of: entries))
+            status: .applied, actions: actions)
         return try restore(target.actions, of: target, under: root, modules: modules, check: check)
     }
 
     /// The `rolls_back` of a `rollback --all` entry.
     public static let allTarget = "all"
 
-    /// The first action recorded for each target, oldest first: its old
-    /// value is the state before cttune touched it.
+    /// The first action an apply recorded for each target, oldest first: its
+    /// old value is the state before cttune touched it. Rollback entries only
+    /// restore what applies recorded (or remove cttune's own files), so they
+    /// never hold a baseline.
     static func baseline(of entries: [JournalEntry]) -> [JournalAction] {
         var seen: Set<String> = []
         var result: [JournalAction] = []
-        for entry in entries {
+        for entry in entries where entry.command == "apply" {
             for action in entry.actions where !seen.contains(key(of: action)) {
                 seen.insert(key(of: action))
                 result.append(action)
@@ -187,7 +201,7 @@ public enum Rollback {
         let entries = try journal.entries()
         var baselineHolders: Set<String> = []
         var seen: Set<String> = []
-        for entry in entries {
+        for entry in entries where entry.command == "apply" {
             for action in entry.actions where !seen.contains(key(of: action)) {
                 seen.insert(key(of: action))
                 baselineHolders.insert(entry.id)

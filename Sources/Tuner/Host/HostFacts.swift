@@ -97,6 +97,14 @@ extension HostFacts {
         let cpuCount = try cpus ?? readOnlineCPUs(root)
         let running = try readRelease(root)
         let release = try ModuleTree.release(under: root, requested: kernel)
+        if let kernel, kernel != running, !root.exists(KernelPaths.libModules.appending(kernel)) {
+            let installed = root.entries(of: KernelPaths.libModules)
+            throw TunerError.missingFact(
+                fact: "the modules of kernel \(kernel)", path: try root.path(KernelPaths.libModules.appending(kernel)).string,
+                fix: installed.isEmpty
+                    ? "install that kernel's modules first, or drop --kernel"
+                    : "pick an installed release with --kernel (\(installed.joined(separator: ", ")))")
+        }
         let architecture = root.isLive ? machine() : nil
         let entry = EntrySize.resolve(
             flag: entryBytes, release: release, architecture: architecture, btf: { BTFReader.conntrackEntrySize(root) })

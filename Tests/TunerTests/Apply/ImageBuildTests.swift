@@ -46,6 +46,14 @@ struct ImageBuildTests {
         let insmod = try #require(output.split(separator: "\n").first { $0.contains("/nf_conntrack.ko") })
         #expect(insmod.split(separator: " ").last { $0.hasPrefix("hashsize=") } == "hashsize=\(hashsize)")
 
+        // The image has no buckets sysctl to size the hash at boot, so a sysctl.d line
+        // that sets it resizes the table after modprobe's hashsize=, whatever its name.
+        try image.write("usr/lib/sysctl.d/10-vendor.conf", "net.netfilter.nf_conntrack_buckets = 16384\n")
+        let planned = try PrintedJSON(try image.cttune(["plan"] + Self.sizing))
+        let override = try #require((planned.setting("nf_conntrack.hashsize")["overridden_by"] as? [[String: Any]])?.first)
+        #expect(override["path"] as? String == image.file("usr/lib/sysctl.d/10-vendor.conf") && override["value"] as? Int == 16384)
+        try FileManager.default.removeItem(atPath: image.file("usr/lib/sysctl.d/10-vendor.conf"))
+
         let again = try image.cttune(["apply", "--persist-only", "--memory", "8G", "--cpus", "4"])
         #expect(again.status == 0)
         #expect(

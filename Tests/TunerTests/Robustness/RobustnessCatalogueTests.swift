@@ -108,6 +108,16 @@ extension BadInput {
     static let treeCases: [BadInput] = [
         // plan
         BadInput(
+            command: "plan", input: "--kernel that is a path", arguments: ["plan", "--kernel", "../../etc", "--root", "{tree}"],
+            prepare: SpoiledTree.smallVM, exitCode: 64, words: ["--kernel takes a kernel release", "\"../../etc\""]),
+        BadInput(
+            command: "plan", input: "--kernel with no module tree", arguments: ["plan", "--kernel", "9.9.9-none", "--root", "{tree}"],
+            prepare: SpoiledTree.smallVM, words: ["{tree}/lib/modules/9.9.9-none", "--kernel"]),
+        BadInput(
+            command: "apply", input: "--on-conflict that is not a policy",
+            arguments: ["apply", "--on-conflict", "maybe", "--root", "{tree}"],
+            prepare: SpoiledTree.smallVM, exitCode: 64, words: ["--on-conflict", "warn", "refuse", "override"]),
+        BadInput(
             command: "plan", input: "unknown profile name", arguments: ["plan", "--profile", "no-such-profile", "--root", "{tree}"],
             prepare: SpoiledTree.smallVM,
             words: ["no profile named \"no-such-profile\"", "{tree}/etc/cttune/profiles", "built-in", "--profile PATH.yaml"]),
