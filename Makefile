@@ -48,9 +48,12 @@ test-python: test-deps
 build: deps
 	$(SWIFT) build
 
-# The fleet tests inspect the Debian package and the man page, and drive ansible-playbook.
+# The fleet tests inspect the Debian package and the man page, install the
+# package into a minimal Debian root (built once, cached in .cache/debian-minbase),
+# and drive ansible-playbook.
 fleet-test-deps: test-deps deb
 	scripts/setup-ansible-venv.sh
+	scripts/debian-minbase.sh $$(ls $(GENERATED)/cttune_*.deb | tail -n 1) >/dev/null
 
 
 # A real Debian cloud kernel's netfilter module tree, depmod'ed, under .cache/module-tree.
