@@ -146,6 +146,7 @@ struct DebianPackageTests {
         #expect(needed.contains { $0.contains("libkmod.so.2") })
         #expect(!needed.contains { $0.contains("libswift") || $0.contains("Foundation") }, "\(needed)")
         #expect(!dynamic.contains("RUNPATH") && !dynamic.contains("RPATH"), "no $ORIGIN search path in a packaged binary")
+        #expect(dynamic.contains("BIND_NOW"), "full RELRO: the release build links with -z now")
 
         // A profile only the package has: found in the share directory beside the binary.
         let shared = unpacked.appendingPathComponent("usr/share/cttune/profiles")
