@@ -48,9 +48,12 @@ test-python: test-deps
 build: deps
 	$(SWIFT) build
 
-# The fleet tests inspect the Debian package and the man page, and drive ansible-playbook.
+# The fleet tests inspect the Debian package and the man page, install the
+# package into a minimal Debian root (built once, cached in .cache/debian-minbase),
+# and drive ansible-playbook.
 fleet-test-deps: test-deps deb
 	scripts/setup-ansible-venv.sh
+	scripts/debian-minbase.sh $$(ls $(GENERATED)/cttune_*.deb | tail -n 1) >/dev/null
 
 
 # A real Debian cloud kernel's netfilter module tree, depmod'ed, under .cache/module-tree.
@@ -79,9 +82,11 @@ bench: build
 	scripts/bench.sh
 
 # Static Swift runtime: the installed binary needs only libc, libstdc++ and libkmod.
-# No $ORIGIN rpath: nothing is loaded from beside the binary.
+# No $ORIGIN rpath: nothing is loaded from beside the binary. -z now: every
+# symbol is bound at start, so the relocation tables can be read-only (full
+# RELRO) for a tool that runs as root.
 release: deps
-	$(SWIFT) build -c release --static-swift-stdlib --disable-local-rpath --product cttune
+	$(SWIFT) build -c release --static-swift-stdlib --disable-local-rpath --product cttune -Xlinker -z -Xlinker now
 
 # The man page, from the argument-parser definitions (swift-argument-parser's
 # generate-manual plugin; the debug build is enough to read them).

@@ -3,7 +3,8 @@
 # so that the release build already in .build is reused (debian/rules runs
 # `make release man`, which then has nothing left to do), and writes the
 # results into OUTDIR instead of the parent directory:
-#   build-deb.sh OUTDIR    OUTDIR/cttune_VERSION_ARCH.deb, .buildinfo and .changes;
+#   build-deb.sh OUTDIR    OUTDIR/cttune_VERSION_ARCH.deb, .buildinfo and .changes, and
+#                          the source package OUTDIR/cttune_VERSION.dsc and .tar.xz;
 #                          prints the .deb's path (the build log: OUTDIR/build-deb.log)
 set -euo pipefail
 out=$(realpath -m "${1:?usage: build-deb.sh OUTDIR}")
@@ -29,4 +30,15 @@ if [ "$binary_version" != "$version" ]; then
 fi
 # The package tree and debhelper's state files, not .build (see override_dh_auto_clean).
 debian/rules clean >/dev/null 2>&1
+# The source package, from the files git knows (tracked or new, not ignored):
+# what `dpkg-buildpackage -us -uc` builds from, without the build cache.
+source=$(mktemp -d)
+trap 'rm -rf "$source"' EXIT
+tree=$source/cttune-$version
+mkdir -p "$tree"
+git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' file; do
+  if [ -e "$file" ] || [ -L "$file" ]; then cp -P --parents -t "$tree" "$file"; fi
+done
+(cd "$source" && dpkg-source --build "cttune-$version" >>"$log" 2>&1)
+mv "$source/cttune_$version.dsc" "$source/cttune_$version.tar.xz" "$out/"
 echo "$out/cttune_${version}_${arch}.deb"

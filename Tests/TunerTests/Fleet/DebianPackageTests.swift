@@ -50,10 +50,13 @@ struct DebianPackageTests {
         // Only the profile README in /etc/cttune/profiles: the directory is the operator's.
         #expect(paths.filter { $0.hasPrefix("/etc/cttune/profiles/") && $0 != "/etc/cttune/profiles/" } == ["/etc/cttune/profiles/README"])
 
-        // The .changes covers the .deb and the .buildinfo dpkg-buildpackage wrote.
+        // The .changes covers the .deb and the .buildinfo dpkg-buildpackage wrote; the .dsc the source package.
         try #require(Fleet.has("lintian"), "lintian is installed by scripts/install-deps.sh test")
         let changes = String(package.dropLast(".deb".count)) + ".changes"
-        let lintian = try Shell.run(["lintian", "--pedantic", "--fail-on", "error,warning,pedantic", changes])
+        let version = try Shell.check(["dpkg-deb", "--field", package, "Version"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let source = Fleet.generated.appendingPathComponent("cttune_\(version).dsc").path
+        #expect(FileManager.default.fileExists(atPath: source), "make deb builds the source package too")
+        let lintian = try Shell.run(["lintian", "--pedantic", "--fail-on", "error,warning,pedantic", changes, source])
         #expect(lintian.status == 0, "\(lintian.stdout)\(lintian.stderr)")
         let findings = lintian.stdout.split(separator: "\n").filter { $0.hasPrefix("E:") || $0.hasPrefix("W:") || $0.hasPrefix("P:") }
         #expect(findings.isEmpty, "\(findings)")
@@ -143,6 +146,7 @@ struct DebianPackageTests {
         #expect(needed.contains { $0.contains("libkmod.so.2") })
         #expect(!needed.contains { $0.contains("libswift") || $0.contains("Foundation") }, "\(needed)")
         #expect(!dynamic.contains("RUNPATH") && !dynamic.contains("RPATH"), "no $ORIGIN search path in a packaged binary")
+        #expect(dynamic.contains("BIND_NOW"), "full RELRO: the release build links with -z now")
 
         // A profile only the package has: found in the share directory beside the binary.
         let shared = unpacked.appendingPathComponent("usr/share/cttune/profiles")

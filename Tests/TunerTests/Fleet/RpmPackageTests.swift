@@ -28,6 +28,10 @@ struct RpmPackageTests {
             .filter { $0.hasSuffix(".rpm") }
         let rpm = top.appendingPathComponent("RPMS").appendingPathComponent(try #require(rpms.first, "\(built.stdout.suffix(500))")).path
 
+        // The spec's Version follows the binary's, as debian/changelog does.
+        let version = try Shell.check(["rpm", "-qp", "--queryformat", "%{VERSION}", rpm])
+        let binaryVersion = try Shell.check([TestPaths.package.appendingPathComponent(".build/release/cttune").path, "--version"])
+        #expect(version == binaryVersion.trimmingCharacters(in: .whitespacesAndNewlines))
         let license = try Shell.check(["rpm", "-qp", "--queryformat", "%{LICENSE}", rpm])
         #expect(license.hasPrefix("Apache-2.0"), "\(license)")
         let requires = try Shell.check(["rpm", "-qp", "--requires", rpm])
@@ -38,7 +42,7 @@ struct RpmPackageTests {
         let files = try Shell.check(["rpm", "-qpl", rpm])
         for path in [
             "/usr/bin/cttune", "/usr/lib/systemd/system/cttune-apply.service", "/usr/lib/tmpfiles.d/cttune.conf",
-            "/usr/share/cttune/profiles/web-frontend.yaml", "/usr/share/licenses/cttune-0.1.0/NOTICE",
+            "/usr/share/cttune/profiles/web-frontend.yaml", "/usr/share/licenses/cttune-\(version)/NOTICE",
         ] {
             #expect(files.contains(path + "\n"), "\(path)")
         }
