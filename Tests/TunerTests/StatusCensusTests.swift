@@ -232,6 +232,30 @@ struct StatusCensusTests {
         #expect(lines.count == 1 && lines[0].hasPrefix("cttune: partial: namespace \(doomed.name): no such namespace"), "\(result.stderr)")
     }
 
+    @Test("the same netlink layer, in a namespace entered by the visitor thread, delivers NEW and DESTROY events with the entry's id")
+    func conntrackEvents() throws {
+        let namespace = try TestNamespace("events")
+        defer { namespace.delete() }
+        let inode = try #require(NamespaceDirectory.inode(of: .named(namespace.name), under: .live))
+        let entry = NamespaceDirectory.Entry(identifier: .named(namespace.name), inode: inode)
+        let results = NamespaceVisitor.visit([entry], under: .live) { _ -> [ConntrackEntry] in
+            let netlink = try ConntrackNetlink()
+            try netlink.subscribe(to: [.created, .destroyed])
+            let tuple = ["-p", "udp", "-s", "10.6.0.1", "-d", "10.6.0.2", "--sport", "7", "--dport", "8"]
+            try namespace.exec(["conntrack", "-I"] + tuple + ["-t", "500"])
+            try namespace.exec(["conntrack", "-D"] + tuple)
+            var seen: [ConntrackEntry] = []
+            for _ in 0..<50 where seen.count < 2 {
+                _ = try netlink.receiveEvents(timeoutMilliseconds: 100) { seen.append($0) }
+            }
+            return seen
+        }
+        let events = try results[0].get()
+        #expect(events.map(\.event) == [.created, .destroyed])
+        #expect(events.allSatisfy { $0.protocolName == "udp" && $0.id != nil })
+        #expect(Set(events.compactMap(\.id)).count == 1)
+    }
+
     @Test("the status units pass systemd-analyze verify, and their ExecStart line, run directly, writes the textfile and prints nothing")
     func statusUnits() throws {
         let directory = try TestPaths.temporaryDirectory("cttune-units")
