@@ -4,7 +4,7 @@
 #   install-deps.sh test    the build set plus the tools the test suite drives
 set -euo pipefail
 build=(libkmod-dev libmnl-dev pkg-config)
-test=(iproute2 nftables kmod conntrack strace iptables cpio ufw firewalld python3 python3-venv systemd man-db mandoc zsh fish dpkg-dev binutils lintian cloud-init)
+test=(iproute2 nftables kmod conntrack strace time bc iptables cpio ufw firewalld python3 python3-venv systemd man-db mandoc zsh fish dpkg-dev binutils lintian cloud-init)
 case "${1:-build}" in
   build) wanted=("${build[@]}") ;;
   test) wanted=("${build[@]}" "${test[@]}") ;;
