@@ -69,7 +69,8 @@ PY
 best_of() {
   local best="" line
   for _ in $(seq "$runs"); do
-    line=$( { /usr/bin/time -f '%e %M' ip netns exec "$ns" "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1)
+    /usr/bin/time -o "$work/time" -f '%e %M' ip netns exec "$ns" "$@" >/dev/null 2>&1 || true
+    line=$(tail -1 "$work/time")
     if [ -z "$best" ] || [ "$(echo "${line%% *} < ${best%% *}" | bc)" -eq 1 ]; then best=$line; fi
   done
   echo "$best"
