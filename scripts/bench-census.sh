@@ -4,12 +4,12 @@
 # from 10 k to 1 M UDP entries in a network namespace with a ct state rule and
 # a pinned 1 h UDP timeout (nothing expires between the reads). Then the CPU of
 # a healthy timer run (counters only). Needs root.
-#   SIZES="10000 100000 1000000" RUNS=3 scripts/bench-census.sh
+#   SIZES="10000 100000 1000000" RUNS=3 CTTUNE=path/to/cttune scripts/bench-census.sh
 # Times are the best of RUNS (the CPUs may be shared); memory is the peak RSS.
 # Restores the global max and deletes its namespace whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cttune=.build/release/cttune
+cttune=${CTTUNE:-.build/release/cttune}
 sizes=${SIZES:-10000 100000 300000 1000000}
 runs=${RUNS:-3}
 [ "$(id -u)" -eq 0 ] || { echo "bench-census: needs root (network namespaces, global conntrack values)" >&2; exit 0; }
@@ -65,30 +65,32 @@ for n in range(start, stop):
         pass
 PY
 
-# best_of COMMAND...: "seconds peak_kib" of the fastest of $runs runs.
+# best_of COMMAND...: "seconds peak_kib cpu_seconds" of the fastest of $runs
+# runs (cpu: user + system, the fairer figure when the CPUs are shared).
 best_of() {
   local best="" line
   for _ in $(seq "$runs"); do
-    /usr/bin/time -o "$work/time" -f '%e %M' ip netns exec "$ns" "$@" >/dev/null 2>&1 || true
-    line=$(tail -1 "$work/time")
+    /usr/bin/time -o "$work/time" -f '%e %M %U %S' ip netns exec "$ns" "$@" >/dev/null 2>&1 || true
+    line=$(tail -1 "$work/time" | awk '{printf "%s %s %.2f", $1, $2, $3 + $4}')
     if [ -z "$best" ] || [ "$(echo "${line%% *} < ${best%% *}" | bc)" -eq 1 ]; then best=$line; fi
   done
   echo "$best"
 }
 
 echo "== status census (ctnetlink) against conntrack -L -o xml, same table, best of $runs; $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), kernel $(uname -r)"
-printf '%-10s %12s %12s %14s %12s %8s %14s %12s\n' entries census_s xml_s "conntrack-C_s" list_s ratio census_peak_MiB xml_peak_MiB
+printf '%-9s %9s %7s %9s %7s %6s %10s %7s %7s %10s %8s\n' entries census_s xml_s ratio list_s C_s census_cpu xml_cpu cpu_ratio census_MiB xml_MiB
 filled=0
 for size in $sizes; do
   ip netns exec "$ns" python3 "$work/fill.py" "$filled" "$size"
   filled=$size
   count=$(ip netns exec "$ns" cat /proc/sys/net/netfilter/nf_conntrack_count)
-  read -r census_s census_kib <<<"$(best_of "$cttune" status --census --window 0 --format json)"
-  read -r xml_s xml_kib <<<"$(best_of conntrack -L -o xml)"
-  read -r list_s _ <<<"$(best_of conntrack -L)"
-  read -r count_s _ <<<"$(best_of conntrack -C)"
-  printf '%-10s %12s %12s %14s %12s %8s %14s %12s\n' "$count" "$census_s" "$xml_s" "$count_s" "$list_s" \
-    "$(echo "scale=2; $census_s / $xml_s" | bc)" "$(echo "scale=1; $census_kib / 1024" | bc)" "$(echo "scale=1; $xml_kib / 1024" | bc)"
+  read -r census_s census_kib census_cpu <<<"$(best_of "$cttune" status --census --window 0 --format json)"
+  read -r xml_s xml_kib xml_cpu <<<"$(best_of conntrack -L -o xml)"
+  read -r list_s _ _ <<<"$(best_of conntrack -L)"
+  read -r count_s _ _ <<<"$(best_of conntrack -C)"
+  printf '%-9s %9s %7s %9s %7s %6s %10s %7s %7s %10s %8s\n' "$count" "$census_s" "$xml_s" \
+    "$(echo "scale=2; $census_s / $xml_s" | bc)" "$list_s" "$count_s" "$census_cpu" "$xml_cpu" \
+    "$(echo "scale=2; $census_cpu / $xml_cpu" | bc)" "$(echo "scale=1; $census_kib / 1024" | bc)" "$(echo "scale=1; $xml_kib / 1024" | bc)"
 done
 
 # A healthy timer run: the unit's own command line minus the census (a
@@ -112,7 +114,7 @@ print("%.2f" % ((usage.ru_utime + usage.ru_stime) * 1000 / runs))
 PY
 }
 textfile="$work/cttune.prom"
-for arguments in "status --quiet --textfile $textfile" "status --quiet --textfile $textfile --all-namespaces"; do
+for arguments in "--version" "status --quiet --textfile $textfile" "status --quiet --textfile $textfile --all-namespaces"; do
   # shellcheck disable=SC2086
   printf '%-70s %10s\n' "cttune $arguments" "$(cpu_ms ip netns exec "$quiet_ns" "$cttune" $arguments)"
 done
