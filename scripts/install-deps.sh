@@ -6,7 +6,7 @@
 set -euo pipefail
 build=(libkmod-dev libmnl-dev pkg-config)
 package=(dpkg-dev debhelper)
-test=(iproute2 procps nftables kmod conntrack iptables strace cpio ufw firewalld python3 python3-venv systemd man-db mandoc zsh fish binutils lintian cloud-init rpm mmdebstrap)
+test=(iproute2 procps nftables kmod conntrack iptables strace time bc cpio ufw firewalld python3 python3-venv systemd man-db mandoc zsh fish binutils lintian cloud-init rpm mmdebstrap)
 case "${1:-build}" in
   build) wanted=("${build[@]}") ;;
   package) wanted=("${build[@]}" "${package[@]}") ;;

@@ -81,7 +81,8 @@ struct StatusReadersTests {
 
     @Test("dumped entries are counted by protocol, TCP state and status bits, with idle ESTABLISHED entries as orphans")
     func censusTally() {
-        func entry(_ proto: UInt8, _ state: TCPConntrackState?, timeout: Int, status: UInt32 = 0x8 | 0x4) -> ConntrackEntry {
+        // The default status is IPS_SEEN_REPLY | IPS_ASSURED.
+        func entry(_ proto: UInt8, _ state: TCPConntrackState?, timeout: Int, status: UInt32 = 0x2 | 0x4) -> ConntrackEntry {
             ConntrackEntry(
                 family: 2, protocolNumber: proto, tcpState: state, status: status, timeoutSeconds: timeout, id: 1, event: .dumped)
         }

@@ -130,4 +130,43 @@ struct StatusVerdictTests {
         #expect(report.verdict == .warning)
         #expect(!report.summary.contains("none in the last"))
     }
+
+    @Test(
+        "a failed or interrupted census makes the result partial and never lowers the counters' verdict",
+        arguments: [(950, Verdict.critical), (800, .warning), (10, .ok)])
+    func partialCensusKeepsVerdict(count: Int, expected: Verdict) {
+        var failed = readings(count: count)
+        failed.takeCensus(CensusPolicy(always: true), runNumber: nil) { _ in
+            throw NetlinkError(call: "conntrack dump", errno: .notPermitted)
+        }
+        let report = StatusReport(failed)
+        #expect(report.verdict == expected)
+        #expect(report.readings.isPartial)
+        #expect(report.partialReason?.contains("operation not permitted — run as root") == true)
+
+        var interrupted = EntryCensus(source: "ctnetlink")
+        interrupted.inconsistent = true
+        let shaky = StatusReport(readings(count: count, census: interrupted))
+        #expect(shaky.verdict == expected)
+        #expect(shaky.partialReason?.contains("interrupted") == true)
+    }
+
+    @Test(
+        "the census runs at the warning fill, on drops in the window, every Nth run or with --census, and says why it did not otherwise",
+        arguments: [
+            (CensusPolicy(), 750, 0, nil as Int?, true),
+            (CensusPolicy(), 749, 0, nil, false),
+            (CensusPolicy(), 10, 3, nil, true),
+            (CensusPolicy(always: true), 10, 0, nil, true),
+            (CensusPolicy(everyNthRun: 15), 10, 0, 1, true),
+            (CensusPolicy(everyNthRun: 15), 10, 0, 2, false),
+            (CensusPolicy(everyNthRun: 15), 10, 0, 16, true),
+        ])
+    func censusPolicy(policy: CensusPolicy, count: Int, drops: Int, run: Int?, runs: Bool) {
+        let previous = ConntrackSample(takenAt: 0, count: count, max: 1000, counters: ["drop": 0])
+        let current = ConntrackSample(takenAt: 1, count: count, max: 1000, counters: ["drop": drops])
+        let decision = policy.decide(previous: previous, current: current, runNumber: run)
+        #expect(decision.runs == runs, "\(decision.reason)")
+        #expect(!decision.reason.isEmpty)
+    }
 }

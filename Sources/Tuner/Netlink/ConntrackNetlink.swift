@@ -177,6 +177,78 @@ public final class ConntrackNetlink {
         }
     }
 
+    /// The event groups a listener can join (`NFNLGRP_CONNTRACK_*`).
+    public enum EventGroup: UInt32, Sendable, CaseIterable {
+        case created = 1, updated = 2, destroyed = 3
+    }
+
+    /// Joins conntrack event groups. With nf_conntrack_events = 2 (the
+    /// default) the kernel starts generating events once a listener joins;
+    /// entries created before that never report UPDATE or DESTROY.
+    /// - Parameter receiveBufferBytes: the socket buffer (SO_RCVBUFFORCE, then
+    ///   SO_RCVBUF): a burst larger than it is lost (ENOBUFS), never queued.
+    /// The corresponding socket option is `NETLINK_ADD_MEMBERSHIP`.
+    public func subscribe(to groups: [EventGroup], receiveBufferBytes: Int32 = 8 << 20) throws {
+        let fd = mnl_socket_get_fd(socket)
+        var size = receiveBufferBytes
+        if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+            _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
+        for group in groups {
+            var number = Int32(group.rawValue)
+            guard mnl_socket_setsockopt(socket, Int32(NETLINK_ADD_MEMBERSHIP), &number, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+                throw NetlinkError(call: "join conntrack event group \(group)", errno: Errno(rawValue: Glibc.errno))
+            }
+        }
+    }
+
+    /// What one wait for events brought.
+    public struct EventBatch: Sendable, Equatable {
+        /// Events delivered to the visitor.
+        public var events = 0
+        /// The kernel dropped events because the socket buffer was full (ENOBUFS).
+        public var overflowed = false
+    }
+
+    /// Waits up to `timeoutMilliseconds` for events and hands each to `visit`.
+    /// Loss is reported, not thrown: a listener keeps listening after ENOBUFS.
+    public func receiveEvents(timeoutMilliseconds: Int32, _ visit: (ConntrackEntry) -> Void) throws -> EventBatch {
+        var batch = EventBatch()
+        var ready = pollfd(fd: mnl_socket_get_fd(socket), events: Int16(POLLIN), revents: 0)
+        let polled = poll(&ready, 1, timeoutMilliseconds)
+        if polled < 0 {
+            if Glibc.errno == EINTR { return batch }
+            throw NetlinkError(call: "poll(conntrack events)", errno: Errno(rawValue: Glibc.errno))
+        }
+        if polled == 0 { return batch }
+        let received = recv(mnl_socket_get_fd(socket), buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT))
+        if received < 0 {
+            switch Glibc.errno {
+            case ENOBUFS: batch.overflowed = true
+            case EINTR, EAGAIN: break
+            default: throw NetlinkError(call: "conntrack events", errno: Errno(rawValue: Glibc.errno))
+            }
+            return batch
+        }
+        var left = Int32(received)
+        var message = UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: nlmsghdr.self)
+        var raw = cttune_ct_entry()
+        while mnl_nlmsg_ok(message, left) {
+            if Int32(message.pointee.nlmsg_type) >= NLMSG_MIN_TYPE, cttune_ct_decode(message, &raw) == 0 {
+                let event: ConntrackEvent
+                if raw.message == UInt8(IPCTNL_MSG_CT_DELETE.rawValue) {
+                    event = .destroyed
+                } else {
+                    event = raw.nl_flags & UInt16(NLM_F_CREATE) != 0 ? .created : .updated
+                }
+                visit(Self.entry(raw, event: event))
+                batch.events += 1
+            }
+            message = UnsafePointer(mnl_nlmsg_next(message, &left))
+        }
+        return batch
+    }
+
     static func entry(_ raw: cttune_ct_entry, event: ConntrackEvent) -> ConntrackEntry {
         ConntrackEntry(
             family: raw.family, protocolNumber: raw.l4proto,

@@ -4,6 +4,7 @@ extension HostStatusReport {
     /// The `status --all-namespaces` JSON object.
     public func json() -> [(String, JSONValue)] {
         [
+            ("schema", .int(1)),
             ("command", .string("status")),
             ("scope", .string("namespaces")),
             ("verdict", .string(verdict.name)),
@@ -40,7 +41,7 @@ extension HostStatusReport {
                             ("memory_bytes", memoryBytes(member).map(JSONValue.int) ?? .null),
                         ]
                         // The single-namespace object, less what is host-wide or said above.
-                        let skipped: Set<String> = ["command", "slab", "kernel_log"]
+                        let skipped: Set<String> = ["schema", "command", "slab", "kernel_log"]
                         return .object(fields + report.json().filter { !skipped.contains($0.0) })
                     })
             ),

@@ -161,7 +161,8 @@ struct DebianPackageTests {
         #expect(json.planned("net.netfilter.nf_conntrack_max") != nil)
 
         let unit = try String(contentsOf: unpacked.appendingPathComponent("lib/systemd/system/cttune-status.service"), encoding: .utf8)
-        #expect(unit.contains("\nExecStart=/usr/bin/cttune status --textfile ${CTTUNE_TEXTFILE}\n"))
+        #expect(
+            unit.contains("\nExecStart=/usr/bin/cttune status --textfile ${CTTUNE_TEXTFILE} --quiet --census-every 15 --all-namespaces\n"))
     }
 
     @Test(

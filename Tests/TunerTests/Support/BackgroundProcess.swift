@@ -40,5 +40,8 @@ final class BackgroundProcess {
     /// Sends SIGINT, as Ctrl-C in a terminal does.
     func interrupt() { process.interrupt() }
 
+    /// The process id (the tool's own: /usr/bin/env execs it in place).
+    var pid: Int32? { process.isRunning ? process.processIdentifier : nil }
+
     var exitStatus: Int32 { process.terminationStatus }
 }
