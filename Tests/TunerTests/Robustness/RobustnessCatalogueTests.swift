@@ -103,6 +103,133 @@ enum SpoiledTree {
     }
 }
 
+/// One case per class of hostile input (docs/robustness.md, "Hostile input");
+/// `HostileInputFuzzTests` generates many more of each.
+extension BadInput {
+    static func spoiled(_ relative: String, _ content: String) -> SpoiledTree.Preparation {
+        { scene in
+            try scene.copyHost("small-vm")
+            try scene.write(relative, content)
+        }
+    }
+
+    static func replaced(_ relative: String, by make: @escaping @Sendable (String) throws -> Void) -> SpoiledTree.Preparation {
+        { scene in
+            try scene.copyHost("small-vm")
+            try FileManager.default.removeItem(atPath: scene.treePath(relative))
+            try make(scene.treePath(relative))
+        }
+    }
+
+    static func profile(_ text: String) -> SpoiledTree.Preparation {
+        { scene in
+            try scene.copyHost("small-vm")
+            try scene.write("hostile.yaml", text, inTree: false)
+        }
+    }
+
+    static let hostileCases: [BadInput] = [
+        // Blocking and unbounded reads
+        BadInput(
+            command: "plan", input: "/proc/meminfo is a FIFO", arguments: ["plan", "--root", "{tree}"],
+            prepare: replaced("proc/meminfo") { mkfifo($0, 0o644) },
+            words: ["{tree}/proc/meminfo is a named pipe (FIFO), not a regular file"]),
+        BadInput(
+            command: "apply", input: "a sysctl file is a FIFO", arguments: ["apply", "--root", "{tree}"],
+            prepare: replaced("proc/sys/net/netfilter/nf_conntrack_tcp_timeout_close") { mkfifo($0, 0o644) },
+            words: ["nf_conntrack_tcp_timeout_close is a named pipe (FIFO)"]),
+        BadInput(
+            command: "plan", input: "the profile is a FIFO", arguments: ["plan", "--profile", "{outside}/fifo.yaml", "--root", "{tree}"],
+            prepare: { scene in
+                try scene.copyHost("small-vm")
+                mkfifo(scene.outsidePath("fifo.yaml"), 0o644)
+            },
+            words: ["{outside}/fifo.yaml is a named pipe (FIFO)"]),
+        BadInput(
+            command: "plan", input: "the profile is /dev/zero", arguments: ["plan", "--profile", "/dev/zero", "--root", "{tree}"],
+            prepare: SpoiledTree.smallVM, words: ["/dev/zero is a character device"]),
+        BadInput(
+            command: "rules", input: "--ruleset is a FIFO", arguments: ["rules", "--ruleset", "{outside}/ruleset"],
+            prepare: { mkfifo($0.outsidePath("ruleset"), 0o644) }, words: ["{outside}/ruleset is a named pipe (FIFO)"]),
+        BadInput(
+            command: "rules", input: "--ruleset is /dev/zero", arguments: ["rules", "--ruleset", "/dev/zero"],
+            words: ["/dev/zero is a character device"]),
+        // Links out of --root
+        BadInput(
+            command: "plan", input: "/proc/meminfo linked to the running system's", arguments: ["plan", "--root", "{tree}"],
+            prepare: replaced("proc/meminfo") {
+                try FileManager.default.createSymbolicLink(atPath: $0, withDestinationPath: "/proc/meminfo")
+            },
+            words: ["cannot read {tree}/proc/meminfo", "symbolic link loop, or a link out of the root"]),
+        BadInput(
+            command: "apply", input: "/proc linked to the running system's", arguments: ["apply", "--root", "{tree}"],
+            prepare: replaced("proc") { try FileManager.default.createSymbolicLink(atPath: $0, withDestinationPath: "/proc") },
+            words: ["{tree}/proc/", "symbolic link loop, or a link out of the root"]),
+        // Impossible values
+        BadInput(
+            command: "plan", input: "MemTotal of 0 kB", arguments: ["plan", "--root", "{tree}"],
+            prepare: spoiled("proc/meminfo", "MemTotal: 0 kB\n"), words: ["{tree}/proc/meminfo", "MemTotal is 0 kB", "--memory SIZE"]),
+        BadInput(
+            command: "plan", input: "MemTotal of 2^53 kB", arguments: ["plan", "--root", "{tree}"],
+            prepare: spoiled("proc/meminfo", "MemTotal: 9007199254740992 kB\n"), words: ["MemTotal is 9007199254740992 kB"]),
+        BadInput(
+            command: "plan", input: "a CPU list 0-9223372036854775807", arguments: ["plan", "--root", "{tree}"],
+            prepare: spoiled("sys/devices/system/cpu/online", "0-9223372036854775807\n"),
+            words: ["{tree}/sys/devices/system/cpu/online", "\"0-9223372036854775807\"", "--cpus N"]),
+        BadInput(
+            command: "plan", input: "a CPU list -1", arguments: ["plan", "--root", "{tree}"],
+            prepare: spoiled("sys/devices/system/cpu/online", "-1\n"), words: ["CPU list", "\"-1\""]),
+        BadInput(
+            command: "plan", input: "a CPU list 0-", arguments: ["plan", "--root", "{tree}"],
+            prepare: spoiled("sys/devices/system/cpu/online", "0-\n"), words: ["CPU list", "\"0-\""]),
+        BadInput(
+            command: "plan", input: "nf_conntrack_count 2^63-1", arguments: ["plan", "--root", "{tree}"],
+            prepare: spoiled("proc/sys/net/netfilter/nf_conntrack_count", "9223372036854775807\n"),
+            words: ["nf_conntrack_count", "9223372036854775807 is outside 0...2147483647"]),
+        BadInput(
+            command: "apply", input: "a time_wait timeout of -120", arguments: ["apply", "--root", "{tree}"],
+            prepare: spoiled("proc/sys/net/netfilter/nf_conntrack_tcp_timeout_time_wait", "-120\n"),
+            words: ["nf_conntrack_tcp_timeout_time_wait", "-120 is outside 0...2147483647"]),
+        BadInput(
+            command: "plan", input: "a timeout of 2^62", arguments: ["plan", "--root", "{tree}"],
+            prepare: spoiled("proc/sys/net/netfilter/nf_conntrack_udp_timeout", "4611686018427387904\n"),
+            words: ["nf_conntrack_udp_timeout", "is outside 0...2147483647"]),
+        BadInput(
+            command: "plan", input: "--memory -1", arguments: ["plan", "--memory", "-1", "--root", "{tree}"],
+            prepare: SpoiledTree.smallVM, exitCode: 64, words: ["--memory", "\"-1\" is not a size"]),
+        BadInput(
+            command: "apply", input: "--lock-timeout nan", arguments: ["apply", "--lock-timeout", "nan", "--root", "{tree}"],
+            prepare: SpoiledTree.smallVM, exitCode: 64, words: ["--lock-timeout must be between 0 and 86400 seconds, got nan"]),
+        // YAML
+        BadInput(
+            command: "plan", input: "an alias bomb in a mapping key",
+            arguments: ["plan", "--profile", "{outside}/hostile.yaml", "--root", "{tree}"],
+            prepare: profile(
+                "a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b]\n? *c\n: 1\n"
+            ),
+            words: ["hostile.yaml:2", "YAML aliases (*name) are not allowed"]),
+        BadInput(
+            command: "plan", input: "a complex mapping key",
+            arguments: ["plan", "--profile", "{outside}/hostile.yaml", "--root", "{tree}"],
+            prepare: profile("? [a, b]\n: 1\n"), words: ["(a list used as a key): unknown key"]),
+        // One line
+        BadInput(
+            command: "plan", input: "a key with a newline", arguments: ["plan", "--profile", "{outside}/hostile.yaml", "--root", "{tree}"],
+            prepare: profile("\"bad\\nkey\": 1\n"), words: ["bad\\nkey: unknown key"]),
+        BadInput(
+            command: "plan", input: "a control character in a value",
+            arguments: ["plan", "--profile", "{outside}/hostile.yaml", "--root", "{tree}"],
+            prepare: profile("description: a\u{01}b\n"), words: ["hostile.yaml", "not valid YAML", "control characters are not allowed"]),
+        BadInput(
+            command: "plan", input: "--cpus with a newline", arguments: ["plan", "--cpus", "1\n2", "--root", "{tree}"],
+            prepare: SpoiledTree.smallVM, exitCode: 64, words: ["1\\n2", "--cpus"]),
+        BadInput(
+            command: "plan", input: "a sysctl holding two lines", arguments: ["plan", "--root", "{tree}"],
+            prepare: spoiled("proc/sys/net/netfilter/nf_conntrack_max", "12\nkey: x\n"),
+            words: ["nf_conntrack_max", "expected an integer, found \"12\\nkey: x\""]),
+    ]
+}
+
 /// Inputs checked against fixture trees only: no kernel value can change.
 extension BadInput {
     static let treeCases: [BadInput] = [
@@ -544,6 +671,13 @@ struct RobustnessCatalogueTests {
         .enabled(if: Host.isRoot, "setpriv and private mounts need root"),
         arguments: BadInput.treeCases)
     func refusedOnTree(_ badInput: BadInput) throws {
+        try badInput.run()
+    }
+
+    @Test(
+        "a hostile input (a FIFO, a link out of the root, an impossible value, a YAML bomb, a line break) is refused the same way",
+        .enabled(if: Host.isRoot, "FIFOs and trees owned by root"), arguments: BadInput.hostileCases)
+    func refusedHostile(_ badInput: BadInput) throws {
         try badInput.run()
     }
 
