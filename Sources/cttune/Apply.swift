@@ -50,6 +50,7 @@ extension Cttune {
                 request.onConflict = onConflict
                 let inputs = persisted ? try recordedOptions() : options
                 request.profileReference = inputs.profileReference
+                request.kernel = inputs.kernel
                 let outcome = try Applier.apply(
                     under: try options.root.systemRoot(), request: request, profile: try inputs.loadProfile(), facts: inputs.gatherFacts)
                 switch format {

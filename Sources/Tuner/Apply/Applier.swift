@@ -15,6 +15,8 @@ public struct ApplyRequest: Sendable {
     /// The profile as named on the command line (a path made absolute): the
     /// header's command is then made from every input of the plan.
     public var profileReference: String?
+    /// `--kernel` as given, recorded in the header's command.
+    public var kernel: String?
     public var lockWaitSeconds = ApplyLock.defaultWaitSeconds
     /// A stateless profile also blacklists nf_defrag_* and unloads them when
     /// nothing else uses them (`--include-defrag`).
@@ -308,7 +310,7 @@ public enum Applier {
     /// when the profile reference is known, with a non-default conflict policy.
     static func regenerateCommand(_ plan: TuningPlan, request: ApplyRequest) -> String {
         guard let reference = request.profileReference else { return request.regenerateCommand }
-        let command = PersistentConfig.regenerateCommand(for: plan, profileReference: reference)
+        let command = PersistentConfig.regenerateCommand(for: plan, profileReference: reference, kernel: request.kernel)
         return request.onConflict == .warn ? command : command + " --on-conflict \(request.onConflict.rawValue)"
     }
 

@@ -193,14 +193,16 @@ public struct PersistentConfig: Equatable {
     /// source), so another host or caller reproduces the files byte for byte.
     /// The kernel release is recorded on the next header line. A fallback
     /// entry size is not pinned: the same kernel falls back the same way, and
-    /// the header keeps naming it a fallback.
-    public static func regenerateCommand(for plan: TuningPlan, profileReference: String) -> String {
+    /// the header keeps naming it a fallback. `--kernel` is recorded only when
+    /// it was given: a boot apply after a kernel upgrade plans for the new one.
+    public static func regenerateCommand(for plan: TuningPlan, profileReference: String, kernel: String? = nil) -> String {
         let entrySize = plan.facts.entryBytesSource == .fallback ? [] : ["--entry-size", String(plan.facts.entryBytes)]
         return
             ([
                 "cttune apply --persist-only --profile", profileReference,
                 "--memory", String(plan.facts.memoryBytes), "--cpus", String(plan.facts.cpus),
-            ] + entrySize + ["--namespaces", String(plan.profile.namespaces)]).joined(separator: " ")
+            ] + (kernel.map { ["--kernel", $0] } ?? []) + entrySize + ["--namespaces", String(plan.profile.namespaces)]).joined(
+                separator: " ")
     }
 
     /// Whether this kernel resizes the hash through its sysctl: the file is

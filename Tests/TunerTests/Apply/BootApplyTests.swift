@@ -14,8 +14,10 @@ struct BootApplyTests {
         let line = try #require(unit.split(separator: "\n").first { $0.hasPrefix("ExecStart=") })
         let command = line.dropFirst("ExecStart=".count).replacingOccurrences(
             of: "@BINDIR@", with: URL(fileURLWithPath: TestPaths.cttune).deletingLastPathComponent().path)
+        // The unit's own Environment= defaults come first, as systemd sets them before the file.
+        let environment = unit.split(separator: "\n").filter { $0.hasPrefix("Environment=") }.map { $0.dropFirst("Environment=".count) }
         let defaults = TestPaths.package.appendingPathComponent("contrib/default/cttune").path
-        return ["sh", "-c", "set -a; . \"$0\"; exec \(command) --root \"$1\"", defaults, root]
+        return ["sh", "-c", "set -a; \(environment.joined(separator: "; ")); . \"$0\"; exec \(command) --root \"$1\"", defaults, root]
     }
 
     @Test(
