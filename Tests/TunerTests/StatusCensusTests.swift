@@ -145,7 +145,8 @@ struct StatusCensusTests {
         try insertMixedEntries(in: mixed)
         try light.exec(["conntrack", "-I", "-p", "udp", "-s", "10.8.0.1", "-d", "10.8.0.2", "--sport", "1", "--dport", "2", "-t", "50000"])
         // A namespace no name points to: only its process holds it (pid:N).
-        let holder = try BackgroundProcess(["unshare", "--net", "sleep", "60"])
+        // It outlives a long wait for the global lock; the defer ends it.
+        let holder = try BackgroundProcess(["unshare", "--net", "sleep", "1800"])
         defer { holder.interrupt() }
         let holderPid = try #require(holder.pid)
         let own = NamespaceIdentity.inode(of: "/proc/self/ns/net")
