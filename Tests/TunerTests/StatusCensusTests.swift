@@ -147,8 +147,9 @@ struct StatusCensusTests {
         // A namespace no name points to: only its process holds it (pid:N).
         // It outlives a long wait for the global lock; the defer ends it.
         let holder = try BackgroundProcess(["unshare", "--net", "sleep", "1800"])
-        defer { holder.interrupt() }
         let holderPid = try #require(holder.pid)
+        // SIGKILL: the test runner's threads block SIGINT, and the child inherits that mask.
+        defer { kill(holderPid, SIGKILL) }
         let own = NamespaceIdentity.inode(of: "/proc/self/ns/net")
         for _ in 0..<100 where NamespaceIdentity.inode(of: "/proc/\(holderPid)/ns/net") == own {
             Thread.sleep(forTimeInterval: 0.05)
