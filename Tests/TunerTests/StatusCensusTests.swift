@@ -145,9 +145,11 @@ struct StatusCensusTests {
         try insertMixedEntries(in: mixed)
         try light.exec(["conntrack", "-I", "-p", "udp", "-s", "10.8.0.1", "-d", "10.8.0.2", "--sport", "1", "--dport", "2", "-t", "50000"])
         // A namespace no name points to: only its process holds it (pid:N).
-        let holder = try BackgroundProcess(["unshare", "--net", "sleep", "60"])
-        defer { holder.interrupt() }
+        // It outlives a long wait for the global lock; the defer ends it.
+        let holder = try BackgroundProcess(["unshare", "--net", "sleep", "1800"])
         let holderPid = try #require(holder.pid)
+        // SIGKILL: the test runner's threads block SIGINT, and the child inherits that mask.
+        defer { kill(holderPid, SIGKILL) }
         let own = NamespaceIdentity.inode(of: "/proc/self/ns/net")
         for _ in 0..<100 where NamespaceIdentity.inode(of: "/proc/\(holderPid)/ns/net") == own {
             Thread.sleep(forTimeInterval: 0.05)
