@@ -28,8 +28,10 @@ struct OutageAndCureTests {
             in: profileDirectory, flowsPerSecond: Double(Self.flowsPerSecond),
             extraLines: ["timeouts:", "  nf_conntrack_tcp_timeout_time_wait: \(Self.cureTimeWaitSeconds)"])
         let bootTimeWait = try GlobalConntrack.read("/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_time_wait")
-        let bootMax = try GlobalConntrack.read(GlobalConntrack.maxPath)
-        let bootBuckets = try GlobalConntrack.read(GlobalConntrack.bucketsPath)
+        // Read under the lock: another holder may have the global values changed right now.
+        let (bootMax, bootBuckets) = try GlobalConntrack.withExclusiveAccess {
+            (try GlobalConntrack.read(GlobalConntrack.maxPath), try GlobalConntrack.read(GlobalConntrack.bucketsPath))
+        }
 
         try GlobalConntrack.withExclusiveAccess {
             let namespace = try TestNamespace("seed")
@@ -78,9 +80,12 @@ struct OutageAndCureTests {
                 Double(cured.peakCount) < 0.9 * Double(plannedMax), "the measured peak stays below 90 % of the planned max (not capped)")
             #expect(plannedMax <= 2 * cured.peakCount, "the plan is not oversized: max \(plannedMax), peak \(cured.peakCount)")
         }
-        // 4. Everything global is back as it was.
-        #expect(try GlobalConntrack.read(GlobalConntrack.maxPath) == bootMax)
-        #expect(try GlobalConntrack.read(GlobalConntrack.bucketsPath) == bootBuckets)
+        // 4. Everything global is back as it was (checked under the lock, between other holders).
+        let (endMax, endBuckets) = try GlobalConntrack.withExclusiveAccess {
+            (try GlobalConntrack.read(GlobalConntrack.maxPath), try GlobalConntrack.read(GlobalConntrack.bucketsPath))
+        }
+        #expect(endMax == bootMax)
+        #expect(endBuckets == bootBuckets)
     }
 
     func drops(in namespace: TestNamespace) throws -> Int { try conntrackDrops(in: namespace) }
