@@ -152,6 +152,32 @@ public struct SystemRoot: Sendable, Equatable, CustomStringConvertible {
         return names.sorted()
     }
 
+    /// Checks a file that a library will open by path itself (libkmod's
+    /// indexes and modprobe.d files): absent, or a regular file reached
+    /// without a link that the library would follow out of the root (an
+    /// absolute target or `..`), so its plain open(2) neither blocks on a FIFO
+    /// nor leaves the tree.
+    ///
+    /// - Throws: `TunerError.notARegularFile` or `.pathEscapesRoot`.
+    public func checkForPlainOpen(_ absolute: FilePath) throws {
+        guard !isLive else { return }
+        let shown = try path(absolute).string
+        guard case .success(let entry) = try open(absolute, flags: O_PATH_ONLY | O_NOFOLLOW) else { return }
+        var info = stat()
+        let isLink = fstat(entry.rawValue, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK
+        try? entry.close()
+        if isLink {
+            let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: shown)) ?? "/"
+            if target.hasPrefix("/") || target.split(separator: "/").contains("..") {
+                throw TunerError.pathEscapesRoot(path: shown, root: base.string)
+            }
+        }
+        guard let mode = fileMode(absolute) else { return }
+        guard mode & S_IFMT == S_IFREG || mode & S_IFMT == S_IFDIR else {
+            throw TunerError.notARegularFile(path: shown, kind: FileIO.kind(mode))
+        }
+    }
+
     /// The real location of a directory under this root, links resolved
     /// inside it: for libraries that open files by path themselves (libkmod).
     ///

@@ -425,6 +425,14 @@ extension BadInput {
             },
             words: ["{tree}/etc/sysctl.d leads outside the root {tree}"]),
         BadInput(
+            command: "rollback", input: "a journal entry that is a FIFO", arguments: ["rollback", "--root", "{tree}"],
+            prepare: { scene in
+                try scene.copyHost("small-vm")
+                try FileManager.default.createDirectory(atPath: scene.treePath("var/lib/cttune/journal"), withIntermediateDirectories: true)
+                mkfifo(scene.treePath("var/lib/cttune/journal/20260101T000000.000Z-1.json"), 0o644)
+            },
+            words: ["{tree}/var/lib/cttune/journal/20260101T000000.000Z-1.json is a named pipe (FIFO)"]),
+        BadInput(
             command: "rollback", input: "--list with an ID", arguments: ["rollback", "--list", "x", "--root", "{tree}"],
             prepare: SpoiledTree.smallVM, exitCode: 64, words: ["give either --list or an ID, not both"]),
         BadInput(
@@ -549,6 +557,33 @@ extension BadInput {
 
     /// Inputs that need the depmod'ed Debian module tree (scripts/module-tree.sh).
     static let moduleTreeCases: [BadInput] = [
+        BadInput(
+            command: "modules", input: "a modprobe.d file that is a FIFO", arguments: ["modules", "--root", "{tree}"],
+            prepare: { scene in
+                try scene.linkModuleTree()
+                try FileManager.default.createDirectory(atPath: scene.treePath("etc/modprobe.d"), withIntermediateDirectories: true)
+                mkfifo(scene.treePath("etc/modprobe.d/hang.conf"), 0o644)
+            },
+            words: ["{tree}/etc/modprobe.d/hang.conf is a named pipe (FIFO)"]),
+        BadInput(
+            command: "blacklist", input: "a modprobe.d file linked to /dev/zero",
+            arguments: ["blacklist", "--dry-run", "--root", "{tree}"],
+            prepare: { scene in
+                try scene.linkModuleTree()
+                try FileManager.default.createDirectory(atPath: scene.treePath("etc/modprobe.d"), withIntermediateDirectories: true)
+                try FileManager.default.createSymbolicLink(
+                    atPath: scene.treePath("etc/modprobe.d/zero.conf"), withDestinationPath: "/dev/zero")
+            },
+            words: ["{tree}/etc/modprobe.d/zero.conf leads outside the root"]),
+        BadInput(
+            command: "modules", input: "modules.dep that is a FIFO", arguments: ["modules", "--root", "{tree}"],
+            prepare: { scene in
+                try scene.linkModuleTree()
+                let dependencies = scene.treePath("lib/modules/\(ModuleTrees.version ?? "")/modules.dep")
+                try FileManager.default.removeItem(atPath: dependencies)
+                mkfifo(dependencies, 0o644)
+            },
+            words: ["modules.dep is a named pipe (FIFO)"]),
         BadInput(
             command: "modules", input: "module directory without libkmod indexes", arguments: ["modules", "--root", "{tree}"],
             prepare: { try $0.unindexedModuleTree() },
