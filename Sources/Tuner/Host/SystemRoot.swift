@@ -153,29 +153,30 @@ public struct SystemRoot: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Checks a file that a library will open by path itself (libkmod's
-    /// indexes and modprobe.d files): absent, or a regular file reached
-    /// without a link that the library would follow out of the root (an
-    /// absolute target or `..`), so its plain open(2) neither blocks on a FIFO
-    /// nor leaves the tree.
+    /// indexes and modprobe.d files) with a plain open(2), following links
+    /// the usual way: what it reaches must be absent, or a regular file (or
+    /// directory) inside the root, so the library neither blocks on a FIFO
+    /// nor reads outside the tree.
     ///
     /// - Throws: `TunerError.notARegularFile` or `.pathEscapesRoot`.
     public func checkForPlainOpen(_ absolute: FilePath) throws {
         guard !isLive else { return }
         let shown = try path(absolute).string
-        guard case .success(let entry) = try open(absolute, flags: O_PATH_ONLY | O_NOFOLLOW) else { return }
+        guard let reached = Self.realPath(shown) else { return }  // absent or dangling: the library skips it
+        guard let top = Self.realPath(base.string), reached == top || reached.hasPrefix(top + "/") else {
+            throw TunerError.pathEscapesRoot(path: shown, root: base.string)
+        }
         var info = stat()
-        let isLink = fstat(entry.rawValue, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK
-        try? entry.close()
-        if isLink {
-            let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: shown)) ?? "/"
-            if target.hasPrefix("/") || target.split(separator: "/").contains("..") {
-                throw TunerError.pathEscapesRoot(path: shown, root: base.string)
-            }
+        guard stat(reached, &info) == 0 else { return }
+        guard info.st_mode & S_IFMT == S_IFREG || info.st_mode & S_IFMT == S_IFDIR else {
+            throw TunerError.notARegularFile(path: shown, kind: FileIO.kind(info.st_mode))
         }
-        guard let mode = fileMode(absolute) else { return }
-        guard mode & S_IFMT == S_IFREG || mode & S_IFMT == S_IFDIR else {
-            throw TunerError.notARegularFile(path: shown, kind: FileIO.kind(mode))
-        }
+    }
+
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 
     /// The real location of a directory under this root, links resolved

@@ -200,6 +200,17 @@ extension BadInput {
         BadInput(
             command: "apply", input: "--lock-timeout nan", arguments: ["apply", "--lock-timeout", "nan", "--root", "{tree}"],
             prepare: SpoiledTree.smallVM, exitCode: 64, words: ["--lock-timeout must be between 0 and 86400 seconds, got nan"]),
+        BadInput(
+            command: "rollback", input: "a journal entry recording a negative sysctl value", arguments: ["rollback", "--root", "{tree}"],
+            prepare: { scene in
+                try SpoiledTree.applied(scene)
+                let directory = scene.treePath("var/lib/cttune/journal")
+                let entry = try #require(FileManager.default.contentsOfDirectory(atPath: directory).first)
+                let text = try String(contentsOfFile: directory + "/" + entry, encoding: .utf8)
+                let spoiled = text.replacingOccurrences(of: #""old" : \d+"#, with: #""old" : -5"#, options: .regularExpression)
+                try spoiled.write(toFile: directory + "/" + entry, atomically: false, encoding: .utf8)
+            },
+            words: ["var/lib/cttune/journal/", "-> ", "outside 0...2147483647", "move it aside"]),
         // YAML
         BadInput(
             command: "plan", input: "an alias bomb in a mapping key",
