@@ -131,7 +131,7 @@ public struct SystemRoot: Sendable, Equatable, CustomStringConvertible {
         defer { try? descriptor.close() }
         // access(2) through the descriptor's /proc/self/fd link checks the
         // file it names (its mode and its mount's read-only flag).
-        return access("/proc/self/fd/\(descriptor.rawValue)", W_OK) == 0 ? nil : Errno(rawValue: errno)
+        return access(KernelPaths.ownDescriptors.appending("\(descriptor.rawValue)").string, W_OK) == 0 ? nil : Errno(rawValue: errno)
     }
 
     /// The names in a directory, sorted; empty when it does not exist.
@@ -190,7 +190,9 @@ public struct SystemRoot: Sendable, Equatable, CustomStringConvertible {
         case .failure(let errno): throw FileIO.failure(.errno(errno), path: try path(absolute).string)
         case .success(let descriptor):
             defer { try? descriptor.close() }
-            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(descriptor.rawValue)")
+            guard
+                let target = try? FileManager.default.destinationOfSymbolicLink(
+                    atPath: KernelPaths.ownDescriptors.appending("\(descriptor.rawValue)").string)
             else { return try path(absolute) }
             return FilePath(target)
         }
