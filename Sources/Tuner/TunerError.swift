@@ -113,6 +113,8 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
             return "\(path) leads outside the root \(root) — refusing to follow it; remove the link or pick another --root"
         case let .rootNotADirectory(root):
             return "--root \(root) is not a directory — give the directory that stands for / (for example an image tree)"
+        case let .unreadable(path, reason) where reason.contains("symbolic link loop"):
+            return "cannot read \(path): \(reason) — replace the link with the file itself, or with a link that stays inside --root"
         case let .unreadable(path, reason):
             return "cannot read \(path): \(reason) — run as root, or point --root at a readable copy"
         case let .malformed(path, detail):

@@ -207,6 +207,14 @@ extension JournalEntry {
         let actions = try document.actions.map { action -> JournalAction in
             switch (action.type, action.key, action.old, action.new) {
             case ("sysctl", let key?, let old?, let new?):
+                // Rollback writes these back into the kernel: only values a sysctl can hold.
+                guard KernelValue.sysctlRange.contains(old), KernelValue.sysctlRange.contains(new) else {
+                    throw TunerError.malformed(
+                        path: path,
+                        detail:
+                            "\(Echo.quoted(key)) records \(old) -> \(new), outside \(KernelValue.sysctlRange.lowerBound)...\(KernelValue.sysctlRange.upperBound) — not written by cttune; move it aside"
+                    )
+                }
                 return .sysctl(.init(key: key, path: action.path, old: old, new: new))
             case ("file", _, _, _):
                 return .file(.init(path: action.path, oldContent: action.old_content, newContent: action.new_content))

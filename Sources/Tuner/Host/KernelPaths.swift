@@ -26,6 +26,9 @@ public enum KernelPaths {
     public static let conntrackCount: FilePath = "/proc/sys/net/netfilter/nf_conntrack_count"
     /// A link whose target `net:[INODE]` names this process's network namespace.
     public static let ownNetworkNamespace: FilePath = "/proc/self/ns/net"
+    /// This process's open descriptors, each a link to what it names: never
+    /// mapped through a root (it describes cttune itself).
+    public static let ownDescriptors: FilePath = "/proc/self/fd"
     /// The kernel log ring buffer, one record per read(2).
     public static let kernelLog: FilePath = "/dev/kmsg"
 

@@ -131,7 +131,7 @@ public struct SystemRoot: Sendable, Equatable, CustomStringConvertible {
         defer { try? descriptor.close() }
         // access(2) through the descriptor's /proc/self/fd link checks the
         // file it names (its mode and its mount's read-only flag).
-        return access("/proc/self/fd/\(descriptor.rawValue)", W_OK) == 0 ? nil : Errno(rawValue: errno)
+        return access(KernelPaths.ownDescriptors.appending("\(descriptor.rawValue)").string, W_OK) == 0 ? nil : Errno(rawValue: errno)
     }
 
     /// The names in a directory, sorted; empty when it does not exist.
@@ -152,6 +152,33 @@ public struct SystemRoot: Sendable, Equatable, CustomStringConvertible {
         return names.sorted()
     }
 
+    /// Checks a file that a library will open by path itself (libkmod's
+    /// indexes and modprobe.d files) with a plain open(2), following links
+    /// the usual way: what it reaches must be absent, or a regular file (or
+    /// directory) inside the root, so the library neither blocks on a FIFO
+    /// nor reads outside the tree.
+    ///
+    /// - Throws: `TunerError.notARegularFile` or `.pathEscapesRoot`.
+    public func checkForPlainOpen(_ absolute: FilePath) throws {
+        guard !isLive else { return }
+        let shown = try path(absolute).string
+        guard let reached = Self.realPath(shown) else { return }  // absent or dangling: the library skips it
+        guard let top = Self.realPath(base.string), reached == top || reached.hasPrefix(top + "/") else {
+            throw TunerError.pathEscapesRoot(path: shown, root: base.string)
+        }
+        var info = stat()
+        guard stat(reached, &info) == 0 else { return }
+        guard info.st_mode & S_IFMT == S_IFREG || info.st_mode & S_IFMT == S_IFDIR else {
+            throw TunerError.notARegularFile(path: shown, kind: FileIO.kind(info.st_mode))
+        }
+    }
+
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
     /// The real location of a directory under this root, links resolved
     /// inside it: for libraries that open files by path themselves (libkmod).
     ///
@@ -163,7 +190,9 @@ public struct SystemRoot: Sendable, Equatable, CustomStringConvertible {
         case .failure(let errno): throw FileIO.failure(.errno(errno), path: try path(absolute).string)
         case .success(let descriptor):
             defer { try? descriptor.close() }
-            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(descriptor.rawValue)")
+            guard
+                let target = try? FileManager.default.destinationOfSymbolicLink(
+                    atPath: KernelPaths.ownDescriptors.appending("\(descriptor.rawValue)").string)
             else { return try path(absolute) }
             return FilePath(target)
         }

@@ -29,8 +29,15 @@ public final class KmodContext {
         // directory that names nothing inside the root.
         let resolved = try root.resolvedDirectory(KernelPaths.libModules.appending(release)) ?? modulesDirectory
         let configPaths = try Self.configDirectories.compactMap { try root.resolvedDirectory($0)?.string }
+        for file in Self.indexFiles { try root.checkForPlainOpen(KernelPaths.libModules.appending(release).appending(file)) }
+        for directory in Self.configDirectories {
+            for name in root.entries(of: directory) where name.hasSuffix(".conf") { try root.checkForPlainOpen(directory.appending(name)) }
+        }
+        // kmod_new parses modprobe.d and logs its complaints ("libkmod: ERROR
+        // … ignoring bad line") on stderr before a log function can be set:
+        // stderr points at /dev/null for that call only.
         let made: OpaquePointer? = resolved.string.withCString { directory in
-            withCStringArray(configPaths) { kmod_new(directory, $0) }
+            withCStringArray(configPaths) { paths in Self.withStderrSilenced { kmod_new(directory, paths) } }
         }
         guard let made else {
             throw TunerError.unreadable(path: modulesDirectory.string, reason: "libkmod could not create a context")
@@ -41,6 +48,30 @@ public final class KmodContext {
     }
 
     deinit { kmod_unref(context) }
+
+    /// What libkmod opens in a module directory (plain open(2), no O_NONBLOCK).
+    static let indexFiles = [
+        "modules.dep.bin", "modules.alias.bin", "modules.symbols.bin", "modules.builtin.bin", "modules.builtin.alias.bin",
+        "modules.builtin.modinfo", "modules.softdep", "modules.weakdep", "modules.devname",
+    ]
+
+    /// Runs `body` with file descriptor 2 on /dev/null.
+    private static func withStderrSilenced<T>(_ body: () -> T) -> T {
+        let saved = dup(2)
+        let null = open("/dev/null", O_WRONLY | O_CLOEXEC)
+        guard saved >= 0, null >= 0 else {
+            if saved >= 0 { close(saved) }
+            if null >= 0 { close(null) }
+            return body()
+        }
+        dup2(null, 2)
+        close(null)
+        defer {
+            dup2(saved, 2)
+            close(saved)
+        }
+        return body()
+    }
 
     /// Where modprobe reads configuration, mapped under the root so a tree's
     /// own config is used (libkmod's NULL default would read the host's).

@@ -107,13 +107,13 @@ struct ApplyNamespaceTests {
             var journal = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
             var actions = try #require(journal["actions"] as? [[String: Any]])
             let index = try #require(actions.firstIndex { $0["key"] as? String == Self.key("nf_conntrack_tcp_timeout_close_wait") })
-            actions[index]["old"] = 99_999_999_999
+            actions[index]["old"] = 2_000_000_000
             journal["actions"] = actions
             try JSONSerialization.data(withJSONObject: journal).write(to: url)
 
             let result = try state.cttune(["rollback", id, "--format", "json"], in: namespace)
             #expect(result.status == 1)
-            #expect(result.stderr.contains("the kernel rejected 99999999999 for net.netfilter.nf_conntrack_tcp_timeout_close_wait"))
+            #expect(result.stderr.contains("the kernel rejected 2000000000 for net.netfilter.nf_conntrack_tcp_timeout_close_wait"))
             #expect(result.stderr.contains("everything already changed was restored"))
             // The rollback's first step (removing the file) was undone; the timeouts stay applied.
             #expect(FileManager.default.fileExists(atPath: state.sysctlD.appendingPathComponent("90-cttune.conf").path))
@@ -193,7 +193,7 @@ struct KernelWriteErrorTests {
             ),
             (
                 key: "net.netfilter.nf_conntrack_tcp_timeout_close", path: "/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_close",
-                value: 99_999_999_999, message: "the kernel rejected 99999999999 for net.netfilter.nf_conntrack_tcp_timeout_close"
+                value: 2_000_000_000, message: "the kernel rejected 2000000000 for net.netfilter.nf_conntrack_tcp_timeout_close"
             ),
         ])
     func refusalIsNamed(key: String, path: String, value: Int, message: String) throws {

@@ -85,6 +85,10 @@ final class BadInputScene {
             guard lstat(path, &info) == 0 else { continue }
             let mode = String(info.st_mode, radix: 8)
             switch info.st_mode & S_IFMT {
+            case S_IFREG where info.st_size > 1 << 16:
+                // A module index (the tree holds a hard-linked copy of the
+                // Debian modules): its size and modification time tell a change.
+                result[relative] = "file \(mode) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec) \(info.st_size) bytes"
             case S_IFREG:
                 let content = FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) } ?? "(unreadable)"
                 result[relative] = "file \(mode) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec) \(content)"

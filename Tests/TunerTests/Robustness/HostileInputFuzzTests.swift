@@ -107,7 +107,7 @@ enum HostileInputs {
             return (
                 "fifo",
                 { scene in
-                    try? FileManager.default.removeItem(atPath: scene.treePath(file))
+                    try clear(scene, file)
                     mkfifo(scene.treePath(file), 0o644)
                 }
             )
@@ -123,7 +123,13 @@ enum HostileInputs {
             )
         case 4: return ("loop", { scene in try relink(scene, file, to: file.split(separator: "/").last.map(String.init) ?? "x") })
         case 5:
-            return ("directory", { scene in try scene.makeUnreadable(file) })
+            return (
+                "directory",
+                { scene in
+                    try clear(scene, file)
+                    try FileManager.default.createDirectory(atPath: scene.treePath(file), withIntermediateDirectories: true)
+                }
+            )
         default:
             let content = treeContent(for: file, &generator)
             return ("content \(Echo.quoted(content, limit: 30))", { scene in try scene.write(file, content) })
@@ -131,10 +137,15 @@ enum HostileInputs {
     }
 
     static func relink(_ scene: BadInputScene, _ file: String, to target: String) throws {
+        try clear(scene, file)
+        try FileManager.default.createSymbolicLink(atPath: scene.treePath(file), withDestinationPath: target)
+    }
+
+    /// Removes `file` from the tree if present and makes sure its directory exists.
+    static func clear(_ scene: BadInputScene, _ file: String) throws {
         try? FileManager.default.removeItem(atPath: scene.treePath(file))
         try FileManager.default.createDirectory(
             atPath: (scene.treePath(file) as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: scene.treePath(file), withDestinationPath: target)
     }
 
     /// A whole directory of the tree replaced by a link (`proc -> /proc`, `etc/sysctl.d -> outside`).
@@ -224,7 +235,7 @@ enum HostileInputs {
                     (what, spoilIt) = (
                         "fifo",
                         { scene in
-                            try? FileManager.default.removeItem(atPath: scene.treePath(file))
+                            try clear(scene, file)
                             mkfifo(scene.treePath(file), 0o644)
                         }
                     )
@@ -241,7 +252,13 @@ enum HostileInputs {
                 kinds.append("flag")
             }
             if command == "apply" && generator.next() % 2 == 0 { arguments += ["--format", "json"] }
-            if command == "rollback" { prepares.insert({ _ in }, at: 0) }
+            if command == "rollback" && generator.next() % 2 == 0 {
+                let entry = "var/lib/cttune/journal/20260101T000000.000Z-\(generator.next() % 100).json"
+                var (what, spoilIt) = spoil(entry, &generator)
+                if what == "system link" || what == "dev-zero link" { (what, spoilIt) = ("content", { try $0.write(entry, "{\"id\": ") }) }
+                prepares.append(spoilIt)
+                kinds.append("journal entry: \(what)")
+            }
         }
         let steps = prepares
         return HostileCase(

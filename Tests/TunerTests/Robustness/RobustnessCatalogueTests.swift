@@ -200,6 +200,17 @@ extension BadInput {
         BadInput(
             command: "apply", input: "--lock-timeout nan", arguments: ["apply", "--lock-timeout", "nan", "--root", "{tree}"],
             prepare: SpoiledTree.smallVM, exitCode: 64, words: ["--lock-timeout must be between 0 and 86400 seconds, got nan"]),
+        BadInput(
+            command: "rollback", input: "a journal entry recording a negative sysctl value", arguments: ["rollback", "--root", "{tree}"],
+            prepare: { scene in
+                try SpoiledTree.applied(scene)
+                let directory = scene.treePath("var/lib/cttune/journal")
+                let entry = try #require(FileManager.default.contentsOfDirectory(atPath: directory).first)
+                let text = try String(contentsOfFile: directory + "/" + entry, encoding: .utf8)
+                let spoiled = text.replacingOccurrences(of: #""old" : \d+"#, with: #""old" : -5"#, options: .regularExpression)
+                try spoiled.write(toFile: directory + "/" + entry, atomically: false, encoding: .utf8)
+            },
+            words: ["var/lib/cttune/journal/", "-> ", "outside 0...2147483647", "move it aside"]),
         // YAML
         BadInput(
             command: "plan", input: "an alias bomb in a mapping key",
@@ -445,6 +456,14 @@ extension BadInput {
             arguments: ["rollback", "--list", "x", "--root", "{tree}"],
             prepare: SpoiledTree.smallVM, exitCode: 1, words: ["no journal entry x in {tree}/var/lib/cttune/journal"]),
         BadInput(
+            command: "rollback", input: "a journal entry that is a FIFO", arguments: ["rollback", "--root", "{tree}"],
+            prepare: { scene in
+                try scene.copyHost("small-vm")
+                try FileManager.default.createDirectory(atPath: scene.treePath("var/lib/cttune/journal"), withIntermediateDirectories: true)
+                mkfifo(scene.treePath("var/lib/cttune/journal/20260101T000000.000Z-1.json"), 0o644)
+            },
+            words: ["{tree}/var/lib/cttune/journal/20260101T000000.000Z-1.json is a named pipe (FIFO)"]),
+        BadInput(
             command: "rollback", input: "--root that does not exist", arguments: ["rollback", "--root", "{outside}/missing"],
             words: ["--root {outside}/missing is not a directory"]),
         BadInput(
@@ -566,6 +585,33 @@ extension BadInput {
 
     /// Inputs that need the depmod'ed Debian module tree (scripts/module-tree.sh).
     static let moduleTreeCases: [BadInput] = [
+        BadInput(
+            command: "modules", input: "a modprobe.d file that is a FIFO", arguments: ["modules", "--root", "{tree}"],
+            prepare: { scene in
+                try scene.linkModuleTree()
+                try FileManager.default.createDirectory(atPath: scene.treePath("etc/modprobe.d"), withIntermediateDirectories: true)
+                mkfifo(scene.treePath("etc/modprobe.d/hang.conf"), 0o644)
+            },
+            words: ["{tree}/etc/modprobe.d/hang.conf is a named pipe (FIFO)"]),
+        BadInput(
+            command: "blacklist", input: "a modprobe.d file linked to /dev/zero",
+            arguments: ["blacklist", "--dry-run", "--root", "{tree}"],
+            prepare: { scene in
+                try scene.linkModuleTree()
+                try FileManager.default.createDirectory(atPath: scene.treePath("etc/modprobe.d"), withIntermediateDirectories: true)
+                try FileManager.default.createSymbolicLink(
+                    atPath: scene.treePath("etc/modprobe.d/zero.conf"), withDestinationPath: "/dev/zero")
+            },
+            words: ["{tree}/etc/modprobe.d/zero.conf leads outside the root"]),
+        BadInput(
+            command: "modules", input: "modules.dep that is a FIFO", arguments: ["modules", "--root", "{tree}"],
+            prepare: { scene in
+                try scene.linkModuleTree()
+                let dependencies = scene.treePath("lib/modules/\(ModuleTrees.version ?? "")/modules.dep")
+                try FileManager.default.removeItem(atPath: dependencies)
+                mkfifo(dependencies, 0o644)
+            },
+            words: ["modules.dep is a named pipe (FIFO)"]),
         BadInput(
             command: "modules", input: "module directory without libkmod indexes", arguments: ["modules", "--root", "{tree}"],
             prepare: { try $0.unindexedModuleTree() },

@@ -8,9 +8,15 @@ enum Shell {
         var stderr: String
     }
 
+    /// A tool that exits before reading all its input must make the write
+    /// fail (EPIPE), not kill the test process: the test process decides
+    /// this for itself, as a program does (cttune's library leaves SIGPIPE alone).
+    private static let ignoreSIGPIPE: Void = { signal(SIGPIPE, SIG_IGN) }()
+
     /// Runs `arguments[0]` (looked up in PATH) and waits for it.
     @discardableResult
     static func run(_ arguments: [String], input: String? = nil, environment: [String: String]? = nil) throws -> Result {
+        _ = ignoreSIGPIPE
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
