@@ -158,7 +158,7 @@ struct NatChainTests {
         #expect(natChains == 12)
 
         let report = try CttuneJSON.rules(in: namespace)
-        #expect(report.verdict == "not needed")
+        #expect(report.verdict == "not-needed")
         let empty = report["empty_nat_chains"] as? [[String: Any]] ?? []
         #expect(empty.count == natChains)
         #expect(empty.allSatisfy { ($0["removal"] as? String)?.hasPrefix("nft delete chain ") == true && $0["rules"] as? Int == 0 })

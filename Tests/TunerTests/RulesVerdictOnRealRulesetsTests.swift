@@ -55,7 +55,7 @@ struct RulesVerdictOnRealRulesetsTests {
         ]
         for command in commands { try Tool.check(in: namespace, ["nft"] + command.split(separator: " ").map(String.init)) }
         let report = try CttuneJSON.rules(in: namespace)
-        #expect(report.verdict == "not needed")
+        #expect(report.verdict == "not-needed")
         #expect(report.findings.isEmpty)
         #expect(report["rules_examined"] as? Int == commands.filter { $0.hasPrefix("add rule") }.count)
     }
@@ -77,7 +77,7 @@ struct RulesVerdictOnRealRulesetsTests {
         let listed = try nftListing(namespace)
         let report = try CttuneJSON.rules(in: namespace)
 
-        #expect(report.verdict == "not needed")
+        #expect(report.verdict == "not-needed")
         #expect(report.findings.isEmpty)
         let expected = iptablesLines(saved, tool: "iptables-save") { $0.contains("--notrack") }
             .union(listed.rules.filter { $0.text.contains("\"notrack\"") }.map { "ip rawtrack \($0.chain) handle \($0.handle)" })
@@ -125,7 +125,7 @@ struct RulesVerdictOnRealRulesetsTests {
         let saved4 = try Tool.check(in: namespace, ["iptables-save"]), saved6 = try Tool.check(in: namespace, ["ip6tables-save"])
         let report = try CttuneJSON.rules(in: namespace)
 
-        #expect(report.verdict == "partially avoidable")
+        #expect(report.verdict == "partially-avoidable")
         let expected = iptablesLines(saved4, tool: "iptables-save") { $0.contains("--ctstate") }
             .union(iptablesLines(saved6, tool: "ip6tables-save") { $0.contains("--ctstate") })
         #expect(expected.count >= 10)
@@ -150,7 +150,7 @@ struct RulesVerdictOnRealRulesetsTests {
             natChains.map { "inet firewalld \($0.chain) handle \($0.handle)" }
                 + ctRules.map { "inet firewalld \($0.chain) handle \($0.handle)" })
         #expect(report.locationKeys == expected)
-        #expect(report.findings.contains { ($0["uses"] as? [String]) == ["ct_status"] && $0["replaceable"] as? Bool == false })
+        #expect(report.findings.contains { ($0["uses"] as? [String]) == ["ct-status"] && $0["replaceable"] as? Bool == false })
     }
 
     @Test(
@@ -197,7 +197,7 @@ struct RulesVerdictOnRealRulesetsTests {
         #expect(!liveRules.isEmpty)
         #expect(saved.findings.compactMap { $0["rule"] as? String } == liveRules)
         #expect((saved["sources"] as? [[String: Any]])?.first?["format"] as? String == (format == "stdin" ? "nft-json" : format))
-        #expect(saved.verdict == (fromNft ? "needed" : "partially avoidable"))
+        #expect(saved.verdict == (fromNft ? "needed" : "partially-avoidable"))
         #expect(live.verdict == "needed")
     }
 
@@ -207,7 +207,7 @@ struct RulesVerdictOnRealRulesetsTests {
         defer { namespace.delete() }
         try Tool.check(in: namespace, ["iptables-nft", "-A", "INPUT", "-m", "conntrack", "--ctstate", "ESTABLISHED", "-j", "ACCEPT"])
         let live = try CttuneJSON.rules(in: namespace)
-        #expect(live.verdict == "partially avoidable")
+        #expect(live.verdict == "partially-avoidable")
         #expect(live.findings.map { $0["source"] as? String } == ["iptables-save"])
         #expect((live["sources"] as? [[String: Any]])?.first?["note"] as? String != nil)
 
@@ -269,8 +269,8 @@ struct RulesVerdictOnRealRulesetsTests {
         ) { $0 + ";" + $1 }
         #expect(
             uses == [
-                "object": "ct_helper", "c_pre": "ct_zone", "c_forward": "ct_mark", "c_helper": "ct_helper",
-                "c_input": "ct_state,synproxy;connection_count;ct_direction",
+                "object": "ct-helper", "c_pre": "ct-zone", "c_forward": "ct-mark", "c_helper": "ct-helper",
+                "c_input": "ct-state,synproxy;connection-count;ct-direction",
             ])
         #expect(Set(report.findings.compactMap { $0["handle"] as? Int }).isSuperset(of: listed.rules.map(\.handle)))
         #expect(report.findings.allSatisfy { $0["replaceable"] as? Bool == false })

@@ -65,7 +65,7 @@ struct StatelessPlanTests {
         let notrack = review["notrack"] as? [String: Any] ?? [:]
 
         #expect(outcome.status == 0)
-        #expect(review["verdict"] as? String == "not needed")
+        #expect(review["verdict"] as? String == "not-needed")
         #expect(review["refused"] as? Bool == false)
         #expect(review["conntrack"] as? String == "built-in")
         #expect(review.keys.contains("modules"))
@@ -121,7 +121,7 @@ struct StatelessPlanTests {
         let facts = outcome.json["facts"] as? [String: Any] ?? [:]
 
         #expect(outcome.status == 0)
-        #expect(stateless(outcome)["verdict"] as? String == "not needed")
+        #expect(stateless(outcome)["verdict"] as? String == "not-needed")
         #expect((facts["count"] as? Int ?? 0) > 0)
         for key in ["net.netfilter.nf_conntrack_max", "nf_conntrack.hashsize"] {
             let row = setting(key, outcome)
