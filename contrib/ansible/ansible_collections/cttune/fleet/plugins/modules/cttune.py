@@ -152,9 +152,10 @@ def failure_message(report, err, rc):
     the reasons of the settings it skipped (which the text output prints above)."""
     error = (report or {}).get("error")
     if error:
-        return error["message"]
-    lines = [line[len(ERROR_PREFIX):] if line.startswith(ERROR_PREFIX) else line
-             for line in err.strip().splitlines()]
+        lines = [error["message"]]
+    else:
+        lines = [line[len(ERROR_PREFIX):] if line.startswith(ERROR_PREFIX) else line
+                 for line in err.strip().splitlines()]
     skipped = ["%s: %s" % (s["key"], s.get("error_message")) for s in (report or {}).get("settings", [])
                if s.get("result") == "skipped" and s.get("current") != s.get("planned")]
     return "\n".join(lines + skipped) or "cttune exited with %d and printed no message" % rc
