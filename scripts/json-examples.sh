@@ -5,8 +5,9 @@
 #
 #   swift build && scripts/json-examples.sh [path/to/cttune]
 #
-# Needs the Debian module tree of `make module-tree` for modules, unload and
-# blacklist. The scratch root's path is printed as /srv/image.
+# Needs root (status reads the kernel; one example runs in a network
+# namespace of its own) and the Debian module tree of `make module-tree` for
+# modules, unload and blacklist. The scratch root's path is printed as /srv/image.
 set -eu
 cd "$(dirname "$0")/.."
 cttune=${1:-.build/debug/cttune}
@@ -38,9 +39,16 @@ example() {
     example "plan --profile stateless" plan --root "$root" --memory 4G --cpus 2 --profile stateless --explain --format json
     example apply apply --root "$root" --memory 4G --cpus 2 --diff --format json
     example "rollback --list" rollback --list --root "$root" --format json
+    id=$("$cttune" rollback --list --root "$root" --format json | sed -n 's/^ *"id": "\(.*\)",$/\1/p' | tail -n 1)
+    example "rollback --list ID" rollback --list "$id" --root "$root" --format json
     example rollback rollback --root "$root" --format json
     example "rollback --prune" rollback --prune --keep 1 --root "$root" --format json
     example status status --window 0 --format json
+    # A namespace of its own, so the example shows no other namespace of the host.
+    ip netns add cttune-json-example
+    ip -n cttune-json-example link set lo up
+    example "status --namespace" status --namespace cttune-json-example --window 0 --format json
+    ip netns delete cttune-json-example
     example "status: UNKNOWN" status --window 0 --textfile "$root/missing/conntrack.prom" --format json
     example rules rules --ruleset Tests/TunerTests/Fixtures/rulesets/nested-statements.json --format json
     example modules modules --root "$root" --format json
