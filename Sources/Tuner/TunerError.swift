@@ -20,6 +20,8 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
     case missingFact(fact: String, path: String, fix: String)
     /// No profile of this name in the search path.
     case profileNotFound(name: String, searched: [String], extendedBy: String?)
+    /// A profile given as a path (`--profile ./web.yaml`, `extends: ../base.yaml`) that does not exist.
+    case profileFileNotFound(path: String, extendedBy: String?)
     /// A profile file breaks the schema; `field` is a dotted key path, `line` 1-based.
     case invalidProfile(file: String, line: Int?, field: String, problem: String)
     /// `extends:` loops back on itself.
@@ -131,12 +133,11 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
             return "\(path) is larger than \(limitBytes / 1024) KiB, more than any such file holds — check that it is the right file"
         case let .missingFact(fact, path, fix):
             return "cannot find \(fact) (\(path) is absent) — \(fix)"
+        case let .profileFileNotFound(path, extendedBy):
+            return (extendedBy.map { "\($0): extends: " } ?? "")
+                + "no profile file \(path) — check the path, or give a profile name (the built-in ones are listed by `cttune plan --help`)"
         case let .profileNotFound(name, searched, extendedBy):
             let parent = extendedBy.map { "\($0): extends: " } ?? ""
-            if ProfileCatalog.isPath(name) {
-                return parent
-                    + "no profile file \(searched.first ?? name) — check the path, or give a profile name (the built-in ones are listed by `cttune plan --help`)"
-            }
             return parent
                 + "no profile named \"\(name)\" (looked in: \(searched.joined(separator: ", "))) — run `cttune plan --profile PATH.yaml`, or pick one of the built-in profiles listed by `cttune plan --help`"
         case let .invalidProfile(file, line, field, problem):

@@ -41,7 +41,7 @@ extension Cttune {
         }
 
         func run() throws {
-            try reportingErrors {
+            try reportingErrors("apply", format: format) {
                 var request = ApplyRequest()
                 (request.runtime, request.persistent, request.check, request.lockWaitSeconds) = (
                     !persistOnly, !runtimeOnly, check, lockTimeout
@@ -53,14 +53,15 @@ extension Cttune {
                 request.kernel = inputs.kernel
                 let outcome = try Applier.apply(
                     under: try options.root.systemRoot(), request: request, profile: try inputs.loadProfile(), facts: inputs.gatherFacts)
+                let partial =
+                    outcome.notAppliedHere.isEmpty || allowPartial
+                    ? nil : TunerError.partialApply(keys: outcome.notAppliedHere, check: check)
+                let failure = outcome.error ?? partial
                 switch format {
-                case .json: printJSON(ApplyReport.json(outcome, diff: diff))
+                case .json: printJSON(ApplyReport.json(outcome, diff: diff).map { $0.0 == "error" ? ($0.0, .failure(failure)) : $0 })
                 case .text: print(ApplyReport.text(outcome, diff: diff))
                 }
-                if let error = outcome.error { throw error }
-                if !outcome.notAppliedHere.isEmpty && !allowPartial {
-                    throw TunerError.partialApply(keys: outcome.notAppliedHere, check: check)
-                }
+                if let failure { throw ReportedFailure(error: failure) }
                 return detailedExitcode && outcome.changed ? 2 : 0
             }
         }

@@ -29,7 +29,7 @@ extension Cttune {
         }
 
         func run() throws {
-            try reportingErrors {
+            try reportingErrors("blacklist", format: format) {
                 let host = try ModuleHost(root: try root.systemRoot(), release: kernel, anyKernel: kernel == nil)
                 if !remove { try NatChains.refuseIfAny(under: try root.systemRoot(), purpose: "blacklist the conntrack modules") }
                 let file = output.map { FilePath($0) }
@@ -38,12 +38,12 @@ extension Cttune {
                     ? try host.removeBlacklist(output: file, dryRun: dryRun)
                     : try host.writeBlacklist(
                         output: file, allKernels: kernel == nil, includingDefrag: scope.includeDefrag, force: scope.force, dryRun: dryRun)
-                if let refusal = result.refusal { printError(refusal) }
                 switch format {
                 case .json: printJSON(ModuleReports.json(result))
                 case .text: print(ModuleReports.text(result))
                 }
-                return result.refusal == nil ? 0 : 1
+                if let refusal = result.refusal { throw ReportedFailure(error: refusal) }
+                return 0
             }
         }
     }

@@ -24,11 +24,27 @@ struct Cttune: ParsableCommand {
         } catch {
             let message = message(for: error)
             let full = fullMessage(for: error)
+            if exitCode(for: error) == .validationFailure, let command = jsonCommand(CommandLine.arguments.dropFirst()) {
+                printJSON([
+                    ("command", .string(command)),
+                    ("error", .failure(message: message, exitCode: ExitCode.validationFailure.rawValue)),
+                ])
+            }
             guard exitCode(for: error) == .validationFailure, message.contains(where: \.isNewline), full.hasPrefix("Error: " + message)
             else { exit(withError: error) }
             let rest = full.dropFirst("Error: ".count + message.count)
             FileHandle.standardError.write(Data(("Error: " + Echo.oneLine(message) + rest + "\n").utf8))
             Foundation.exit(exitCode(for: error).rawValue)
         }
+    }
+
+    /// The subcommand of a command line that asks for `--format json`: a usage
+    /// error then also prints the JSON error object. `nil` when the format is
+    /// not json or does not parse (a usage error about `--format` itself stays text only).
+    static func jsonCommand(_ arguments: ArraySlice<String>) -> String? {
+        let names = configuration.subcommands.map { $0._commandName }
+        guard let command = arguments.first(where: names.contains) else { return nil }
+        let asksJSON = zip(arguments, arguments.dropFirst()).contains { $0 == "--format" && $1 == "json" }
+        return asksJSON || arguments.contains("--format=json") ? command : nil
     }
 }

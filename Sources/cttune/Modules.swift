@@ -11,7 +11,7 @@ extension Cttune {
         @Option(help: "How to print the modules.") var format: OutputFormat = .text
 
         func run() throws {
-            try reportingErrors {
+            try reportingErrors("modules", format: format) {
                 let inventory = try tree.host().inventory()
                 switch format {
                 case .json: printJSON(ModuleReports.json(inventory))

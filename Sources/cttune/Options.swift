@@ -108,44 +108,70 @@ func validateLockTimeout(_ seconds: Double) throws {
     }
 }
 
-/// Runs a command body, printing a `TunerError` as one line on stderr with
-/// exit code 1 instead of the parser's generic error.
-func reportingErrors(_ body: () throws -> Int32) throws {
-    let code: Int32
-    do {
-        code = try body()
-    } catch let error as TunerError {
-        FileHandle.standardError.write(Data("cttune: error: \(Echo.oneLine("\(error)"))\n".utf8))
-        throw ExitCode.failure
-    }
-    if code != 0 { throw ExitCode(code) }
-}
-
-/// Prints a JSON object on stdout, the only thing `--format json` prints there.
-func printJSON(_ members: [(String, JSONValue)]) {
-    print(JSONValue.object(members).rendered(pretty: true))
+/// Runs a command body: a `TunerError` prints one line on stderr and, with
+/// `--format json`, one object `{"schema", "command", "error": {"message", "exit_code"}}`
+/// on stdout (never an empty stdout), then exits 1.
+///
+/// A body that already printed its report with the error in it throws
+/// `ReportedFailure`, so only the stderr line is left to print.
+func reportingErrors(_ command: String, format: OutputFormat, _ body: () throws -> Int32) throws {
+    try reporting(command, format: format, failureCode: 1, body)
 }
 
 /// `reportingErrors` for status: a failure to read the state is the
 /// monitoring-plugin UNKNOWN (exit 3), with the reason on stdout as plugins print it.
 func reportingUnknown(format: OutputFormat, _ body: () throws -> Int32) throws {
+    try reporting(
+        "status", format: format, failureCode: 3,
+        members: { message in
+            [("verdict", .string("unknown")), ("exit_code", .int(3)), ("summary", .string("UNKNOWN: \(message)"))]
+        },
+        text: { message in "UNKNOWN: \(message)" }, body)
+}
+
+/// The one error path of every command (see `reportingErrors`).
+///
+/// - Parameters:
+///   - members: the command's own members of the error object, besides `schema`, `command` and `error`.
+///   - text: the stdout line of a failure in text format (`nil`: stdout stays empty, the stderr line says it).
+private func reporting(
+    _ command: String, format: OutputFormat, failureCode: Int32,
+    members: (String) -> [(String, JSONValue)] = { _ in [] }, text: ((String) -> String)? = nil,
+    _ body: () throws -> Int32
+) throws {
     let code: Int32
     do {
         code = try body()
+    } catch let reported as ReportedFailure {
+        printErrorLine(reported.error)
+        throw ExitCode(reported.exitCode)
     } catch let error as TunerError {
+        printErrorLine(error)
         let message = Echo.oneLine("\(error)")
-        FileHandle.standardError.write(Data("cttune: error: \(message)\n".utf8))
-        if format == .json {
-            printJSON([
-                ("command", .string("status")), ("verdict", .string("unknown")), ("exit_code", .int(3)),
-                ("summary", .string("UNKNOWN: \(message)")),
-            ])
-        } else {
-            print("UNKNOWN: \(message)")
+        switch format {
+        case .json:
+            printJSON([("command", .string(command))] + members(message) + [("error", .failure(error, exitCode: failureCode))])
+        case .text: if let text { print(text(message)) }
         }
-        throw ExitCode(3)
+        throw ExitCode(failureCode)
     }
     if code != 0 { throw ExitCode(code) }
+}
+
+/// A failure whose report, with the error in it, is already on stdout.
+struct ReportedFailure: Error {
+    let error: TunerError
+    var exitCode: Int32 = 1
+}
+
+/// Prints a JSON object on stdout, `"schema"` first: the only thing `--format json` prints there.
+func printJSON(_ members: [(String, JSONValue)], pretty: Bool = true) {
+    print(JSONValue.document(members).rendered(pretty: pretty))
+}
+
+/// Prints a `TunerError` as the one stderr line an error or a refusal gets.
+func printErrorLine(_ error: TunerError) {
+    FileHandle.standardError.write(Data("cttune: error: \(Echo.oneLine("\(error)"))\n".utf8))
 }
 
 /// `--root DIR --kernel VERSION`: which module tree the module commands read.
@@ -182,9 +208,4 @@ struct BlacklistScopeOptions: ParsableArguments {
     )
     var includeDefrag = false
     @Flag(help: "Blacklist even when modules outside the conntrack family that it makes unloadable are in use.") var force = false
-}
-
-/// Prints a `TunerError` as the one stderr line a refusal gets.
-func printError(_ error: TunerError) {
-    FileHandle.standardError.write(Data("cttune: error: \(error)\n".utf8))
 }

@@ -35,7 +35,7 @@ extension Cttune {
         }
 
         func run() throws {
-            try reportingErrors {
+            try reportingErrors("rollback", format: format) {
                 let systemRoot = try root.systemRoot()
                 if list {
                     let entries = try Tuner.Rollback.list(under: systemRoot)
@@ -59,7 +59,7 @@ extension Cttune {
                     ? try Tuner.Rollback.all(under: systemRoot, lockWaitSeconds: lockTimeout, check: check)
                     : try Tuner.Rollback.run(id, under: systemRoot, lockWaitSeconds: lockTimeout, check: check)
                 format == .json ? printJSON(ApplyReport.json(outcome, check: check)) : print(ApplyReport.text(outcome, check: check))
-                if let error = outcome.error { throw error }
+                if let error = outcome.error { throw ReportedFailure(error: error) }
                 return 0
             }
         }

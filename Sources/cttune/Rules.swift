@@ -18,7 +18,7 @@ extension Cttune {
         @Option(help: "How to print the analysis.") var format: OutputFormat = .text
 
         func run() throws {
-            try reportingErrors {
+            try reportingErrors("rules", format: format) {
                 let analyzer = RulesetAnalyzer()
                 let report: RulesetReport
                 report = try ruleset.map(analyzer.analyze(file:)) ?? analyzer.analyzeLive()

@@ -105,7 +105,7 @@ extension Cttune {
                 }
                 if format == .text { print(StatusReport.watchLine(StatusReport.watchHeader)) }
                 let worst = try probe.watch(intervalSeconds: watch, count: count, shouldStop: { StopRequest.isRequested }) { report in
-                    print(format == .json ? JSONValue.object(report.json()).rendered() : StatusReport.watchLine(report.watchRow()))
+                    if format == .json { printJSON(report.json(), pretty: false) } else { print(StatusReport.watchLine(report.watchRow())) }
                     fflush(stdout)
                 }
                 return worst.rawValue

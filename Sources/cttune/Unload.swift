@@ -25,20 +25,20 @@ extension Cttune {
         }
 
         func run() throws {
-            try reportingErrors {
+            try reportingErrors("unload", format: format) {
                 let host = try tree.host()
                 // Only the running system has live rules; an image tree has none.
                 let blocking = host.root.isLive ? try RulesetAnalyzer().analyzeLive().blockingRules : []
                 let outcome = try host.unload(blockingRules: blocking, dryRun: dryRun)
-                // The reason first, on stderr; a refused dry run's order follows on stdout.
-                if let failure = outcome.failure { FileHandle.standardError.write(Data("cttune: error: \(failure)\n".utf8)) }
+                // The reason on stderr; a refused dry run's order on stdout.
                 switch format {
                 case .json: printJSON(ModuleReports.json(outcome))
                 case .text:
                     let report = ModuleReports.text(outcome)
                     if !report.isEmpty { print(report) }
                 }
-                return outcome.succeeded ? 0 : 1
+                if let failure = outcome.failure { throw ReportedFailure(error: failure) }
+                return 0
             }
         }
     }

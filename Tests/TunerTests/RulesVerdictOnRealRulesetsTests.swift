@@ -150,7 +150,7 @@ struct RulesVerdictOnRealRulesetsTests {
             natChains.map { "inet firewalld \($0.chain) handle \($0.handle)" }
                 + ctRules.map { "inet firewalld \($0.chain) handle \($0.handle)" })
         #expect(report.locationKeys == expected)
-        #expect(report.findings.contains { ($0["uses"] as? [String]) == ["ct_status"] && $0["replaceable"] as? Bool == false })
+        #expect(report.findings.contains { ($0["uses"] as? [String]) == ["ct-status"] && $0["replaceable"] as? Bool == false })
     }
 
     @Test(
@@ -289,8 +289,8 @@ struct RulesVerdictOnRealRulesetsTests {
         ) { $0 + ";" + $1 }
         #expect(
             uses == [
-                "object": "ct_helper", "c_pre": "ct_zone", "c_forward": "ct_mark", "c_helper": "ct_helper",
-                "c_input": "ct_state,synproxy;connection_count;ct_direction",
+                "object": "ct-helper", "c_pre": "ct-zone", "c_forward": "ct-mark", "c_helper": "ct-helper",
+                "c_input": "ct-state,synproxy;connection-count;ct-direction",
             ])
         #expect(Set(report.findings.compactMap { $0["handle"] as? Int }).isSuperset(of: listed.rules.map(\.handle)))
         #expect(report.findings.allSatisfy { $0["replaceable"] as? Bool == false })

@@ -220,14 +220,17 @@ struct RulesetErrorMessageTests {
         #expect(try leftoverRulesNamespaces().isEmpty)
     }
 
-    @Test("the command prints the error on stderr, nothing on stdout, and exits 1")
+    @Test("the command prints the error on stderr, the JSON error object on stdout, and exits 1")
     func commandExitCode() throws {
         let saved = Listings.shared.iptablesSave
         let result = try Tool.run(
             [TestPaths.cttune, "rules", "--ruleset", "-", "--format", "json"],
             input: String(saved[..<saved.range(of: "COMMIT", options: .backwards)!.lowerBound]))
         #expect(result.status == 1)
-        #expect(result.stdout.isEmpty)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let error = try #require(object["error"] as? [String: Any])
+        #expect(object["schema"] as? Int == 1 && object["command"] as? String == "rules")
+        #expect((error["message"] as? String)?.contains("has no COMMIT") == true && error["exit_code"] as? Int == 1)
         #expect(result.stderr.hasPrefix("cttune: error: -:"))
         #expect(result.stderr.contains("has no COMMIT"))
     }

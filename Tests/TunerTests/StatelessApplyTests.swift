@@ -170,7 +170,10 @@ extension UnloadOrderTests {
             }
             let moduleItems = rollback.items.filter { Self.order.contains($0.target) }
             #expect(moduleItems.map(\.target) == Self.order.reversed())
-            #expect(moduleItems.allSatisfy { $0.before == "unloaded" && $0.after == "loaded" && $0.result == "rolled-back" })
+            #expect(
+                moduleItems.allSatisfy {
+                    $0.before == .module(loaded: false) && $0.after == .module(loaded: true) && $0.result == "rolled-back"
+                })
         }
 
         @Test("cttune rollback --root loads no module into the running kernel: the module items are skipped, the files restored, exit 0")
@@ -374,7 +377,7 @@ struct StatelessApplyLimitsTests {
         let json = try PrintedJSON(result)
         let modules = try #require(json.object["modules"] as? [String: Any])
         #expect(modules["result"] as? String == "skipped")
-        let reason = try #require(modules["error"] as? String)
+        let reason = try #require(modules["error_message"] as? String)
         #expect(reason.hasPrefix("this kernel has no loadable module support (no /proc/modules): nf_conntrack"))
         #expect(reason.contains("notrack") && !reason.contains("\n"))
         #expect(modules["unload_order"] as? [String] == [])

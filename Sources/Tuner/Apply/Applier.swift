@@ -61,13 +61,9 @@ public enum SettingResult: Equatable, Sendable {
 
 /// What happens to one generated file.
 public struct FileResult: Equatable, Sendable {
-    public enum Action: String, Sendable {
-        case created, updated, unchanged, removed
-    }
-
     /// The path as written (under the root).
     public var path: String
-    public var action: Action
+    public var action: FileAction
     /// Unified diff from the old content to the new; empty when unchanged.
     public var diff: String
 }
@@ -354,7 +350,7 @@ public enum Applier {
         for file in config.files {
             let old = try AtomicFile.contents(of: file.path, under: root)
             let shown = try root.path(file.path).string
-            let action: FileResult.Action
+            let action: FileAction
             switch (old, file.content) {
             case (nil, nil): continue
             case let (old?, nil):

@@ -3,11 +3,42 @@ import SystemPackage
 
 /// What happened to one thing a rollback restores.
 public struct RestoredItem: Equatable, Sendable {
+    /// What a rollback restores: a setting, a file or a module.
+    public enum Kind: String, Sendable {
+        case sysctl, file, module
+    }
+
+    /// A setting's value, a file's size or a module's state.
+    public enum State: Equatable, Sendable, CustomStringConvertible {
+        case value(Int)
+        case fileBytes(Int)
+        case module(loaded: Bool)
+        /// No such setting or file.
+        case absent
+        /// Not read: a module under `--root`, never loaded into the running kernel.
+        case notRead
+
+        public var description: String {
+            switch self {
+            case .value(let value): return String(value)
+            case .fileBytes(let bytes): return "\(bytes) bytes"
+            case .module(let loaded): return Rollback.moduleState(loaded)
+            case .absent: return "absent"
+            case .notRead: return "-"
+            }
+        }
+
+        init(fileContent: String?) {
+            self = fileContent.map { .fileBytes($0.utf8.count) } ?? .absent
+        }
+    }
+
+    public var kind: Kind
     /// The setting's key or the file's path (under the root).
     public var target: String
-    /// Before the rollback and after it (values, or file states).
-    public var before: String
-    public var after: String
+    /// Before the rollback and after it.
+    public var before: State
+    public var after: State
     /// `rolled-back`, `unchanged` (already at the recorded value), `failed`,
     /// or `skipped` (a module under `--root`: never loaded into the running kernel).
     public var result: String
@@ -129,8 +160,8 @@ public enum Rollback {
                 let current = try root.integer(at: FilePath(change.path))
                 items.append(
                     RestoredItem(
-                        target: change.key, before: current.map(String.init) ?? "absent",
-                        after: String(change.old), result: current == change.old ? "unchanged" : "rolled-back"))
+                        kind: .sysctl, target: change.key, before: current.map(RestoredItem.State.value) ?? .absent,
+                        after: .value(change.old), result: current == change.old ? "unchanged" : "rolled-back"))
                 if current != change.old {
                     actions.append(.sysctl(.init(key: change.key, path: change.path, old: current ?? change.new, new: change.old)))
                 }
@@ -138,8 +169,8 @@ public enum Rollback {
                 let current = try AtomicFile.contents(of: FilePath(change.path), under: root)
                 items.append(
                     RestoredItem(
-                        target: try root.path(FilePath(change.path)).string, before: state(current),
-                        after: state(change.oldContent),
+                        kind: .file, target: try root.path(FilePath(change.path)).string, before: RestoredItem.State(fileContent: current),
+                        after: RestoredItem.State(fileContent: change.oldContent),
                         result: current == change.oldContent ? "unchanged" : "rolled-back"))
                 if current != change.oldContent {
                     actions.append(.file(.init(path: change.path, oldContent: current, newContent: change.oldContent)))
@@ -149,7 +180,7 @@ public enum Rollback {
                 // finit_module here would load them into the running kernel.
                 items.append(
                     RestoredItem(
-                        target: change.name, before: "-", after: "-", result: "skipped",
+                        kind: .module, target: change.name, before: .notRead, after: .notRead, result: "skipped",
                         error:
                             "--root: modules are not loaded into the running kernel for a tree; the restored files apply at its next boot"))
             case .module(let change):
@@ -157,7 +188,7 @@ public enum Rollback {
                 let loaded = live?.loaded[change.name] != nil
                 items.append(
                     RestoredItem(
-                        target: change.name, before: moduleState(loaded), after: moduleState(!change.loaded),
+                        kind: .module, target: change.name, before: .module(loaded: loaded), after: .module(loaded: !change.loaded),
                         result: loaded == !change.loaded ? "unchanged" : "rolled-back"))
                 if loaded == change.loaded {
                     actions.append(JournalAction.module(change).inverse)

@@ -101,7 +101,7 @@ public struct StatelessModuleStep {
         let old = try AtomicFile.contents(of: KernelPaths.blacklistConf, under: root)
         let new = BlacklistFile.contents(for: modules)
         let shown = try AtomicFile.checkedPath(KernelPaths.blacklistConf, under: root).string
-        let action: FileResult.Action = old == nil ? .created : old == new ? .unchanged : .updated
+        let action: FileAction = old == nil ? .created : old == new ? .unchanged : .updated
         if action != .unchanged {
             step.blacklistAction = .file(.init(path: KernelPaths.blacklistConf.string, oldContent: old, newContent: new))
         }

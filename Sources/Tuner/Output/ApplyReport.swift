@@ -7,7 +7,7 @@ public enum ApplyReport {
         let members = PlanReport.json(outcome.plan, command: "apply") { setting in
             let result = outcome.results[setting.setting] ?? .unchanged
             return [
-                ("result", result.jsonName.json), ("error", result.error.json),
+                ("result", result.jsonName.json), ("error_message", result.error.json),
                 ConfigOverride.json(outcome.overrides, for: setting.setting),
             ]
         }
@@ -19,7 +19,7 @@ public enum ApplyReport {
             })
         var result: [(String, JSONValue)] = members.map { key, value in key == "changed" ? (key, .bool(outcome.changed)) : (key, value) }
         result += [
-            ("check", .bool(outcome.check)),
+            ("dry_run", .bool(outcome.check)),
             ("files", files),
             ("journal_id", outcome.journalID.json),
             ("reasserted", .bool(outcome.reasserted)),
@@ -29,14 +29,14 @@ public enum ApplyReport {
             let modules: JSONValue = outcome.modules.map { json($0, diff: diff) } ?? .null
             result += [("modules", modules), ("stateless", StatelessReport.json(review, modules: nil))]
         }
-        return result + [("error", outcome.error.map { JSONValue.string($0.description) } ?? .null)]
+        return result + [("error", .failure(outcome.error))]
     }
 
     /// The `modules` member of a stateless apply.
     static func json(_ step: StatelessModuleStep, diff: Bool) -> JSONValue {
         .object([
             ("result", step.result.jsonName.json),
-            ("error", step.result.error.json),
+            ("error_message", step.result.error.json),
             ("unload_order", .array(step.unloads.map { .string($0.module) })),
             (
                 "unload",
@@ -45,7 +45,7 @@ public enum ApplyReport {
                         let result = step.results[unload.module] ?? .unchanged
                         return .object([
                             ("module", .string(unload.module)), ("reason", .string(unload.reason)),
-                            ("result", result.jsonName.json), ("error", result.error.json),
+                            ("result", result.jsonName.json), ("error_message", result.error.json),
                         ])
                     })
             ),
@@ -159,7 +159,7 @@ public enum ApplyReport {
     public static func json(_ outcome: RollbackOutcome, check: Bool = false) -> [(String, JSONValue)] {
         [
             ("command", .string("rollback")),
-            ("check", .bool(check)),
+            ("dry_run", .bool(check)),
             ("rolls_back", .string(outcome.target.id)),
             ("profile", outcome.target.profile.json),
             ("journal_id", outcome.journalID.json),
@@ -168,16 +168,17 @@ public enum ApplyReport {
                 .array(
                     outcome.items.map { item in
                         .object([
+                            ("type", .string(item.kind.rawValue)),
                             ("target", .string(item.target)),
-                            ("before", .string(item.before)),
-                            ("after", .string(item.after)),
+                            ("before", item.before.json),
+                            ("after", item.after.json),
                             ("result", .string(item.result)),
-                            ("error", item.error.json),
+                            ("error_message", item.error.json),
                         ])
                     })
             ),
             ("changed", .bool(outcome.changed)),
-            ("error", outcome.error.map { JSONValue.string($0.description) } ?? .null),
+            ("error", .failure(outcome.error)),
         ]
     }
 
@@ -190,7 +191,7 @@ public enum ApplyReport {
         lines += Table.render(
             header: ["TARGET", "BEFORE", "AFTER", "RESULT"],
             rows: outcome.items.map { item in
-                [item.target, item.before, item.after, item.error.map { "\(item.result): \($0)" } ?? item.result]
+                [item.target, item.before.description, item.after.description, item.error.map { "\(item.result): \($0)" } ?? item.result]
             })
         lines.append("")
         if let id = outcome.journalID, outcome.error == nil {
@@ -285,8 +286,8 @@ public enum ApplyReport {
                                     case .file(let change):
                                         return .object([
                                             ("type", .string("file")), ("target", .string(change.path)),
-                                            ("old", .string(Rollback.state(change.oldContent))),
-                                            ("new", .string(Rollback.state(change.newContent))),
+                                            ("old", RestoredItem.State(fileContent: change.oldContent).json),
+                                            ("new", RestoredItem.State(fileContent: change.newContent).json),
                                         ])
                                     case .module(let change):
                                         return .object([
@@ -303,7 +304,7 @@ public enum ApplyReport {
     }
 
     public static func json(pruned: [String]) -> [(String, JSONValue)] {
-        [("command", .string("rollback")), ("pruned", .array(pruned.map(JSONValue.string)))]
+        [("command", .string("rollback")), ("pruned", .array(pruned.map(JSONValue.string))), ("changed", .bool(!pruned.isEmpty))]
     }
 
     public static func text(pruned: [String]) -> String {
@@ -330,6 +331,18 @@ extension SettingResult {
         switch self {
         case .skipped(let reason), .failed(let reason): return reason
         default: return nil
+        }
+    }
+}
+
+extension RestoredItem.State {
+    /// A value or a file's size in bytes as a number, a module's state as
+    /// `loaded`/`unloaded`, and `null` for absent or not read.
+    var json: JSONValue {
+        switch self {
+        case .value(let value), .fileBytes(let value): return .int(value)
+        case .module(let loaded): return .string(Rollback.moduleState(loaded))
+        case .absent, .notRead: return .null
         }
     }
 }

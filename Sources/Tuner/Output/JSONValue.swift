@@ -78,3 +78,25 @@ extension Optional where Wrapped == Int {
 extension Optional where Wrapped == String {
     var json: JSONValue { map(JSONValue.string) ?? .null }
 }
+
+extension JSONValue {
+    /// The version of the JSON documents `--format json` prints (docs/json.md);
+    /// it changes only when a member is removed or changes meaning.
+    public static let schemaVersion = 1
+
+    /// A document as a command prints it: `"schema"` first, then `members`.
+    public static func document(_ members: [(String, JSONValue)]) -> JSONValue {
+        .object([("schema", .int(schemaVersion))] + members.filter { $0.0 != "schema" })
+    }
+
+    /// The contract's `error` member, one shape in every command:
+    /// `{"message": …, "exit_code": …}`, or `null` when there is no error.
+    public static func failure(_ error: TunerError?, exitCode: Int32 = 1) -> JSONValue {
+        error.map { failure(message: $0.description, exitCode: exitCode) } ?? .null
+    }
+
+    /// `failure(_:exitCode:)` for a message from elsewhere (the argument parser's usage errors).
+    public static func failure(message: String, exitCode: Int32) -> JSONValue {
+        .object([("message", .string(Echo.oneLine(message))), ("exit_code", .int(Int(exitCode)))])
+    }
+}

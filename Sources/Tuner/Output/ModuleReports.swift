@@ -55,6 +55,7 @@ public enum ModuleReports {
         return [
             ("command", .string("unload")),
             ("dry_run", .bool(outcome.dryRun)),
+            ("changed", .bool(!outcome.dryRun && !outcome.unloaded.isEmpty)),
             ("module_support", .string(plan.support.rawValue)),
             (
                 "order",
@@ -81,7 +82,7 @@ public enum ModuleReports {
             ("blocking_rules", strings(plan.blockingRules)),
             ("unloaded", strings(outcome.unloaded)),
             ("conntrack_users", consumersJSON(outcome.consumers)),
-            ("error", outcome.failure.map { .string($0.description) } ?? .null),
+            ("error", .failure(outcome.failure)),
         ]
     }
 
@@ -111,6 +112,7 @@ public enum ModuleReports {
             ("outside_family_unloadable", strings(result.impact.unloadable)),
             ("outside_family_in_use", strings(result.impact.conflicts)),
             ("refused", .bool(result.refusal != nil)),
+            ("changed", .bool(!result.dryRun && result.refusal == nil && result.action != .unchanged)),
             ("conntrack_users", consumersJSON(result.consumers)),
             (
                 "initramfs",
@@ -120,6 +122,7 @@ public enum ModuleReports {
                     ("command", result.initramfs.command.json),
                 ])
             ),
+            ("error", .failure(result.refusal)),
         ]
     }
 

@@ -133,7 +133,7 @@ public enum PlanReport {
         lines.append(
             "estimate: peak \(estimate.peakEntries) entries at the worst GC phase (\(estimate.steadyPeakEntries) in steady state); "
                 + (estimate.namespaces > 1 ? "\(estimate.namespaces) namespaces at max need " : "table at max needs ")
-                + "\(mib(estimate.memoryBytes)) of a \(mib(estimate.budgetBytes)) budget — \(plan.fitsBudget ? "fits" : "DOES NOT FIT")"
+                + "\(Formatting.size(estimate.memoryBytes)) of a \(Formatting.size(estimate.budgetBytes)) budget — \(plan.fitsBudget ? "fits" : "DOES NOT FIT")"
         )
         if explain {
             lines.append("")
@@ -141,36 +141,37 @@ public enum PlanReport {
             lines.append("  GC: \(gc.source)")
             if gc.model == GCModel.Generation.autotuned.rawValue {
                 lines.append(
-                    "  steady gap = clamp((100 x 60 s + sum of clamped remaining lifetimes) / (100 + \(Planner.saturatingInt(gc.liveEntriesAtPeak.rounded())) live entries), 1 s, 60 s) = \(format(gc.steadyGapSeconds)) s"
+                    "  steady gap = clamp((100 x 60 s + sum of clamped remaining lifetimes) / (100 + \(Planner.saturatingInt(gc.liveEntriesAtPeak.rounded())) live entries), 1 s, 60 s) = \(Formatting.number(gc.steadyGapSeconds)) s"
                 )
             } else {
-                lines.append("  steady gap = \(format(gc.steadyGapSeconds)) s")
+                lines.append("  steady gap = \(Formatting.number(gc.steadyGapSeconds)) s")
             }
             lines.append(
-                "  worst gap = \(format(gc.worstGapSeconds)) s (a burst that starts right after a pass on a quiet host, timer slack included)"
+                "  worst gap = \(Formatting.number(gc.worstGapSeconds)) s (a burst that starts right after a pass on a quiet host, timer slack included)"
             )
             if let ceiling = gc.reapCeilingPerSecond {
                 lines.append(
-                    "  reap rate: \(format(gc.expiriesPerSecond)) expiries/s against a ceiling of \(format(ceiling))/s"
+                    "  reap rate: \(Formatting.number(gc.expiriesPerSecond)) expiries/s against a ceiling of \(Formatting.number(ceiling))/s"
                         + (gc.reapBacklogEntries > 0
                             ? ": backlog \(Planner.saturatingInt(gc.reapBacklogEntries.rounded(.up))) entries" : "")
                 )
             }
             for flow in estimate.flowClasses {
                 lines.append(
-                    "  \(flow.name): \(format(flow.flowsPerSecond))/s x burst \(format(plan.profile.burstFactor)) x (\(flow.dwellFormula)): steady \(Planner.saturatingInt(flow.steadyPeakEntries.rounded(.up))) (+ \(format(gc.steadyGapSeconds)) s gap), worst \(Planner.saturatingInt(flow.worstPeakEntries.rounded(.up))) (at least \(format(gc.worstGapSeconds)) s)"
+                    "  \(flow.name): \(Formatting.number(flow.flowsPerSecond))/s x burst \(Formatting.number(plan.profile.burstFactor)) x (\(flow.dwellFormula)): steady \(Planner.saturatingInt(flow.steadyPeakEntries.rounded(.up))) (+ \(Formatting.number(gc.steadyGapSeconds)) s gap), worst \(Planner.saturatingInt(flow.worstPeakEntries.rounded(.up))) (at least \(Formatting.number(gc.worstGapSeconds)) s)"
                 )
             }
             for setting in plan.settings where !setting.arithmetic.isEmpty {
                 lines.append("  \(setting.setting.shortName): " + setting.arithmetic.joined(separator: "; "))
             }
             lines.append(
-                "  memory = \(estimate.namespaces > 1 ? "\(estimate.namespaces) namespaces x " : "")max x \(facts.entryBytes) B (\(facts.entryBytesDetail)) + buckets x \(Planner.hashPointerBytes) B = \(estimate.memoryBytes) B; at the worst-phase peak \(estimate.expectedMemoryBytes) B; budget = RAM x \(format(plan.profile.memoryBudgetPercent)) % = \(estimate.budgetBytes) B"
+                "  memory = \(estimate.namespaces > 1 ? "\(estimate.namespaces) namespaces x " : "")max x \(facts.entryBytes) B (\(facts.entryBytesDetail)) + buckets x \(Planner.hashPointerBytes) B = \(estimate.memoryBytes) B; at the worst-phase peak \(estimate.expectedMemoryBytes) B; budget = RAM x \(Formatting.number(plan.profile.memoryBudgetPercent)) % = \(estimate.budgetBytes) B"
             )
             lines.append("load-blind anchors for this host:")
             for anchor in plan.anchors {
                 let memory = Planner.memoryBytes(max: anchor.max, buckets: anchor.buckets, entryBytes: facts.entryBytes)
-                lines.append("  \(anchor.name): max \(anchor.max), buckets \(anchor.buckets), \(mib(memory)) at max (\(anchor.source))")
+                lines.append(
+                    "  \(anchor.name): max \(anchor.max), buckets \(anchor.buckets), \(Formatting.size(memory)) at max (\(anchor.source))")
             }
         }
         if !plan.advice.isEmpty {
@@ -191,18 +192,10 @@ public enum PlanReport {
         let facts = plan.facts
         return [
             "profile \(plan.profile.name): \(plan.profile.summary)".trimmingCharacters(in: .whitespaces),
-            "host: \(mib(facts.memoryBytes)) RAM, \(facts.cpus) CPUs, kernel \(facts.kernelRelease ?? "unknown"), conntrack \(facts.conntrack.rawValue), \(facts.entryBytes) B/entry (\(facts.entryBytesSource.rawValue)\(facts.liveSlabEntryBytes.map { ", live slab \($0) B" } ?? "")), \(facts.count.map(String.init) ?? "unknown") entries now, netns \(facts.netns?.rawValue ?? "unknown")",
+            "host: \(Formatting.size(facts.memoryBytes)) RAM, \(facts.cpus) CPUs, kernel \(facts.kernelRelease ?? "unknown"), conntrack \(facts.conntrack.rawValue), \(facts.entryBytes) B/entry (\(facts.entryBytesSource.rawValue)\(facts.liveSlabEntryBytes.map { ", live slab \($0) B" } ?? "")), \(facts.count.map(String.init) ?? "unknown") entries now, netns \(facts.netns?.rawValue ?? "unknown")",
         ]
     }
 
-    static func mib(_ bytes: Int) -> String {
-        bytes >= 1 << 30
-            ? String(format: "%.1f GiB", Double(bytes) / Double(1 << 30)) : String(format: "%.1f MiB", Double(bytes) / 1_048_576)
-    }
-
-    static func format(_ value: Double) -> String {
-        Planner.whole(value)
-    }
 }
 
 /// Left-aligned columns separated by two spaces.

@@ -3,7 +3,7 @@
 public enum RulesReport {
     public static func json(_ report: RulesetReport) -> [(String, JSONValue)] {
         [
-            ("verdict", .string(report.verdict.rawValue)),
+            ("verdict", .string(kebabCase(report.verdict.rawValue))),
             (
                 "sources",
                 .array(
@@ -51,7 +51,7 @@ public enum RulesReport {
             ("handle", location.handle.json),
             ("line", location.line.json),
             ("rule", .string(finding.rule)),
-            ("uses", .array(finding.uses.map { .string($0.rawValue) })),
+            ("uses", .array(finding.uses.map { .string(kebabCase($0.rawValue)) })),
             ("reason", .string(finding.reason)),
             ("replaceable", .bool(finding.replaceable)),
         ])
@@ -101,6 +101,11 @@ public enum RulesReport {
             lines.append("      why: \(finding.reason.escapingControlCharacters)\(finding.replaceable ? " (replaceable)" : "")")
         }
         return lines
+    }
+
+    /// The contract's enum style in JSON (`not-needed`, `ct-state`): the text keeps the words.
+    static func kebabCase(_ name: String) -> String {
+        String(name.map { $0 == " " || $0 == "_" ? "-" : $0 })
     }
 
     static func summary(_ report: RulesetReport) -> String {

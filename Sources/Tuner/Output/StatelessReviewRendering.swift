@@ -5,7 +5,7 @@ public enum StatelessReport {
     /// `modules` is the module plan: unload order and blacklist file content.
     public static func json(_ review: StatelessReview, modules: StatelessModulePlan?) -> JSONValue {
         .object([
-            ("verdict", review.rules.map { .string($0.verdict.rawValue) } ?? .null),
+            ("verdict", review.rules.map { .string(RulesReport.kebabCase($0.verdict.rawValue)) } ?? .null),
             ("refused", .bool(review.refused)),
             ("bridge_note", review.bridgeNote.json),
             ("rules", review.rules.map { .object(RulesReport.json($0)) } ?? .null),

@@ -342,10 +342,8 @@ public enum Planner {
         return Int(value)
     }
 
-    static func whole(_ value: Double) -> String {
-        guard value.isFinite else { return String(describing: value) }
-        return value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(format: "%.3g", value)
-    }
+    /// The reasons' shorthand for `Formatting.number`.
+    static func whole(_ value: Double) -> String { Formatting.number(value) }
 
     static func advice(facts: HostFacts, profile: LoadProfile, sizing: Sizing, budgetBytes: Int, fits: Bool) -> [String] {
         var advice: [String] = []
@@ -360,7 +358,7 @@ public enum Planner {
                 : "(unknown: no RAM size)"
             let across = profile.namespaces > 1 ? " in each of \(profile.namespaces) namespaces" : ""
             advice.append(
-                "This load does not fit: the table needs \(mebibytes(sizing.memoryBytes)) MiB at max \(sizing.max)\(across), the budget is \(mebibytes(budgetBytes)) MiB (memory_budget_percent \(PlanReport.format(profile.memoryBudgetPercent)) of \(mebibytes(facts.memoryBytes)) MiB RAM), even with the free timeouts at their floors."
+                "This load does not fit: the table needs \(mebibytes(sizing.memoryBytes)) MiB at max \(sizing.max)\(across), the budget is \(mebibytes(budgetBytes)) MiB (memory_budget_percent \(whole(profile.memoryBudgetPercent)) of \(mebibytes(facts.memoryBytes)) MiB RAM), even with the free timeouts at their floors."
             )
             advice.append(
                 "Options: raise memory_budget_percent to at least \(neededPercent); lower a timeout_floors entry or a pinned timeout (the largest share is \(sizing.entriesByTimeout.max { $0.value < $1.value }.map { $0.key.shortName } ?? "none")); or, if the firewall needs no connection state, go stateless (`cttune rules`, then --profile stateless)."
@@ -408,9 +406,7 @@ public enum Planner {
         return advice
     }
 
-    static func mebibytes(_ bytes: Int) -> String {
-        String(format: "%.1f", Double(bytes) / 1_048_576)
-    }
+    static func mebibytes(_ bytes: Int) -> String { Formatting.mebibytes(bytes) }
 }
 
 /// The load-blind formulas cttune is measured against.

@@ -88,7 +88,7 @@ public struct ProfileCatalog: Sendable {
             switch FileIO.read(path, limit: ReadLimit.profile) {
             case .success(let text): return (path, text)
             case .failure(.errno(let errno)) where errno == .noSuchFileOrDirectory:
-                throw TunerError.profileNotFound(name: reference, searched: [path], extendedBy: parentFile)
+                throw TunerError.profileFileNotFound(path: path, extendedBy: parentFile)
             case .failure(let failure):
                 throw FileIO.failure(failure, path: path)
             }

@@ -67,7 +67,7 @@ extension HostStatusReport {
         lines.append("namespaces: \(members.count) read, \(totalEntries) entries in total\(max)")
         if let slab {
             lines.append(
-                "kernel memory (one slab shared by all namespaces): \(slab.activeObjects) entries x \(slab.objectBytes) B = \(PlanReport.mib(slab.bytes))"
+                "kernel memory (one slab shared by all namespaces): \(slab.activeObjects) entries x \(slab.objectBytes) B = \(Formatting.size(slab.bytes))"
             )
         }
         if !members.isEmpty {
@@ -83,7 +83,7 @@ extension HostStatusReport {
             let sample = member.report.readings.current
             rows.append([
                 member.identifier.description, String(sample.count), StatusReport.percent(sample.fillRatio),
-                memoryBytes(member).map(PlanReport.mib) ?? "-", String(sample.counter("drop")), String(sample.counter("insert_failed")),
+                memoryBytes(member).map(Formatting.size) ?? "-", String(sample.counter("drop")), String(sample.counter("insert_failed")),
                 String(sample.counter("early_drop")), member.report.verdict.name + (member.report.partialReason == nil ? "" : " (partial)"),
             ])
         }

@@ -190,7 +190,7 @@ extension StatusReport {
                     readings.timeouts[setting].map { "\(setting.shortName.replacingOccurrences(of: "nf_conntrack_", with: "")) \($0) s" }
                 }.joined(separator: ", "))
         if let slab = readings.slab {
-            lines.append("slab (host-wide): \(slab.activeObjects) entries x \(slab.objectBytes) B = \(PlanReport.mib(slab.bytes))")
+            lines.append("slab (host-wide): \(slab.activeObjects) entries x \(slab.objectBytes) B = \(Formatting.size(slab.bytes))")
         }
         let log = readings.kernelLog
         if log.readable {

@@ -287,7 +287,7 @@ struct ApplyFixtureTreeTests {
         #expect(result.stderr.contains("nf_conntrack.hashsize") && result.stderr.contains("--allow-partial"))
         let json = try PrintedJSON(result)
         #expect(json.result("nf_conntrack.hashsize") == "skipped")
-        #expect((json.setting("nf_conntrack.hashsize")["error"] as? String)?.contains("read-only file system") == true)
+        #expect((json.setting("nf_conntrack.hashsize")["error_message"] as? String)?.contains("read-only file system") == true)
         #expect(json.result("net.netfilter.nf_conntrack_max") == "applied")
         #expect(tree.read("sys/module/nf_conntrack/parameters/hashsize") == "262144\n")
     }

@@ -46,7 +46,9 @@ struct ApplyNamespaceTests {
             for key in ["net.netfilter.nf_conntrack_max", "nf_conntrack.hashsize"]
             where json.setting(key)["current"] as? Int != json.planned(key) {
                 #expect(json.result(key) == "skipped")
-                #expect((json.setting(key)["error"] as? String)?.contains("global setting, read-only in this network namespace") == true)
+                #expect(
+                    (json.setting(key)["error_message"] as? String)?.contains("global setting, read-only in this network namespace") == true
+                )
             }
             #expect(json.result(Self.key("nf_conntrack_tcp_timeout_time_wait")) == "applied")
             if exit == 1 {
@@ -169,7 +171,7 @@ struct ApplyBlockedSettingTests {
             let json = try PrintedJSON(result)
             let timeWait = json.setting(ApplyNamespaceTests.key("nf_conntrack_tcp_timeout_time_wait"))
             #expect(timeWait["result"] as? String == "skipped")
-            #expect((timeWait["error"] as? String)?.contains("permission denied — run as root") == true)
+            #expect((timeWait["error_message"] as? String)?.contains("permission denied — run as root") == true)
             #expect(try namespace.sysctl(ApplyNamespaceTests.key("nf_conntrack_tcp_timeout_time_wait")) == 120)
         }
     }

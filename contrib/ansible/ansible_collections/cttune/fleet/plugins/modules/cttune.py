@@ -120,7 +120,7 @@ notes:
   type: list
   elements: str
 restored:
-  description: What the rollback restored, each with target, before, after and result.
+  description: What the rollback restored, each with type (sysctl, file, module), target, before, after (a value, a size in bytes, loaded or unloaded; null when absent) and result.
   returned: state is absent and something was rolled back
   type: list
   elements: dict
@@ -150,11 +150,13 @@ def run_json(module, arguments):
 def failure_message(report, err, rc):
     """cttune's own message: the JSON `error`, else its stderr line, with
     the reasons of the settings it skipped (which the text output prints above)."""
-    if report and report.get("error"):
-        return report["error"]
-    lines = [line[len(ERROR_PREFIX):] if line.startswith(ERROR_PREFIX) else line
-             for line in err.strip().splitlines()]
-    skipped = ["%s: %s" % (s["key"], s.get("error")) for s in (report or {}).get("settings", [])
+    error = (report or {}).get("error")
+    if error:
+        lines = [error["message"]]
+    else:
+        lines = [line[len(ERROR_PREFIX):] if line.startswith(ERROR_PREFIX) else line
+                 for line in err.strip().splitlines()]
+    skipped = ["%s: %s" % (s["key"], s.get("error_message")) for s in (report or {}).get("settings", [])
                if s.get("result") == "skipped" and s.get("current") != s.get("planned")]
     return "\n".join(lines + skipped) or "cttune exited with %d and printed no message" % rc
 
@@ -179,6 +181,17 @@ def settings_diff(settings):
         "before": "".join("%s = %s\n" % (s["key"], s.get("current")) for s in changing),
         "after": "".join("%s = %s\n" % (s["key"], s["planned"]) for s in changing),
     }
+
+
+def restored_state(item, side):
+    """One side of a restored item for the diff: a setting's value, a file's
+    size, a module's state, or "absent" (JSON null)."""
+    value = item.get(side)
+    if value is None:
+        return "absent"
+    if item.get("type") == "file":
+        return "%d bytes" % value
+    return str(value)
 
 
 def apply(module, binary):
@@ -211,7 +224,7 @@ def apply(module, binary):
     settings = report.get("settings", [])
     for setting in settings:
         if setting.get("result") == "skipped" and setting.get("current") != setting.get("planned"):
-            module.warn("%s not changed: %s" % (setting["key"], setting.get("error")))
+            module.warn("%s not changed: %s" % (setting["key"], setting.get("error_message")))
         for winner in setting.get("overridden_by") or []:
             module.warn("%s: %s:%s sets %s after cttune's %s and wins at boot; change that line or use on_conflict: override"
                         % (setting["key"], winner["path"], winner["line"], winner["value"], setting["planned"]))
@@ -246,8 +259,8 @@ def rollback(module, binary):
     if module._diff:
         changed_items = [r for r in restored if r.get("result") == "rolled-back"]
         result["diff"] = {
-            "before": "".join("%s: %s\n" % (r["target"], r["before"]) for r in changed_items),
-            "after": "".join("%s: %s\n" % (r["target"], r["after"]) for r in changed_items),
+            "before": "".join("%s: %s\n" % (r["target"], restored_state(r, "before")) for r in changed_items),
+            "after": "".join("%s: %s\n" % (r["target"], restored_state(r, "after")) for r in changed_items),
         }
     module.exit_json(**result)
 
