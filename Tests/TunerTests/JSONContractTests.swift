@@ -131,6 +131,7 @@ struct JSONContractTests {
         "plan.stateless", "plan.estimate.flow_classes", "plan.estimate.anchors", "plan.settings[].arithmetic",
         "plan --profile stateless.estimate.flow_classes", "plan --profile stateless.estimate.anchors",
         "plan --profile stateless.settings[].arithmetic", "apply.files[].diff", "apply.modules", "apply.stateless", "status.overridden_by",
+        "status.writers",
     ]
 
     /// Objects whose keys are data (protocols, TCP states), not member names.
