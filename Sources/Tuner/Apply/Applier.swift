@@ -252,7 +252,8 @@ public enum Applier {
             } else if let blocker = setting.blocker {
                 results[setting.setting] = .skipped(blocker)
             } else if let current = setting.current {
-                let path = try SettingWriter.path(for: setting.setting, under: root)
+                let path = try SettingWriter.path(
+                    for: setting.setting, bucketsSysctlWritable: plan.facts.bucketsSysctlWritable, under: root)
                 let value = runtimeValue(setting, current: current, plan: plan)
                 guard value != current else {
                     results[setting.setting] = .unchanged
@@ -298,7 +299,7 @@ public enum Applier {
     static func config(_ plan: TuningPlan, request: ApplyRequest, under root: SystemRoot) -> PersistentConfig {
         PersistentConfig.make(
             for: plan, regenerateCommand: regenerateCommand(plan, request: request),
-            bucketsSysctlWritable: PersistentConfig.bucketsSysctlWritable(under: root), sysctlFile: request.onConflict.sysctlFile,
+            bucketsSysctlWritable: plan.facts.bucketsSysctlWritable, sysctlFile: request.onConflict.sysctlFile,
             conntrackBlacklisted: PersistentConfig.conntrackBlacklisted(under: root))
     }
 
