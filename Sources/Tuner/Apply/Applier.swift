@@ -114,15 +114,28 @@ public struct ApplyOutcome {
 /// one journaled transaction.
 public enum Applier {
     /// The plan for these facts and this profile, or `planDoesNotFit`.
-    static func fittingPlan(_ input: (HostFacts, LoadProfile)) throws -> TuningPlan {
-        let plan = Planner.plan(for: input.0, profile: input.1)
-        if let detail = plan.loadTooLarge { throw TunerError.loadTooLarge(profile: input.1.name, detail: detail) }
+    static func fittingPlan(facts: HostFacts, profile: LoadProfile) throws -> TuningPlan {
+        let plan = Planner.plan(for: facts, profile: profile)
+        if let detail = plan.loadTooLarge { throw TunerError.loadTooLarge(profile: profile.name, detail: detail) }
         guard plan.fitsBudget else {
             throw TunerError.planDoesNotFit(
                 neededBytes: plan.estimate.memoryBytes, budgetBytes: plan.estimate.budgetBytes,
-                profile: input.1.name)
+                profile: profile.name)
         }
         return plan
+    }
+
+    /// Applies the plan for the profile and the host `inputs` name: the
+    /// profile is loaded first, so a bad one is refused before the lock file
+    /// exists, and the facts are read under the lock (docs/robustness.md).
+    public static func apply(
+        under root: SystemRoot, request: ApplyRequest, inputs: PlanInputs, modules: ModuleOperations? = nil,
+        analyzer: RulesetAnalyzer = RulesetAnalyzer()
+    ) throws -> ApplyOutcome {
+        let profile = try inputs.loadProfile(under: root)
+        return try apply(
+            under: root, request: request, modules: modules, analyzer: analyzer, profile: profile,
+            facts: { try inputs.gatherFacts(under: root) })
     }
 
     /// Applies the plan for `profile` and the facts `facts()` reads while the
@@ -149,7 +162,7 @@ public enum Applier {
         let lock = request.check ? nil : try ApplyLock(root: root, waitSeconds: request.lockWaitSeconds)
         defer { withExtendedLifetime(lock) {} }
         let facts = try gatherFacts()
-        var plan = try fittingPlan((facts, profile))
+        var plan = try fittingPlan(facts: facts, profile: profile)
         if request.persistent && request.onConflict == .refuse {
             let overrides = PersistentConfig.overrides(of: config(plan, request: request, under: root).files, under: root)
             if !overrides.isEmpty { throw TunerError.overriddenAtBoot(overrides: overrides.map(\.sentence)) }
