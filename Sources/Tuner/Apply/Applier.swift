@@ -272,7 +272,7 @@ public enum Applier {
                     results[setting.setting] = .unchanged
                     continue
                 }
-                actions.append(.sysctl(.init(key: setting.key, path: path.string, old: current, new: value)))
+                actions.append(.sysctl(.init(key: setting.key, path: path, old: current, new: value)))
                 results[setting.setting] = .pending
             } else {
                 results[setting.setting] = .skipped("current value unreadable, so it could not be restored — check \(setting.key)")
@@ -374,7 +374,7 @@ public enum Applier {
             case let (old?, new?): action = old == new ? .unchanged : .updated
             }
             if action != .unchanged {
-                actions.append(.file(.init(path: file.path.string, oldContent: old, newContent: file.content)))
+                actions.append(.file(.init(path: file.path, oldContent: old, newContent: file.content)))
             }
             files.append(
                 FileResult(
