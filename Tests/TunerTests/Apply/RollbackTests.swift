@@ -63,4 +63,27 @@ struct RollbackTests {
         #expect(result.status == 1)
         #expect(result.stderr.contains(message))
     }
+
+    @Test(
+        "a rollback step that fails is the one item reported failed, under the tree's path; the others are reported unchanged",
+        .enabled(if: Host.isRoot, "needs root to mount"))
+    func failedStepNamesItsItem() throws {
+        let tree = try ApplyFixtureTree(.module)
+        defer { tree.remove() }
+        try tree.write(Self.sysctlConf, "# kept by the administrator\nnet.netfilter.nf_conntrack_max = 100000\n")
+        #expect(try tree.cttune(["apply"]).status == 0)
+        // The created modules-load.d file cannot be removed: its directory is read-only.
+        let loadDirectory = tree.file("etc/modules-load.d")
+        let result = try Shell.run([
+            "unshare", "-m", "--propagation", "private", "sh", "-c",
+            "mount --bind \(loadDirectory) \(loadDirectory) && mount -o remount,ro,bind \(loadDirectory) && exec \"$@\"", "sh",
+            TestPaths.cttune, "rollback", "--root", tree.path, "--format", "json",
+        ])
+        #expect(result.status == 1, "\(result.stderr)")
+        let restored = try #require(try PrintedJSON(result).object["restored"] as? [[String: Any]])
+        let failed = restored.filter { $0["result"] as? String == "failed" }
+        #expect(failed.map { $0["target"] as? String } == [tree.file(Self.modulesLoadConf)])
+        #expect(restored.allSatisfy { ["failed", "unchanged"].contains($0["result"] as? String) })
+        #expect(tree.exists(Self.modulesLoadConf))
+    }
 }
