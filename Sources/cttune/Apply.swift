@@ -51,8 +51,7 @@ extension Cttune {
                 let inputs = persisted ? try recordedOptions() : options
                 request.profileReference = inputs.profileReference
                 request.kernel = inputs.kernel
-                let outcome = try Applier.apply(
-                    under: try options.root.systemRoot(), request: request, profile: try inputs.loadProfile(), facts: inputs.gatherFacts)
+                let outcome = try Applier.apply(under: try options.root.systemRoot(), request: request, inputs: try inputs.planInputs())
                 let partial =
                     outcome.notAppliedHere.isEmpty || allowPartial
                     ? nil : TunerError.partialApply(keys: outcome.notAppliedHere, check: check)

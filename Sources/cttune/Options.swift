@@ -63,23 +63,11 @@ struct ProfileOptions: ParsableArguments {
         do { return try ByteSize.parse(text) } catch { throw ValidationError("--memory: \(error)") }
     }
 
-    /// Facts and profile, read through the chosen root.
-    func load() throws -> (HostFacts, LoadProfile) {
-        let loadProfile = try loadProfile()
-        return (try gatherFacts(), loadProfile)
-    }
-
-    /// The profile named by `--profile`, with everything it extends, `--namespaces` applied.
-    func loadProfile() throws -> LoadProfile {
-        var loadProfile = try ProfileCatalog.standard(root: try root.systemRoot()).load(profile)
-        if let namespaces { loadProfile.namespaces = namespaces }
-        return loadProfile
-    }
-
-    /// The host's facts under the chosen root, `--memory`, `--cpus`, `--kernel` and `--entry-size` applied.
-    func gatherFacts() throws -> HostFacts {
-        try HostFacts.gather(
-            from: try root.systemRoot(), memoryBytes: try memory.map(parsedMemory), cpus: cpus, kernel: kernel, entryBytes: entrySize)
+    /// `--profile`, `--memory`, `--cpus`, `--kernel`, `--entry-size` and `--namespaces`.
+    func planInputs() throws -> PlanInputs {
+        PlanInputs(
+            profile: profile, memoryBytes: try memory.map(parsedMemory), cpus: cpus, kernel: kernel, entryBytes: entrySize,
+            namespaces: namespaces)
     }
 }
 

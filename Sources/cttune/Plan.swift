@@ -14,15 +14,9 @@ extension Cttune {
 
         func run() throws {
             try reportingErrors("plan", format: format) {
-                let (facts, profile) = try options.load()
-                var plan = Planner.plan(for: facts, profile: profile)
-                let root = try options.root.systemRoot()
-                let review = profile.stateful ? nil : try StatelessReview.review(plan, root: root)
-                let modules = review.map { StatelessModulePlan.preview(root: root, blockingRules: $0.rules?.blockingRules ?? []) }
-                plan = review?.plan ?? plan
-                let overrides = PersistentConfig.overrides(for: plan, under: root)
-                let writers = ConntrackWriters.find(under: root, cpus: plan.facts.cpus)
-                let refusal = review?.refusal
+                let preview = try PlanPreview.make(try options.planInputs(), under: try options.root.systemRoot())
+                let (plan, review, modules) = (preview.plan, preview.review, preview.modules)
+                let (overrides, writers, refusal) = (preview.overrides, preview.writers, review?.refusal)
                 switch format {
                 case .json:
                     printJSON(

@@ -129,7 +129,7 @@ extension UnloadOrderTests {
                 Issue.record("the blacklist is not the last step")
                 return
             }
-            #expect(last.path == "/" + Self.blacklistConf && last.oldContent == nil)
+            #expect(last.path.string == "/" + Self.blacklistConf && last.oldContent == nil)
             let saved = try #require(host.tree.read("var/lib/cttune/journal/\(entry.id).json"))
             #expect(saved.contains("\"type\" : \"module\""))
         }

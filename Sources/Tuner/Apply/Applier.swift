@@ -114,15 +114,28 @@ public struct ApplyOutcome {
 /// one journaled transaction.
 public enum Applier {
     /// The plan for these facts and this profile, or `planDoesNotFit`.
-    static func fittingPlan(_ input: (HostFacts, LoadProfile)) throws -> TuningPlan {
-        let plan = Planner.plan(for: input.0, profile: input.1)
-        if let detail = plan.loadTooLarge { throw TunerError.loadTooLarge(profile: input.1.name, detail: detail) }
+    static func fittingPlan(facts: HostFacts, profile: LoadProfile) throws -> TuningPlan {
+        let plan = Planner.plan(for: facts, profile: profile)
+        if let detail = plan.loadTooLarge { throw TunerError.loadTooLarge(profile: profile.name, detail: detail) }
         guard plan.fitsBudget else {
             throw TunerError.planDoesNotFit(
                 neededBytes: plan.estimate.memoryBytes, budgetBytes: plan.estimate.budgetBytes,
-                profile: input.1.name)
+                profile: profile.name)
         }
         return plan
+    }
+
+    /// Applies the plan for the profile and the host `inputs` name: the
+    /// profile is loaded first, so a bad one is refused before the lock file
+    /// exists, and the facts are read under the lock (docs/robustness.md).
+    public static func apply(
+        under root: SystemRoot, request: ApplyRequest, inputs: PlanInputs, modules: ModuleOperations? = nil,
+        analyzer: RulesetAnalyzer = RulesetAnalyzer()
+    ) throws -> ApplyOutcome {
+        let profile = try inputs.loadProfile(under: root)
+        return try apply(
+            under: root, request: request, modules: modules, analyzer: analyzer, profile: profile,
+            facts: { try inputs.gatherFacts(under: root) })
     }
 
     /// Applies the plan for `profile` and the facts `facts()` reads while the
@@ -149,7 +162,7 @@ public enum Applier {
         let lock = request.check ? nil : try ApplyLock(root: root, waitSeconds: request.lockWaitSeconds)
         defer { withExtendedLifetime(lock) {} }
         let facts = try gatherFacts()
-        var plan = try fittingPlan((facts, profile))
+        var plan = try fittingPlan(facts: facts, profile: profile)
         if request.persistent && request.onConflict == .refuse {
             let overrides = PersistentConfig.overrides(of: config(plan, request: request, under: root).files, under: root)
             if !overrides.isEmpty { throw TunerError.overriddenAtBoot(overrides: overrides.map(\.sentence)) }
@@ -252,13 +265,14 @@ public enum Applier {
             } else if let blocker = setting.blocker {
                 results[setting.setting] = .skipped(blocker)
             } else if let current = setting.current {
-                let path = try SettingWriter.path(for: setting.setting, under: root)
+                let path = try SettingWriter.path(
+                    for: setting.setting, bucketsSysctlWritable: plan.facts.bucketsSysctlWritable, under: root)
                 let value = runtimeValue(setting, current: current, plan: plan)
                 guard value != current else {
                     results[setting.setting] = .unchanged
                     continue
                 }
-                actions.append(.sysctl(.init(key: setting.key, path: path.string, old: current, new: value)))
+                actions.append(.sysctl(.init(key: setting.key, path: path, old: current, new: value)))
                 results[setting.setting] = .pending
             } else {
                 results[setting.setting] = .skipped("current value unreadable, so it could not be restored — check \(setting.key)")
@@ -298,7 +312,7 @@ public enum Applier {
     static func config(_ plan: TuningPlan, request: ApplyRequest, under root: SystemRoot) -> PersistentConfig {
         PersistentConfig.make(
             for: plan, regenerateCommand: regenerateCommand(plan, request: request),
-            bucketsSysctlWritable: PersistentConfig.bucketsSysctlWritable(under: root), sysctlFile: request.onConflict.sysctlFile,
+            bucketsSysctlWritable: plan.facts.bucketsSysctlWritable, sysctlFile: request.onConflict.sysctlFile,
             conntrackBlacklisted: PersistentConfig.conntrackBlacklisted(under: root))
     }
 
@@ -360,7 +374,7 @@ public enum Applier {
             case let (old?, new?): action = old == new ? .unchanged : .updated
             }
             if action != .unchanged {
-                actions.append(.file(.init(path: file.path.string, oldContent: old, newContent: file.content)))
+                actions.append(.file(.init(path: file.path, oldContent: old, newContent: file.content)))
             }
             files.append(
                 FileResult(

@@ -320,7 +320,7 @@ extension PersistentConfig {
     /// cttune's current sysctl.d file name (for `plan`).
     public static func overrides(for plan: TuningPlan, under root: SystemRoot) -> [ConfigOverride] {
         let config = make(
-            for: plan, regenerateCommand: "", bucketsSysctlWritable: bucketsSysctlWritable(under: root),
+            for: plan, regenerateCommand: "", bucketsSysctlWritable: plan.facts.bucketsSysctlWritable,
             sysctlFile: currentSysctlFile(under: root), conntrackBlacklisted: conntrackBlacklisted(under: root))
         return overrides(of: config.files, under: root)
     }

@@ -17,13 +17,13 @@ public enum JournalAction: Equatable, Sendable {
         /// The contract's setting name (`net.netfilter.nf_conntrack_max`, `nf_conntrack.hashsize`).
         public var key: String
         /// The file written: /proc/sys/... or /sys/module/.../parameters/....
-        public var path: String
+        public var path: FilePath
         public var old: Int
         public var new: Int
     }
 
     public struct FileChange: Equatable, Sendable {
-        public var path: String
+        public var path: FilePath
         public var oldContent: String?
         public var newContent: String?
     }
@@ -50,7 +50,7 @@ public enum JournalAction: Equatable, Sendable {
     public var target: String {
         switch self {
         case .sysctl(let change): return change.key
-        case .file(let change): return change.path
+        case .file(let change): return change.path.string
         case .module(let change): return change.name
         }
     }
@@ -59,8 +59,8 @@ public enum JournalAction: Equatable, Sendable {
     public var stepDescription: String {
         switch self {
         case .sysctl(let change): return "writing \(change.key) = \(change.new)"
-        case .file(let change) where change.newContent == nil: return "removing \(change.path)"
-        case .file(let change): return "writing \(change.path)"
+        case .file(let change) where change.newContent == nil: return "removing \(change.path.string)"
+        case .file(let change): return "writing \(change.path.string)"
         case .module(let change): return change.loaded ? "loading module \(change.name)" : "unloading module \(change.name)"
         }
     }
@@ -182,9 +182,9 @@ extension JournalEntry {
             actions: actions.map { action in
                 switch action {
                 case .sysctl(let change):
-                    return Action(type: "sysctl", key: change.key, path: change.path, old: change.old, new: change.new)
+                    return Action(type: "sysctl", key: change.key, path: change.path.string, old: change.old, new: change.new)
                 case .file(let change):
-                    return Action(type: "file", path: change.path, old_content: change.oldContent, new_content: change.newContent)
+                    return Action(type: "file", path: change.path.string, old_content: change.oldContent, new_content: change.newContent)
                 case .module(let change):
                     return Action(
                         type: "module", key: change.name, path: KernelPaths.sysModule(change.name).string,
@@ -215,9 +215,9 @@ extension JournalEntry {
                             "\(Echo.quoted(key)) records \(old) -> \(new), outside \(KernelValue.sysctlRange.lowerBound)...\(KernelValue.sysctlRange.upperBound) — not written by cttune; move it aside"
                     )
                 }
-                return .sysctl(.init(key: key, path: action.path, old: old, new: new))
+                return .sysctl(.init(key: key, path: FilePath(action.path), old: old, new: new))
             case ("file", _, _, _):
-                return .file(.init(path: action.path, oldContent: action.old_content, newContent: action.new_content))
+                return .file(.init(path: FilePath(action.path), oldContent: action.old_content, newContent: action.new_content))
             case ("module", let name?, _, let new?):
                 return .module(.init(name: name, loaded: new == 1))
             default:

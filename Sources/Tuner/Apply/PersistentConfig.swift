@@ -35,7 +35,8 @@ public struct PersistentConfig: Equatable {
     /// - Parameters:
     ///   - regenerateCommand: the command line printed in each header.
     ///   - bucketsSysctlWritable: whether `net.netfilter.nf_conntrack_buckets`
-    ///     is writable on this kernel, so systemd-sysctl can size the hash at boot.
+    ///     is writable on this kernel (`HostFacts.bucketsSysctlWritable`), so
+    ///     systemd-sysctl can size the hash at boot.
     ///   - sysctlFile: `90-cttune.conf`, or `99-zz-cttune.conf` under
     ///     `--on-conflict override`; cttune's copy under the other name is removed.
     ///   - conntrackBlacklisted: cttune's blacklist file exists: its
@@ -203,13 +204,5 @@ public struct PersistentConfig: Equatable {
                 "--memory", String(plan.facts.memoryBytes), "--cpus", String(plan.facts.cpus),
             ] + (kernel.map { ["--kernel", $0] } ?? []) + entrySize + ["--namespaces", String(plan.profile.namespaces)]).joined(
                 separator: " ")
-    }
-
-    /// Whether this kernel resizes the hash through its sysctl: the file is
-    /// writable by its owner (0644 in the initial namespace since the sysctl
-    /// became writable; 0444 before, and outside the initial namespace).
-    public static func bucketsSysctlWritable(under root: SystemRoot) -> Bool {
-        guard let mode = root.fileMode(KernelPaths.sysctl(HostFacts.bucketsSysctl)) else { return false }
-        return mode & S_IWUSR != 0
     }
 }

@@ -106,11 +106,11 @@ public enum Rollback {
         // list so they are removed before any module is loaded back.
         let journaled = Set(actions.map(key(of:)))
         for path in PersistentConfig.sysctlFileNames + [KernelPaths.modprobeConf, KernelPaths.modulesLoadConf, KernelPaths.blacklistConf] {
-            let action = JournalAction.file(.init(path: path.string, oldContent: nil, newContent: nil))
+            let action = JournalAction.file(.init(path: path, oldContent: nil, newContent: nil))
             guard !journaled.contains(key(of: action)),
                 let content = try AtomicFile.contents(of: path, under: root), content.hasPrefix(PersistentConfig.headerMarker)
             else { continue }
-            actions.append(.file(.init(path: path.string, oldContent: nil, newContent: content)))
+            actions.append(.file(.init(path: path, oldContent: nil, newContent: content)))
         }
         let target = JournalEntry(
             id: allTarget, command: "apply", created: entries.first?.created ?? Journal.timestamp(), profile: nil,
@@ -141,7 +141,7 @@ public enum Rollback {
     static func key(of action: JournalAction) -> String {
         switch action {
         case .sysctl(let change): return "sysctl:" + change.key
-        case .file(let change): return "file:" + change.path
+        case .file(let change): return "file:" + change.path.string
         case .module(let change): return "module:" + change.name
         }
     }
@@ -153,26 +153,31 @@ public enum Rollback {
     ) throws -> RollbackOutcome {
         var actions: [JournalAction] = []
         var items: [RestoredItem] = []
+        // The item each action restores, so a failed step names its item
+        // without matching a displayed path against a system path.
+        var itemOfAction: [Int] = []
         var live: LiveModules?
         for action in recorded.reversed() {
             switch action {
             case .sysctl(let change):
-                let current = try root.integer(at: FilePath(change.path))
+                let current = try root.integer(at: change.path)
                 items.append(
                     RestoredItem(
                         kind: .sysctl, target: change.key, before: current.map(RestoredItem.State.value) ?? .absent,
                         after: .value(change.old), result: current == change.old ? "unchanged" : "rolled-back"))
                 if current != change.old {
+                    itemOfAction.append(items.count - 1)
                     actions.append(.sysctl(.init(key: change.key, path: change.path, old: current ?? change.new, new: change.old)))
                 }
             case .file(let change):
-                let current = try AtomicFile.contents(of: FilePath(change.path), under: root)
+                let current = try AtomicFile.contents(of: change.path, under: root)
                 items.append(
                     RestoredItem(
-                        kind: .file, target: try root.path(FilePath(change.path)).string, before: RestoredItem.State(fileContent: current),
+                        kind: .file, target: try root.path(change.path).string, before: RestoredItem.State(fileContent: current),
                         after: RestoredItem.State(fileContent: change.oldContent),
                         result: current == change.oldContent ? "unchanged" : "rolled-back"))
                 if current != change.oldContent {
+                    itemOfAction.append(items.count - 1)
                     actions.append(.file(.init(path: change.path, oldContent: current, newContent: change.oldContent)))
                 }
             case .module(let change) where !root.isLive && modules == nil:
@@ -191,6 +196,7 @@ public enum Rollback {
                         kind: .module, target: change.name, before: .module(loaded: loaded), after: .module(loaded: !change.loaded),
                         result: loaded == !change.loaded ? "unchanged" : "rolled-back"))
                 if loaded == change.loaded {
+                    itemOfAction.append(items.count - 1)
                     actions.append(JournalAction.module(change).inverse)
                 }
             }
@@ -204,11 +210,11 @@ public enum Rollback {
         let run = try Transaction(root: root, modules: modules).run(entry)
         outcome.journalID = entry.id
         if let (failedIndex, error) = run.failedStep {
-            let failedTarget = actions[failedIndex].target
-            outcome.items = outcome.items.map { item in
+            let failedItem = itemOfAction[failedIndex]
+            outcome.items = outcome.items.enumerated().map { index, item in
                 var item = item
                 guard item.result == "rolled-back" else { return item }
-                let matches = item.target == failedTarget || item.target.hasSuffix(failedTarget)
+                let matches = index == failedItem
                 item.result = matches ? "failed" : "unchanged"
                 item.error = matches ? error.description : nil
                 item.after = item.before

@@ -12,12 +12,13 @@ public enum SettingWriter {
     /// The file that changes `setting` here: its /proc/sys file; for the hash
     /// size `net.netfilter.nf_conntrack_buckets`, or the module parameter
     /// `/sys/module/nf_conntrack/parameters/hashsize` when the sysctl is
-    /// absent or read-only (kernels before the sysctl became writable).
-    public static func path(for setting: ConntrackSetting, under root: SystemRoot) throws -> FilePath {
+    /// absent or read-only (kernels before the sysctl became writable), as
+    /// `HostFacts.bucketsSysctlWritable` says.
+    public static func path(for setting: ConntrackSetting, bucketsSysctlWritable: Bool, under root: SystemRoot) throws -> FilePath {
         guard setting == .hashsize else { return KernelPaths.sysctl(setting.key) }
         let buckets = KernelPaths.sysctl(HostFacts.bucketsSysctl)
         let parameter = KernelPaths.conntrackHashsizeParameter
-        if let mode = root.fileMode(buckets), mode & S_IWUSR != 0 { return buckets }
+        if bucketsSysctlWritable { return buckets }
         return root.exists(parameter) ? parameter : buckets
     }
 

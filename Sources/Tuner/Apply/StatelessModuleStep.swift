@@ -103,7 +103,7 @@ public struct StatelessModuleStep {
         let shown = try AtomicFile.checkedPath(KernelPaths.blacklistConf, under: root).string
         let action: FileAction = old == nil ? .created : old == new ? .unchanged : .updated
         if action != .unchanged {
-            step.blacklistAction = .file(.init(path: KernelPaths.blacklistConf.string, oldContent: old, newContent: new))
+            step.blacklistAction = .file(.init(path: KernelPaths.blacklistConf, oldContent: old, newContent: new))
         }
         step.blacklist = FileResult(
             path: shown, action: action,

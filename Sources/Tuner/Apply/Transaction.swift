@@ -53,7 +53,7 @@ public struct Transaction {
         let journal = Journal(root: root)
         if journaled { _ = try AtomicFile.checkedPath(journal.path(of: entry.id), under: root) }
         for case .file(let change) in entry.actions {
-            _ = try AtomicFile.checkedPath(FilePath(change.path), under: root)
+            _ = try AtomicFile.checkedPath(change.path, under: root)
         }
         var entry = entry
         entry.status = .inProgress
@@ -91,12 +91,12 @@ public struct Transaction {
     func perform(_ action: JournalAction) throws {
         switch action {
         case .sysctl(let change):
-            try SettingWriter.write(change.new, key: change.key, to: FilePath(change.path), under: root)
+            try SettingWriter.write(change.new, key: change.key, to: change.path, under: root)
         case .file(let change):
             if let content = change.newContent {
-                try AtomicFile.write(content, to: FilePath(change.path), under: root)
+                try AtomicFile.write(content, to: change.path, under: root)
             } else {
-                try AtomicFile.remove(FilePath(change.path), under: root)
+                try AtomicFile.remove(change.path, under: root)
             }
         case .module(let change) where change.loaded:
             // Already loaded (EEXIST) is what a load back wants.

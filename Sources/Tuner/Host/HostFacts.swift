@@ -26,6 +26,9 @@ public struct HostFacts: Sendable, Equatable {
     /// Live entries in this network namespace (`nf_conntrack_count`).
     public var count: Int?
     public var netns: NetworkNamespace?
+    /// Whether `net.netfilter.nf_conntrack_buckets` resizes the hash here
+    /// (`bucketsSysctl`); otherwise the module parameter or nothing does.
+    public var bucketsSysctlWritable: Bool
     /// Current values; a key is missing when the kernel does not expose it.
     public var current: [ConntrackSetting: Int]
     /// Why a setting cannot be written from here; absent means writable.
@@ -36,7 +39,7 @@ public struct HostFacts: Sendable, Equatable {
         conntrack: ConntrackPresence = .builtIn, architecture: String? = nil, entryBytes: Int = HostFacts.fallbackEntryBytes,
         entryBytesSource: EntrySizeSource = .fallback, entryBytesDetail: String = "", liveSlabEntryBytes: Int? = nil,
         count: Int? = nil,
-        netns: NetworkNamespace? = .initial, current: [ConntrackSetting: Int] = [:],
+        netns: NetworkNamespace? = .initial, bucketsSysctlWritable: Bool = true, current: [ConntrackSetting: Int] = [:],
         blockers: [ConntrackSetting: String] = [:]
     ) {
         self.memoryBytes = memoryBytes
@@ -51,6 +54,7 @@ public struct HostFacts: Sendable, Equatable {
         self.liveSlabEntryBytes = liveSlabEntryBytes
         self.count = count
         self.netns = netns
+        self.bucketsSysctlWritable = bucketsSysctlWritable
         self.current = current
         self.blockers = blockers
     }
@@ -117,13 +121,14 @@ extension HostFacts {
             try root.integer(at: KernelPaths.sysctl(bucketsSysctl))
             ?? root.integer(at: KernelPaths.conntrackHashsizeParameter)
 
-        let netns: NetworkNamespace? = root.fileMode(KernelPaths.sysctl(ConntrackSetting.max.key)).map {
-            $0 & S_IWUSR != 0 ? .initial : .nonInitial
-        }
+        let netns = networkNamespace(root)
+        let bucketsWritable = ownerWritable(KernelPaths.sysctl(bucketsSysctl), root) ?? false
 
         var blockers: [ConntrackSetting: String] = [:]
         for setting in ConntrackSetting.allCases {
-            if let blocker = try writeBlocker(for: setting, root: root, netns: netns) { blockers[setting] = blocker }
+            if let blocker = try writeBlocker(for: setting, root: root, netns: netns, bucketsSysctlWritable: bucketsWritable) {
+                blockers[setting] = blocker
+            }
         }
 
         return HostFacts(
@@ -133,7 +138,23 @@ extension HostFacts {
             architecture: architecture, entryBytes: entry.bytes, entryBytesSource: entry.source,
             entryBytesDetail: entry.detail, liveSlabEntryBytes: (try? SlabUsage.read(from: root))??.usage.objectBytes,
             count: try root.integer(at: KernelPaths.sysctl("net.netfilter.nf_conntrack_count")),
-            netns: netns, current: current, blockers: blockers)
+            netns: netns, bucketsSysctlWritable: bucketsWritable, current: current, blockers: blockers)
+    }
+
+    /// Whether the kernel lets the owner write `file` here, `nil` when it
+    /// does not exist: the one probe of writability. The kernel sets the
+    /// mode per namespace (global sysctls are 0444 outside the initial one,
+    /// nf_conntrack_buckets was 0444 everywhere before it became writable).
+    public static func ownerWritable(_ file: FilePath, _ root: SystemRoot) -> Bool? {
+        root.fileMode(file).map { $0 & S_IWUSR != 0 }
+    }
+
+    /// Which network namespace this process is in: the one decision, by
+    /// probing nf_conntrack_max (a global setting, writable only in the
+    /// initial namespace), never by a PID 1 comparison, which is wrong in
+    /// containers with their own PID namespace.
+    public static func networkNamespace(_ root: SystemRoot) -> NetworkNamespace? {
+        ownerWritable(KernelPaths.sysctl(ConntrackSetting.max.key), root).map { $0 ? .initial : .nonInitial }
     }
 
     /// The sysctl that reads and resizes the hash table (mode 0644 only in
@@ -232,21 +253,23 @@ extension HostFacts {
     /// Probes the file mode and access rights rather than guessing the
     /// namespace: outside the initial netns the kernel makes the global
     /// sysctls 0444, whatever the PID namespace says.
-    static func writeBlocker(for setting: ConntrackSetting, root: SystemRoot, netns: NetworkNamespace?) throws -> String? {
+    static func writeBlocker(
+        for setting: ConntrackSetting, root: SystemRoot, netns: NetworkNamespace?, bucketsSysctlWritable: Bool
+    ) throws -> String? {
         let sysctlKey = setting == .hashsize ? bucketsSysctl : setting.key
         var file = KernelPaths.sysctl(sysctlKey)
         // Where nf_conntrack_buckets is read-only in the initial namespace
         // (older kernels), the hash size still changes through /sys/module.
-        if setting == .hashsize, netns != .nonInitial, root.fileMode(file).map({ $0 & S_IWUSR == 0 }) ?? true,
+        if setting == .hashsize, netns != .nonInitial, !bucketsSysctlWritable,
             root.fileMode(KernelPaths.conntrackHashsizeParameter) != nil
         {
             file = KernelPaths.conntrackHashsizeParameter
         }
         let path = try root.path(file).string
-        guard let mode = root.fileMode(file) else {
+        guard let writable = ownerWritable(file, root) else {
             return "\(sysctlKey) does not exist here — nf_conntrack is not loaded"
         }
-        if mode & S_IWUSR == 0 {
+        if !writable {
             if setting.isGlobal {
                 return "global setting, read-only in this network namespace — apply it on the host (initial namespace)"
             }
@@ -259,12 +282,6 @@ extension HostFacts {
             return "\(path) is not writable: \(errnoText(denied)) — run as root"
         }
         return nil
-    }
-
-    static func fileMode(_ path: String) -> mode_t? {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        return info.st_mode
     }
 }
 

@@ -259,7 +259,7 @@ public enum ApplyReport {
             switch action {
             case .sysctl(let change): lines.append("  \(change.key): \(change.old) -> \(change.new)")
             case .file(let change):
-                lines.append("  \(change.path): \(Rollback.state(change.oldContent)) -> \(Rollback.state(change.newContent))")
+                lines.append("  \(change.path.string): \(Rollback.state(change.oldContent)) -> \(Rollback.state(change.newContent))")
             case .module(let change): lines.append("  module \(change.name): \(change.loaded ? "loaded" : "unloaded")")
             }
         }
@@ -285,7 +285,7 @@ public enum ApplyReport {
                                         ])
                                     case .file(let change):
                                         return .object([
-                                            ("type", .string("file")), ("target", .string(change.path)),
+                                            ("type", .string("file")), ("target", .string(change.path.string)),
                                             ("old", RestoredItem.State(fileContent: change.oldContent).json),
                                             ("new", RestoredItem.State(fileContent: change.newContent).json),
                                         ])

@@ -98,12 +98,10 @@ public struct NamespaceIdentity: Sendable, Equatable {
         self.inode = inode
     }
 
-    /// Probes writability of nf_conntrack_max, as `HostFacts` does: never a
-    /// PID 1 comparison, which is wrong in containers with their own PID namespace.
+    /// The kind as `HostFacts.networkNamespace` decides it.
     public static func probe(_ root: SystemRoot) throws -> NamespaceIdentity {
-        let maxPath = try root.path(KernelPaths.sysctl(ConntrackSetting.max.key)).string
-        let kind = HostFacts.fileMode(maxPath).map { $0 & S_IWUSR != 0 ? NetworkNamespace.initial : .nonInitial }
-        return NamespaceIdentity(kind: kind, inode: inode(of: try root.path(KernelPaths.ownNetworkNamespace).string))
+        NamespaceIdentity(
+            kind: HostFacts.networkNamespace(root), inode: inode(of: try root.path(KernelPaths.ownNetworkNamespace).string))
     }
 
     static func inode(of link: String) -> UInt64? {

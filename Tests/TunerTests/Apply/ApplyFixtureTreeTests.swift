@@ -2,7 +2,8 @@ import Foundation
 import Testing
 
 /// `cttune apply --root` on a host tree: the files it writes, atomicity,
-/// symlink refusal, idempotence, the journal and rollback.
+/// symlink refusal, idempotence and undoing a failed step (rollback in
+/// RollbackTests, the journal in JournalTests).
 @Suite("apply and rollback on a fixture tree")
 struct ApplyFixtureTreeTests {
     static let sysctlConf = "etc/sysctl.d/90-cttune.conf"
@@ -214,48 +215,6 @@ struct ApplyFixtureTreeTests {
     }
 
     @Test(
-        "rollback restores the journaled kernel values and the replaced file, removes created files, and is itself journaled and idempotent"
-    )
-    func rollbackRestores() throws {
-        let tree = try ApplyFixtureTree(.module)
-        defer { tree.remove() }
-        let original = "# kept by the administrator\nnet.netfilter.nf_conntrack_max = 100000\n"
-        try tree.write(Self.sysctlConf, original)
-        let before = ApplyFixtureTree.bootValues.keys.sorted().map { tree.sysctl($0) }
-        let apply = try PrintedJSON(try tree.cttune(["apply", "--format", "json"]))
-        let applyID = try #require(apply.object["journal_id"] as? String)
-        #expect(tree.read(Self.sysctlConf) != original)
-
-        let journal = try #require(tree.read("var/lib/cttune/journal/\(applyID).json"))
-        #expect(journal.contains("\"old\" : 262144"))
-        #expect(journal.contains("\"old_content\" : \"# kept by the administrator\\nnet.netfilter.nf_conntrack_max = 100000\\n\""))
-
-        let rollback = try tree.cttune(["rollback", "--format", "json"])
-        #expect(rollback.status == 0, "\(rollback.stderr)")
-        let rolled = try PrintedJSON(rollback)
-        #expect(rolled.object["rolls_back"] as? String == applyID)
-        #expect(rolled.object["changed"] as? Bool == true)
-        #expect(ApplyFixtureTree.bootValues.keys.sorted().map { tree.sysctl($0) } == before)
-        #expect(tree.read(Self.sysctlConf) == original)
-        #expect(!tree.exists(Self.modprobeConf) && !tree.exists(Self.modulesLoadConf))
-
-        let again = try PrintedJSON(try tree.cttune(["rollback", "--format", "json"]))
-        #expect(again.object["changed"] as? Bool == false)
-        #expect(again.object["journal_id"] is NSNull)
-
-        let list = try PrintedJSON(try tree.cttune(["rollback", "--list", "--format", "json"]))
-        let entries = try #require(list.object["journal"] as? [[String: Any]])
-        #expect(entries.map { $0["command"] as? String } == ["apply", "rollback"])
-        #expect(entries[1]["rolls_back"] as? String == applyID)
-
-        // Rolling back the rollback puts the applied state back.
-        let rollbackID = try #require(rolled.object["journal_id"] as? String)
-        #expect(try tree.cttune(["rollback", rollbackID]).status == 0)
-        #expect(tree.sysctl("nf_conntrack_max") == apply.planned("net.netfilter.nf_conntrack_max"))
-        #expect(tree.exists(Self.modprobeConf))
-    }
-
-    @Test(
         "where nf_conntrack_buckets is read-only, the hash size is resized through /sys/module/nf_conntrack/parameters/hashsize and read back there"
     )
     func hashsizeFallsBackToModuleParameter() throws {
@@ -290,52 +249,5 @@ struct ApplyFixtureTreeTests {
         #expect((json.setting("nf_conntrack.hashsize")["error_message"] as? String)?.contains("read-only file system") == true)
         #expect(json.result("net.netfilter.nf_conntrack_max") == "applied")
         #expect(tree.read("sys/module/nf_conntrack/parameters/hashsize") == "262144\n")
-    }
-
-    @Test("an entry left in progress by a run that died midway is what rollback undoes by default; a failed apply is skipped")
-    func rollbackUndoesInterruptedRun() throws {
-        let tree = try ApplyFixtureTree(.builtIn)
-        defer { tree.remove() }
-        // As a killed run leaves it: the entry saved, max written, the file not yet.
-        try tree.write("proc/sys/net/netfilter/nf_conntrack_max", "300032\n")
-        let entries: [(id: String, status: String, old: Int)] = [
-            ("20200101T000000.000Z-1", "in-progress", 262_144),
-            ("20200101T000001.000Z-2", "rolled-back", 1),
-        ]
-        for entry in entries {
-            let object: [String: Any] = [
-                "id": entry.id, "command": "apply", "created": "2020-01-01T00:00:00Z", "status": entry.status,
-                "actions": [
-                    [
-                        "type": "sysctl", "key": "net.netfilter.nf_conntrack_max", "path": "/proc/sys/net/netfilter/nf_conntrack_max",
-                        "old": entry.old, "new": 300_032,
-                    ],
-                    ["type": "file", "path": "/etc/sysctl.d/90-cttune.conf", "new_content": "net.netfilter.nf_conntrack_max = 300032\n"],
-                ],
-            ]
-            try tree.write(
-                "var/lib/cttune/journal/\(entry.id).json",
-                String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self))
-        }
-        let result = try tree.cttune(["rollback", "--format", "json"])
-        #expect(result.status == 0, "\(result.stderr)")
-        let json = try PrintedJSON(result)
-        #expect(json.object["rolls_back"] as? String == "20200101T000000.000Z-1")
-        #expect(tree.sysctl("nf_conntrack_max") == 262_144)
-        let restored = try #require(json.object["restored"] as? [[String: Any]])
-        #expect(restored.map { $0["result"] as? String } == ["unchanged", "rolled-back"])
-    }
-
-    @Test(
-        "rollback names what to do when there is nothing to roll back or the ID is unknown",
-        arguments: [
-            ([] as [String], "nothing to roll back"), (["20200101T000000.000Z-1"], "no journal entry 20200101T000000.000Z-1"),
-        ])
-    func rollbackWithoutEntry(arguments: [String], message: String) throws {
-        let tree = try ApplyFixtureTree(.builtIn)
-        defer { tree.remove() }
-        let result = try tree.cttune(["rollback"] + arguments)
-        #expect(result.status == 1)
-        #expect(result.stderr.contains(message))
     }
 }
