@@ -91,24 +91,30 @@ public struct KernelLogEvidence: Sendable, Equatable {
         do { path = try root.path(KernelPaths.kernelLog).string } catch {
             return .failure(Unreadable(text: "\(error)"))
         }
-        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else {
-            return .failure(Unreadable(text: "cannot read \(path): \(errnoText(Errno(rawValue: errno)))"))
+        let descriptor: FileDescriptor
+        do {
+            descriptor = try FileDescriptor.open(FilePath(path), .readOnly, options: [.nonBlocking, .closeOnExec])
+        } catch {
+            return .failure(Unreadable(text: "cannot read \(path): \(errnoText(error as? Errno ?? .ioError))"))
         }
-        defer { close(fd) }
+        defer { try? descriptor.close() }
         var text = [UInt8]()
         var buffer = [UInt8](repeating: 0, count: 8192)
-        // The ring buffer holds at most a few MiB; the bound only guards a
-        // file that never ends.
+        // One record per read; the ring buffer holds at most a few MiB, and the
+        // bound only guards a file that never ends. EINTR is retried by
+        // FileDescriptor.read; EPIPE means the next record was overwritten.
         for _ in 0..<1_000_000 {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count > 0 {
+            do {
+                let count = try buffer.withUnsafeMutableBytes { try descriptor.read(into: $0) }
+                if count == 0 { break }
                 text.append(contentsOf: buffer[0..<count])
+            } catch Errno.resourceTemporarilyUnavailable {
+                break
+            } catch Errno.brokenPipe {
                 continue
+            } catch {
+                return .failure(Unreadable(text: "cannot read \(path): \(errnoText(error as? Errno ?? .ioError))"))
             }
-            if count == 0 || errno == EAGAIN { break }
-            if errno == EPIPE || errno == EINTR { continue }
-            return .failure(Unreadable(text: "cannot read \(path): \(errnoText(Errno(rawValue: errno)))"))
         }
         return .success(String(decoding: text, as: UTF8.self))
     }
