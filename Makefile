@@ -73,6 +73,8 @@ test-asan: module-tree
 # The formatter in lint mode: layout and the few rules .swift-format enables.
 lint:
 	$(SWIFT) format lint --recursive --strict --parallel Package.swift Plugins Sources Tests
+	@awk 'length > 140 { print FILENAME ":" FNR ": longer than 140 columns"; bad = 1 } END { exit bad }' \
+		$$(git ls-files 'Sources/*.swift')
 
 test: lint test-deps test-python build module-tree initramfs-lister test-asan fleet-test-deps
 	$(SWIFT) test

@@ -128,18 +128,27 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
             return "unexpected content in \(path): \(detail)\(fix)"
         case let .notARegularFile(path, kind):
             return
-                "\(path) is \(kind), not a regular file — cttune reads only regular files there (a pipe or device would block or never end); put the file itself in its place"
+                """
+                \(path) is \(kind), not a regular file — cttune reads only regular files there (a pipe or device would \
+                block or never end); put the file itself in its place
+                """
         case let .fileTooLarge(path, limitBytes):
             return "\(path) is larger than \(limitBytes / 1024) KiB, more than any such file holds — check that it is the right file"
         case let .missingFact(fact, path, fix):
             return "cannot find \(fact) (\(path) is absent) — \(fix)"
         case let .profileFileNotFound(path, extendedBy):
             return (extendedBy.map { "\($0): extends: " } ?? "")
-                + "no profile file \(path) — check the path, or give a profile name (the built-in ones are listed by `cttune plan --help`)"
+                + """
+                no profile file \(path) — check the path, or give a profile name (the built-in ones are listed by `cttune \
+                plan --help`)
+                """
         case let .profileNotFound(name, searched, extendedBy):
             let parent = extendedBy.map { "\($0): extends: " } ?? ""
             return parent
-                + "no profile named \"\(name)\" (looked in: \(searched.joined(separator: ", "))) — run `cttune plan --profile PATH.yaml`, or pick one of the built-in profiles listed by `cttune plan --help`"
+                + """
+                no profile named \"\(name)\" (looked in: \(searched.joined(separator: ", "))) — run `cttune plan --profile \
+                PATH.yaml`, or pick one of the built-in profiles listed by `cttune plan --help`
+                """
         case let .invalidProfile(file, line, field, problem):
             let location = line.map { "\(file):\($0)" } ?? file
             return field.isEmpty ? "\(location): \(problem)" : "\(location): \(field): \(problem)"
@@ -150,28 +159,52 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
                 "\(Echo.quoted(text)) is not a size — give bytes or a number with K, M, G or T (powers of 1024), for example 4G or 512MiB"
         case let .settingPermissionDenied(key, path):
             return
-                "cannot write \(key) (\(path)): permission denied — run as root (a global setting is also read-only outside the initial network namespace: apply it on the host), or preview with `cttune apply --check`"
+                """
+                cannot write \(key) (\(path)): permission denied — run as root (a global setting is also read-only outside \
+                the initial network namespace: apply it on the host), or preview with `cttune apply --check`
+                """
         case let .settingOnReadOnlyFileSystem(key, path):
             return
-                "cannot write \(key) (\(path)): the file system is mounted read-only (a container's /sys?) — run apply on the host, or pass --allow-partial to set what can be set"
+                """
+                cannot write \(key) (\(path)): the file system is mounted read-only (a container's /sys?) — run apply on \
+                the host, or pass --allow-partial to set what can be set
+                """
         case let .settingNotSupportedHere(key, path):
             return
-                "cannot write \(key) (\(path)): the kernel allows it only in the initial network namespace — run apply on the host, or pass --allow-partial to set only the timeouts"
+                """
+                cannot write \(key) (\(path)): the kernel allows it only in the initial network namespace — run apply on \
+                the host, or pass --allow-partial to set only the timeouts
+                """
         case let .settingValueRejected(key, path, value):
             return
-                "the kernel rejected \(value) for \(key) (\(path)): invalid argument — check the profile's value for this key (`cttune plan --explain`)"
+                """
+                the kernel rejected \(value) for \(key) (\(path)): invalid argument — check the profile's value for this \
+                key (`cttune plan --explain`)
+                """
         case let .settingReadBackMismatch(key, path, written, readBack):
             return
-                "\(key) (\(path)) reads back \(readBack.map(String.init) ?? "nothing") after writing \(written) — the kernel did not take the value; nothing was left half-applied"
+                """
+                \(key) (\(path)) reads back \(readBack.map(String.init) ?? "nothing") after writing \(written) — the \
+                kernel did not take the value; nothing was left half-applied
+                """
         case let .writeFailed(path, reason):
             if reason == errnoText(.permissionDenied) || reason == errnoText(.notPermitted) {
                 return
-                    "cannot write \(path): \(reason) — run as root (or as the owner of that directory), or preview with `--check` / `--dry-run`"
+                    """
+                    cannot write \(path): \(reason) — run as root (or as the owner of that directory), or preview with \
+                    `--check` / `--dry-run`
+                    """
             }
-            return "cannot write \(path): \(reason) — fix the path (a directory or file in the way, permissions, a full disk) and run again"
+            return """
+                cannot write \(path): \(reason) — fix the path (a directory or file in the way, permissions, a full disk) and \
+                run again
+                """
         case let .lockBusy(path, waitedSeconds):
             return
-                "another cttune apply or rollback holds \(path) (waited \(Int(waitedSeconds.rounded())) s) — let it finish, then run again"
+                """
+                another cttune apply or rollback holds \(path) (waited \(Int(waitedSeconds.rounded())) s) — let it finish, \
+                then run again
+                """
         case let .transactionFailed(step, cause, restoreFailures):
             let restored =
                 restoreFailures.isEmpty
@@ -180,7 +213,11 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
             return "\(step) failed: \(cause); \(restored)"
         case let .planDoesNotFit(neededBytes, budgetBytes, profile):
             return
-                "refusing to apply: the plan for profile \(profile) needs \(neededBytes / 1_048_576) MiB but the budget is \(budgetBytes / 1_048_576) MiB — see `cttune plan --explain`, then raise memory_budget_percent or lower the load"
+                """
+                refusing to apply: the plan for profile \(profile) needs \(neededBytes / 1_048_576) MiB but the budget is \
+                \(budgetBytes / 1_048_576) MiB — see `cttune plan --explain`, then raise memory_budget_percent or lower \
+                the load
+                """
         case let .journalEntryNotFound(id, directory):
             if let id {
                 return "no journal entry \(id) in \(directory) — list them with `cttune rollback --list`"
@@ -189,47 +226,81 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
         case let .partialApply(keys, check):
             let rest = check ? "the rest would be applied" : "the rest is in effect"
             return
-                "not applied here: \(keys.joined(separator: ", ")) (reasons above) — \(rest); apply these on the host, or pass --allow-partial to accept a partial apply"
+                """
+                not applied here: \(keys.joined(separator: ", ")) (reasons above) — \(rest); apply these on the host, or \
+                pass --allow-partial to accept a partial apply
+                """
         case let .conntrackNotLoaded(path):
             return
-                "nf_conntrack is not loaded here (\(path) is absent) — nothing is tracked in this network namespace; status has nothing to judge"
+                """
+                nf_conntrack is not loaded here (\(path) is absent) — nothing is tracked in this network namespace; status \
+                has nothing to judge
+                """
         case let .cannotWrite(path, reason, fix):
             return "cannot write \(path): \(reason) — \(fix)"
         case let .ambiguousKernel(directory, releases):
             return "\(directory) holds several kernels (\(releases.joined(separator: ", "))) — pick one with --kernel VERSION"
         case let .kmodCallFailed(call, subject, reason):
-            return "libkmod \(call) failed for \(subject): \(reason) — check that the module tree was indexed with `depmod -b ROOT VERSION`"
+            return """
+                libkmod \(call) failed for \(subject): \(reason) — check that the module tree was indexed with `depmod -b ROOT \
+                VERSION`
+                """
         case let .noModuleSupport(builtIn):
             return
-                "this kernel has no loadable module support (no /proc/modules): \(summarizedModules(builtIn)) built in and cannot be unloaded — add a notrack rule (nft `notrack`, iptables `-t raw -j CT --notrack`) so traffic bypasses conntrack"
+                """
+                this kernel has no loadable module support (no /proc/modules): \(summarizedModules(builtIn)) built in and \
+                cannot be unloaded — add a notrack rule (nft `notrack`, iptables `-t raw -j CT --notrack`) so traffic \
+                bypasses conntrack
+                """
         case let .moduleBuiltIn(module):
             return
-                "\(module) is built into the kernel and cannot be unloaded — add a notrack rule (nft `notrack`, iptables `-t raw -j CT --notrack`) so traffic bypasses conntrack, or boot a kernel that builds it as a module"
+                """
+                \(module) is built into the kernel and cannot be unloaded — add a notrack rule (nft `notrack`, iptables \
+                `-t raw -j CT --notrack`) so traffic bypasses conntrack, or boot a kernel that builds it as a module
+                """
         case let .rulesNeedConntrack(rules):
             let shown = rules.prefix(5).joined(separator: "; ") + (rules.count > 5 ? "; and \(rules.count - 5) more" : "")
             return
-                "refusing to unload: live firewall rules need connection tracking (\(shown)) — remove or rewrite them first (`cttune rules` explains each)"
+                """
+                refusing to unload: live firewall rules need connection tracking (\(shown)) — remove or rewrite them first \
+                (`cttune rules` explains each)
+                """
         case let .moduleInUse(module, users):
             return
-                "refusing to unload: \(module) is in use (\(users) reference\(users == 1 ? "" : "s") besides its holder modules: rules, sockets or other kernel users) — remove what uses it, then retry"
+                """
+                refusing to unload: \(module) is in use (\(users) reference\(users == 1 ? "" : "s") besides its holder \
+                modules: rules, sockets or other kernel users) — remove what uses it, then retry
+                """
         case let .moduleBusy(module, holders, users):
             var held: [String] = []
             if !holders.isEmpty { held.append("held by \(holders.joined(separator: ", "))") }
             if let users, users > 0 { held.append("in use \(users) time\(users == 1 ? "" : "s") besides its holders") }
             let detail = held.isEmpty ? "" : " (" + held.joined(separator: "; ") + ")"
             return
-                "cannot unload \(module): the kernel says it is busy\(detail) — stop what uses it (rules, sockets), then run `cttune unload` again"
+                """
+                cannot unload \(module): the kernel says it is busy\(detail) — stop what uses it (rules, sockets), then \
+                run `cttune unload` again
+                """
         case let .unloadUnsupported(module):
             return
-                "cannot unload \(module): this kernel does not implement module unloading (delete_module is not implemented) — loaded modules stay until reboot; blacklist them (`cttune blacklist`) and add a notrack rule meanwhile"
+                """
+                cannot unload \(module): this kernel does not implement module unloading (delete_module is not implemented) \
+                — loaded modules stay until reboot; blacklist them (`cttune blacklist`) and add a notrack rule meanwhile
+                """
         case let .unloadNotPermitted(module):
             return
-                "cannot unload \(module): operation not permitted — run as root (CAP_SYS_MODULE); if already root, module unloading is disabled (kernel.modules_disabled=1 or lockdown)"
+                """
+                cannot unload \(module): operation not permitted — run as root (CAP_SYS_MODULE); if already root, module \
+                unloading is disabled (kernel.modules_disabled=1 or lockdown)
+                """
         case let .unloadFailed(module, reason):
             return "cannot unload \(module): \(reason)"
         case let .loadFailed(module, reason):
             return
-                "cannot load \(module) back: \(reason) — check `cttune modules` and load it with `modprobe \(module)` once the cause is fixed"
+                """
+                cannot load \(module) back: \(reason) — check `cttune modules` and load it with `modprobe \(module)` once \
+                the cause is fixed
+                """
         case let .nothingToBlacklist(directory, builtIn):
             let note =
                 builtIn.isEmpty ? "" : " (\(summarizedModules(builtIn)) built in: a blacklist cannot keep those off — use a notrack rule)"
@@ -242,33 +313,65 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
             return "\(location.escapingControlCharacters): \(problem.escapingControlCharacters) — \(fix)"
         case let .rulesetToolMissing(tool, purpose):
             return
-                "\(tool) is not installed, and it is needed to \(purpose) — install it (Debian: apt-get install \(tool == "nft" ? "nftables" : tool == "ip" ? "iproute2" : "iptables"))"
+                """
+                \(tool) is not installed, and it is needed to \(purpose) — install it (Debian: apt-get install \
+                \(tool == "nft" ? "nftables" : tool == "ip" ? "iproute2" : "iptables"))
+                """
         case let .rulesetNeedsRoot(source):
             return
-                "\(source) is nft text: cttune loads it into a private network namespace to read it back as JSON, which needs root — run as root, or give the JSON of `nft -j list ruleset` instead"
+                """
+                \(source) is nft text: cttune loads it into a private network namespace to read it back as JSON, which needs \
+                root — run as root, or give the JSON of `nft -j list ruleset` instead
+                """
         case let .natChainsPresent(chains, purpose):
             let shown = chains.prefix(5).joined(separator: "; ") + (chains.count > 5 ? "; and \(chains.count - 5) more" : "")
             return
-                "refusing to \(purpose): \(chains.count) nat chain\(chains.count == 1 ? "" : "s") or nat table\(chains.count == 1 ? "" : "s") would fail to load without nf_nat and nf_conntrack, and nft -f / iptables-restore would then load no firewall at all (\(shown)) — remove them first (`cttune rules` lists them)"
+                """
+                refusing to \(purpose): \(chains.count) nat chain\(chains.count == 1 ? "" : "s") or nat \
+                table\(chains.count == 1 ? "" : "s") would fail to load without nf_nat and nf_conntrack, and nft -f / \
+                iptables-restore would then load no firewall at all (\(shown)) — remove them first (`cttune rules` lists \
+                them)
+                """
         case let .statelessRefused(ruleCount):
             return
-                "refusing the stateless profile: \(ruleCount) rule\(ruleCount == 1 ? "" : "s") of this firewall need connection tracking (listed above) — change or remove them first, or keep a stateful profile"
+                """
+                refusing the stateless profile: \(ruleCount) rule\(ruleCount == 1 ? "" : "s") of this firewall need \
+                connection tracking (listed above) — change or remove them first, or keep a stateful profile
+                """
         case let .missingModuleIndex(directory, index):
             return
-                "\(directory) has modules.dep but no \(index), the index libkmod and modprobe read — regenerate it with `depmod -b ROOT VERSION` (ROOT is the directory holding lib/modules)"
+                """
+                \(directory) has modules.dep but no \(index), the index libkmod and modprobe read — regenerate it with \
+                `depmod -b ROOT VERSION` (ROOT is the directory holding lib/modules)
+                """
         case let .outsideFamilyHolders(holders):
             let named = holders.sorted { $0.key < $1.key }.map { "\($0.key) (holds \($0.value.sorted().joined(separator: ", ")))" }
             return
-                "refusing to unload: \(named.joined(separator: ", ")) \(holders.count == 1 ? "is" : "are") outside the conntrack/NAT family and cttune never unloads \(holders.count == 1 ? "it" : "them") — stop what uses \(holders.count == 1 ? "it" : "them") (IPVS services, OVS bridges, tc ct actions, flow tables) and remove \(holders.count == 1 ? "it" : "them") with `modprobe -r`, or keep conntrack and add a notrack rule"
+                """
+                refusing to unload: \(named.joined(separator: ", ")) \(holders.count == 1 ? "is" : "are") outside the \
+                conntrack/NAT family and cttune never unloads \(holders.count == 1 ? "it" : "them") — stop what uses \
+                \(holders.count == 1 ? "it" : "them") (IPVS services, OVS bridges, tc ct actions, flow tables) and remove \
+                \(holders.count == 1 ? "it" : "them") with `modprobe -r`, or keep conntrack and add a notrack rule
+                """
         case let .blacklistBreaksModules(conflicts):
             return
-                "refusing to blacklist: modules outside the conntrack/NAT family need it and are in use: \(conflicts.joined(separator: "; ")) — they would not load again after a reboot; stop using them, or pass --force to blacklist anyway"
+                """
+                refusing to blacklist: modules outside the conntrack/NAT family need it and are in use: \
+                \(conflicts.joined(separator: "; ")) — they would not load again after a reboot; stop using them, or pass \
+                --force to blacklist anyway
+                """
         case let .overriddenAtBoot(overrides):
             return
-                "refusing to apply (--on-conflict refuse): another file decides \(overrides.joined(separator: "; ")) — change or remove those lines, or pass --on-conflict override so cttune's file is read after them"
+                """
+                refusing to apply (--on-conflict refuse): another file decides \(overrides.joined(separator: "; ")) — \
+                change or remove those lines, or pass --on-conflict override so cttune's file is read after them
+                """
         case let .loadTooLarge(profile, detail):
             return
-                "refusing to apply: profile \(profile) describes more entries than nf_conntrack_max can hold (\(Planner.largestTableSize)): \(detail) — check those values in the profile"
+                """
+                refusing to apply: profile \(profile) describes more entries than nf_conntrack_max can hold \
+                (\(Planner.largestTableSize)): \(detail) — check those values in the profile
+                """
         }
     }
 }

@@ -16,17 +16,26 @@ extension Cttune {
         @Flag(help: "Show a diff of every file that changes.") var diff = false
         @Flag(
             help:
-                "Exit 0 when what cannot be applied here was skipped (global settings outside the initial network namespace, module unloads on a kernel without loadable modules)."
+                """
+                Exit 0 when what cannot be applied here was skipped (global settings outside the initial network namespace, \
+                module unloads on a kernel without loadable modules).
+                """
         ) var allowPartial = false
         @OptionGroup var scope: BlacklistScopeOptions
         @Option(help: "How to print the result.") var format: OutputFormat = .text
         @Option(
             help:
-                "When another file read after cttune's at boot sets a planned key: warn (apply and report it), refuse (change nothing, exit 1), or override (name cttune's file 99-zz-cttune.conf so it is read last)."
+                """
+                When another file read after cttune's at boot sets a planned key: warn (apply and report it), refuse (change \
+                nothing, exit 1), or override (name cttune's file 99-zz-cttune.conf so it is read last).
+                """
         ) var onConflict: ConflictPolicy = .warn
         @Flag(
             help:
-                "Plan from the inputs recorded in the header of cttune's sysctl.d file (the boot unit's apply), so the boot applies exactly the persisted plan; the profile options are used only when there is no such file."
+                """
+                Plan from the inputs recorded in the header of cttune's sysctl.d file (the boot unit's apply), so the boot \
+                applies exactly the persisted plan; the profile options are used only when there is no such file.
+                """
         ) var persisted = false
         @Flag(help: "Exit 2 when something changed (or, with --check, would change), 0 when nothing did.") var detailedExitcode = false
         @Option(
@@ -79,7 +88,10 @@ extension Cttune.Apply {
             throw TunerError.malformed(
                 path: recorded.file,
                 detail:
-                    "its \"# Regenerate with:\" line is not a cttune apply command (\(Cttune.Apply.message(for: error))) — rerun the apply that wrote it, or drop --persisted"
+                    """
+                    its \"# Regenerate with:\" line is not a cttune apply command (\(Cttune.Apply.message(for: error))) — \
+                    rerun the apply that wrote it, or drop --persisted
+                    """
             )
         }
         inputs.root = options.root

@@ -6,9 +6,16 @@ extension Cttune {
     struct Blacklist: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "Keep the conntrack/NAT modules off after reboot: write /etc/modprobe.d/cttune-blacklist.conf (blacklist and install /bin/false lines).",
+                """
+                Keep the conntrack/NAT modules off after reboot: write /etc/modprobe.d/cttune-blacklist.conf (blacklist and \
+                install /bin/false lines).
+                """,
             discussion:
-                "Lists every module outside the family that the blacklist makes unloadable, and refuses (exit 1) while one is loaded, listed in modules-load.d or used by a ruleset, unless --force. Says whether the initramfs must be rebuilt for early boot and prints the command; never runs it."
+                """
+                Lists every module outside the family that the blacklist makes unloadable, and refuses (exit 1) while one is \
+                loaded, listed in modules-load.d or used by a ruleset, unless --force. Says whether the initramfs must be \
+                rebuilt for early boot and prints the command; never runs it.
+                """
         )
 
         @OptionGroup var root: RootOption

@@ -12,7 +12,10 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 struct ProfileOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
-            "Load profile: a built-in name, a name in $CTTUNE_PROFILE_PATH, /etc/cttune/profiles or PREFIX/share/cttune/profiles, or a path to a .yaml file.",
+            """
+            Load profile: a built-in name, a name in $CTTUNE_PROFILE_PATH, /etc/cttune/profiles or \
+            PREFIX/share/cttune/profiles, or a path to a .yaml file.
+            """,
             valueName: "name|path"))
     var profile: String = "default"
 
@@ -41,7 +44,10 @@ struct ProfileOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "Plan for this kernel release (a directory under /lib/modules): default the running kernel, or under --root a tree's only kernel.",
+            """
+            Plan for this kernel release (a directory under /lib/modules): default the running kernel, or under --root a \
+            tree's only kernel.
+            """,
             valueName: "version"))
     var kernel: String?
 
@@ -51,7 +57,10 @@ struct ProfileOptions: ParsableArguments {
         if let memory { _ = try parsedMemory(memory) }
         if let entrySize, !EntrySize.validBytes.contains(entrySize) {
             throw ValidationError(
-                "--entry-size must be between \(EntrySize.validBytes.lowerBound) and \(EntrySize.validBytes.upperBound) bytes, got \(entrySize)"
+                """
+                --entry-size must be between \(EntrySize.validBytes.lowerBound) and \(EntrySize.validBytes.upperBound) \
+                bytes, got \(entrySize)
+                """
             )
         }
         if let namespaces, namespaces < 1 || namespaces > 100_000 {
@@ -183,7 +192,10 @@ func validateKernelRelease(_ release: String?) throws {
     guard let release else { return }
     if release.isEmpty || release.contains("/") || release == "." || release == ".." {
         throw ValidationError(
-            "--kernel takes a kernel release such as \"6.1.0-28-cloud-amd64\" (a directory name under /lib/modules), got \(Echo.quoted(release))"
+            """
+            --kernel takes a kernel release such as \"6.1.0-28-cloud-amd64\" (a directory name under /lib/modules), got \
+            \(Echo.quoted(release))
+            """
         )
     }
 }
@@ -192,7 +204,10 @@ func validateKernelRelease(_ release: String?) throws {
 struct BlacklistScopeOptions: ParsableArguments {
     @Flag(
         help:
-            "Also blacklist nf_defrag_ipv4/6 (and unload them when nothing uses them); this breaks xt_socket, xt_TPROXY and nft_tproxy (transparent proxies)."
+            """
+            Also blacklist nf_defrag_ipv4/6 (and unload them when nothing uses them); this breaks xt_socket, xt_TPROXY and \
+            nft_tproxy (transparent proxies).
+            """
     )
     var includeDefrag = false
     @Flag(help: "Blacklist even when modules outside the conntrack family that it makes unloadable are in use.") var force = false

@@ -5,9 +5,15 @@ extension Cttune {
     struct Rollback: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "Restore the settings and files an apply changed (the last one, a journal entry by ID, or --all), removing the files it created.",
+                """
+                Restore the settings and files an apply changed (the last one, a journal entry by ID, or --all), removing \
+                the files it created.
+                """,
             discussion:
-                "A rollback is journaled too, so it can be rolled back; a second rollback changes nothing. Apply keeps the newest \(Tuner.Rollback.defaultKeep) entries plus the ones --all needs."
+                """
+                A rollback is journaled too, so it can be rolled back; a second rollback changes nothing. Apply keeps the \
+                newest \(Tuner.Rollback.defaultKeep) entries plus the ones --all needs.
+                """
         )
 
         @Argument(help: "The journal entry to undo (see --list), or with --list the entry to show in detail; default: the last apply.")

@@ -20,7 +20,10 @@ extension Cttune {
         var textfile: String?
         @Flag(
             help:
-                "Count the entries by protocol, TCP state and status bits on every run (by default only when the table is 75 % full or dropping)."
+                """
+                Count the entries by protocol, TCP state and status bits on every run (by default only when the table is 75 \
+                % full or dropping).
+                """
         )
         var census = false
         @Option(

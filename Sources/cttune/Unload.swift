@@ -8,7 +8,12 @@ extension Cttune {
         static let configuration = CommandConfiguration(
             abstract: "Unload the conntrack/NAT modules, holders first, like `modprobe -r --remove-holders`.",
             discussion:
-                "Never unloads a module outside the conntrack/NAT family: a loaded holder outside it (openvswitch, ip_vs, act_ct, nf_flow_table) refuses the unload, naming it; there is no --force. Also refused while firewall rules need connection tracking or while a module is in use. Exit 1 when refused or when a module could not be unloaded (those unloaded before are listed)."
+                """
+                Never unloads a module outside the conntrack/NAT family: a loaded holder outside it (openvswitch, ip_vs, \
+                act_ct, nf_flow_table) refuses the unload, naming it; there is no --force. Also refused while firewall rules \
+                need connection tracking or while a module is in use. Exit 1 when refused or when a module could not be \
+                unloaded (those unloaded before are listed).
+                """
         )
 
         @OptionGroup var tree: ModuleTreeOptions
@@ -19,7 +24,10 @@ extension Cttune {
             // delete_module acts on the running kernel whatever the tree says is loaded.
             if let root = tree.root.root, !dryRun, !SystemRoot(base: FilePath(root)).isLive {
                 throw ValidationError(
-                    "--root DIR describes a tree, not the running kernel: add --dry-run to see its unload order, or drop --root to unload on this host"
+                    """
+                    --root DIR describes a tree, not the running kernel: add --dry-run to see its unload order, or drop \
+                    --root to unload on this host
+                    """
                 )
             }
         }

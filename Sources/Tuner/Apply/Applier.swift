@@ -349,7 +349,11 @@ public enum Applier {
         else { return nil }
         let value = runtimeValue(setting, current: current, plan: plan)
         return
-            "nf_conntrack_max kept at \(value) instead of the planned \(setting.planned): \(plan.facts.count ?? 0) entries are tracked now (x headroom \(Planner.whole(plan.profile.headroom))); rerun apply once the table has drained. The boot-time files have \(setting.planned)."
+            """
+            nf_conntrack_max kept at \(value) instead of the planned \(setting.planned): \(plan.facts.count ?? 0) entries \
+            are tracked now (x headroom \(Planner.whole(plan.profile.headroom))); rerun apply once the table has drained. \
+            The boot-time files have \(setting.planned).
+            """
     }
 
     /// The boot-time files compared with what is on disk: what happens to

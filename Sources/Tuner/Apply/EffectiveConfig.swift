@@ -310,7 +310,10 @@ extension ConfigOverride {
         guard !overrides.isEmpty else { return [] }
         return ["", "overridden at boot by other files (cttune never edits them):"] + overrides.map { "  " + $0.sentence }
             + [
-                "  fix: change or remove those lines, or apply with --on-conflict override (cttune's file becomes 99-zz-cttune.conf, read after them)"
+                """
+                  fix: change or remove those lines, or apply with --on-conflict override (cttune's file becomes \
+                99-zz-cttune.conf, read after them)
+                """
             ]
     }
 }

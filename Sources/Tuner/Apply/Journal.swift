@@ -212,7 +212,11 @@ extension JournalEntry {
                     throw TunerError.malformed(
                         path: path,
                         detail:
-                            "\(Echo.quoted(key)) records \(old) -> \(new), outside \(KernelValue.sysctlRange.lowerBound)...\(KernelValue.sysctlRange.upperBound) — not written by cttune; move it aside"
+                            """
+                            \(Echo.quoted(key)) records \(old) -> \(new), outside \
+                            \(KernelValue.sysctlRange.lowerBound)...\(KernelValue.sysctlRange.upperBound) — not written by \
+                            cttune; move it aside
+                            """
                     )
                 }
                 return .sysctl(.init(key: key, path: FilePath(action.path), old: old, new: new))

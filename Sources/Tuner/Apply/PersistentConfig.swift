@@ -49,7 +49,8 @@ public struct PersistentConfig: Equatable {
         let header = """
             \(headerMarker) from profile \(plan.profile.name) (\(plan.profile.sources.joined(separator: " extends "))).
             # Regenerate with: \(regenerateCommand)
-            # Planned for kernel \(plan.facts.kernelRelease ?? "unknown"): GC model \(plan.estimate.gc.model); \(plan.facts.entryBytes) B per entry\(plan.facts.entryBytesSource == .fallback ? " (\(plan.facts.entryBytesDetail))" : "").
+            # Planned for kernel \(plan.facts.kernelRelease ?? "unknown"): GC model \(plan.estimate.gc.model); \
+            \(plan.facts.entryBytes) B per entry\(plan.facts.entryBytesSource == .fallback ? " (\(plan.facts.entryBytesDetail))" : "").
             # cttune apply rewrites this file and cttune rollback restores the one it replaced: change the profile, not this file.
 
             """
@@ -80,15 +81,26 @@ public struct PersistentConfig: Equatable {
         }
         if loadable && conntrackBlacklisted && plan.profile.stateful {
             notes.append(
-                "\(KernelPaths.blacklistConf.string) (cttune blacklist) keeps nf_conntrack from loading: no modules-load.d or modprobe.d file is written, so the net.netfilter.* keys apply only once something loads it — remove the blacklist with `cttune blacklist --remove` to load it at boot."
+                """
+                \(KernelPaths.blacklistConf.string) (cttune blacklist) keeps nf_conntrack from loading: no modules-load.d or \
+                modprobe.d file is written, so the net.netfilter.* keys apply only once something loads it — remove the \
+                blacklist with `cttune blacklist --remove` to load it at boot.
+                """
             )
         }
         if plan.facts.conntrack == .builtIn && globalsPersist, let hashsize {
             var note =
-                "nf_conntrack is built into this kernel: the hash size persists only as the kernel parameter nf_conntrack.hashsize=\(hashsize) — add it to the kernel command line (for example GRUB_CMDLINE_LINUX in /etc/default/grub, then update-grub); cttune does not edit the boot loader."
+                """
+                nf_conntrack is built into this kernel: the hash size persists only as the kernel parameter \
+                nf_conntrack.hashsize=\(hashsize) — add it to the kernel command line (for example GRUB_CMDLINE_LINUX in \
+                /etc/default/grub, then update-grub); cttune does not edit the boot loader.
+                """
             if bucketsSysctlWritable {
                 note +=
-                    " Until then \(KernelPaths.sysctlConf.string) resizes the table through \(HostFacts.bucketsSysctl) when systemd-sysctl runs."
+                    """
+                     Until then \(KernelPaths.sysctlConf.string) resizes the table through \(HostFacts.bucketsSysctl) when \
+                    systemd-sysctl runs.
+                    """
             }
             notes.append(note)
         }

@@ -174,7 +174,11 @@ extension HostFacts {
                     throw TunerError.malformed(
                         path: try root.path(KernelPaths.meminfo).string,
                         detail:
-                            "MemTotal is \(kib) kB, which no machine reports (expected \(KernelValue.memTotalKiB.lowerBound) to \(KernelValue.memTotalKiB.upperBound) kB) — copy it again from a running system, or pass --memory SIZE"
+                            """
+                            MemTotal is \(kib) kB, which no machine reports (expected \(KernelValue.memTotalKiB.lowerBound) \
+                            to \(KernelValue.memTotalKiB.upperBound) kB) — copy it again from a running system, or pass \
+                            --memory SIZE
+                            """
                     )
                 }
                 return kib * 1024
@@ -193,7 +197,12 @@ extension HostFacts {
             throw TunerError.malformed(
                 path: try root.path(KernelPaths.onlineCPUs).string,
                 detail:
-                    "expected a CPU list such as 0-3,8 (CPU numbers \(KernelValue.cpuNumber.lowerBound) to \(KernelValue.cpuNumber.upperBound)), found \(Echo.quoted(text.trimmingCharacters(in: .whitespacesAndNewlines), limit: 40)) — copy it again from a running system, or pass --cpus N"
+                    """
+                    expected a CPU list such as 0-3,8 (CPU numbers \(KernelValue.cpuNumber.lowerBound) to \
+                    \(KernelValue.cpuNumber.upperBound)), found \
+                    \(Echo.quoted(text.trimmingCharacters(in: .whitespacesAndNewlines), limit: 40)) — copy it again from a \
+                    running system, or pass --cpus N
+                    """
             )
         }
         return count

@@ -56,7 +56,11 @@ public enum ConntrackWriters {
     ]
 
     static let kubeProxyFix =
-        "set conntrack.maxPerCore: 0, conntrack.tcpEstablishedTimeout: 0s and conntrack.tcpCloseWaitTimeout: 0s (and leave udpTimeout, udpStreamTimeout at 0s) in kube-proxy's configuration, or pass --conntrack-max-per-core=0 --conntrack-tcp-timeout-established=0s --conntrack-tcp-timeout-close-wait=0s"
+        """
+        set conntrack.maxPerCore: 0, conntrack.tcpEstablishedTimeout: 0s and conntrack.tcpCloseWaitTimeout: 0s (and leave \
+        udpTimeout, udpStreamTimeout at 0s) in kube-proxy's configuration, or pass --conntrack-max-per-core=0 \
+        --conntrack-tcp-timeout-established=0s --conntrack-tcp-timeout-close-wait=0s
+        """
 
     /// Every writer found under `root`, for a host with `cpus` CPUs.
     public static func find(under root: SystemRoot, cpus: Int) -> [ConntrackWriter] {
@@ -184,7 +188,10 @@ public enum ConntrackWriters {
                         name: "tuned profile \(name)" + (active.contains(name) ? " (active)" : ""),
                         source: (try? root.path(path).string) ?? path.string, writes: writes,
                         fix:
-                            "remove the conntrack keys from the [sysctl] section of \(path.string), or make a child profile (include=\(name)) whose [sysctl] repeats cttune's planned values"
+                            """
+                            remove the conntrack keys from the [sysctl] section of \(path.string), or make a child profile \
+                            (include=\(name)) whose [sysctl] repeats cttune's planned values
+                            """
                     ))
             }
         }

@@ -33,7 +33,10 @@ public struct ConntrackConsumers: Equatable, Sendable {
             let services = ipvsServices(table)
             if !services.isEmpty {
                 findings.append(
-                    "IPVS: \(services.count) virtual service\(services.count == 1 ? "" : "s") in \(shown.string) (\(services.joined(separator: ", "))): ip_vs keeps their connections in nf_conntrack"
+                    """
+                    IPVS: \(services.count) virtual service\(services.count == 1 ? "" : "s") in \(shown.string) \
+                    (\(services.joined(separator: ", "))): ip_vs keeps their connections in nf_conntrack
+                    """
                 )
             }
         }
@@ -66,7 +69,10 @@ public struct ConntrackConsumers: Equatable, Sendable {
     public static func bridgeNote(under root: SystemRoot) -> String? {
         guard let value = try? root.integer(at: KernelPaths.bridgeNfCallIptables), value == 1 else { return nil }
         return
-            "br_netfilter: bridge-nf-call-iptables = 1, so bridged IPv4 frames also pass the iptables rules — check them (and any ct rule) for bridged traffic too"
+            """
+            br_netfilter: bridge-nf-call-iptables = 1, so bridged IPv4 frames also pass the iptables rules — check them \
+            (and any ct rule) for bridged traffic too
+            """
     }
 
     /// The virtual services of /proc/net/ip_vs ("TCP 10.0.0.1:80 rr").

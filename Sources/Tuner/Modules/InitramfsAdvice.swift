@@ -44,7 +44,10 @@ public struct InitramfsAdvice: Equatable, Sendable {
             return InitramfsAdvice(
                 rebuildNeeded: nil,
                 reason:
-                    "cannot list \(uninspected.joined(separator: ", ")) (install initramfs-tools-core or dracut to check) — rebuild to be safe",
+                    """
+                    cannot list \(uninspected.joined(separator: ", ")) (install initramfs-tools-core or dracut to check) — \
+                    rebuild to be safe
+                    """,
                 command: command)
         }
         return InitramfsAdvice(rebuildNeeded: false, reason: "no initramfs image contains these modules", command: command)

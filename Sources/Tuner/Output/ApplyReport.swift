@@ -153,7 +153,11 @@ public enum ApplyReport {
             !outcome.files.isEmpty && outcome.files.allSatisfy { $0.action == .unchanged }
             ? "the boot-time files already match the plan; " : ""
         return
-            "nothing changed: \(files)\(skipped.count) setting\(skipped.count == 1 ? "" : "s") that differ from the plan \(skipped.count == 1 ? "was" : "were") skipped (\(skipped.joined(separator: ", "))): \(reasons[0])\(reasons.count > 1 ? " (each reason above)" : "")"
+            """
+            nothing changed: \(files)\(skipped.count) setting\(skipped.count == 1 ? "" : "s") that differ from the plan \
+            \(skipped.count == 1 ? "was" : "were") skipped (\(skipped.joined(separator: ", "))): \
+            \(reasons[0])\(reasons.count > 1 ? " (each reason above)" : "")
+            """
     }
 
     public static func json(_ outcome: RollbackOutcome, check: Bool = false) -> [(String, JSONValue)] {

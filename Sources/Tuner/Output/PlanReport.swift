@@ -133,7 +133,10 @@ public enum PlanReport {
         lines.append(
             "estimate: peak \(estimate.peakEntries) entries at the worst GC phase (\(estimate.steadyPeakEntries) in steady state); "
                 + (estimate.namespaces > 1 ? "\(estimate.namespaces) namespaces at max need " : "table at max needs ")
-                + "\(Formatting.size(estimate.memoryBytes)) of a \(Formatting.size(estimate.budgetBytes)) budget — \(plan.fitsBudget ? "fits" : "DOES NOT FIT")"
+                    + """
+                    \(Formatting.size(estimate.memoryBytes)) of a \(Formatting.size(estimate.budgetBytes)) budget — \
+                    \(plan.fitsBudget ? "fits" : "DOES NOT FIT")
+                    """
         )
         if explain {
             lines.append("")
@@ -141,31 +144,53 @@ public enum PlanReport {
             lines.append("  GC: \(gc.source)")
             if gc.model == GCModel.Generation.autotuned.rawValue {
                 lines.append(
-                    "  steady gap = clamp((100 x 60 s + sum of clamped remaining lifetimes) / (100 + \(Planner.saturatingInt(gc.liveEntriesAtPeak.rounded())) live entries), 1 s, 60 s) = \(Formatting.number(gc.steadyGapSeconds)) s"
+                    """
+                      steady gap = clamp((100 x 60 s + sum of clamped remaining lifetimes) / (100 + \
+                    \(Planner.saturatingInt(gc.liveEntriesAtPeak.rounded())) live entries), 1 s, 60 s) = \
+                    \(Formatting.number(gc.steadyGapSeconds)) s
+                    """
                 )
             } else {
                 lines.append("  steady gap = \(Formatting.number(gc.steadyGapSeconds)) s")
             }
             lines.append(
-                "  worst gap = \(Formatting.number(gc.worstGapSeconds)) s (a burst that starts right after a pass on a quiet host, timer slack included)"
+                """
+                  worst gap = \(Formatting.number(gc.worstGapSeconds)) s (a burst that starts right after a pass on a quiet \
+                host, timer slack included)
+                """
             )
             if let ceiling = gc.reapCeilingPerSecond {
                 lines.append(
-                    "  reap rate: \(Formatting.number(gc.expiriesPerSecond)) expiries/s against a ceiling of \(Formatting.number(ceiling))/s"
+                    """
+                      reap rate: \(Formatting.number(gc.expiriesPerSecond)) expiries/s against a ceiling of \
+                    \(Formatting.number(ceiling))/s
+                    """
                         + (gc.reapBacklogEntries > 0
                             ? ": backlog \(Planner.saturatingInt(gc.reapBacklogEntries.rounded(.up))) entries" : "")
                 )
             }
             for flow in estimate.flowClasses {
                 lines.append(
-                    "  \(flow.name): \(Formatting.number(flow.flowsPerSecond))/s x burst \(Formatting.number(plan.profile.burstFactor)) x (\(flow.dwellFormula)): steady \(Planner.saturatingInt(flow.steadyPeakEntries.rounded(.up))) (+ \(Formatting.number(gc.steadyGapSeconds)) s gap), worst \(Planner.saturatingInt(flow.worstPeakEntries.rounded(.up))) (at least \(Formatting.number(gc.worstGapSeconds)) s)"
+                    """
+                      \(flow.name): \(Formatting.number(flow.flowsPerSecond))/s x burst \
+                    \(Formatting.number(plan.profile.burstFactor)) x (\(flow.dwellFormula)): steady \
+                    \(Planner.saturatingInt(flow.steadyPeakEntries.rounded(.up))) (+ \
+                    \(Formatting.number(gc.steadyGapSeconds)) s gap), worst \
+                    \(Planner.saturatingInt(flow.worstPeakEntries.rounded(.up))) (at least \
+                    \(Formatting.number(gc.worstGapSeconds)) s)
+                    """
                 )
             }
             for setting in plan.settings where !setting.arithmetic.isEmpty {
                 lines.append("  \(setting.setting.shortName): " + setting.arithmetic.joined(separator: "; "))
             }
             lines.append(
-                "  memory = \(estimate.namespaces > 1 ? "\(estimate.namespaces) namespaces x " : "")max x \(facts.entryBytes) B (\(facts.entryBytesDetail)) + buckets x \(Planner.hashPointerBytes) B = \(estimate.memoryBytes) B; at the worst-phase peak \(estimate.expectedMemoryBytes) B; budget = RAM x \(Formatting.number(plan.profile.memoryBudgetPercent)) % = \(estimate.budgetBytes) B"
+                """
+                  memory = \(estimate.namespaces > 1 ? "\(estimate.namespaces) namespaces x " : "")max x \(facts.entryBytes) \
+                B (\(facts.entryBytesDetail)) + buckets x \(Planner.hashPointerBytes) B = \(estimate.memoryBytes) B; at the \
+                worst-phase peak \(estimate.expectedMemoryBytes) B; budget = RAM x \
+                \(Formatting.number(plan.profile.memoryBudgetPercent)) % = \(estimate.budgetBytes) B
+                """
             )
             lines.append("load-blind anchors for this host:")
             for anchor in plan.anchors {
@@ -192,7 +217,12 @@ public enum PlanReport {
         let facts = plan.facts
         return [
             "profile \(plan.profile.name): \(plan.profile.summary)".trimmingCharacters(in: .whitespaces),
-            "host: \(Formatting.size(facts.memoryBytes)) RAM, \(facts.cpus) CPUs, kernel \(facts.kernelRelease ?? "unknown"), conntrack \(facts.conntrack.rawValue), \(facts.entryBytes) B/entry (\(facts.entryBytesSource.rawValue)\(facts.liveSlabEntryBytes.map { ", live slab \($0) B" } ?? "")), \(facts.count.map(String.init) ?? "unknown") entries now, netns \(facts.netns?.rawValue ?? "unknown")",
+            """
+            host: \(Formatting.size(facts.memoryBytes)) RAM, \(facts.cpus) CPUs, kernel \(facts.kernelRelease ?? "unknown"), \
+            conntrack \(facts.conntrack.rawValue), \(facts.entryBytes) B/entry \
+            (\(facts.entryBytesSource.rawValue)\(facts.liveSlabEntryBytes.map { ", live slab \($0) B" } ?? "")), \
+            \(facts.count.map(String.init) ?? "unknown") entries now, netns \(facts.netns?.rawValue ?? "unknown")
+            """,
         ]
     }
 

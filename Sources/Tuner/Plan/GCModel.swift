@@ -80,7 +80,10 @@ public struct GCModel: Sendable, Equatable {
         switch generation {
         case .autotuned:
             source =
-                "gc_worker of \(release): autotuned interval (2cfadb761d3d, v5.18; 5.15.34, 5.16.20, 5.17.3; 95eabdd20702 and 2aa192757005, v6.1)"
+                """
+                gc_worker of \(release): autotuned interval (2cfadb761d3d, v5.18; 5.15.34, 5.16.20, 5.17.3; 95eabdd20702 and \
+                2aa192757005, v6.1)
+                """
         case .fixedInterval:
             source = "gc_worker of \(release): one full pass every 120 s (4608fdfc07e1, v5.14; 5.4.143, 5.10.61, 5.13.13)"
         case .incremental:

@@ -56,7 +56,10 @@ public enum Planner {
                 setting: .hashsize, current: facts.current[.hashsize], planned: sizing.buckets, blocker: facts.blockers[.hashsize],
                 reason: "max / chain length \(profile.chainLength), multiple of \(bucketGranularity(facts))",
                 arithmetic: [
-                    "\(sizing.max) / \(profile.chainLength) = \(sizing.max / profile.chainLength), rounded up to a multiple of \(bucketGranularity(facts)), at least \(minimumBuckets) = \(sizing.buckets)"
+                    """
+                    \(sizing.max) / \(profile.chainLength) = \(sizing.max / profile.chainLength), rounded up to a multiple \
+                    of \(bucketGranularity(facts)), at least \(minimumBuckets) = \(sizing.buckets)
+                    """
                 ]),
         ]
         for setting in ConntrackSetting.timeouts {
@@ -244,7 +247,10 @@ public enum Planner {
             if worst > largest.entries {
                 largest = (
                     worst,
-                    "\(flow.input) \(whole(flow.rate)) x burst_factor \(whole(burst)) x \(whole(Swift.max(lifetime + steadyGap, worstGap))) s in the table"
+                    """
+                    \(flow.input) \(whole(flow.rate)) x burst_factor \(whole(burst)) x \
+                    \(whole(Swift.max(lifetime + steadyGap, worstGap))) s in the table
+                    """
                 )
             }
         }
@@ -269,7 +275,10 @@ public enum Planner {
             let sized = roundUp(Int(needed), to: granularity)
             max = Swift.max(sized, minimumConntrackMax)
             arithmetic.append(
-                "max = worst peak x headroom \(whole(profile.headroom)) = \(Int(needed)), rounded up to a multiple of \(granularity) = \(sized)"
+                """
+                max = worst peak x headroom \(whole(profile.headroom)) = \(Int(needed)), rounded up to a multiple of \
+                \(granularity) = \(sized)
+                """
             )
             if sized < minimumConntrackMax {
                 reason = "the load needs only \(sized); kept at the minimum \(minimumConntrackMax)"
@@ -349,7 +358,10 @@ public enum Planner {
         var advice: [String] = []
         if let overflow = sizing.overflow {
             advice.append(
-                "This load cannot be planned: it needs more entries than nf_conntrack_max can hold (\(largestTableSize)); the largest part is \(overflow) — check those values in profile \(profile.name)."
+                """
+                This load cannot be planned: it needs more entries than nf_conntrack_max can hold (\(largestTableSize)); the \
+                largest part is \(overflow) — check those values in profile \(profile.name).
+                """
             )
         } else if !fits {
             let neededPercent =
@@ -358,38 +370,68 @@ public enum Planner {
                 : "(unknown: no RAM size)"
             let across = profile.namespaces > 1 ? " in each of \(profile.namespaces) namespaces" : ""
             advice.append(
-                "This load does not fit: the table needs \(mebibytes(sizing.memoryBytes)) MiB at max \(sizing.max)\(across), the budget is \(mebibytes(budgetBytes)) MiB (memory_budget_percent \(whole(profile.memoryBudgetPercent)) of \(mebibytes(facts.memoryBytes)) MiB RAM), even with the free timeouts at their floors."
+                """
+                This load does not fit: the table needs \(mebibytes(sizing.memoryBytes)) MiB at max \(sizing.max)\(across), \
+                the budget is \(mebibytes(budgetBytes)) MiB (memory_budget_percent \(whole(profile.memoryBudgetPercent)) of \
+                \(mebibytes(facts.memoryBytes)) MiB RAM), even with the free timeouts at their floors.
+                """
             )
             advice.append(
-                "Options: raise memory_budget_percent to at least \(neededPercent); lower a timeout_floors entry or a pinned timeout (the largest share is \(sizing.entriesByTimeout.max { $0.value < $1.value }.map { $0.key.shortName } ?? "none")); or, if the firewall needs no connection state, go stateless (`cttune rules`, then --profile stateless)."
+                """
+                Options: raise memory_budget_percent to at least \(neededPercent); lower a timeout_floors entry or a pinned \
+                timeout (the largest share is \
+                \(sizing.entriesByTimeout.max { $0.value < $1.value }.map { $0.key.shortName } ?? "none")); or, if the \
+                firewall needs no connection state, go stateless (`cttune rules`, then --profile stateless).
+                """
             )
         }
         if let ceiling = sizing.gc.reapCeilingPerSecond, sizing.gc.expiriesPerSecond > ceiling {
             advice.append(
-                "At \(whole(sizing.gc.expiriesPerSecond)) expiries/s the load outruns the gc_worker, which reaps at most about \(whole(ceiling)) entries/s (GC_SCAN_EXPIRED_MAX per jiffy): expired entries pile up by the difference every second, and only lookups and early drop remove more. The plan adds \(whole(sizing.gc.worstGapSeconds)) s of that backlog; a longer burst grows it further — spread the load over more hosts, or exempt it from tracking (notrack)."
+                """
+                At \(whole(sizing.gc.expiriesPerSecond)) expiries/s the load outruns the gc_worker, which reaps at most \
+                about \(whole(ceiling)) entries/s (GC_SCAN_EXPIRED_MAX per jiffy): expired entries pile up by the difference \
+                every second, and only lookups and early drop remove more. The plan adds \(whole(sizing.gc.worstGapSeconds)) \
+                s of that backlog; a longer burst grows it further — spread the load over more hosts, or exempt it from \
+                tracking (notrack).
+                """
             )
         }
         if !profile.stateful {
             advice.append(
-                "This profile declares that the firewall needs no connection state: check with `cttune rules`, then `cttune unload` and `cttune blacklist` remove conntrack; the table is kept small meanwhile."
+                """
+                This profile declares that the firewall needs no connection state: check with `cttune rules`, then `cttune \
+                unload` and `cttune blacklist` remove conntrack; the table is kept small meanwhile.
+                """
             )
         }
         if let count = facts.count, let current = facts.current[.max], sizing.max < current {
             let floor = roundUp(saturatingInt((Double(count) * profile.headroom).rounded(.up)), to: bucketGranularity(facts))
             if floor > sizing.max {
                 advice.append(
-                    "Warning: \(count) entries are tracked now; apply keeps nf_conntrack_max at the live count x headroom \(whole(profile.headroom)) = \(floor) instead of lowering it to \(sizing.max) until the table drains (the boot-time files get \(sizing.max))."
+                    """
+                    Warning: \(count) entries are tracked now; apply keeps nf_conntrack_max at the live count x headroom \
+                    \(whole(profile.headroom)) = \(floor) instead of lowering it to \(sizing.max) until the table drains \
+                    (the boot-time files get \(sizing.max)).
+                    """
                 )
             }
         }
         if facts.blockers[.max] != nil && facts.netns == .nonInitial {
             advice.append(
-                "nf_conntrack_max and the hash size are global: apply them on the host. The kernel checks each network namespace's own count against that one max (this namespace's entries do not add to the host's), and all namespaces share one slab and one hash table: size with --namespaces for the memory."
+                """
+                nf_conntrack_max and the hash size are global: apply them on the host. The kernel checks each network \
+                namespace's own count against that one max (this namespace's entries do not add to the host's), and all \
+                namespaces share one slab and one hash table: size with --namespaces for the memory.
+                """
             )
         }
         if profile.namespaces > 1 {
             advice.append(
-                "Across \(profile.namespaces) namespaces: about \(mebibytes(sizing.expectedMemoryBytes)) MiB with each at its worst-phase peak, up to \(mebibytes(sizing.memoryBytes)) MiB with each filled to max (checked against the budget)."
+                """
+                Across \(profile.namespaces) namespaces: about \(mebibytes(sizing.expectedMemoryBytes)) MiB with each at its \
+                worst-phase peak, up to \(mebibytes(sizing.memoryBytes)) MiB with each filled to max (checked against the \
+                budget).
+                """
             )
         }
         switch facts.entryBytesSource {
@@ -400,7 +442,10 @@ public enum Planner {
         }
         if let live = facts.liveSlabEntryBytes, live != facts.entryBytes {
             advice.append(
-                "Warning: the live slab allocates \(live) B per entry, the plan uses \(facts.entryBytes) B (\(facts.entryBytesSource.rawValue)): pass --entry-size \(live) to plan with the live size."
+                """
+                Warning: the live slab allocates \(live) B per entry, the plan uses \(facts.entryBytes) B \
+                (\(facts.entryBytesSource.rawValue)): pass --entry-size \(live) to plan with the live size.
+                """
             )
         }
         return advice

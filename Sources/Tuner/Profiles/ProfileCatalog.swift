@@ -157,7 +157,10 @@ public struct ProfileCatalog: Sendable {
             throw TunerError.invalidProfile(
                 file: sources[0], line: nil, field: "load.tcp",
                 problem:
-                    "orphan_ratio + half_open_ratio is \(shares), more than all flows — they are shares of new flows and must add up to at most 1"
+                    """
+                    orphan_ratio + half_open_ratio is \(shares), more than all flows — they are shares of new flows and \
+                    must add up to at most 1
+                    """
             )
         }
         return profile

@@ -138,7 +138,10 @@ extension ProfileDocument {
                 if count > maximumTokens {
                     throw TunerError.invalidProfile(
                         file: reader.file, line: line, field: "",
-                        problem: "more than \(maximumTokens) YAML tokens — a profile holds a few dozen keys; check that this is a profile")
+                        problem: """
+                            more than \(maximumTokens) YAML tokens — a profile holds a few dozen keys; check that this is a \
+                            profile
+                            """)
                 }
             }
         }
@@ -159,7 +162,10 @@ struct NodeReader {
             return .invalidProfile(
                 file: file, line: mark.line, field: "",
                 problem:
-                    "not valid YAML: \(Echo.escaped(problem, limit: 200)) (column \(mark.column)) — check the indentation and quoting on that line and the one before"
+                    """
+                    not valid YAML: \(Echo.escaped(problem, limit: 200)) (column \(mark.column)) — check the indentation \
+                    and quoting on that line and the one before
+                    """
             )
         case let .duplicatedKeysInMapping(duplicates, _):
             return .invalidProfile(

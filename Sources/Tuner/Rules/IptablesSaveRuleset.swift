@@ -221,7 +221,10 @@ public struct IptablesSaveRuleset {
             && !stateValues.contains { value in ["UNTRACKED", "SNAT", "DNAT"].contains { value.contains($0) } }
         if stateOnly {
             reasons = [
-                "accepts or drops packets by connection state (\(stateValues.joined(separator: ","))); a stateless rule could match the same replies by port and TCP flags"
+                """
+                accepts or drops packets by connection state (\(stateValues.joined(separator: ","))); a stateless rule could \
+                match the same replies by port and TCP flags
+                """
             ]
         }
         findings.append(

@@ -165,7 +165,10 @@ public enum NatChains {
                             source: source, format: .iptablesSave, family: family, table: "nat", chain: nil, line: first),
                         rules: rules,
                         removal:
-                            "delete lines \(first)–\(index + 1) (*nat … COMMIT) of \(source), then check it with `\(restore) --test \(source)`"
+                            """
+                            delete lines \(first)–\(index + 1) (*nat … COMMIT) of \(source), then check it with \
+                            `\(restore) --test \(source)`
+                            """
                     ))
                 start = nil
             } else if start != nil, line.hasPrefix("-A ") || line.hasPrefix("-I ") {

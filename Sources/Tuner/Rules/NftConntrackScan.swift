@@ -97,7 +97,10 @@ struct NftConntrackScan {
             } else if name == "CT" {
                 note(
                     .iptablesCompat,
-                    "iptables-nft CT target: nft JSON does not say whether it is --notrack or a helper/zone assignment — read it with iptables-save"
+                    """
+                    iptables-nft CT target: nft JSON does not say whether it is --notrack or a helper/zone assignment — \
+                    read it with iptables-save
+                    """
                 )
             } else if name == "NOTRACK" {
                 exempts = true

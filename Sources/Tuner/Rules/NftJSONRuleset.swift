@@ -89,7 +89,10 @@ public struct NftJSONRuleset {
                         rule: "\(kind) \(fields["name"]?.string ?? "")",
                         uses: [.unknown],
                         reason:
-                            "nftables[\(index)] is a \(JSONValue.quoted(kind)) object, which cttune does not know: counted as needing conntrack, to be safe",
+                            """
+                            nftables[\(index)] is a \(JSONValue.quoted(kind)) object, which cttune does not know: counted as \
+                            needing conntrack, to be safe
+                            """,
                         replaceable: false))
                 continue
             }
@@ -121,7 +124,10 @@ public struct NftJSONRuleset {
                         RulesetFinding(
                             location: location,
                             rule:
-                                "type nat hook \(hook) priority \(fields["prio"].map(NftStatementText.values)?.joined(separator: ",") ?? "?")",
+                                """
+                                type nat hook \(hook) priority \
+                                \(fields["prio"].map(NftStatementText.values)?.joined(separator: ",") ?? "?")
+                                """,
                             uses: [.natChain],
                             reason: "a nat-type chain with rules hooks NAT, which is decided per connection by conntrack",
                             replaceable: false))
@@ -193,7 +199,11 @@ public struct NftJSONRuleset {
             !scan.opaque && scan.uses.allSatisfy { $0 == .ctState } && chainType != "nat" && !scan.states.contains("untracked")
         if stateOnly {
             reasons = [
-                "accepts or drops packets by connection state (\(scan.states.isEmpty ? "ct state" : scan.states.joined(separator: ","))); a stateless rule could match the same replies by port and TCP flags"
+                """
+                accepts or drops packets by connection state \
+                (\(scan.states.isEmpty ? "ct state" : scan.states.joined(separator: ","))); a stateless rule could match the \
+                same replies by port and TCP flags
+                """
             ]
         }
         findings.append(

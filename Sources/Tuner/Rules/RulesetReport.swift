@@ -153,7 +153,12 @@ public struct RulesetReport: Sendable, Equatable {
             + (emptyNatChains.isEmpty
                 ? []
                 : [
-                    "\(emptyNatChains.count) empty NAT chain\(emptyNatChains.count == 1 ? " tracks" : "s track") nothing, but \(emptyNatChains.count == 1 ? "it loads" : "they load") only with nf_nat and nf_conntrack: `cttune blacklist` and the stateless apply refuse until \(emptyNatChains.count == 1 ? "it is" : "they are") removed."
+                    """
+                    \(emptyNatChains.count) empty NAT chain\(emptyNatChains.count == 1 ? " tracks" : "s track") nothing, but \
+                    \(emptyNatChains.count == 1 ? "it loads" : "they load") only with nf_nat and nf_conntrack: `cttune \
+                    blacklist` and the stateless apply refuse until \(emptyNatChains.count == 1 ? "it is" : "they are") \
+                    removed.
+                    """
                 ])
     }
 
@@ -163,16 +168,30 @@ public struct RulesetReport: Sendable, Equatable {
             return ["No rule depends on connection state: stateful filtering can be turned off (`cttune plan --profile stateless`)."]
         case .notNeeded:
             return [
-                "No rule depends on connection state, and \(exemptions.count) notrack rule\(exemptions.count == 1 ? " already keeps" : "s already keep") traffic out of conntrack: stateful filtering can be turned off (`cttune plan --profile stateless`)."
+                """
+                No rule depends on connection state, and \(exemptions.count) notrack \
+                rule\(exemptions.count == 1 ? " already keeps" : "s already keep") traffic out of conntrack: stateful \
+                filtering can be turned off (`cttune plan --profile stateless`).
+                """
             ]
         case .partiallyAvoidable:
             return [
-                "Conntrack is used only to accept or drop packets by connection state (\(findings.count) rule\(findings.count == 1 ? "" : "s")). A stateless rule set could replace \(findings.count == 1 ? "it" : "them") — accept replies by port and TCP flags (e.g. `tcp flags & (syn|ack) == ack`) instead of `ct state established` — but until the firewall is rewritten, removing conntrack drops return traffic."
+                """
+                Conntrack is used only to accept or drop packets by connection state (\(findings.count) \
+                rule\(findings.count == 1 ? "" : "s")). A stateless rule set could replace \
+                \(findings.count == 1 ? "it" : "them") — accept replies by port and TCP flags (e.g. `tcp flags & (syn|ack) \
+                == ack`) instead of `ct state established` — but until the firewall is rewritten, removing conntrack drops \
+                return traffic.
+                """
             ]
         case .needed:
             let required = findings.filter { !$0.replaceable }.count
             return [
-                "\(required) rule\(required == 1 ? " needs" : "s need") connection tracking (NAT, helpers, marks, zones, offload or connection state beyond accept/drop): keep nf_conntrack and size it (`cttune plan`). Removing it would break the firewall or the NAT."
+                """
+                \(required) rule\(required == 1 ? " needs" : "s need") connection tracking (NAT, helpers, marks, zones, \
+                offload or connection state beyond accept/drop): keep nf_conntrack and size it (`cttune plan`). Removing it \
+                would break the firewall or the NAT.
+                """
             ]
         }
     }

@@ -61,14 +61,22 @@ public struct StatelessReview: Sendable, Equatable {
     public var advice: [String] {
         if let rules, rules.verdict != .notNeeded {
             return [
-                "Refused: \(rules.findings.count) rule\(rules.findings.count == 1 ? "" : "s") depend on connection tracking (listed above). Change them first: remove NAT and helper rules, replace `ct state` / `-m conntrack --ctstate` matches with stateless ones (ports, TCP flags), then run this plan again."
+                """
+                Refused: \(rules.findings.count) rule\(rules.findings.count == 1 ? "" : "s") depend on connection tracking \
+                (listed above). Change them first: remove NAT and helper rules, replace `ct state` / `-m conntrack \
+                --ctstate` matches with stateless ones (ports, TCP flags), then run this plan again.
+                """
             ]
                 + rules.advice
         }
         var advice: [String] = []
         if !natChains.isEmpty {
             advice.append(
-                "Refused: \(natChains.count) nat chain\(natChains.count == 1 ? "" : "s") or table\(natChains.count == 1 ? "" : "s") (listed above) cannot load without nf_nat and nf_conntrack; a boot-time ruleset holding one fails as a whole. Remove each with the command shown, then run this again."
+                """
+                Refused: \(natChains.count) nat chain\(natChains.count == 1 ? "" : "s") or \
+                table\(natChains.count == 1 ? "" : "s") (listed above) cannot load without nf_nat and nf_conntrack; a \
+                boot-time ruleset holding one fails as a whole. Remove each with the command shown, then run this again.
+                """
             )
         }
         if let rulesNotRead {
@@ -77,7 +85,10 @@ public struct StatelessReview: Sendable, Equatable {
         switch conntrack {
         case .builtIn:
             advice.append(
-                "nf_conntrack is built into this kernel and cannot be unloaded: add the raw-table notrack rules shown so traffic bypasses it; nf_conntrack_max is made small only once nothing is tracked."
+                """
+                nf_conntrack is built into this kernel and cannot be unloaded: add the raw-table notrack rules shown so \
+                traffic bypasses it; nf_conntrack_max is made small only once nothing is tracked.
+                """
             )
         case .module, .notLoaded:
             advice.append("nf_conntrack is a module: unload it and keep it off with `cttune unload` and `cttune blacklist`.")

@@ -67,7 +67,10 @@ extension HostStatusReport {
         lines.append("namespaces: \(members.count) read, \(totalEntries) entries in total\(max)")
         if let slab {
             lines.append(
-                "kernel memory (one slab shared by all namespaces): \(slab.activeObjects) entries x \(slab.objectBytes) B = \(Formatting.size(slab.bytes))"
+                """
+                kernel memory (one slab shared by all namespaces): \(slab.activeObjects) entries x \(slab.objectBytes) B = \
+                \(Formatting.size(slab.bytes))
+                """
             )
         }
         if !members.isEmpty {

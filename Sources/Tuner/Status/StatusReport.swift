@@ -154,7 +154,10 @@ public struct StatusReport: Sendable, Equatable {
                 Finding(
                     level: .critical,
                     message:
-                        "\(lossNow) packets dropped in the last \(window) (\(breakdown) in total): new connections are failing now\(clashOnly)"
+                        """
+                        \(lossNow) packets dropped in the last \(window) (\(breakdown) in total): new connections are \
+                        failing now\(clashOnly)
+                        """
                 ))
         } else if lossEver > 0 {
             let quiet = readings.windowSeconds > 0 ? ", none in the last \(seconds(readings.windowSeconds))" : ""
@@ -162,7 +165,10 @@ public struct StatusReport: Sendable, Equatable {
                 Finding(
                     level: .warning,
                     message:
-                        "\(lossEver) packets dropped since the namespace was created (\(breakdown))\(quiet); counters last moved: \(lastMoved(readings))"
+                        """
+                        \(lossEver) packets dropped since the namespace was created (\(breakdown))\(quiet); counters last \
+                        moved: \(lastMoved(readings))
+                        """
                 ))
         }
 
@@ -172,7 +178,10 @@ public struct StatusReport: Sendable, Equatable {
                 Finding(
                     level: .warning,
                     message:
-                        "the table reached its max: \(earlyDrops) unassured entries evicted early in the last \(seconds(readings.windowSeconds))"
+                        """
+                        the table reached its max: \(earlyDrops) unassured entries evicted early in the last \
+                        \(seconds(readings.windowSeconds))
+                        """
                 ))
         }
 
@@ -184,7 +193,11 @@ public struct StatusReport: Sendable, Equatable {
                 Finding(
                     level: .warning,
                     message:
-                        "\(census.orphans) ESTABLISHED entries idle over \(EntryCensus.orphanIdleSeconds / 3600) h (\(percent(Double(census.orphans) / Double(sample.max))) of max): flows never seen closing, kept for the whole established timeout\(timeout)"
+                        """
+                        \(census.orphans) ESTABLISHED entries idle over \(EntryCensus.orphanIdleSeconds / 3600) h \
+                        (\(percent(Double(census.orphans) / Double(sample.max))) of max): flows never seen closing, kept for \
+                        the whole established timeout\(timeout)
+                        """
                 ))
         }
         return findings
@@ -200,7 +213,10 @@ public struct StatusReport: Sendable, Equatable {
         }
         let ago = Swift.max(0, readings.secondsSinceBoot - last.secondsSinceBoot)
         return
-            "\(isoTime(readings.wallClock(ofSecondsSinceBoot: last.secondsSinceBoot))), \(duration(ago)) ago (last \"table full\" kernel log line)"
+            """
+            \(isoTime(readings.wallClock(ofSecondsSinceBoot: last.secondsSinceBoot))), \(duration(ago)) ago (last \"table \
+            full\" kernel log line)
+            """
     }
 
     /// Picks the built-in profile whose shape matches the live entries.
@@ -228,7 +244,10 @@ public struct StatusReport: Sendable, Equatable {
         let minimumMax = Int((Double(readings.current.count) / warningFill).rounded(.up))
         var note =
             minimumMax > readings.current.max
-            ? "\(why); the table needs a max above \(minimumMax) to stay under \(percent(warningFill)) at today's count (more while packets are dropped: the count is capped)"
+            ? """
+            \(why); the table needs a max above \(minimumMax) to stay under \(percent(warningFill)) at today's count (more \
+            while packets are dropped: the count is capped)
+            """
             : "\(why); the max (\(readings.current.max)) holds today's count, so size it for the peak that overflowed it"
         if readings.namespace.kind == .nonInitial {
             note += "; nf_conntrack_max is global: apply it on the host"
@@ -269,6 +288,9 @@ public struct StatusReport: Sendable, Equatable {
         gmtime_r(&seconds, &parts)
         func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
         return
-            "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
+            """
+            \(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\
+            \(two(parts.tm_min)):\(two(parts.tm_sec))Z
+            """
     }
 }
