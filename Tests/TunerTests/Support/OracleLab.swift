@@ -95,6 +95,16 @@ final class OracleLab {
     init(index: Int) throws {
         let prefix = "cttune-or-\(getpid())-\(index)"
         (client, router, server) = (prefix + "-c", prefix + "-r", prefix + "-s")
+        do {
+            try wire()
+        } catch {
+            delete()  // a half-built lab is not left behind
+            throw error
+        }
+    }
+
+    /// Creates the three namespaces and joins them through the router.
+    private func wire() throws {
         try Tool.check(["ip", "-batch", "-"], input: [client, router, server].map { "netns add \($0)\n" }.joined())
         try Tool.check(
             ["ip", "-n", router, "-batch", "-"],
@@ -127,7 +137,8 @@ final class OracleLab {
     }
 
     func delete() {
-        _ = try? Tool.run(["ip", "-batch", "-"], input: [client, router, server].map { "netns delete \($0)\n" }.joined())
+        // -force: go on past a namespace that was never made.
+        _ = try? Tool.run(["ip", "-force", "-batch", "-"], input: [client, router, server].map { "netns delete \($0)\n" }.joined())
     }
 
     func inRouter(_ arguments: [String], input: String? = nil) throws -> Shell.Result {
