@@ -24,10 +24,9 @@ public enum RulesReport {
         ]
     }
 
-    /// A nat chain or table: where, how many rules (`null` in a file), and its removal.
-    public static func json(_ chain: NatChain) -> JSONValue {
-        let location = chain.location
-        return .object([
+    /// Where a rule or chain is: the members findings (and exemptions) and nat chains share.
+    static func members(_ location: RuleLocation) -> [(String, JSONValue)] {
+        [
             ("source", .string(location.source)),
             ("format", .string(location.format.rawValue)),
             ("family", location.family.json),
@@ -35,26 +34,26 @@ public enum RulesReport {
             ("chain", location.chain.json),
             ("handle", location.handle.json),
             ("line", location.line.json),
-            ("rules", chain.rules.json),
-            ("removal", .string(chain.removal)),
-        ])
+        ]
+    }
+
+    /// A nat chain or table: where, how many rules (`null` in a file), and its removal.
+    public static func json(_ chain: NatChain) -> JSONValue {
+        .object(
+            members(chain.location) + [
+                ("rules", chain.rules.json),
+                ("removal", .string(chain.removal)),
+            ])
     }
 
     public static func json(_ finding: RulesetFinding) -> JSONValue {
-        let location = finding.location
-        return .object([
-            ("source", .string(location.source)),
-            ("format", .string(location.format.rawValue)),
-            ("family", location.family.json),
-            ("table", .string(location.table)),
-            ("chain", location.chain.json),
-            ("handle", location.handle.json),
-            ("line", location.line.json),
-            ("rule", .string(finding.rule)),
-            ("uses", .array(finding.uses.map { .string(kebabCase($0.rawValue)) })),
-            ("reason", .string(finding.reason)),
-            ("replaceable", .bool(finding.replaceable)),
-        ])
+        .object(
+            members(finding.location) + [
+                ("rule", .string(finding.rule)),
+                ("uses", .array(finding.uses.map { .string(kebabCase($0.rawValue)) })),
+                ("reason", .string(finding.reason)),
+                ("replaceable", .bool(finding.replaceable)),
+            ])
     }
 
     /// The verdict, what was read, one row per finding with its reason, the

@@ -3,19 +3,8 @@ import Testing
 
 @testable import Tuner
 
-/// SplitMix64: a small generator whose sequence depends only on the seed, so
-/// a failing case is replayed by its seed alone.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+extension SplitMix64 {
+    /// One of `choices`, chosen by the seed's sequence (SplitMix64 is PlannerPropertyTests' generator).
     mutating func pick<T>(_ choices: [T]) -> T { choices[Int(next() % UInt64(choices.count))] }
 }
 
@@ -43,10 +32,10 @@ enum HostileInputs {
     ]
     static let junkLines = ["abc\n", "\n\n", "12\nkey: x\n", "\u{1B}[31mred\u{1B}[0m\n", "\0\0\0", "multi\nline\nvalue\n", "é\u{2028}x\n"]
 
-    static func number(_ generator: inout SeededGenerator) -> String { generator.pick(hugeNumbers) }
+    static func number(_ generator: inout SplitMix64) -> String { generator.pick(hugeNumbers) }
 
     /// A profile line or document from the hostile classes.
-    static func profile(_ generator: inout SeededGenerator) -> String {
+    static func profile(_ generator: inout SplitMix64) -> String {
         let key = generator.pick([
             "load:\n  tcp:\n    new_per_second", "load:\n  tcp:\n    established_seconds", "burst_factor", "headroom",
             "memory_budget_percent", "chain_length", "gc_latency_seconds", "timeouts:\n  nf_conntrack_tcp_timeout_time_wait",
@@ -90,7 +79,7 @@ enum HostileInputs {
     ]
 
     /// Content for one spoiled kernel file.
-    static func treeContent(for file: String, _ generator: inout SeededGenerator) -> String {
+    static func treeContent(for file: String, _ generator: inout SplitMix64) -> String {
         switch file {
         case "proc/meminfo": return "MemTotal: \(number(&generator)) kB\n"
         case "sys/devices/system/cpu/online":
@@ -101,7 +90,7 @@ enum HostileInputs {
     }
 
     /// A way to spoil one path of the tree: content, or something that is not a regular file.
-    static func spoil(_ file: String, _ generator: inout SeededGenerator) -> (String, (BadInputScene) throws -> Void) {
+    static func spoil(_ file: String, _ generator: inout SplitMix64) -> (String, (BadInputScene) throws -> Void) {
         switch generator.next() % 8 {
         case 0:
             return (
@@ -149,7 +138,7 @@ enum HostileInputs {
     }
 
     /// A whole directory of the tree replaced by a link (`proc -> /proc`, `etc/sysctl.d -> outside`).
-    static func directoryLink(_ generator: inout SeededGenerator) -> (String, (BadInputScene) throws -> Void) {
+    static func directoryLink(_ generator: inout SplitMix64) -> (String, (BadInputScene) throws -> Void) {
         let directory = generator.pick([
             "proc", "sys", "etc", "etc/sysctl.d", "run", "var/lib/cttune", "proc/sys/net/netfilter", "etc/cttune/profiles",
         ])
@@ -168,7 +157,7 @@ enum HostileInputs {
     }
 
     /// A flag with a hostile value.
-    static func flag(_ generator: inout SeededGenerator) -> [String] {
+    static func flag(_ generator: inout SplitMix64) -> [String] {
         switch generator.next() % 6 {
         case 0: return ["--memory", generator.pick(["-1", "0", "1e30G", "nan", "8G\n", "99999999999T", "", "1.5.5G", "-8G"])]
         case 1: return ["--cpus", generator.pick(["-1", "0", "65537", "9223372036854775808", "1\n2", "two"])]
@@ -181,7 +170,7 @@ enum HostileInputs {
 
     /// The case for one seed.
     static func make(seed: UInt64) -> HostileCase {
-        var generator = SeededGenerator(state: seed)
+        var generator = SplitMix64(state: seed)
         let command = generator.pick(["plan", "plan", "apply", "apply", "rollback", "rules", "modules"])
         var arguments = [command]
         var prepares: [(BadInputScene) throws -> Void] = [{ try $0.copyHost("small-vm") }]
