@@ -67,7 +67,7 @@ initramfs-lister: test-deps
 # The libkmod wrapper under the address sanitizer (use after free, overflows, leaks).
 test-asan: module-tree
 	LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/lsan-suppressions.txt \
-	  $(SWIFT) test --sanitize=address --scratch-path .build-asan --filter '$(KMOD_SUITES)'
+	  scripts/test-watchdog.sh 900 $(SWIFT) test --sanitize=address --scratch-path .build-asan --filter '$(KMOD_SUITES)'
 
 
 # The formatter in lint mode: layout and the few rules .swift-format enables.
@@ -76,8 +76,10 @@ lint:
 	@awk 'length > 140 { print FILENAME ":" FNR ": longer than 140 columns"; bad = 1 } END { exit bad }' \
 		$$(git ls-files 'Sources/*.swift')
 
+# The suite takes about 7 minutes here; past 25 the watchdog names the tests
+# still running, shows their processes and stacks, and fails the run.
 test: lint test-deps test-python build module-tree initramfs-lister test-asan fleet-test-deps
-	$(SWIFT) test
+	scripts/test-watchdog.sh 1500 $(SWIFT) test
 
 bench: build
 	$(SWIFT) build -c release

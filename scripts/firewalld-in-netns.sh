@@ -6,7 +6,10 @@
 # firewalld needs a D-Bus system bus and writes /etc/firewalld and
 # /run/firewalld: it runs in a private mount namespace with its own bus and
 # copies of those directories, so the host's bus, files and firewall stay
-# untouched. CleanupOnExit=no keeps the rules after it stops.
+# untouched. CleanupOnExit=no keeps the rules after it stops. It also runs in
+# a PID namespace of its own: when the script ends, the kernel kills every
+# process left in it (the bus, polkitd that the bus started, firewalld), so
+# no daemon outlives the script holding a file or a pipe of its caller.
 set -euo pipefail
 netns=${1:?usage: $0 NETNS}
 command -v firewalld >/dev/null || { echo "firewalld is not installed (apt-get install firewalld)" >&2; exit 1; }
@@ -17,7 +20,7 @@ cp -a /etc/firewalld "$work/etc"
 sed -i 's/^CleanupOnExit=.*/CleanupOnExit=no/' "$work/etc/firewalld.conf"
 grep -q '^CleanupOnExit=no' "$work/etc/firewalld.conf" || echo 'CleanupOnExit=no' >> "$work/etc/firewalld.conf"
 ip netns exec "$netns" ip link set lo up
-ip netns exec "$netns" unshare --mount --propagation private bash -euc '
+ip netns exec "$netns" unshare --mount --propagation private --pid --fork --mount-proc bash -euc '
   work=$1
   mkdir -p /run/dbus /run/firewalld
   mount --bind "$work/dbus" /run/dbus

@@ -34,6 +34,34 @@ struct ExternalToolPipeTests {
         #expect(sigismember(&pending, SIGPIPE) == 0, "the SIGPIPE the write raised was taken back")
     }
 
+    @Test("a tool starts with no signal blocked, even when the thread starting it blocks them all (SIGTERM stops it)")
+    func toolStartsWithEmptySignalMask() throws {
+        let tool = try #require(ExternalTool.locate("sh"))
+        let outcome = Locked<Result<ExternalTool.Output, Error>?>(nil)
+        // A thread of its own: blocking every signal on a test runner thread
+        // would leak into the tests that run on it next.
+        let thread = Thread {
+            var all = sigset_t()
+            sigfillset(&all)
+            pthread_sigmask(SIG_SETMASK, &all, nil)
+            outcome.set(Result { try tool.run(["-c", "grep -E '^Sig(Blk|Ign)' /proc/self/status"]) })
+        }
+        thread.start()
+        let deadline = Date().addingTimeInterval(60)
+        while outcome.get() == nil && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        let output = try #require(try outcome.get()?.get())
+        // A daemon a test script started from such a thread once ignored
+        // SIGTERM and outlived the run, holding its caller's pipes.
+        #expect(output.stdout.contains("SigBlk:\t0000000000000000"), "\(output.stdout)")
+        let ignored = output.stdout.split(separator: "\n").first { $0.hasPrefix("SigIgn:") }
+            .flatMap { UInt64($0.dropFirst("SigIgn:".count).trimmingCharacters(in: .whitespaces), radix: 16) }
+        // glibc's own real-time signals (32, 33) stay ignored; the test
+        // process ignores SIGPIPE, and the tool must not inherit that.
+        for signal in [SIGINT, SIGTERM, SIGPIPE] {
+            #expect(ignored.map { $0 & (1 << UInt64(signal - 1)) == 0 } == true, "signal \(signal): \(output.stdout)")
+        }
+    }
+
     @Test("the library sets no signal handler: grep finds no signal( in Sources/Tuner")
     func noSignalCallsInLibrary() throws {
         // signal(2) and sigaction(2), not a method such as DispatchSemaphore.signal().
@@ -42,4 +70,13 @@ struct ExternalToolPipeTests {
         ])
         #expect(hits.stdout.isEmpty, "\(hits.stdout)")
     }
+}
+
+/// A value one thread sets and another reads.
+private final class Locked<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func get() -> Value { lock.withLock { value } }
+    func set(_ newValue: Value) { lock.withLock { value = newValue } }
 }

@@ -93,23 +93,16 @@ struct OutageAndCureTests {
 
 /// ct-loadgen running inside a namespace while the test does other things.
 final class BackgroundLoad {
-    let process = Process()
-    let output = Pipe()
+    private let process: BackgroundProcess
 
     init(in namespace: TestNamespace, rate: Int, seconds: Double, sample: Double = 0.5) throws {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
+        process = try BackgroundProcess([
             "ip", "netns", "exec", namespace.name, TestPaths.loadgen,
             "--rate", "\(rate)", "--seconds", "\(seconds)", "--sample", "\(sample)",
-        ]
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        ])
     }
 
     func wait() throws -> LoadRun {
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return try LoadRun(String(decoding: data, as: UTF8.self))
+        try LoadRun(process.wait())
     }
 }

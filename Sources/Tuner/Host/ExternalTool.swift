@@ -47,13 +47,22 @@ public struct ExternalTool: Sendable, Equatable {
     ///
     /// - Throws: `TunerError.toolFailed` only when the program cannot be
     ///   started; a non-zero exit is returned for the caller to judge.
-    public func run(_ arguments: [String], input: String? = nil) throws -> Output {
+    /// - Parameters:
+    ///   - environment: the tool's whole environment; `nil` passes cttune's own.
+    ///   - silenceTimeoutSeconds: how long the tool may neither print nor
+    ///     exit before it is killed and `toolFailed` is thrown.
+    public func run(
+        _ arguments: [String], input: String? = nil, environment: [String: String]? = nil,
+        silenceTimeoutSeconds: Int32 = ExternalTool.silenceTimeoutSeconds
+    ) throws -> Output {
         var stdinPipe: [Int32] = [0, 0], stdoutPipe: [Int32] = [0, 0], stderrPipe: [Int32] = [0, 0]
         guard Self.makePipe(&stdinPipe), Self.makePipe(&stdoutPipe), Self.makePipe(&stderrPipe) else {
             throw TunerError.toolFailed(
                 command: commandLine(arguments), reason: "cannot create pipes: \(errnoText(Errno(rawValue: errno)))")
         }
-        let spawned = Result { try spawn(arguments, stdin: stdinPipe[0], stdout: stdoutPipe[1], stderr: stderrPipe[1]) }
+        let spawned = Result {
+            try start(arguments, stdin: stdinPipe[0], stdout: stdoutPipe[1], stderr: stderrPipe[1], environment: environment)
+        }
         [stdinPipe[0], stdoutPipe[1], stderrPipe[1]].forEach { close($0) }
         let pid: pid_t
         do {
@@ -65,7 +74,7 @@ public struct ExternalTool: Sendable, Equatable {
         let exchanged = Result {
             try Self.exchange(
                 input: Array((input ?? "").utf8), stdin: stdinPipe[1],
-                stdout: stdoutPipe[0], stderr: stderrPipe[0])
+                stdout: stdoutPipe[0], stderr: stderrPipe[0], silenceTimeoutSeconds: silenceTimeoutSeconds)
         }
         if case .failure = exchanged { kill(pid, SIGKILL) }
         let status = Self.wait(pid)
@@ -100,7 +109,7 @@ public struct ExternalTool: Sendable, Equatable {
         }
         let pid: pid_t
         do {
-            pid = try spawn(arguments, stdin: null, stdout: stdoutPipe[1], stderr: null)
+            pid = try start(arguments, stdin: null, stdout: stdoutPipe[1], stderr: null)
         } catch {
             close(stdoutPipe[1])
             throw error
@@ -122,22 +131,45 @@ public struct ExternalTool: Sendable, Equatable {
         return output.stdout
     }
 
-    /// Starts the tool with the given descriptors as its 0, 1 and 2.
+    /// Starts the tool with the given descriptors as its 0, 1 and 2 and
+    /// returns its pid; the caller reaps it (`wait`).
     ///
     /// Uses posix_spawn, poll and waitpid rather than Foundation's Process:
     /// Process waits through a run-loop wakeup socket bound to 127.0.0.1, so
     /// in a network namespace whose loopback is down it never returns.
-    private func spawn(_ arguments: [String], stdin: Int32, stdout: Int32, stderr: Int32) throws -> pid_t {
+    /// The tool starts with no signal blocked and every handler at its
+    /// default, whatever the calling thread blocks (a thread waiting for
+    /// SIGINT blocks it; a tool that inherited that could not be interrupted).
+    func start(
+        _ arguments: [String], stdin: Int32, stdout: Int32, stderr: Int32, environment: [String: String]? = nil
+    ) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, stdin, 0)
         posix_spawn_file_actions_adddup2(&actions, stdout, 1)
         posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        posix_spawnattr_setsigmask(&attributes, &signals)
+        sigfillset(&signals)
+        posix_spawnattr_setsigdefault(&attributes, &signals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        // "NAME=value" lines; nil passes this process's own environment.
+        var environmentLines = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
+        defer { environmentLines?.forEach { free($0) } }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, path, &actions, nil, argv, environ)
+        Self.spawnLock.lock()
+        let spawned =
+            environmentLines == nil
+            ? posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+            : posix_spawn(&pid, path, &actions, &attributes, argv, &environmentLines!)
+        Self.spawnLock.unlock()
         guard spawned == 0 else {
             throw TunerError.toolFailed(
                 command: commandLine(arguments), reason: "could not start \(path): \(errnoText(Errno(rawValue: spawned)))")
@@ -146,25 +178,38 @@ public struct ExternalTool: Sendable, Equatable {
     }
 
     /// Reaps the tool: its exit status, or 128 + the signal that ended it.
-    private static func wait(_ pid: pid_t) -> Int32 {
+    static func wait(_ pid: pid_t) -> Int32 {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return exitStatus(status)
+    }
+
+    /// A waitpid(2) status as a shell shows it: the exit code, or 128 + signal.
+    static func exitStatus(_ waitStatus: Int32) -> Int32 {
+        (waitStatus & 0x7f) == 0 ? (waitStatus >> 8) & 0xff : 128 + (waitStatus & 0x7f)
     }
 
     /// A pipe whose ends are not inherited by other children (close-on-exec);
-    /// posix_spawn's dup2 clears the flag on the tool's 0, 1 and 2.
+    /// posix_spawn's dup2 clears the flag on the tool's 0, 1 and 2. Glibc's
+    /// pipe2(O_CLOEXEC) is not visible to Swift, so pipe(2) and fcntl(2) run
+    /// under `spawnLock`: a tool another thread started in between would
+    /// inherit an end and keep it open, and its reader would wait forever.
     private static func makePipe(_ ends: inout [Int32]) -> Bool {
+        spawnLock.lock()
+        defer { spawnLock.unlock() }
         guard pipe(&ends) == 0 else { return false }
         ends.forEach { _ = fcntl($0, F_SETFD, FD_CLOEXEC) }
         return true
     }
 
+    /// Held while a pipe is made close-on-exec and while a tool starts.
+    private static let spawnLock = NSLock()
+
     /// The most a tool's stdout or stderr may print through `run` (a large
     /// iptables-save is tens of MiB; `streaming` has no such bound).
     static let outputLimit = 256 << 20
     /// How long `run` waits for a tool that neither prints nor exits.
-    static let silenceTimeoutSeconds: Int32 = 120
+    public static let silenceTimeoutSeconds: Int32 = 120
 
     static func reason(_ failure: ReadFailure) -> String {
         switch failure {
@@ -181,7 +226,9 @@ public struct ExternalTool: Sendable, Equatable {
     ///
     /// - Throws: `ReadFailure` when an output passes `outputLimit`, the tool
     ///   stays silent for `silenceTimeoutSeconds`, or poll fails.
-    private static func exchange(input: [UInt8], stdin: Int32, stdout: Int32, stderr: Int32) throws -> ([UInt8], [UInt8]) {
+    private static func exchange(
+        input: [UInt8], stdin: Int32, stdout: Int32, stderr: Int32, silenceTimeoutSeconds: Int32
+    ) throws -> ([UInt8], [UInt8]) {
         var written = 0
         var inputFD: Int32 = stdin
         if input.isEmpty {

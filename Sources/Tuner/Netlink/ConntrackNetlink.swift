@@ -102,6 +102,10 @@ public final class ConntrackNetlink {
     /// Room for one request message: libmnl's MNL_SOCKET_BUFFER_SIZE (a
     /// macro on sysconf that Swift does not import) is at least this.
     static let requestBytes = 8192
+    /// The kernel answers each read of a dump at once, however large the
+    /// table: a dump silent this long has stalled, and the census gives up
+    /// (status then reports a partial result) rather than block its timer.
+    static let receiveTimeoutSeconds = 30
 
     /// Opens and binds a socket in the calling thread's network namespace.
     /// The corresponding libmnl calls are `mnl_socket_open2` and `mnl_socket_bind`.
@@ -114,6 +118,8 @@ public final class ConntrackNetlink {
             mnl_socket_close(socket)
             throw NetlinkError(call: "bind(NETLINK_NETFILTER)", errno: Errno(rawValue: code))
         }
+        var timeout = timeval(tv_sec: Self.receiveTimeoutSeconds, tv_usec: 0)
+        _ = setsockopt(mnl_socket_get_fd(socket), SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         self.socket = socket
         portID = mnl_socket_get_portid(socket)
         sequence = UInt32(truncatingIfNeeded: time(nil))
@@ -146,6 +152,10 @@ public final class ConntrackNetlink {
             let received = mnl_socket_recvfrom(socket, buffer.baseAddress, buffer.count)
             if received < 0 {
                 if Glibc.errno == EINTR { continue }
+                if Glibc.errno == EAGAIN {
+                    throw NetlinkError(
+                        call: "conntrack dump (no answer for \(Self.receiveTimeoutSeconds) s)", errno: .resourceTemporarilyUnavailable)
+                }
                 throw NetlinkError(call: "conntrack dump", errno: Errno(rawValue: Glibc.errno))
             }
             if received == 0 { return interrupted ? .interrupted : .complete }

@@ -32,23 +32,15 @@ struct ApplyLockTests {
     func concurrentApplies() throws {
         let tree = try ApplyFixtureTree(.module)
         defer { tree.remove() }
-        let processes = try (0..<2).map { _ -> (Process, Pipe) in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: TestPaths.cttune)
-            process.arguments = ["apply", "--detailed-exitcode", "--root", tree.path, "--format", "json"]
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            return (process, output)
+        let processes = try (0..<2).map { _ in
+            try BackgroundProcess([TestPaths.cttune, "apply", "--detailed-exitcode", "--root", tree.path, "--format", "json"])
         }
         var statuses: [Int32] = []
         var changed: [Bool] = []
-        for (process, output) in processes {
-            let data = output.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            statuses.append(process.terminationStatus)
-            let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+        for process in processes {
+            let output = process.wait()
+            statuses.append(process.exitStatus)
+            let object = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]
             changed.append(object?["changed"] as? Bool ?? false)
         }
         #expect(statuses.sorted() == [0, 2])

@@ -1,47 +1,87 @@
 import Foundation
+import Testing
 
-/// A process started in the background (a load generator), waited for later.
+@testable import Tuner
+
+/// A process started in the background (a load generator, a namespace
+/// holder), waited for later with a bound.
+///
+/// Started through `ExternalTool` (posix_spawn, see `Shell`); its stdout goes
+/// to a temporary file rather than a pipe, so no other process that
+/// inherited an end can keep the test waiting for end of file. A process
+/// still running when the object goes away is killed and reaped.
 final class BackgroundProcess {
-    private let process = Process()
-    private let output = Pipe()
-    private var collected = Data()
-    private let reader = DispatchGroup()
+    private let processID: pid_t
+    private let outputFile: String
+    private var waitStatus: Int32?
+
+    /// The most a test waits for a background process by default.
+    static let defaultLimit: Double = 900
 
     init(_ arguments: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        reader.enter()
-        DispatchQueue.global().async { [self] in
-            collected = output.fileHandleForReading.readDataToEndOfFile()
-            reader.leave()
+        outputFile = FileManager.default.temporaryDirectory.appendingPathComponent("cttune-background-\(UUID().uuidString)").path
+        let output = open(outputFile, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o600)
+        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer {
+            close(output)
+            close(null)
         }
+        guard output >= 0, null >= 0 else {
+            throw Shell.Failure(command: arguments.joined(separator: " "), result: .init(status: errno, stdout: "", stderr: "open failed"))
+        }
+        processID = try ExternalTool(name: "env", path: "/usr/bin/env").start(arguments, stdin: null, stdout: output, stderr: null)
     }
 
-    /// Waits for the exit and returns stdout.
+    deinit {
+        if waitStatus == nil {
+            kill(processID, SIGKILL)
+            _ = ExternalTool.wait(processID)
+        }
+        unlink(outputFile)
+    }
+
+    /// Whether it has exited (and is reaped), without blocking.
+    private func reapIfExited() -> Bool {
+        if waitStatus != nil { return true }
+        var status: Int32 = 0
+        let reaped = waitpid(processID, &status, WNOHANG)
+        if reaped == processID || (reaped < 0 && errno == ECHILD) {
+            waitStatus = reaped == processID ? status : 0
+            return true
+        }
+        return false
+    }
+
+    /// Waits for the exit and returns stdout; a process still running after
+    /// `defaultLimit` seconds is killed and the test fails.
     func wait() -> String {
-        reader.wait()
-        process.waitUntilExit()
-        return String(decoding: collected, as: UTF8.self)
+        let (output, endedInTime) = wait(atMost: Self.defaultLimit)
+        if !endedInTime { Issue.record("a background process (pid \(processID)) still ran after \(Int(Self.defaultLimit)) s: killed") }
+        return output
     }
 
     /// Waits at most `seconds`; kills the process (SIGKILL) if it is still
     /// running then, so a test never hangs. Returns stdout and whether it ended by itself.
     func wait(atMost seconds: Double) -> (output: String, endedInTime: Bool) {
         let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-        let endedInTime = !process.isRunning
-        if !endedInTime { kill(process.processIdentifier, SIGKILL) }
-        return (wait(), endedInTime)
+        while !reapIfExited() && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        let endedInTime = reapIfExited()
+        if !endedInTime {
+            kill(processID, SIGKILL)
+            var status: Int32 = 0
+            while waitpid(processID, &status, 0) < 0 && errno == EINTR {}
+            waitStatus = status
+        }
+        let output = (try? String(contentsOfFile: outputFile, encoding: .utf8)) ?? ""
+        return (output, endedInTime)
     }
 
     /// Sends SIGINT, as Ctrl-C in a terminal does.
-    func interrupt() { process.interrupt() }
+    func interrupt() { kill(processID, SIGINT) }
 
-    /// The process id (the tool's own: /usr/bin/env execs it in place).
-    var pid: Int32? { process.isRunning ? process.processIdentifier : nil }
+    /// The process id while it runs (the tool's own: /usr/bin/env execs it in place).
+    var pid: Int32? { reapIfExited() ? nil : processID }
 
-    var exitStatus: Int32 { process.terminationStatus }
+    /// The exit code, or 128 + the signal that ended it; -1 while it runs.
+    var exitStatus: Int32 { waitStatus.map(ExternalTool.exitStatus) ?? -1 }
 }

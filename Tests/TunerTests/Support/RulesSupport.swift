@@ -1,17 +1,11 @@
 import Foundation
 import Tuner
 
-/// Runs tools through `ExternalTool` (posix_spawn and waitpid): the scripts
-/// that start ufw and firewalld leave daemonized grandchildren, and
-/// Foundation's Process can miss the exit of such a child and wait forever.
+/// Runs tools, in a namespace when one is given, through `Shell`.
 enum Tool {
     @discardableResult
     static func run(_ arguments: [String], in namespace: TestNamespace? = nil, input: String? = nil) throws -> Shell.Result {
-        let command = (namespace.map { ["ip", "netns", "exec", $0.name] } ?? []) + arguments
-        let tool = command[0].hasPrefix("/") ? ExternalTool(name: command[0], path: command[0]) : ExternalTool.locate(command[0])
-        guard let tool else { throw Shell.Failure(command: command[0], result: .init(status: 127, stdout: "", stderr: "not installed")) }
-        let output = try tool.run(Array(command.dropFirst()), input: input)
-        return Shell.Result(status: output.status, stdout: output.stdout, stderr: output.stderr)
+        try Shell.run((namespace.map { ["ip", "netns", "exec", $0.name] } ?? []) + arguments, input: input)
     }
 
     /// Runs and throws with the tool's stderr when it fails.

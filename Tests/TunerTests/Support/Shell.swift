@@ -1,6 +1,14 @@
 import Foundation
+import Tuner
 
 /// Runs external tools (ip, nft, modprobe, the cttune binary) from tests.
+///
+/// Through `ExternalTool` (posix_spawn, poll and waitpid), never Foundation's
+/// Process: Process can miss the exit of a child that leaves daemonized
+/// grandchildren, and waits through a run-loop socket that a thread inside a
+/// network namespace cannot rely on; either way a test would wait forever.
+/// Every run is bounded: a tool that prints nothing and does not exit for
+/// `silence` seconds is killed and the test fails naming it.
 enum Shell {
     struct Result {
         var status: Int32
@@ -8,42 +16,27 @@ enum Shell {
         var stderr: String
     }
 
+    /// Long enough for the slowest tool a test runs (a load generator's
+    /// window, a package install); short enough that a hang fails the test
+    /// long before CI's limit.
+    static let defaultSilence: Int32 = 600
+
     /// A tool that exits before reading all its input must make the write
     /// fail (EPIPE), not kill the test process: the test process decides
     /// this for itself, as a program does (cttune's library leaves SIGPIPE alone).
     private static let ignoreSIGPIPE: Void = { signal(SIGPIPE, SIG_IGN) }()
 
-    /// Runs `arguments[0]` (looked up in PATH) and waits for it.
+    /// Runs `arguments[0]` (looked up in PATH by env) and waits for it.
+    /// - Parameter environment: variables added to the test's own.
     @discardableResult
-    static func run(_ arguments: [String], input: String? = nil, environment: [String: String]? = nil) throws -> Result {
+    static func run(
+        _ arguments: [String], input: String? = nil, environment: [String: String]? = nil, silence: Int32 = defaultSilence
+    ) throws -> Result {
         _ = ignoreSIGPIPE
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new } }
-        let output = Pipe(), errors = Pipe(), feed = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        process.standardInput = feed
-        try process.run()
-        if let input { feed.fileHandleForWriting.write(Data(input.utf8)) }
-        try feed.fileHandleForWriting.close()
-        // Read both pipes before waiting so a chatty tool cannot block on a full pipe.
-        final class Collected: @unchecked Sendable { var data = Data() }  // written before group.leave(), read after wait()
-        let errData = Collected()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async {
-            errData.data = errors.fileHandleForReading.readDataToEndOfFile()
-            group.leave()
-        }
-        let outData = output.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        process.waitUntilExit()
-        return Result(
-            status: process.terminationStatus,
-            stdout: String(decoding: outData, as: UTF8.self),
-            stderr: String(decoding: errData.data, as: UTF8.self))
+        let merged = environment.map { ProcessInfo.processInfo.environment.merging($0) { _, new in new } }
+        let output = try ExternalTool(name: "env", path: "/usr/bin/env")
+            .run(arguments, input: input, environment: merged, silenceTimeoutSeconds: silence)
+        return Result(status: output.status, stdout: output.stdout, stderr: output.stderr)
     }
 
     /// Runs and throws with the tool's stderr when it fails.
