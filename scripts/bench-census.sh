@@ -15,18 +15,8 @@ runs=${RUNS:-3}
 [ "$(id -u)" -eq 0 ] || { echo "bench-census: needs root (network namespaces, global conntrack values)" >&2; exit 0; }
 command -v conntrack >/dev/null || { echo "bench-census: needs conntrack (scripts/install-deps.sh test)" >&2; exit 0; }
 
-# The test suite's lock and saved-values protocol (see bench-outage.sh).
-exec 9>/run/cttune-tests.lock
-flock 9
-saved_file=/run/cttune-tests.saved
-if [ -f "$saved_file" ]; then
-  read -r left_max left_buckets < "$saved_file"
-  echo "$left_buckets" > /proc/sys/net/netfilter/nf_conntrack_buckets
-  echo "$left_max" > /proc/sys/net/netfilter/nf_conntrack_max
-fi
-saved_max=$(cat /proc/sys/net/netfilter/nf_conntrack_max)
-saved_buckets=$(cat /proc/sys/net/netfilter/nf_conntrack_buckets)
-echo "$saved_max $saved_buckets" > "$saved_file"
+. scripts/global-conntrack.sh
+global_conntrack_take
 ns="cttune-bench-census-$$"
 quiet_ns="cttune-bench-quiet-$$"
 work=$(mktemp -d)
@@ -34,9 +24,7 @@ cleanup() {
   ip netns delete "$ns" 2>/dev/null || true
   ip netns delete "$quiet_ns" 2>/dev/null || true
   rm -rf "$work"
-  echo "$saved_buckets" > /proc/sys/net/netfilter/nf_conntrack_buckets
-  echo "$saved_max" > /proc/sys/net/netfilter/nf_conntrack_max
-  rm -f "$saved_file"
+  global_conntrack_restore
 }
 trap cleanup EXIT
 

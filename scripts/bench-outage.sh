@@ -12,29 +12,15 @@ loadgen=.build/release/ct-loadgen
 duration=${DURATION:-90}
 [ "$(id -u)" -eq 0 ] || { echo "bench-outage: needs root (network namespaces, global conntrack values)" >&2; exit 0; }
 
-# The test suite's lock: no test changes global values while this runs.
-# Values saved by a holder that was killed mid-run are restored first; ours are
-# saved the same way while we change them.
-exec 9>/run/cttune-tests.lock
-flock 9
-saved_file=/run/cttune-tests.saved
-if [ -f "$saved_file" ]; then
-  read -r left_max left_buckets < "$saved_file"
-  echo "$left_buckets" > /proc/sys/net/netfilter/nf_conntrack_buckets
-  echo "$left_max" > /proc/sys/net/netfilter/nf_conntrack_max
-fi
-saved_max=$(cat /proc/sys/net/netfilter/nf_conntrack_max)
-saved_buckets=$(cat /proc/sys/net/netfilter/nf_conntrack_buckets)
-echo "$saved_max $saved_buckets" > "$saved_file"
+. scripts/global-conntrack.sh
+global_conntrack_take
 namespaces=()
 state=$(mktemp -d)
 mkdir -p "$state/var-lib" "$state/run"
 cleanup() {
   rm -rf "$state"
   for ns in "${namespaces[@]}"; do ip netns delete "$ns" 2>/dev/null || true; done
-  echo "$saved_buckets" > /proc/sys/net/netfilter/nf_conntrack_buckets
-  echo "$saved_max" > /proc/sys/net/netfilter/nf_conntrack_max
-  rm -f "$saved_file"
+  global_conntrack_restore
 }
 trap cleanup EXIT
 

@@ -4,7 +4,9 @@
 set -euo pipefail
 venv=${1:-.cache/ansible-venv}
 requirement='ansible-core>=2.16,<2.18'
-if [ -x "$venv/bin/ansible-playbook" ] && "$venv/bin/python" -m pip show ansible-core >/dev/null 2>&1; then
+# Run, not just found: a virtualenv's scripts name its interpreter by absolute
+# path, so a moved or copied one is made again.
+if "$venv/bin/ansible-playbook" --version >/dev/null 2>&1 && "$venv/bin/python" -m pip show ansible-core >/dev/null 2>&1; then
   "$venv/bin/python" - "$requirement" <<'PY' && exit 0
 import sys
 from importlib.metadata import version

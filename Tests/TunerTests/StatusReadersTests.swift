@@ -159,6 +159,31 @@ struct StatusReadersTests {
         #expect(initial.otherNamespaceLines == 2)
     }
 
+    @Test("the log reader keeps the table-full records whatever the reads cut: one record per read, or a file read in chunks of any size")
+    func kernelLogFilterAcrossReads() {
+        let records = """
+            6,5600,2580000000,-;eth0: link up
+            4,5601,2580112233,-;nf_conntrack: nf_conntrack: table full in netns 4026532317, dropping packet
+             SUBSYSTEM=net
+            6,5602,2580200000,-;nf_conntrack: table fu
+            4,5603,2582500000,-;nf_conntrack: table full, dropping packet
+            """
+        let expected = """
+            4,5601,2580112233,-;nf_conntrack: nf_conntrack: table full in netns 4026532317, dropping packet
+            4,5603,2582500000,-;nf_conntrack: table full, dropping packet
+
+            """
+        let bytes = Array(records.utf8)
+        for chunk in 1...bytes.count {
+            var filter = MarkedLines(marker: Array(KernelLogEvidence.marker.utf8))
+            for start in stride(from: 0, to: bytes.count, by: chunk) {
+                filter.add(bytes[start..<min(start + chunk, bytes.count)])
+            }
+            filter.finish()
+            #expect(String(decoding: filter.kept, as: UTF8.self) == expected, "reads of \(chunk) bytes")
+        }
+    }
+
     @Test("a probe of a tree reads count, max, counters, timeouts, slab, entries, log and namespace through the root")
     func probeReadsATree() throws {
         let tree = try StatusTree()

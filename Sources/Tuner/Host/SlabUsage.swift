@@ -18,12 +18,24 @@ public struct SlabUsage: Sendable, Equatable {
         self.objectBytes = objectBytes
     }
 
-    /// Reads /proc/slabinfo's `nf_conntrack` line (root only), else
-    /// /sys/kernel/slab/nf_conntrack/{objects,slab_size}.
+    /// Reads /sys/kernel/slab/nf_conntrack/{objects,slab_size}, else
+    /// /proc/slabinfo's `nf_conntrack` line (root only). The sysfs files are
+    /// read first: the kernel formats them for this one cache, while
+    /// slabinfo walks every cache, and the status timer runs every minute.
+    /// The cache is never merged with another (SLAB_TYPESAFE_BY_RCU), so
+    /// both count only conntrack entries.
     ///
     /// - Returns: the usage and which file said so, or `nil` when neither
     ///   exists (no nf_conntrack cache, or a tree without them).
     public static func read(from root: SystemRoot) throws -> (usage: SlabUsage, source: Source)? {
+        // `objects` reads "240 N0=240": the total comes first.
+        if let objects = try? root.contents(of: KernelPaths.conntrackSlabObjects, limit: ReadLimit.kernelTable),
+            let active = objects.split(separator: " ").first.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }),
+            KernelValue.slabObjects.contains(active),
+            let size = try? root.integer(at: KernelPaths.conntrackSlabSize, in: KernelValue.slabObjectBytes)
+        {
+            return (SlabUsage(activeObjects: active, objectBytes: size), .sysfs)
+        }
         if let slabinfo = try? root.contents(of: KernelPaths.slabinfo, limit: ReadLimit.kernelTable) {
             for line in slabinfo.split(separator: "\n") where line.hasPrefix("nf_conntrack ") {
                 // name <active_objs> <num_objs> <objsize> ...
@@ -34,14 +46,6 @@ public struct SlabUsage: Sendable, Equatable {
                     return (SlabUsage(activeObjects: active, objectBytes: size), .slabinfo)
                 }
             }
-        }
-        // `objects` reads "240 N0=240": the total comes first.
-        if let objects = try root.contents(of: KernelPaths.conntrackSlabObjects, limit: ReadLimit.kernelTable),
-            let active = objects.split(separator: " ").first.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }),
-            KernelValue.slabObjects.contains(active),
-            let size = try root.integer(at: KernelPaths.conntrackSlabSize, in: KernelValue.slabObjectBytes)
-        {
-            return (SlabUsage(activeObjects: active, objectBytes: size), .sysfs)
         }
         return nil
     }

@@ -343,19 +343,9 @@ public enum Echo {
             }
             for scalar in character.unicodeScalars {
                 switch scalar {
-                case "\n": result += "\\n"
-                case "\r": result += "\\r"
-                case "\t": result += "\\t"
                 case "\"": result += "\\\""
                 case "\\": result += "\\\\"
-                default:
-                    if scalar.properties.generalCategory == .control || scalar.properties.generalCategory == .format
-                        || scalar == "\u{2028}" || scalar == "\u{2029}"
-                    {
-                        result += "\\u{\(String(scalar.value, radix: 16))}"
-                    } else {
-                        result.unicodeScalars.append(scalar)
-                    }
+                default: append(scalar, to: &result)
                 }
             }
         }
@@ -364,22 +354,43 @@ public enum Echo {
 
     /// A whole message made one line: line breaks and other control characters escaped.
     public static func oneLine(_ message: String) -> String {
-        guard message.unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0 == "\u{2028}" || $0 == "\u{2029}" })
-        else { return message }
+        guard message.unicodeScalars.contains(where: isControl) else { return message }
         var result = ""
         for scalar in message.unicodeScalars {
-            switch scalar {
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += " "
-            default:
-                if scalar.properties.generalCategory == .control || scalar == "\u{2028}" || scalar == "\u{2029}" {
-                    result += "\\u{\(String(scalar.value, radix: 16))}"
-                } else {
-                    result.unicodeScalars.append(scalar)
-                }
-            }
+            if scalar == "\t" { result += " " } else { append(scalar, to: &result) }
         }
         return result
+    }
+
+    /// The text with backslashes doubled and every control character written
+    /// as an escape, uncut: for names read from a ruleset, which nft and the
+    /// kernel accept with any bytes in them.
+    public static func escapedName(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { $0 == "\\" || isControl($0) }) else { return text }
+        var result = ""
+        for scalar in text.unicodeScalars {
+            if scalar == "\\" { result += "\\\\" } else { append(scalar, to: &result) }
+        }
+        return result
+    }
+
+    /// What must not reach a terminal or a log line as is: C0 and C1
+    /// controls, DEL, format characters (a bidirectional override can make a
+    /// line read differently from what it says) and the Unicode line and
+    /// paragraph separators.
+    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        let category = scalar.properties.generalCategory
+        return category == .control || category == .format || scalar == "\u{2028}" || scalar == "\u{2029}"
+    }
+
+    /// Appends `scalar`, as `\n`, `\r`, `\t` or `\u{…}` when it is a control character.
+    private static func append(_ scalar: Unicode.Scalar, to result: inout String) {
+        switch scalar {
+        case "\n": result += "\\n"
+        case "\r": result += "\\r"
+        case "\t": result += "\\t"
+        case _ where isControl(scalar): result += "\\u{\(String(scalar.value, radix: 16))}"
+        default: result.unicodeScalars.append(scalar)
+        }
     }
 }

@@ -202,24 +202,5 @@ extension String {
     /// `\r`, `\t`, `\u{1b}`) and backslashes doubled, so a table, chain or
     /// file name read from a ruleset never breaks or rewrites a line cttune
     /// prints (nft and the kernel accept any bytes in names).
-    public var escapingControlCharacters: String {
-        guard unicodeScalars.contains(where: { $0 == "\\" || Self.isControl($0) }) else { return self }
-        var out = ""
-        for scalar in unicodeScalars {
-            switch scalar {
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where Self.isControl(scalar): out += "\\u{\(String(scalar.value, radix: 16))}"
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
-    }
-
-    /// C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
-    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
-        scalar.properties.generalCategory == .control || scalar == "\u{2028}" || scalar == "\u{2029}"
-    }
+    public var escapingControlCharacters: String { Echo.escapedName(self) }
 }

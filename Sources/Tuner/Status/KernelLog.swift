@@ -84,8 +84,11 @@ public struct KernelLogEvidence: Sendable, Equatable {
         var text: String
     }
 
-    /// The ring buffer's records as text, one per line: read once, then
-    /// filtered per namespace with `tableFullLines(in:for:)`.
+    /// The ring buffer's "table full" records as text, one per line: read
+    /// once, then filtered per namespace with `tableFullLines(in:for:)`.
+    /// Only records carrying the marker are kept, matched on the bytes as
+    /// each arrives: a busy ring buffer holds thousands of other records,
+    /// and the status timer runs every minute.
     static func records(from root: SystemRoot) -> Result<String, Unreadable> {
         let path: String
         do { path = try root.path(KernelPaths.kernelLog).string } catch {
@@ -98,7 +101,7 @@ public struct KernelLogEvidence: Sendable, Equatable {
             return .failure(Unreadable(text: "cannot read \(path): \(errnoText(error as? Errno ?? .ioError))"))
         }
         defer { try? descriptor.close() }
-        var text = [UInt8]()
+        var filter = MarkedLines(marker: Array(marker.utf8))
         var buffer = [UInt8](repeating: 0, count: 8192)
         // One record per read; the ring buffer holds at most a few MiB, and the
         // bound only guards a file that never ends. EINTR is retried by
@@ -107,7 +110,7 @@ public struct KernelLogEvidence: Sendable, Equatable {
             do {
                 let count = try buffer.withUnsafeMutableBytes { try descriptor.read(into: $0) }
                 if count == 0 { break }
-                text.append(contentsOf: buffer[0..<count])
+                filter.add(buffer[0..<count])
             } catch Errno.resourceTemporarilyUnavailable {
                 break
             } catch Errno.brokenPipe {
@@ -116,6 +119,61 @@ public struct KernelLogEvidence: Sendable, Equatable {
                 return .failure(Unreadable(text: "cannot read \(path): \(errnoText(error as? Errno ?? .ioError))"))
             }
         }
-        return .success(String(decoding: text, as: UTF8.self))
+        filter.finish()
+        return .success(String(decoding: filter.kept, as: UTF8.self))
+    }
+}
+
+/// Keeps the lines of a byte stream that contain a marker, matched on the
+/// bytes as they arrive: /dev/kmsg gives one record per read, a log file in
+/// a `--root` tree any number of lines per read.
+struct MarkedLines {
+    let marker: [UInt8]
+    /// The kept lines, each ending in a newline.
+    private(set) var kept: [UInt8] = []
+    private var line: [UInt8] = []
+    /// A kernel record is at most about 1 KiB; a longer "line" is not one.
+    static let longestLine = 64 * 1024
+
+    init(marker: [UInt8]) { self.marker = marker }
+
+    mutating func add(_ bytes: ArraySlice<UInt8>) {
+        var start = bytes.startIndex
+        while let newline = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) {
+            append(bytes[start..<newline])
+            endLine()
+            start = newline + 1
+        }
+        append(bytes[start...])
+    }
+
+    /// Ends a last line that had no newline.
+    mutating func finish() {
+        if !line.isEmpty { endLine() }
+    }
+
+    private mutating func append(_ bytes: ArraySlice<UInt8>) {
+        if line.count <= Self.longestLine { line.append(contentsOf: bytes) }
+    }
+
+    private mutating func endLine() {
+        if line.count <= Self.longestLine && Self.contains(marker, in: line) {
+            kept.append(contentsOf: line)
+            kept.append(UInt8(ascii: "\n"))
+        }
+        line.removeAll(keepingCapacity: true)
+    }
+
+    /// A plain scan: lines are short, and no String is built per line.
+    static func contains(_ marker: [UInt8], in bytes: [UInt8]) -> Bool {
+        guard let first = marker.first, bytes.count >= marker.count else { return false }
+        var start = 0
+        let last = bytes.count - marker.count
+        while start <= last {
+            guard let found = bytes[start...last].firstIndex(of: first) else { return false }
+            if bytes[found..<found + marker.count].elementsEqual(marker) { return true }
+            start = found + 1
+        }
+        return false
     }
 }
