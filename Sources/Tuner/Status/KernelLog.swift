@@ -46,25 +46,32 @@ public struct KernelLogEvidence: Sendable, Equatable {
     /// namespace `own` (`nil` inode with `kind == .initial`: lines naming no namespace).
     static func tableFullLines(in records: String, for own: NamespaceIdentity) -> KernelLogEvidence {
         var evidence = KernelLogEvidence()
-        for record in records.split(separator: "\n") where !record.hasPrefix(" ") {
-            guard let separator = record.firstIndex(of: ";") else { continue }
-            let message = String(record[record.index(after: separator)...])
-            guard message.contains(marker) else { continue }
-            let prefix = record[..<separator].split(separator: ",")
-            guard prefix.count >= 3, let microseconds = Double(prefix[2]) else { continue }
+        // On bytes, not Characters: a host that overflowed keeps thousands of
+        // these records, and the status timer runs every minute.
+        for record in records.utf8.split(separator: UInt8(ascii: "\n")) where record.first != UInt8(ascii: " ") {
+            guard let separator = record.firstIndex(of: UInt8(ascii: ";")) else { continue }
+            let message = record[record.index(after: separator)...]
+            guard ByteSearch.offset(of: markerBytes, in: message) != nil else { continue }
+            let prefix = record[..<separator].split(separator: UInt8(ascii: ","))
+            guard prefix.count >= 3, let microseconds = Double(String(decoding: prefix[2], as: UTF8.self)) else { continue }
             let inode = namespaceInode(in: message)
-            let line = Line(secondsSinceBoot: microseconds / 1e6, message: message, netnsInode: inode)
+            let line = Line(secondsSinceBoot: microseconds / 1e6, message: String(decoding: message, as: UTF8.self), netnsInode: inode)
             let ours = inode == nil ? own.kind != .nonInitial : inode == own.inode
             if ours { evidence.lines.append(line) } else { evidence.otherNamespaceLines += 1 }
         }
         return evidence
     }
 
+    static let markerBytes = Array(marker.utf8)
+
     /// `N` from "… in netns N, …".
-    static func namespaceInode(in message: String) -> UInt64? {
-        guard let range = message.range(of: "in netns ") else { return nil }
-        return UInt64(message[range.upperBound...].prefix { $0.isNumber })
+    static func namespaceInode(in message: Substring.UTF8View) -> UInt64? {
+        guard let offset = ByteSearch.offset(of: namespacePrefix, in: message) else { return nil }
+        let digits = message.dropFirst(offset + namespacePrefix.count).prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        return UInt64(String(decoding: digits, as: UTF8.self))
     }
+
+    private static let namespacePrefix = Array("in netns ".utf8)
 
     /// Reads the ring buffer without waiting for new records.
     ///
@@ -101,7 +108,7 @@ public struct KernelLogEvidence: Sendable, Equatable {
             return .failure(Unreadable(text: "cannot read \(path): \(errnoText(error as? Errno ?? .ioError))"))
         }
         defer { try? descriptor.close() }
-        var filter = MarkedLines(marker: Array(marker.utf8))
+        var filter = MarkedLines(marker: markerBytes)
         var buffer = [UInt8](repeating: 0, count: 8192)
         // One record per read; the ring buffer holds at most a few MiB, and the
         // bound only guards a file that never ends. EINTR is retried by
@@ -157,23 +164,35 @@ struct MarkedLines {
     }
 
     private mutating func endLine() {
-        if line.count <= Self.longestLine && Self.contains(marker, in: line) {
+        if line.count <= Self.longestLine && ByteSearch.offset(of: marker, in: line) != nil {
             kept.append(contentsOf: line)
             kept.append(UInt8(ascii: "\n"))
         }
         line.removeAll(keepingCapacity: true)
     }
+}
 
-    /// A plain scan: lines are short, and no String is built per line.
-    static func contains(_ marker: [UInt8], in bytes: [UInt8]) -> Bool {
-        guard let first = marker.first, bytes.count >= marker.count else { return false }
-        var start = 0
-        let last = bytes.count - marker.count
-        while start <= last {
-            guard let found = bytes[start...last].firstIndex(of: first) else { return false }
-            if bytes[found..<found + marker.count].elementsEqual(marker) { return true }
-            start = found + 1
+/// Finds bytes in bytes with memchr and memcmp: the standard library's
+/// generic `firstRange(of:)` costs more than the rest of a status run.
+enum ByteSearch {
+    /// The offset of the first `needle` in `haystack`, or `nil`.
+    static func offset(of needle: [UInt8], in haystack: some Collection<UInt8>) -> Int? {
+        if let found = haystack.withContiguousStorageIfAvailable({ offset(of: needle, in: UnsafeRawBufferPointer($0)) }) {
+            return found
         }
-        return false
+        return Array(haystack).withUnsafeBytes { offset(of: needle, in: $0) }
+    }
+
+    static func offset(of needle: [UInt8], in haystack: UnsafeRawBufferPointer) -> Int? {
+        guard let first = needle.first, haystack.count >= needle.count, let base = haystack.baseAddress else { return nil }
+        let last = haystack.count - needle.count
+        var start = 0
+        while start <= last {
+            guard let hit = memchr(base + start, Int32(first), last - start + 1) else { return nil }
+            let offset = base.distance(to: UnsafeRawPointer(hit))
+            if needle.withUnsafeBytes({ memcmp(base + offset, $0.baseAddress!, needle.count) }) == 0 { return offset }
+            start = offset + 1
+        }
+        return nil
     }
 }
