@@ -65,18 +65,24 @@ best_of() {
   echo "$best"
 }
 
+# The kernel's share: a dump that only counts headers (scripts/ctnetlink-floor.c).
+floor=$work/ctnetlink-floor
+if ! cc -O2 -o "$floor" scripts/ctnetlink-floor.c 2>/dev/null; then floor=true; fi
+
 echo "== status census (ctnetlink) against conntrack -L -o xml, same table, best of $runs; $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), kernel $(uname -r)"
-printf '%-9s %9s %7s %9s %7s %6s %10s %7s %7s %10s %8s\n' entries census_s xml_s ratio list_s C_s census_cpu xml_cpu cpu_ratio census_MiB xml_MiB
+echo "   kernel_s: the same dump with every entry ignored, the floor for any census"
+printf '%-9s %9s %8s %7s %9s %7s %6s %10s %7s %7s %10s %8s\n' entries census_s kernel_s xml_s ratio list_s C_s census_cpu xml_cpu cpu_ratio census_MiB xml_MiB
 filled=0
 for size in $sizes; do
   ip netns exec "$ns" python3 "$work/fill.py" "$filled" "$size"
   filled=$size
   count=$(ip netns exec "$ns" cat /proc/sys/net/netfilter/nf_conntrack_count)
   read -r census_s census_kib census_cpu <<<"$(best_of "$cttune" status --census --window 0 --format json)"
+  read -r kernel_s _ _ <<<"$(best_of "$floor")"
   read -r xml_s xml_kib xml_cpu <<<"$(best_of conntrack -L -o xml)"
   read -r list_s _ _ <<<"$(best_of conntrack -L)"
   read -r count_s _ _ <<<"$(best_of conntrack -C)"
-  printf '%-9s %9s %7s %9s %7s %6s %10s %7s %7s %10s %8s\n' "$count" "$census_s" "$xml_s" \
+  printf '%-9s %9s %8s %7s %9s %7s %6s %10s %7s %7s %10s %8s\n' "$count" "$census_s" "$kernel_s" "$xml_s" \
     "$(echo "scale=2; $census_s / $xml_s" | bc)" "$list_s" "$count_s" "$census_cpu" "$xml_cpu" \
     "$(echo "scale=2; $census_cpu / $xml_cpu" | bc)" "$(echo "scale=1; $census_kib / 1024" | bc)" "$(echo "scale=1; $xml_kib / 1024" | bc)"
 done

@@ -94,7 +94,7 @@ public enum KernelPaths {
 
     /// The /proc/sys file of a sysctl key: dots become slashes.
     public static func sysctl(_ key: String) -> FilePath {
-        FilePath("/proc/sys/" + key.replacingOccurrences(of: ".", with: "/"))
+        FilePath("/proc/sys/" + key.split(separator: ".", omittingEmptySubsequences: false).joined(separator: "/"))
     }
 
 }

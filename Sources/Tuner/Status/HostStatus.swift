@@ -114,7 +114,7 @@ extension StatusProbe {
             }
             return readings
         }
-        let log = KernelLogEvidence.records(from: root)
+        let log = KernelLogEvidence.records(from: root).map(KernelLogEvidence.parse)
         let slab = try? SlabUsage.read(from: root)?.usage
         let now = (MonotonicClock.secondsSinceBoot(), Date())
         var members: [HostStatusReport.Member] = []
@@ -124,7 +124,7 @@ extension StatusProbe {
             case .success(var readings):
                 readings.slab = slab
                 switch log {
-                case .success(let text): readings.kernelLog = KernelLogEvidence.tableFullLines(in: text, for: readings.namespace)
+                case .success(let lines): readings.kernelLog = KernelLogEvidence.evidence(from: lines, for: readings.namespace)
                 case .failure(let reason): readings.kernelLog = KernelLogEvidence(unreadableReason: reason.text)
                 }
                 (readings.secondsSinceBoot, readings.wallClock) = now

@@ -45,7 +45,23 @@ public struct KernelLogEvidence: Sendable, Equatable {
     /// starting with a space continue the previous record) that concern the
     /// namespace `own` (`nil` inode with `kind == .initial`: lines naming no namespace).
     static func tableFullLines(in records: String, for own: NamespaceIdentity) -> KernelLogEvidence {
+        evidence(from: parse(records), for: own)
+    }
+
+    /// The lines of `lines` about `own`, and how many name another namespace.
+    static func evidence(from lines: [Line], for own: NamespaceIdentity) -> KernelLogEvidence {
         var evidence = KernelLogEvidence()
+        for line in lines {
+            let ours = line.netnsInode == nil ? own.kind != .nonInitial : line.netnsInode == own.inode
+            if ours { evidence.lines.append(line) } else { evidence.otherNamespaceLines += 1 }
+        }
+        return evidence
+    }
+
+    /// Every "table full" line of `records`, whatever namespace it names:
+    /// parsed once for all the namespaces a status run reports.
+    static func parse(_ records: String) -> [Line] {
+        var lines: [Line] = []
         // On bytes, not Characters: a host that overflowed keeps thousands of
         // these records, and the status timer runs every minute.
         for record in records.utf8.split(separator: UInt8(ascii: "\n")) where record.first != UInt8(ascii: " ") {
@@ -54,12 +70,12 @@ public struct KernelLogEvidence: Sendable, Equatable {
             guard ByteSearch.offset(of: markerBytes, in: message) != nil else { continue }
             let prefix = record[..<separator].split(separator: UInt8(ascii: ","))
             guard prefix.count >= 3, let microseconds = Double(String(decoding: prefix[2], as: UTF8.self)) else { continue }
-            let inode = namespaceInode(in: message)
-            let line = Line(secondsSinceBoot: microseconds / 1e6, message: String(decoding: message, as: UTF8.self), netnsInode: inode)
-            let ours = inode == nil ? own.kind != .nonInitial : inode == own.inode
-            if ours { evidence.lines.append(line) } else { evidence.otherNamespaceLines += 1 }
+            lines.append(
+                Line(
+                    secondsSinceBoot: microseconds / 1e6, message: String(decoding: message, as: UTF8.self),
+                    netnsInode: namespaceInode(in: message)))
         }
-        return evidence
+        return lines
     }
 
     static let markerBytes = Array(marker.utf8)
