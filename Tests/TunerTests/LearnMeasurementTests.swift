@@ -1,0 +1,219 @@
+import Foundation
+import Testing
+
+@testable import Tuner
+
+/// A known mix of flows as ctnetlink would report it: events in time order,
+/// and the final dump of what is still alive.
+struct SyntheticLoad {
+    enum Kind { case fin, rst, halfOpen, orphan, udp, udpStream, icmp }
+
+    static let seenReply: UInt32 = 1 << 1  // IPS_SEEN_REPLY
+    static let assured: UInt32 = 1 << 2  // IPS_ASSURED
+
+    var timeouts = LearnTimeouts(tcpEstablishedSeconds: 432_000, synSentSeconds: 5, udpSeconds: 5)
+    var holdSeconds = 1.0
+    var timeWaitSeconds = 5.0
+    var closeSeconds = 3.0
+    /// A DESTROY comes at the next GC pass, not when the timeout runs out.
+    var gcGapSeconds = 3.0
+    private(set) var events: [(time: Double, entry: ConntrackEntry)] = []
+    /// Entries alive at the end, with the time their last packet passed (for CTA_TIMEOUT).
+    private(set) var alive: [UInt32: (entry: ConntrackEntry, lastPacket: Double)] = [:]
+    private var nextID: UInt32 = 1
+
+    static func entry(_ id: UInt32, _ proto: UInt8, _ state: TCPConntrackState?, _ status: UInt32, _ event: ConntrackEvent)
+        -> ConntrackEntry
+    {
+        ConntrackEntry(family: 2, protocolNumber: proto, tcpState: state, status: status, timeoutSeconds: nil, id: id, event: event)
+    }
+
+    mutating func add(_ kind: Kind, at t: Double) {
+        let id = nextID
+        nextID += 1
+        func emit(_ time: Double, _ proto: UInt8, _ state: TCPConntrackState?, _ status: UInt32, _ event: ConntrackEvent) {
+            events.append((time, Self.entry(id, proto, state, status, event)))
+        }
+        let reply = Self.seenReply, both = Self.seenReply | Self.assured
+        switch kind {
+        case .fin, .rst, .orphan:
+            emit(t, 6, .synSent, 0, .created)
+            emit(t + 0.001, 6, .synReceived, reply, .updated)
+            emit(t + 0.002, 6, .established, both, .updated)
+            let close = t + 0.002 + holdSeconds
+            switch kind {
+            case .fin:
+                emit(close, 6, .finWait, both, .updated)
+                emit(close + 0.001, 6, .timeWait, both, .updated)
+                emit(close + timeWaitSeconds + gcGapSeconds, 6, .timeWait, both, .destroyed)
+            case .rst:
+                emit(close, 6, .close, both, .updated)
+                emit(close + closeSeconds + gcGapSeconds, 6, .close, both, .destroyed)
+            default:
+                alive[id] = (Self.entry(id, 6, .established, both, .dumped), close)
+            }
+        case .halfOpen:
+            emit(t, 6, .synSent, 0, .created)
+            emit(t + Double(timeouts.synSentSeconds) + gcGapSeconds, 6, .synSent, 0, .destroyed)
+        case .udp, .udpStream:
+            emit(t, 17, nil, 0, .created)
+            emit(t + 0.001, 17, nil, reply, .updated)
+            if kind == .udpStream {
+                emit(t + 2.5, 17, nil, both, .updated)
+                emit(t + 2.5 + 10 + gcGapSeconds, 17, nil, both, .destroyed)
+            } else {
+                emit(t + Double(timeouts.udpSeconds) + gcGapSeconds, 17, nil, reply, .destroyed)
+            }
+        case .icmp:
+            emit(t, 1, nil, 0, .created)
+            emit(t + 30 + gcGapSeconds, 1, nil, reply, .destroyed)
+        }
+    }
+
+    /// Feeds every event before `end`, then a final dump at `end`.
+    func learn(start: Double = 0, end: Double, preexisting: [ConntrackEntry] = [], configure: (inout LoadLearner) -> Void = { _ in })
+        -> LearnedLoad
+    {
+        var learner = LoadLearner(start: start, timeouts: timeouts)
+        configure(&learner)
+        learner.beginDump(at: start)
+        for entry in preexisting { learner.observe(entry, at: start) }
+        learner.endDump(complete: true)
+        var live: [UInt32: ConntrackEntry] = [:]
+        for (time, entry) in events.sorted(by: { $0.time < $1.time }) where time < end {
+            learner.observe(entry, at: time)
+            live[entry.id!] = entry.event == .destroyed ? nil : entry
+        }
+        learner.beginDump(at: end)
+        for (id, last) in live.sorted(by: { $0.key < $1.key }) {
+            var entry = last
+            entry.event = .dumped
+            if entry.tcpState == .established {
+                entry.timeoutSeconds = timeouts.tcpEstablishedSeconds - Int(end - (alive[id]?.lastPacket ?? end))
+            }
+            learner.observe(entry, at: end)
+        }
+        for entry in preexisting { learner.observe(entry, at: end) }
+        learner.endDump(complete: true)
+        return learner.measurements(at: end)
+    }
+}
+
+@Suite("learn: measurement core on synthetic event streams")
+struct LearnMeasurementTests {
+    /// 40 TCP flows/s of which 5 % orphans, 10 % half-open, and 20 % of the
+    /// rest closed by RST; 20 UDP flows/s, a quarter streams; 2 ICMP/s.
+    static func knownMix(seconds: Double, tcpRate: Double = 40) -> SyntheticLoad {
+        var load = SyntheticLoad()
+        let pattern: [SyntheticLoad.Kind] = [.orphan, .halfOpen, .halfOpen] + Array(repeating: .fin, count: 14) + [.rst, .rst, .rst]
+        for index in 0..<Int(seconds * tcpRate) { load.add(pattern[index % pattern.count], at: Double(index) / tcpRate) }
+        for index in 0..<Int(seconds * 20) { load.add(index % 4 == 0 ? .udpStream : .udp, at: Double(index) / 20 + 0.01) }
+        for index in 0..<Int(seconds * 2) { load.add(.icmp, at: Double(index) / 2 + 0.02) }
+        return load
+    }
+
+    @Test("rates, shares and the ESTABLISHED time of a known mix come out as generated")
+    func knownMixMeasured() throws {
+        let learned = Self.knownMix(seconds: 120).learn(end: 120)
+        #expect(abs(try #require(learned.tcpNewPerSecond.value) - 40) < 0.5)
+        #expect(abs(try #require(learned.udpNewPerSecond.value) - 20) < 0.5)
+        #expect(abs(try #require(learned.otherPerSecond.value) - 2) < 0.1)
+        #expect(abs(try #require(learned.establishedSeconds.value) - 1.0) < 0.01)
+        #expect(abs(try #require(learned.orphanRatio.value) - 0.05) < 0.005)
+        #expect(abs(try #require(learned.halfOpenRatio.value) - 0.10) < 0.005)
+        #expect(abs(try #require(learned.rstCloseRatio.value) - 3.0 / 17) < 0.005)
+        #expect(abs(try #require(learned.udpStreamRatio.value) - 0.25) < 0.01)
+        #expect(learned.orphanRatio.isEstimate, "orphans are always an estimate")
+        #expect(learned.counters.isComplete)
+        #expect(learned.orphanIdleSeconds == 10, "5 x 1 s ESTABLISHED is under the 10 s floor")
+    }
+
+    @Test("an unanswered SYN younger than syn_sent is not counted either way")
+    func halfOpenCohort() throws {
+        // Half-open flows only in the last 3 s: younger than syn_sent (5 s), so outside the cohort.
+        var load = SyntheticLoad()
+        for index in 0..<200 { load.add(.fin, at: Double(index) / 10) }
+        for index in 0..<30 { load.add(.halfOpen, at: 17 + Double(index) / 10) }
+        let learned = load.learn(end: 20)
+        #expect(learned.halfOpenRatio.value == 0)
+        #expect(learned.halfOpenRatio.sample == 150, "flows of the first 15 s")
+        #expect(learned.halfOpenRatio.isEstimate == false, "a 20 s window is twice syn_sent 5 s")
+    }
+
+    @Test("the busiest interval gives the burst factor; short windows mark it an estimate")
+    func burst() throws {
+        // 10/s for 50 s with 30/s from 20 s to 30 s: mean 14/s, busiest 10 s at 30/s.
+        var load = SyntheticLoad()
+        var time = 0.0
+        while time < 50 {
+            load.add(.fin, at: time)
+            time += (20..<30).contains(time) ? 1.0 / 30 : 1.0 / 10
+        }
+        let learned = load.learn(end: 50)
+        #expect(learned.busiestIntervalSeconds == 10)
+        #expect(abs(try #require(learned.burstFactor.value) - 30.0 / 14) < 0.1)
+        #expect(learned.burstFactor.isEstimate)
+        #expect(learned.burstFactor.minimumWindowSeconds == 300)
+    }
+
+    @Test("memory stays bounded: destroyed flows leave no per-flow state, and a cap counts the rest")
+    func boundedState() throws {
+        var load = SyntheticLoad()
+        for index in 0..<20_000 { load.add(.rst, at: Double(index) / 1000) }
+        var learner = LoadLearner(start: 0, timeouts: load.timeouts)
+        learner.maximumTrackedFlows = 5000
+        var peak = 0
+        for (time, entry) in load.events.sorted(by: { $0.time < $1.time }) {
+            learner.observe(entry, at: time)
+            peak = max(peak, learner.followedFlows)
+        }
+        #expect(peak <= 5000)
+        #expect(learner.followedFlows == 0, "every flow was destroyed")
+        let learned = learner.measurements(at: 30)
+        #expect(learned.counters.untracked > 0 && !learned.counters.isComplete, "flows over the cap make the measurement lossy")
+        #expect(learned.tcpNewPerSecond.sample == 20_000 - learned.counters.untracked)
+    }
+
+    @Test("entries alive before the listener joined are followed by dumps, not counted as new")
+    func preexisting() throws {
+        let old = (1000..<1010).map { SyntheticLoad.entry($0, 6, .established, SyntheticLoad.seenReply, .dumped) }
+        var load = SyntheticLoad()
+        for index in 0..<100 { load.add(.fin, at: Double(index) / 10) }
+        // Half of them are gone by the final dump.
+        let learned = load.learn(end: 30, preexisting: Array(old.prefix(5)))
+        var first = LoadLearner(start: 0, timeouts: load.timeouts)
+        first.beginDump(at: 0)
+        for entry in old { first.observe(entry, at: 0) }
+        first.endDump(complete: true)
+        first.beginDump(at: 10)
+        for entry in old.prefix(5) { first.observe(entry, at: 10) }
+        first.endDump(complete: true)
+        let counted = first.measurements(at: 10).counters
+        #expect(counted.preexisting == 10 && counted.preexistingClosed == 5 && counted.missedDestroy == 0)
+        #expect(learned.tcpNewPerSecond.sample == 100, "old entries are not new flows")
+        #expect(learned.counters.preexisting == 5)
+    }
+
+    @Test("a flow a complete dump no longer lists lost its DESTROY: the measurement says it is lossy")
+    func lostDestroy() throws {
+        var learner = LoadLearner(start: 0, timeouts: LearnTimeouts())
+        learner.beginDump(at: 0)
+        learner.endDump(complete: true)
+        learner.observe(SyntheticLoad.entry(7, 6, .synSent, 0, .created), at: 1)
+        learner.observe(SyntheticLoad.entry(8, 17, nil, 0, .created), at: 1)
+        learner.beginDump(at: 5)
+        learner.observe(SyntheticLoad.entry(8, 17, nil, SyntheticLoad.seenReply, .dumped), at: 5)
+        learner.endDump(complete: true)
+        let learned = learner.measurements(at: 6)
+        #expect(learned.counters.missedDestroy == 1)
+        #expect(!learned.counters.isComplete)
+        #expect(learner.followedFlows == 1)
+    }
+
+    @Test("with no flows every ratio is absent, and rates are zero")
+    func empty() {
+        let learned = SyntheticLoad().learn(end: 60)
+        #expect(learned.tcpNewPerSecond.value == 0)
+        #expect(learned.rstCloseRatio.value == nil && learned.orphanRatio.value == nil && learned.burstFactor.value == nil)
+    }
+}
