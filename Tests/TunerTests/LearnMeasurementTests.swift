@@ -217,3 +217,56 @@ struct LearnMeasurementTests {
         #expect(learned.rstCloseRatio.value == nil && learned.orphanRatio.value == nil && learned.burstFactor.value == nil)
     }
 }
+
+@Suite("learn: the learned profile and the loss counter")
+struct LearnedProfileTests {
+    static func report(_ load: LearnedLoad) -> LearnReport {
+        LearnReport(
+            load: load, namespace: .named("web"), eventsSetting: 2, timeouts: LearnTimeouts(), requestedSeconds: 120,
+            startedAt: Date(timeIntervalSince1970: 1_800_000_000))
+    }
+
+    @Test("the learned profile loads as a profile that extends default, with the measured numbers")
+    func profileLoads() throws {
+        let learned = LearnMeasurementTests.knownMix(seconds: 120).learn(end: 120)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cttune-learned-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("learned.yaml").path
+        try Self.report(learned).profileYAML().write(toFile: file, atomically: true, encoding: .utf8)
+        let profile = try ProfileCatalog(searchDirectories: []).load(file)
+        #expect(abs(profile.tcp.newPerSecond - 40) < 0.5)
+        #expect(abs(profile.tcp.orphanRatio - 0.05) < 0.005)
+        #expect(abs(profile.tcp.halfOpenRatio - 0.1) < 0.005)
+        #expect(abs(profile.udp.streamRatio - 0.25) < 0.01)
+        #expect(profile.headroom == 1.25, "what was not measured comes from default")
+        #expect(profile.sources.count == 2, "the file, then default: \(profile.sources)")
+    }
+
+    @Test("a number with nothing behind it is left out, so the parent's value applies")
+    func unmeasuredLeftOut() throws {
+        let learned = SyntheticLoad().learn(end: 60)
+        let yaml = Self.report(learned).profileYAML()
+        #expect(yaml.contains("# rst_close_ratio: not measured"))
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cttune-unmeasured-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("learned.yaml").path
+        try yaml.write(toFile: file, atomically: true, encoding: .utf8)
+        let profile = try ProfileCatalog(searchDirectories: []).load(file)
+        #expect(profile.tcp.rstCloseRatio == 0.1, "default's rst_close_ratio")
+        #expect(profile.tcp.newPerSecond == 0, "a measured zero rate stays zero")
+    }
+
+    @Test("the drops of our socket are read from its row of /proc/net/netlink")
+    func socketDrops() {
+        let table = """
+            sk               Eth Pid        Groups   Rmem     Wmem     Dump  Locks    Drops    Inode
+            ffff8a0c41a4f000 0   1          00000550 0        0        0     2        0        12
+            ffff8a0c4233c800 12  3391451233 0000000e 212992   0        0     2        417      301929
+            ffff8a0c4233d000 12  77         00000000 0        0        0     2        9        301930
+            """
+        #expect(LoadLearning.socketDrops(portID: 3_391_451_233, table: table) == 417)
+        #expect(LoadLearning.socketDrops(portID: 1, table: table) == 0, "port 1 is not a netfilter socket")
+    }
+}

@@ -260,7 +260,7 @@ public struct LoadLearner: Sendable {
         load.orphanRatio = number(
             ratio(closing.bin.orphans, flowCount), sample: flowCount, minimumWindow: 2 * closeLag,
             basis:
-                "\(closing.bin.orphans) of \(flowCount) TCP flows idle in ESTABLISHED over \(String(format: "%.0f", orphanIdle)) s or expired there",
+                "\(closing.bin.orphans) of \(flowCount) TCP flows idle in ESTABLISHED over \(Int(orphanIdle.rounded())) s or expired there",
             alwaysEstimate: true)
         load.halfOpenRatio = number(
             ratio(halfOpen.bin.halfOpen, halfOpen.bin.tcp), sample: halfOpen.bin.tcp,
