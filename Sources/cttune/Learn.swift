@@ -43,7 +43,11 @@ extension Cttune {
                 let progress: (@Sendable (Double, Int) -> Void)? = onTerminal ? Self.showProgress : nil
                 let report = try LoadLearning.learn(request, progress: progress, shouldStop: { StopRequest.isRequested })
                 if onTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-                if let output { try AtomicFile.write(report.profileYAML(), to: FilePath(output), createDirectories: false) }
+                if let output {
+                    // Relative to the working directory, not to the root the path is checked under.
+                    let file = FilePath(FileManager.default.currentDirectoryPath).pushing(FilePath(output))
+                    try AtomicFile.write(report.profileYAML(), to: file, createDirectories: false)
+                }
                 for warning in report.warnings { FileHandle.standardError.write(Data("cttune: warning: \(warning)\n".utf8)) }
                 if format == .json {
                     printJSON(report.json(profileFile: output))

@@ -44,7 +44,7 @@ extension LearnReport {
             let longest = estimates.map(\.number.minimumWindowSeconds).max() ?? 0
             lines.append(
                 """
-                \(estimates.map(\.name).joined(separator: ", ")) measured in a window shorter than they need: marked as estimates \
+                \(estimates.map(\.name).joined(separator: ", ")): the window is too short to measure, marked as estimates \
                 (--seconds \(Int(longest)) measures them)
                 """)
         }
@@ -73,8 +73,7 @@ extension LearnReport {
         for (section, key, _, number, decimals) in load.profileNumbers {
             let depth = section.isEmpty ? 0 : section.split(separator: ".").count
             let indent = String(repeating: "  ", count: depth)
-            var comment = number.basis
-            if number.isEstimate { comment += "; estimate (needs \(Int(number.minimumWindowSeconds)) s)" }
+            let comment = number.basis + Self.estimateNote(key: key, number)
             guard var value = number.value else {
                 lines.append("\(indent)# \(key): not measured (\(comment)), the parent's value applies")
                 continue
@@ -90,6 +89,13 @@ extension LearnReport {
             lines.append(text.padding(toLength: max(text.count, 30), withPad: " ", startingAt: 0) + " # \(comment)")
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Why a number is an estimate, or nothing.
+    static func estimateNote(key: String, _ number: LearnedNumber) -> String {
+        guard number.isEstimate else { return "" }
+        if key == "orphan_ratio" { return "; estimate: inferred from idle ESTABLISHED entries" }
+        return "; estimate: needs a window of \(Int(number.minimumWindowSeconds)) s"
     }
 
     /// A number without exponent or trailing zeros.
@@ -152,10 +158,12 @@ extension LearnReport {
         var lines = [
             "Learned from \(Int(load.windowSeconds.rounded())) s in \(place) (events \(confidence)); profile written to \(profileFile)"
         ]
-        for (_, _, name, number, decimals) in load.profileNumbers {
+        for (_, key, name, number, decimals) in load.profileNumbers {
             let value = number.value.map { Self.plain($0, decimals: decimals) } ?? "-"
-            let mark = number.value != nil && number.isEstimate ? " (estimate, needs \(Int(number.minimumWindowSeconds)) s)" : ""
-            lines.append("  " + name.padding(toLength: 24, withPad: " ", startingAt: 0) + " " + value + mark + "   " + number.basis)
+            let note = number.value == nil ? "" : Self.estimateNote(key: key, number)
+            lines.append(
+                "  " + name.padding(toLength: 24, withPad: " ", startingAt: 0) + " "
+                    + value.padding(toLength: 8, withPad: " ", startingAt: 0) + " " + number.basis + note)
         }
         return lines.joined(separator: "\n")
     }

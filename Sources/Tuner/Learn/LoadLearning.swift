@@ -61,9 +61,9 @@ public enum LoadLearning {
             return try measure(request, label: "this network namespace", progress: progress, shouldStop: shouldStop)
         }
         guard let inode = NamespaceDirectory.inode(of: namespace, under: request.root) else {
-            throw TunerError.unreadable(
-                path: "namespace \(namespace)",
-                reason: "no such network namespace — give a name from `ip netns list`, a netns file path, or pid:N of a running process")
+            throw TunerError.missingFact(
+                fact: "network namespace \(namespace)", path: (try? namespace.file(under: request.root).string) ?? "\(namespace)",
+                fix: "give a name from `ip netns list`, a netns file path, or pid:N of a running process")
         }
         let entry = NamespaceDirectory.Entry(identifier: namespace, inode: inode)
         let results = NamespaceVisitor.visit([entry], under: request.root) { _ in
@@ -73,9 +73,9 @@ public enum LoadLearning {
         case .success(let outcome)?:
             return try outcome.get()
         case .failure(let failure)?:
-            throw TunerError.unreadable(path: "namespace \(namespace)", reason: failure.reason)
+            throw TunerError.toolFailed(command: "learn in namespace \(namespace)", reason: failure.reason)
         case nil:
-            throw TunerError.unreadable(path: "namespace \(namespace)", reason: "not visited")
+            throw TunerError.toolFailed(command: "learn in namespace \(namespace)", reason: "not visited")
         }
     }
 
@@ -120,7 +120,9 @@ public enum LoadLearning {
         }
         // Bounded: under a storm events can arrive as fast as they are read.
         func drain() throws {
-            for _ in 0..<10_000 where try receive(timeoutMilliseconds: 0) > 0 {}
+            for _ in 0..<10_000 {
+                if try receive(timeoutMilliseconds: 0) == 0 { break }
+            }
         }
         func dump() throws {
             learner.beginDump(at: monotonicSeconds())
