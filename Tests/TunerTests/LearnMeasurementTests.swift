@@ -194,6 +194,27 @@ struct LearnMeasurementTests {
         #expect(learned.counters.preexisting == 5)
     }
 
+    @Test("idle ESTABLISHED entries older than the window give the orphan rate of the days before")
+    func standingOrphans() throws {
+        // 50 old entries idle 100 s to 9900 s: 50 orphans over a 9890 s span of idle times.
+        let old = (0..<50).map { index -> ConntrackEntry in
+            var entry = SyntheticLoad.entry(UInt32(5000 + index), 6, .established, SyntheticLoad.seenReply | SyntheticLoad.assured, .dumped)
+            entry.timeoutSeconds = 432_000 - (100 + 200 * index)
+            return entry
+        }
+        var load = SyntheticLoad()
+        for index in 0..<600 { load.add(.fin, at: Double(index) / 10) }
+        let learned = load.learn(end: 60, preexisting: old)
+        #expect(learned.standingOrphans.entries == 50)
+        #expect(learned.standingOrphans.oldestIdleSeconds == 9900)
+        let expected = 50.0 / (9900 - 10) / 10
+        #expect(abs(try #require(learned.orphanRatio.value) - expected) < expected * 0.05)
+        #expect(learned.orphanRatio.basis.contains("older than the window"))
+        // Too few old entries say nothing.
+        let few = load.learn(end: 60, preexisting: Array(old.prefix(5)))
+        #expect(few.standingOrphans.ratio == nil && few.orphanRatio.value == 0)
+    }
+
     @Test("a flow a complete dump no longer lists lost its DESTROY: the measurement says it is lossy")
     func lostDestroy() throws {
         var learner = LoadLearner(start: 0, timeouts: LearnTimeouts())

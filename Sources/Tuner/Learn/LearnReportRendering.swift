@@ -132,6 +132,14 @@ extension LearnReport {
             ("busiest_interval_seconds", .int(load.busiestIntervalSeconds)),
             ("orphan_idle_seconds", .int(Int(load.orphanIdleSeconds.rounded(.up)))),
             (
+                "standing_orphans",
+                .object([
+                    ("entries", .int(load.standingOrphans.entries)),
+                    ("oldest_idle_seconds", .int(Int(load.standingOrphans.oldestIdleSeconds))),
+                    ("ratio", load.standingOrphans.ratio.map(JSONValue.double) ?? .null),
+                ])
+            ),
+            (
                 "timeouts",
                 .object([
                     ("tcp_established", .int(timeouts.tcpEstablishedSeconds)), ("syn_sent", .int(timeouts.synSentSeconds)),

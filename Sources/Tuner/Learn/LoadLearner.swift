@@ -273,6 +273,16 @@ public struct LoadLearner: Sendable {
             basis: "busiest \(interval) s: \(busiest) new flows, \(allNew) in \(whole) s")
         load.busiestIntervalSeconds = interval
         load.orphanIdleSeconds = orphanIdle
+        load.standingOrphans = standingOrphans(idleAtLeast: orphanIdle, tcpPerSecond: rate(total.tcp))
+        // The table's older orphans count when they say more: a window sees
+        // only the orphans that form in it, and not past its cohort.
+        if let standing = load.standingOrphans.ratio, standing > (load.orphanRatio.value ?? 0) {
+            load.orphanRatio.value = standing
+            load.orphanRatio.sample = load.standingOrphans.entries
+            load.orphanRatio.basis =
+                "\(load.standingOrphans.entries) entries older than the window idle in ESTABLISHED "
+                + "\(Int(orphanIdle.rounded()))-\(Int(load.standingOrphans.oldestIdleSeconds)) s, against \(total.tcp) new TCP flows"
+        }
         var counts = counters
         counts.followed = flows.count
         counts.stillOpen = total.stillOpen
@@ -286,6 +296,26 @@ public struct LoadLearner: Sendable {
     public static let udpStreamDelaySeconds = 2.0
     /// The busiest minute is only meaningful among several minutes.
     public static let burstMinimumWindowSeconds = 300.0
+
+    /// Orphans left by the time before the window: entries older than it,
+    /// still ESTABLISHED and idle at least `idleAtLeast` at the last dump.
+    /// Flows orphaned at a steady rate r stay the established timeout, so
+    /// their idle times spread evenly from 0 to it: r = their count ÷ the
+    /// span of idle times seen (from the threshold to the oldest), and the
+    /// ratio is r ÷ the window's TCP rate.
+    private func standingOrphans(idleAtLeast threshold: Double, tcpPerSecond: Double) -> StandingOrphans {
+        var found = StandingOrphans()
+        for flow in flows.values where flow.origin == .preexisting && flow.state == .established {
+            guard let idle = flow.idleSeconds, idle >= threshold else { continue }
+            found.entries += 1
+            found.oldestIdleSeconds = max(found.oldestIdleSeconds, idle)
+        }
+        let span = found.oldestIdleSeconds - threshold
+        if found.entries >= StandingOrphans.minimumEntries, span > 0, tcpPerSecond > 0 {
+            found.ratio = min(1, Double(found.entries) / span / tcpPerSecond)
+        }
+        return found
+    }
 
     /// The most new flows in any run of `seconds` consecutive whole seconds.
     private func busiestNewFlows(overSeconds seconds: Int) -> Int {
@@ -386,6 +416,19 @@ private struct CreationBin: Sendable {
     }
 }
 
+/// Idle ESTABLISHED entries already in the table when the window began:
+/// the orphans of the days before, which a short window cannot see form.
+public struct StandingOrphans: Sendable, Equatable {
+    /// Fewer entries than this give no ratio: too few to spread over the idle span.
+    public static let minimumEntries = 10
+    public var entries = 0
+    public var oldestIdleSeconds = 0.0
+    /// Orphaned flows per second ÷ new TCP flows per second; `nil` with too few entries.
+    public var ratio: Double?
+
+    public init() {}
+}
+
 /// Counts that say how complete a measurement is.
 public struct LearnCounters: Sendable, Equatable {
     /// Events taken (NEW, UPDATE, DESTROY).
@@ -455,6 +498,8 @@ public struct LearnedLoad: Sendable, Equatable {
     public var busiestIntervalSeconds = 60
     /// ESTABLISHED entries idle this long counted as orphans.
     public var orphanIdleSeconds = 0.0
+    /// Orphans older than the window, from the table's idle ESTABLISHED entries.
+    public var standingOrphans = StandingOrphans()
     public var counters = LearnCounters()
 
     public init(windowSeconds: Double) {
