@@ -73,7 +73,8 @@ extension LearnReport {
         for (section, key, _, number, decimals) in load.profileNumbers {
             let depth = section.isEmpty ? 0 : section.split(separator: ".").count
             let indent = String(repeating: "  ", count: depth)
-            let comment = number.basis + Self.estimateNote(key: key, number)
+            let inWindow = number.basis.hasSuffix(" in \(window) s") ? "" : ", in \(window) s"
+            let comment = number.basis + inWindow + Self.estimateNote(key: key, number)
             guard var value = number.value else {
                 lines.append("\(indent)# \(key): not measured (\(comment)), the parent's value applies")
                 continue
