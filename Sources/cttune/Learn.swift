@@ -24,6 +24,15 @@ extension Cttune {
 
         func validate() throws {
             if !(1...86400).contains(seconds) { throw ValidationError("--seconds must be between 1 and 86400, got \(seconds)") }
+            if let output {
+                // Checked before the window, not after minutes of measuring.
+                let directory = (output as NSString).deletingLastPathComponent
+                var isDirectory: ObjCBool = false
+                let exists = FileManager.default.fileExists(atPath: directory.isEmpty ? "." : directory, isDirectory: &isDirectory)
+                if !exists || !isDirectory.boolValue {
+                    throw ValidationError("--output \(output): no directory \(directory) to write it in — create it first")
+                }
+            }
             if let namespace {
                 do { _ = try NamespaceIdentifier.parse(namespace) } catch { throw ValidationError("--namespace: \(error)") }
             }

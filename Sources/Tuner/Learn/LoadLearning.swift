@@ -92,7 +92,9 @@ public enum LoadLearning {
         let root = request.root
         let eventsPath = try root.path(KernelPaths.conntrackEvents)
         guard let eventsSetting = try root.integer(at: KernelPaths.conntrackEvents, in: 0...2) else {
-            throw TunerError.conntrackNotLoaded(path: eventsPath.string)
+            throw TunerError.missingFact(
+                fact: "nf_conntrack_events", path: eventsPath.string,
+                fix: "nf_conntrack is not loaded in \(label): nothing is tracked there, so there is nothing to learn")
         }
         if eventsSetting == 0 { throw TunerError.conntrackEventsDisabled(path: eventsPath.string, namespace: label) }
         func timeout(_ setting: ConntrackSetting) -> Int {
