@@ -225,10 +225,16 @@ struct LearnMeasurementTests {
         learner.beginDump(at: 5)
         learner.observe(SyntheticLoad.entry(8, 17, nil, SyntheticLoad.seenReply, .dumped), at: 5)
         learner.endDump(complete: true)
-        let learned = learner.measurements(at: 6)
+        // A flow the dump lists whose NEW never came: alive, and counted as a loss.
+        learner.beginDump(at: 7)
+        learner.observe(SyntheticLoad.entry(8, 17, nil, SyntheticLoad.seenReply, .dumped), at: 7)
+        learner.observe(SyntheticLoad.entry(9, 17, nil, SyntheticLoad.seenReply, .dumped), at: 7)
+        learner.endDump(complete: true)
+        let learned = learner.measurements(at: 8)
+        #expect(learned.counters.missedStart == 1)
         #expect(learned.counters.missedDestroy == 1)
         #expect(!learned.counters.isComplete)
-        #expect(learner.followedFlows == 1)
+        #expect(learner.followedFlows == 2)
     }
 
     @Test("with no flows every ratio is absent, and rates are zero")

@@ -285,6 +285,7 @@ public struct LoadLearner: Sendable {
         }
         var counts = counters
         counts.followed = flows.count
+        counts.missedStart += flows.values.filter { $0.origin == .missedStart }.count
         counts.stillOpen = total.stillOpen
         load.counters = counts
         return load
