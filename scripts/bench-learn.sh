@@ -67,5 +67,10 @@ events = report["events"]
 print(f"events {events['received']}, confidence {events['confidence']}, overflows {events['overflows']}, "
       f"socket drops {events['socket_drops']}, missed new/destroy {events['missed_new']}/{events['missed_destroy']}")
 PY
-echo "wall time of learn: $(( (end - start) / 1000000000 )) s; ct-loadgen ran $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(f"{r[\"connections\"]} TCP and {r[\"udp_flows\"]} UDP flows in {r[\"seconds\"]} s ({r[\"failures\"]} failed connects)")' "$work/load.json")"
+echo "wall time of learn: $(( (end - start) / 1000000000 )) s"
+python3 - "$work/load.json" <<'PY'
+import json, sys
+run = json.load(open(sys.argv[1]))
+print(f"ct-loadgen ran {run['connections']} TCP and {run['udp_flows']} UDP flows in {run['seconds']} s, {run['failures']} failed connects")
+PY
 sed "s/^/  /" "$work/learn.err"
