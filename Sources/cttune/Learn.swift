@@ -46,8 +46,7 @@ extension Cttune {
         func run() throws {
             try reportingErrors("learn", format: format) {
                 StopRequest.install()
-                var request = LearnRequest(seconds: Double(seconds), namespace: try namespace.map(NamespaceIdentifier.parse))
-                request.root = .live
+                let request = LearnRequest(seconds: Double(seconds), namespace: try namespace.map(NamespaceIdentifier.parse))
                 let onTerminal = isatty(STDERR_FILENO) == 1
                 let progress: (@Sendable (Double, Int) -> Void)? = onTerminal ? Self.showProgress : nil
                 let report = try LoadLearning.learn(request, progress: progress, shouldStop: { StopRequest.isRequested })
