@@ -285,6 +285,21 @@ struct LearnedProfileTests {
         #expect(profile.tcp.newPerSecond == 0, "a measured zero rate stays zero")
     }
 
+    @Test("lost events and short windows are said on stderr; the summary lists every number")
+    func warningsAndSummary() throws {
+        var learned = LearnMeasurementTests.knownMix(seconds: 30).learn(end: 30)
+        learned.counters.overflows = 2
+        let report = Self.report(learned)
+        #expect(report.confidence == "lossy")
+        #expect(report.warnings.contains { $0.hasPrefix("events were lost (2 socket overflows (ENOBUFS))") })
+        #expect(report.warnings.contains { $0.contains("burst_factor") && $0.contains("--seconds 300") })
+        #expect(report.warnings.contains { $0 == "stopped after 30 of 120 s" })
+        let summary = report.text(profileFile: "web.yaml").split(separator: "\n")
+        #expect(summary.count == 1 + learned.profileNumbers.count)
+        #expect(summary[0].contains("events lossy") && summary[0].contains("web.yaml"))
+        #expect(report.profileYAML().contains("# Events: lossy"))
+    }
+
     @Test("the drops of our socket are read from its row of /proc/net/netlink")
     func socketDrops() {
         let table = """
