@@ -48,6 +48,7 @@ example() {
     ip netns add cttune-json-example
     ip -n cttune-json-example link set lo up
     example "status --namespace" status --namespace cttune-json-example --window 0 --format json
+    example learn learn --namespace cttune-json-example --seconds 2 --format json
     ip netns delete cttune-json-example
     example "status: UNKNOWN" status --window 0 --textfile "$root/missing/conntrack.prom" --format json
     example rules rules --ruleset Tests/TunerTests/Fixtures/rulesets/nested-statements.json --format json

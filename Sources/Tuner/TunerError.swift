@@ -56,6 +56,8 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
     case partialApply(keys: [String], check: Bool)
     /// There is no conntrack table to report on in this network namespace.
     case conntrackNotLoaded(path: String)
+    /// nf_conntrack_events is 0: the kernel sends no conntrack events, so `learn` has nothing to measure.
+    case conntrackEventsDisabled(path: String, namespace: String)
     /// A file cttune was asked to write (such as `--textfile`) cannot be written.
     case cannotWrite(path: String, reason: String, fix: String)
     /// Several kernels' module trees under --root and no `--kernel` to pick one.
@@ -235,6 +237,12 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
                 """
                 nf_conntrack is not loaded here (\(path) is absent) — nothing is tracked in this network namespace; status \
                 has nothing to judge
+                """
+        case let .conntrackEventsDisabled(path, namespace):
+            return
+                """
+                conntrack events are off in \(namespace) (\(path) is 0) — learn needs them: set it to 2 (the default: on while a \
+                listener is subscribed) with `sysctl -w net.netfilter.nf_conntrack_events=2`, then rerun
                 """
         case let .cannotWrite(path, reason, fix):
             return "cannot write \(path): \(reason) — \(fix)"

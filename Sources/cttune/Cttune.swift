@@ -12,7 +12,9 @@ struct Cttune: ParsableCommand {
             `status` follows the monitoring-plugin convention: 0 ok, 1 warning, 2 critical, 3 unknown.
             """,
         version: "0.1.0",
-        subcommands: [Plan.self, Apply.self, Rollback.self, Status.self, Rules.self, Modules.self, Unload.self, Blacklist.self]
+        subcommands: [
+            Plan.self, Apply.self, Rollback.self, Status.self, Rules.self, Modules.self, Unload.self, Blacklist.self, Learn.self,
+        ]
     )
 
     /// The parser's `main`, except that a usage error echoing a flag value

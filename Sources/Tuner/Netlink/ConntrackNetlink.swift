@@ -126,6 +126,9 @@ public final class ConntrackNetlink {
         buffer = .allocate(byteCount: Self.receiveBufferBytes, alignment: 8)
     }
 
+    /// The socket's netlink port id: its `Pid` column in /proc/net/netlink.
+    public var portIdentifier: UInt32 { portID }
+
     deinit {
         buffer.deallocate()
         mnl_socket_close(socket)

@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import SystemPackage
+import Tuner
+
+extension Cttune {
+    struct Learn: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Measure the load from this host's own conntrack events and write it as a profile for plan.",
+            discussion: """
+                Prints the profile (text) or the raw measurements (json); --output also writes the profile to a file. \
+                Exit codes: 0 measured, 1 error or refused (nf_conntrack_events is 0), 64 usage error.
+                """)
+
+        @Option(help: ArgumentHelp("How long to listen (the busiest minute needs 300 s or more).", valueName: "seconds"))
+        var seconds: Int = 300
+        @Option(
+            help: ArgumentHelp(
+                "Measure this network namespace: a name under /run/netns, an absolute path to a netns file, or pid:N.",
+                valueName: "id"))
+        var namespace: String?
+        @Option(help: ArgumentHelp("Write the learned profile to this file (atomically).", valueName: "path")) var output: String?
+        @Option(help: "How to print the result: the profile (text) or the raw measurements (json).") var format: OutputFormat = .text
+
+        func validate() throws {
+            if !(1...86400).contains(seconds) { throw ValidationError("--seconds must be between 1 and 86400, got \(seconds)") }
+            if let output {
+                // Checked before the window, not after minutes of measuring.
+                let directory = (output as NSString).deletingLastPathComponent
+                var isDirectory: ObjCBool = false
+                let exists = FileManager.default.fileExists(atPath: directory.isEmpty ? "." : directory, isDirectory: &isDirectory)
+                if !exists || !isDirectory.boolValue {
+                    throw ValidationError("--output \(output): no directory \(directory) to write it in — create it first")
+                }
+            }
+            if let namespace {
+                do { _ = try NamespaceIdentifier.parse(namespace) } catch { throw ValidationError("--namespace: \(error)") }
+            }
+        }
+
+        /// The progress line on a terminal's stderr, rewritten in place.
+        @Sendable static func showProgress(secondsLeft: Double, flows: Int) {
+            FileHandle.standardError.write(Data("\rlearning: \(Int(secondsLeft.rounded(.up))) s left, \(flows) flows followed   ".utf8))
+        }
+
+        func run() throws {
+            try reportingErrors("learn", format: format) {
+                StopRequest.install()
+                let request = LearnRequest(seconds: Double(seconds), namespace: try namespace.map(NamespaceIdentifier.parse))
+                let onTerminal = isatty(STDERR_FILENO) == 1
+                let progress: (@Sendable (Double, Int) -> Void)? = onTerminal ? Self.showProgress : nil
+                let report = try LoadLearning.learn(request, progress: progress, shouldStop: { StopRequest.isRequested })
+                if onTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+                if let output {
+                    // Relative to the working directory, not to the root the path is checked under.
+                    let file = FilePath(FileManager.default.currentDirectoryPath).pushing(FilePath(output))
+                    try AtomicFile.write(report.profileYAML(), to: file, createDirectories: false)
+                }
+                for warning in report.warnings { FileHandle.standardError.write(Data("cttune: warning: \(warning)\n".utf8)) }
+                if format == .json {
+                    printJSON(report.json(profileFile: output))
+                } else {
+                    if let output { print(report.text(profileFile: output)) } else { print(report.profileYAML(), terminator: "") }
+                }
+                return 0
+            }
+        }
+    }
+}
