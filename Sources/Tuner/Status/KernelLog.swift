@@ -108,7 +108,7 @@ public struct KernelLogEvidence: Sendable, Equatable {
     }
 
     /// The ring buffer's "table full" records as text, one per line: read
-    /// once, then filtered per namespace with `tableFullLines(in:for:)`.
+    /// and parsed once (`parse`), then split per namespace (`evidence(from:for:)`).
     /// Only records carrying the marker are kept, matched on the bytes as
     /// each arrives: a busy ring buffer holds thousands of other records,
     /// and the status timer runs every minute.
