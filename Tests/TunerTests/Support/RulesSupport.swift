@@ -1,19 +1,21 @@
 import Foundation
 import Tuner
 
-/// Runs tools, in a namespace when one is given, through `Shell`.
+/// Runs tools through `Shell`, in a namespace when one is given.
 enum Tool {
+    private static func command(_ arguments: [String], in namespace: TestNamespace?) -> [String] {
+        (namespace.map { ["ip", "netns", "exec", $0.name] } ?? []) + arguments
+    }
+
     @discardableResult
     static func run(_ arguments: [String], in namespace: TestNamespace? = nil, input: String? = nil) throws -> Shell.Result {
-        try Shell.run((namespace.map { ["ip", "netns", "exec", $0.name] } ?? []) + arguments, input: input)
+        try Shell.run(command(arguments, in: namespace), input: input)
     }
 
     /// Runs and throws with the tool's stderr when it fails.
     @discardableResult
     static func check(_ arguments: [String], in namespace: TestNamespace? = nil, input: String? = nil) throws -> String {
-        let result = try run(arguments, in: namespace, input: input)
-        guard result.status == 0 else { throw Shell.Failure(command: arguments.joined(separator: " "), result: result) }
-        return result.stdout
+        try Shell.check(command(arguments, in: namespace), input: input)
     }
 
     @discardableResult
