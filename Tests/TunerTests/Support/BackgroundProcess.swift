@@ -13,7 +13,8 @@ import Testing
 final class BackgroundProcess {
     private let processID: pid_t
     private let outputFile: String
-    private var waitStatus: Int32?
+    /// The exit code, or 128 + the signal that ended it, once reaped.
+    private var exitCode: Int32?
 
     /// The most a test waits for a background process by default.
     static let defaultLimit: Double = 900
@@ -33,7 +34,7 @@ final class BackgroundProcess {
     }
 
     deinit {
-        if waitStatus == nil {
+        if exitCode == nil {
             kill(processID, SIGKILL)
             _ = ExternalTool.wait(processID)
         }
@@ -42,11 +43,11 @@ final class BackgroundProcess {
 
     /// Whether it has exited (and is reaped), without blocking.
     private func reapIfExited() -> Bool {
-        if waitStatus != nil { return true }
+        if exitCode != nil { return true }
         var status: Int32 = 0
         let reaped = waitpid(processID, &status, WNOHANG)
         if reaped == processID || (reaped < 0 && errno == ECHILD) {
-            waitStatus = reaped == processID ? status : 0
+            exitCode = reaped == processID ? ExternalTool.exitStatus(status) : 0
             return true
         }
         return false
@@ -68,9 +69,7 @@ final class BackgroundProcess {
         let endedInTime = reapIfExited()
         if !endedInTime {
             kill(processID, SIGKILL)
-            var status: Int32 = 0
-            while waitpid(processID, &status, 0) < 0 && errno == EINTR {}
-            waitStatus = status
+            exitCode = ExternalTool.wait(processID)
         }
         let output = (try? String(contentsOfFile: outputFile, encoding: .utf8)) ?? ""
         return (output, endedInTime)
@@ -83,5 +82,5 @@ final class BackgroundProcess {
     var pid: Int32? { reapIfExited() ? nil : processID }
 
     /// The exit code, or 128 + the signal that ended it; -1 while it runs.
-    var exitStatus: Int32 { waitStatus.map(ExternalTool.exitStatus) ?? -1 }
+    var exitStatus: Int32 { exitCode ?? -1 }
 }
