@@ -7,7 +7,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "cttune", targets: ["cttune"]),
-        .library(name: "Tuner", targets: ["Tuner"]),
+        .library(name: "Tuner", targets: ["TunerCore", "TunerSystem", "TunerModel", "TunerWorkflows", "TunerRender"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -15,19 +15,19 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
     ],
     targets: [
-        // libkmod, seen only by Sources/Tuner/Kmod/KmodContext.swift.
+        // libkmod, seen only by Sources/TunerSystem/Kmod/KmodContext.swift.
         .systemLibrary(
             name: "CKmod",
             pkgConfig: "libkmod",
             providers: [.apt(["libkmod-dev"])]
         ),
-        // libmnl with ctnetlink's headers, seen only by Sources/Tuner/Netlink/ConntrackNetlink.swift.
+        // libmnl with ctnetlink's headers, seen only by Sources/TunerSystem/Netlink/ConntrackNetlink.swift.
         .systemLibrary(
             name: "CMnl",
             pkgConfig: "libmnl",
             providers: [.apt(["libmnl-dev"])]
         ),
-        // openat2(2) with RESOLVE_IN_ROOT, seen only by Sources/Tuner/Host/SystemRoot.swift.
+        // openat2(2) with RESOLVE_IN_ROOT, seen only by Sources/TunerCore/Host/SystemRoot.swift.
         .target(name: "CRootPath"),
         // Turns profiles/*.yaml into Swift source so the binary carries them.
         .executableTarget(name: "embed-profiles", path: "Sources/embed-profiles"),
@@ -36,21 +36,34 @@ let package = Package(
             capability: .buildTool(),
             dependencies: ["embed-profiles"]
         ),
+        // The library, one target per layer; a target sees only the layers
+        // below it, so the compiler holds the direction (docs/architecture.md).
+        // Values, errors, formatting and the host's files through one root:
+        // links no libkmod or libmnl.
         .target(
-            name: "Tuner",
+            name: "TunerCore",
             dependencies: [
-                "CKmod",
-                "CMnl",
                 "CRootPath",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "SystemPackage", package: "swift-system"),
-            ],
+            ]
+        ),
+        // The system libraries: libkmod, ctnetlink through libmnl, setns.
+        .target(name: "TunerSystem", dependencies: ["TunerCore", "CKmod", "CMnl"]),
+        // Profiles, the planner and the GC model: pure functions of their inputs.
+        .target(
+            name: "TunerModel",
+            dependencies: ["TunerCore", .product(name: "Yams", package: "Yams")],
             plugins: ["EmbedProfiles"]
         ),
+        // What the commands do: plan inputs, apply, rollback, modules, rules, status, learn.
+        .target(name: "TunerWorkflows", dependencies: ["TunerCore", "TunerSystem", "TunerModel"]),
+        // Every text, JSON and Prometheus rendering of the workflows' results.
+        .target(name: "TunerRender", dependencies: ["TunerCore", "TunerSystem", "TunerModel", "TunerWorkflows"]),
         .executableTarget(
             name: "cttune",
             dependencies: [
-                "Tuner",
+                "TunerCore", "TunerModel", "TunerWorkflows", "TunerRender",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -61,7 +74,7 @@ let package = Package(
         .target(name: "CDeleteModuleStub", path: "Tests/CDeleteModuleStub"),
         .testTarget(
             name: "TunerTests",
-            dependencies: ["Tuner", "CDeleteModuleStub", "CRootPath"],
+            dependencies: ["TunerCore", "TunerSystem", "TunerModel", "TunerWorkflows", "TunerRender", "CDeleteModuleStub", "CRootPath"],
             exclude: ["Fixtures"]
         ),
     ],

@@ -1,6 +1,10 @@
 import ArgumentParser
 import Foundation
-import Tuner
+import TunerCore
+import TunerModel
+import TunerRender
+import TunerSystem
+import TunerWorkflows
 
 @main
 struct Cttune: ParsableCommand {

@@ -1,5 +1,9 @@
 import ArgumentParser
-import Tuner
+import TunerCore
+import TunerModel
+import TunerRender
+import TunerSystem
+import TunerWorkflows
 
 extension Cttune {
     struct Modules: ParsableCommand {

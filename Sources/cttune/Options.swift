@@ -1,7 +1,11 @@
 import ArgumentParser
 import Foundation
 import SystemPackage
-import Tuner
+import TunerCore
+import TunerModel
+import TunerRender
+import TunerSystem
+import TunerWorkflows
 
 /// How to print a result.
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {

@@ -1,5 +1,9 @@
 import ArgumentParser
-import Tuner
+import TunerCore
+import TunerModel
+import TunerRender
+import TunerSystem
+import TunerWorkflows
 
 extension Cttune {
     struct Rollback: ParsableCommand {
@@ -12,7 +16,7 @@ extension Cttune {
             discussion:
                 """
                 A rollback is journaled too, so it can be rolled back; a second rollback changes nothing. Apply keeps the \
-                newest \(Tuner.Rollback.defaultKeep) entries plus the ones --all needs.
+                newest \(TunerWorkflows.Rollback.defaultKeep) entries plus the ones --all needs.
                 """
         )
 
@@ -44,7 +48,7 @@ extension Cttune {
             try reportingErrors("rollback", format: format) {
                 let systemRoot = try root.systemRoot()
                 if list {
-                    let entries = try Tuner.Rollback.list(under: systemRoot)
+                    let entries = try TunerWorkflows.Rollback.list(under: systemRoot)
                     if let id {
                         let entry = try Journal(root: systemRoot).load(id)
                         format == .json ? printJSON(ApplyReport.json(detail: entry)) : print(ApplyReport.text(detail: entry))
@@ -56,14 +60,14 @@ extension Cttune {
                 if prune, let keep {
                     let lock = try ApplyLock(root: systemRoot, waitSeconds: lockTimeout)
                     defer { withExtendedLifetime(lock) {} }
-                    let removed = try Tuner.Rollback.prune(keep: keep, under: systemRoot)
+                    let removed = try TunerWorkflows.Rollback.prune(keep: keep, under: systemRoot)
                     format == .json ? printJSON(ApplyReport.json(pruned: removed)) : print(ApplyReport.text(pruned: removed))
                     return 0
                 }
                 let outcome =
                     all
-                    ? try Tuner.Rollback.all(under: systemRoot, lockWaitSeconds: lockTimeout, check: check)
-                    : try Tuner.Rollback.run(id, under: systemRoot, lockWaitSeconds: lockTimeout, check: check)
+                    ? try TunerWorkflows.Rollback.all(under: systemRoot, lockWaitSeconds: lockTimeout, check: check)
+                    : try TunerWorkflows.Rollback.run(id, under: systemRoot, lockWaitSeconds: lockTimeout, check: check)
                 format == .json ? printJSON(ApplyReport.json(outcome, check: check)) : print(ApplyReport.text(outcome, check: check))
                 if let error = outcome.error { throw ReportedFailure(error: error) }
                 return 0

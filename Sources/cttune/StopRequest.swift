@@ -1,4 +1,9 @@
 import Foundation
+import TunerCore
+import TunerModel
+import TunerRender
+import TunerSystem
+import TunerWorkflows
 
 /// Ctrl-C (SIGINT) and SIGTERM end `--watch` after the current step instead of
 /// killing it mid-line, so the last row and the exit code still come out.

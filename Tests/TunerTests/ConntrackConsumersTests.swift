@@ -2,7 +2,11 @@ import Foundation
 import SystemPackage
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// What else uses conntrack, on `--root` trees built on the real Debian
 /// module tree with a captured /proc/modules, /proc/net/ip_vs and

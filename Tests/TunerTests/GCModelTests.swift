@@ -1,7 +1,11 @@
 import Foundation
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// The GC model per kernel generation, the entry-size sources and the
 /// planner's arithmetic at the edges of the documented limits.
@@ -83,7 +87,7 @@ struct GCModelTests {
         ] {
             let plan = Planner.plan(for: facts, profile: profile)
             #expect(!plan.fitsBudget)
-            #expect(plan.planned(.max) == Planner.largestTableSize)
+            #expect(plan.planned(.max) == ConntrackSetting.largestTableSize)
             #expect(plan.advice.first?.contains("load.tcp.new_per_second") == true || plan.advice.first?.contains("load.") == true)
             #expect(plan.estimate.memoryBytes == Int.max || plan.estimate.memoryBytes > 0)
             _ = PlanReport.text(plan, explain: true)

@@ -1,7 +1,11 @@
 import Foundation
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// cttune's own JSON reader (used for nft listings, because it is faster
 /// than JSONSerialization) reads what Foundation reads, rejects broken JSON

@@ -1,7 +1,11 @@
 import Foundation
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// The loop the tool promises: learn a load from the kernel's own events,
 /// plan from what was learned, apply it, and carry the same load without a

@@ -2,7 +2,11 @@ import Foundation
 import SystemPackage
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// The family cttune blacklists and unloads, checked against the real Debian
 /// module tree (its modules.dep decides who needs nf_conntrack) and against

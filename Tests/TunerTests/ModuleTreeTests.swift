@@ -1,7 +1,11 @@
 import Foundation
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// Runs against a real Debian cloud kernel's module tree; the expected
 /// answers come from the real modprobe reading the same tree.

@@ -1,7 +1,11 @@
 import Foundation
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// The commands on a kernel with nf_conntrack built in and no loadable
 /// module support (no /proc/modules), like this project's test machine.

@@ -1,7 +1,11 @@
 import Foundation
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// Nat-type chains and iptables nat tables: an empty one does not decide the
 /// verdict, but every one — live or in a boot-time ruleset file — makes

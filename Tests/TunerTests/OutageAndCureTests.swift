@@ -1,7 +1,11 @@
 import Foundation
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// The seed's outage on the running kernel: a busy loopback web load behind a
 /// `ct state` rule overflows a small table and drops connections; a profile

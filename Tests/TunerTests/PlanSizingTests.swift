@@ -1,6 +1,10 @@
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// The sizing model with hand-checked numbers: facts in, plan out, no root.
 @Suite("Plan sizing")

@@ -2,7 +2,11 @@ import Foundation
 import SystemPackage
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// Under `--root DIR` no command makes a module syscall or writes outside
 /// DIR. Each command runs under strace (module syscalls traced and answered

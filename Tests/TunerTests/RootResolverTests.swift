@@ -3,7 +3,11 @@ import Foundation
 import SystemPackage
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// A scratch tree for `--root` path resolution, with a directory beside it
 /// standing for the rest of the system.

@@ -1,7 +1,11 @@
 import Foundation
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// The analyser on saved nft JSON, without root, a network namespace or nft:
 /// fixture listings made by the real nft (see Fixtures/rulesets/README.md)

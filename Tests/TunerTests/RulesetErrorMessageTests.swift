@@ -1,6 +1,11 @@
 import Foundation
 import Testing
-import Tuner
+
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// Broken rulesets — real tool output, truncated or edited — are errors
 /// that name the line or element and the fix, never a silent "not needed".

@@ -3,7 +3,11 @@ import Foundation
 import SystemPackage
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// `cttune apply --profile stateless` against a fixture kernel: an apply
 /// host tree (/proc/sys values, RAM, CPUs) that also shows the iptables NAT
@@ -159,7 +163,7 @@ extension UnloadOrderTests {
             #expect(outcome.error == nil)
             try host.unloadInFixture(Self.order)
 
-            let rollback = try Tuner.Rollback.run(nil, under: host.root, modules: host.modules)
+            let rollback = try TunerWorkflows.Rollback.run(nil, under: host.root, modules: host.modules)
             #expect(rollback.error == nil)
             #expect(rollback.target.id == outcome.journalID)
             #expect(host.tree.sysctl("nf_conntrack_max") == ApplyFixtureTree.bootValues["nf_conntrack_max"])
@@ -202,7 +206,7 @@ extension UnloadOrderTests {
             defer { host.tree.remove() }
             _ = try host.apply()
             // The fixture still lists every module: as if something loaded them back.
-            let rollback = try Tuner.Rollback.run(nil, under: host.root, modules: host.modules)
+            let rollback = try TunerWorkflows.Rollback.run(nil, under: host.root, modules: host.modules)
             #expect(rollback.error == nil)
             #expect(host.recorder.loads.isEmpty)
             #expect(rollback.items.filter { Self.order.contains($0.target) }.allSatisfy { $0.result == "unchanged" })

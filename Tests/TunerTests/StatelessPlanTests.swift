@@ -1,6 +1,11 @@
 import Foundation
 import Testing
-import Tuner
+
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// `cttune plan --profile stateless` checks the live firewall of the network
 /// namespace it runs in, refuses when rules need conntrack, and on this

@@ -1,7 +1,11 @@
 import Foundation
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// A value in nested JSON objects: `dig(json, "table", "count")`.
 private func dig(_ object: Any?, _ keys: String...) -> Any? {

@@ -1,7 +1,11 @@
 import Foundation
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// `cttune status` run inside a namespace; the JSON object it printed.
 private func status(in namespace: TestNamespace, _ arguments: [String]) throws -> (code: Int32, json: [String: Any]) {

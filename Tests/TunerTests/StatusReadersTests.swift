@@ -2,7 +2,11 @@ import Foundation
 import SystemPackage
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// A tree standing for / with the files status reads, in the kernel's formats
 /// as read on 6.18 (header names, hex columns, kmsg records).

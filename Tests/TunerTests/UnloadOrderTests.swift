@@ -3,7 +3,11 @@ import Foundation
 import SystemPackage
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// Unloads against a fixture kernel (/proc/modules, /sys/module holders and
 /// refcounts) with the real Debian tree's dependencies, through libkmod, with

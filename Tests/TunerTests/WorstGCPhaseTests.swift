@@ -1,7 +1,11 @@
 import Foundation
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// The plan against the running kernel at the worst moment for it: a burst of
 /// short connections that starts right after a garbage-collection pass, when

@@ -2,7 +2,11 @@ import Foundation
 import SystemPackage
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// kube-proxy and tuned found in a host tree from fixture command lines and
 /// configuration files (kube-proxy is not packaged here), with what each

@@ -2,7 +2,11 @@ import Foundation
 import SystemPackage
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// Provisioning to boot with the real tools, as far as a machine where
 /// systemd is not PID 1 allows: an image tree tuned with

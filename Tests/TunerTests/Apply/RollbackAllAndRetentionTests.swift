@@ -2,7 +2,11 @@ import Foundation
 import SystemPackage
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// `rollback --all` (the state before cttune's first apply), journal
 /// retention (`--prune --keep N` and after each apply) and the 80-column list.

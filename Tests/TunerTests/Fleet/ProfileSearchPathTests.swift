@@ -2,7 +2,11 @@ import Foundation
 import SystemPackage
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// Where a profile name is looked up, in order.
 @Suite("profile search path")

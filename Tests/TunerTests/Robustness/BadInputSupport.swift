@@ -1,7 +1,11 @@
 import Foundation
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// A scratch directory for one bad-input case: `tree/` is what `--root`
 /// points at, `outside/` stands for the rest of the system (targets of links

@@ -1,7 +1,11 @@
 import Foundation
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 extension SplitMix64 {
     /// One of `choices`, chosen by the seed's sequence (SplitMix64 is PlannerPropertyTests' generator).

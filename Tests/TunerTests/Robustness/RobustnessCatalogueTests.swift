@@ -1,7 +1,11 @@
 import Foundation
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// One bad input given to one command of the built binary, and what the
 /// contract promises back. In `arguments` and `words`, `{tree}` stands for

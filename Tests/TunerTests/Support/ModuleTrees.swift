@@ -1,7 +1,11 @@
 import Foundation
 import Testing
 
-@testable import Tuner
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// The real Debian module trees scripts/module-tree.sh builds under .cache
 /// (make test runs it first); tests skip with that hint when they are absent.

@@ -1,5 +1,10 @@
 import Foundation
-import Tuner
+
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// The kernel-oracle corpus: `Fixtures/oracle/manifest.json` and the ruleset files beside it.
 struct OracleCorpus: Decodable {

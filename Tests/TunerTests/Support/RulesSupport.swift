@@ -1,5 +1,10 @@
 import Foundation
-import Tuner
+
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// Runs tools through `Shell`, in a namespace when one is given.
 enum Tool {

@@ -1,0 +1,285 @@
+// CYaml is libyaml as Yams builds it (a dependency of Yams, imported here
+// only to scan tokens before Yams composes the document).
+import CYaml
+import Foundation
+import TunerCore
+import Yams
+
+/// One profile file as written: every key optional, checked for type and
+/// range, unknown keys rejected. `ProfileCatalog` merges a chain of these
+/// (`extends:`) into a `LoadProfile`.
+struct ProfileDocument: Equatable {
+    var extends: String?
+    var summary: String?
+    var tcpNewPerSecond: Double?
+    var tcpEstablishedSeconds: Double?
+    var tcpRstCloseRatio: Double?
+    var tcpOrphanRatio: Double?
+    var tcpHalfOpenRatio: Double?
+    var udpNewPerSecond: Double?
+    var udpStreamRatio: Double?
+    var otherPerSecond: Double?
+    var burstFactor: Double?
+    var headroom: Double?
+    var memoryBudgetPercent: Double?
+    var chainLength: Int?
+    var gcLatencySeconds: Double?
+    var namespaces: Int?
+    var timeouts: [ConntrackSetting: Int] = [:]
+    var timeoutFloors: [ConntrackSetting: Int] = [:]
+    var stateful: Bool?
+
+    /// Limits that catch typos (a rate of 1e9, a ratio of 5) before they
+    /// become a plan. Rates: a few million new flows/s is beyond any single
+    /// host's conntrack. Timeouts: the kernel keeps them in jiffies (u32).
+    enum Limits {
+        static let rate = 0.0...5_000_000
+        static let ratio = 0.0...1
+        static let seconds = 0.0...31_536_000
+        static let burstFactor = 1.0...100
+        static let headroom = 1.0...10
+        static let memoryBudgetPercent = 0.01...90
+        static let chainLength = 1...16
+        static let gcLatencySeconds = 0.0...600
+        /// Network namespaces carrying the load: thousands of pods on one
+        /// host is the most anyone runs.
+        static let namespaces = 1...100_000
+        static let timeoutSeconds = 1...2_000_000
+    }
+
+    /// Parses and checks one profile.
+    ///
+    /// - Parameter file: named in every error, with the line and key path.
+    static func parse(yaml: String, file: String) throws -> ProfileDocument {
+        let reader = NodeReader(file: file)
+        try refuseAliases(yaml, reader: reader)
+        let root: Node
+        do {
+            guard let composed = try Yams.compose(yaml: yaml) else {
+                return ProfileDocument()  // an empty file inherits everything
+            }
+            root = composed
+        } catch let error as YamlError {
+            throw reader.syntaxError(error)
+        }
+        var document = ProfileDocument()
+        let top = try reader.mapping(root, at: "")
+        try reader.allowOnly(
+            [
+                "extends", "description", "load", "burst_factor", "headroom", "memory_budget_percent",
+                "chain_length", "gc_latency_seconds", "namespaces", "timeouts", "timeout_floors", "stateful",
+            ], in: top, at: "")
+        document.extends = try top["extends"].map { try reader.string($0, at: "extends") }
+        document.summary = try top["description"].map { try reader.string($0, at: "description") }
+        if let load = try top["load"].map({ try reader.mapping($0, at: "load") }) {
+            try reader.allowOnly(["tcp", "udp", "other_per_second"], in: load, at: "load")
+            if let tcp = try load["tcp"].map({ try reader.mapping($0, at: "load.tcp") }) {
+                try reader.allowOnly(
+                    ["new_per_second", "established_seconds", "rst_close_ratio", "orphan_ratio", "half_open_ratio"],
+                    in: tcp, at: "load.tcp")
+                document.tcpNewPerSecond = try reader.number(tcp, "new_per_second", at: "load.tcp", in: Limits.rate)
+                document.tcpEstablishedSeconds = try reader.number(tcp, "established_seconds", at: "load.tcp", in: Limits.seconds)
+                document.tcpRstCloseRatio = try reader.number(tcp, "rst_close_ratio", at: "load.tcp", in: Limits.ratio)
+                document.tcpOrphanRatio = try reader.number(tcp, "orphan_ratio", at: "load.tcp", in: Limits.ratio)
+                document.tcpHalfOpenRatio = try reader.number(tcp, "half_open_ratio", at: "load.tcp", in: Limits.ratio)
+            }
+            if let udp = try load["udp"].map({ try reader.mapping($0, at: "load.udp") }) {
+                try reader.allowOnly(["new_per_second", "stream_ratio"], in: udp, at: "load.udp")
+                document.udpNewPerSecond = try reader.number(udp, "new_per_second", at: "load.udp", in: Limits.rate)
+                document.udpStreamRatio = try reader.number(udp, "stream_ratio", at: "load.udp", in: Limits.ratio)
+            }
+            document.otherPerSecond = try reader.number(load, "other_per_second", at: "load", in: Limits.rate)
+        }
+        document.burstFactor = try reader.number(top, "burst_factor", at: "", in: Limits.burstFactor)
+        document.headroom = try reader.number(top, "headroom", at: "", in: Limits.headroom)
+        document.memoryBudgetPercent = try reader.number(top, "memory_budget_percent", at: "", in: Limits.memoryBudgetPercent)
+        document.chainLength = try reader.integer(top, "chain_length", at: "", in: Limits.chainLength)
+        document.gcLatencySeconds = try reader.number(top, "gc_latency_seconds", at: "", in: Limits.gcLatencySeconds)
+        document.namespaces = try reader.integer(top, "namespaces", at: "", in: Limits.namespaces)
+        document.timeouts = try reader.timeoutTable(top["timeouts"], at: "timeouts")
+        document.timeoutFloors = try reader.timeoutTable(top["timeout_floors"], at: "timeout_floors")
+        document.stateful = try top["stateful"].map { try reader.bool($0, at: "stateful") }
+        return document
+    }
+}
+
+extension ProfileDocument {
+    /// The most YAML tokens a profile may hold: a full profile has about a
+    /// hundred, and the cap bounds the work of composing any document.
+    static let maximumTokens = 10_000
+
+    /// Refuses aliases (`*name`) and documents of more than `maximumTokens`
+    /// tokens before Yams composes them: composing expands each alias into a
+    /// copy of its anchor's node, so a few nested aliases (a "billion laughs"
+    /// document, or an alias used as a mapping key, which Yams hashes to find
+    /// duplicates) take exponential time and memory. A profile has no use for them.
+    static func refuseAliases(_ yaml: String, reader: NodeReader) throws {
+        var parser = yaml_parser_t()
+        guard yaml_parser_initialize(&parser) == 1 else { return }
+        defer { yaml_parser_delete(&parser) }
+        var bytes = Array(yaml.utf8)
+        try bytes.withUnsafeMutableBufferPointer { buffer in
+            yaml_parser_set_input_string(&parser, buffer.baseAddress, buffer.count)
+            var count = 0
+            while true {
+                var token = yaml_token_t()
+                // A syntax error: composing reports it with its line and column.
+                guard yaml_parser_scan(&parser, &token) == 1 else { return }
+                defer { yaml_token_delete(&token) }
+                let line = Int(token.start_mark.line) + 1
+                switch token.type {
+                case YAML_STREAM_END_TOKEN: return
+                case YAML_ALIAS_TOKEN:
+                    throw TunerError.invalidProfile(
+                        file: reader.file, line: line, field: "",
+                        problem: "YAML aliases (*name) are not allowed in a profile — write the value out where it is used")
+                default: break
+                }
+                count += 1
+                if count > maximumTokens {
+                    throw TunerError.invalidProfile(
+                        file: reader.file, line: line, field: "",
+                        problem: """
+                            more than \(maximumTokens) YAML tokens — a profile holds a few dozen keys; check that this is a \
+                            profile
+                            """)
+                }
+            }
+        }
+    }
+}
+
+/// Typed access to a composed YAML tree, every error naming file, line and key path.
+struct NodeReader {
+    let file: String
+
+    func fail(_ node: Node?, _ field: String, _ problem: String) -> TunerError {
+        .invalidProfile(file: file, line: node?.mark?.line, field: field, problem: problem)
+    }
+
+    func syntaxError(_ error: YamlError) -> TunerError {
+        switch error {
+        case let .scanner(_, problem, mark, _), let .parser(_, problem, mark, _), let .composer(_, problem, mark, _):
+            return .invalidProfile(
+                file: file, line: mark.line, field: "",
+                problem:
+                    """
+                    not valid YAML: \(Echo.escaped(problem, limit: 200)) (column \(mark.column)) — check the indentation \
+                    and quoting on that line and the one before
+                    """
+            )
+        case let .duplicatedKeysInMapping(duplicates, _):
+            return .invalidProfile(
+                file: file, line: nil, field: "",
+                problem: "key \(duplicates.map { Echo.escaped($0) }.joined(separator: ", ")) appears twice — keep one")
+        default:
+            // Yams's own description spans lines (the document, a caret line).
+            let first = ("\(error)".split(whereSeparator: \.isNewline).first.map(String.init) ?? "unreadable")
+                .trimmingCharacters(in: CharacterSet(charactersIn: ": "))
+            return .invalidProfile(file: file, line: nil, field: "", problem: "not valid YAML: \(Echo.escaped(first, limit: 200))")
+        }
+    }
+
+    func join(_ parent: String, _ key: String) -> String { parent.isEmpty ? key : parent + "." + key }
+
+    func mapping(_ node: Node, at field: String) throws -> Node.Mapping {
+        guard case let .mapping(mapping) = node else {
+            throw fail(node, field.isEmpty ? "(top level)" : field, "must be a mapping of keys to values, found \(kind(node))")
+        }
+        return mapping
+    }
+
+    func allowOnly(_ keys: [String], in mapping: Node.Mapping, at field: String) throws {
+        for key in mapping.keys {
+            guard let name = key.string, keys.contains(name) else {
+                let shown = keyName(key)
+                throw fail(key, join(field, shown), "unknown key — allowed here: \(keys.joined(separator: ", "))")
+            }
+        }
+    }
+
+    func scalarText(_ node: Node, at field: String, expecting: String) throws -> String {
+        guard case let .scalar(scalar) = node else { throw fail(node, field, "must be \(expecting), found \(kind(node))") }
+        return scalar.string
+    }
+
+    func string(_ node: Node, at field: String) throws -> String {
+        try scalarText(node, at: field, expecting: "a string")
+    }
+
+    func bool(_ node: Node, at field: String) throws -> Bool {
+        let text = try scalarText(node, at: field, expecting: "true or false")
+        switch text.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default: throw fail(node, field, "must be true or false, found \(Echo.quoted(text))")
+        }
+    }
+
+    func number(_ mapping: Node.Mapping, _ key: String, at parent: String, in range: ClosedRange<Double>) throws -> Double? {
+        guard let node = mapping[key] else { return nil }
+        let field = join(parent, key)
+        let text = try scalarText(node, at: field, expecting: "a number")
+        if case let .scalar(scalar) = node, scalar.style != .plain && scalar.style != .any {
+            throw fail(node, field, "must be a number, found the quoted string \(Echo.quoted(text)) — remove the quotes")
+        }
+        guard let value = Double(text.replacingOccurrences(of: "_", with: "")), value.isFinite else {
+            throw fail(node, field, "must be a number, found \(Echo.quoted(text))")
+        }
+        guard range.contains(value) else {
+            throw fail(node, field, "must be between \(plain(range.lowerBound)) and \(plain(range.upperBound)), found \(plain(value))")
+        }
+        return value
+    }
+
+    func integer(_ mapping: Node.Mapping, _ key: String, at parent: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let node = mapping[key] else { return nil }
+        return try integer(node, at: join(parent, key), in: range)
+    }
+
+    func integer(_ node: Node, at field: String, in range: ClosedRange<Int>) throws -> Int {
+        let text = try scalarText(node, at: field, expecting: "a whole number")
+        guard let value = Int(text.replacingOccurrences(of: "_", with: "")) else {
+            throw fail(node, field, "must be a whole number, found \(Echo.quoted(text))")
+        }
+        guard range.contains(value) else {
+            throw fail(node, field, "must be between \(range.lowerBound) and \(range.upperBound), found \(value)")
+        }
+        return value
+    }
+
+    /// `timeouts:` and `timeout_floors:` — sysctl last component → seconds.
+    func timeoutTable(_ node: Node?, at field: String) throws -> [ConntrackSetting: Int] {
+        guard let node else { return [:] }
+        var table: [ConntrackSetting: Int] = [:]
+        for (key, value) in try mapping(node, at: field) {
+            let name = keyName(key)
+            guard let setting = key.string.flatMap(ConntrackSetting.init(shortName:)) else {
+                throw fail(
+                    key, join(field, name),
+                    "unknown timeout — allowed: \(ConntrackSetting.timeouts.map(\.shortName).joined(separator: ", "))")
+            }
+            table[setting] = try integer(value, at: join(field, name), in: ProfileDocument.Limits.timeoutSeconds)
+        }
+        return table
+    }
+
+    /// A key as an error shows it: escaped, or what it is when it is not text.
+    func keyName(_ key: Node) -> String {
+        guard case .scalar(let scalar) = key else { return "(\(kind(key)) used as a key)" }
+        return Echo.escaped(scalar.string)
+    }
+
+    func kind(_ node: Node) -> String {
+        switch node {
+        case .scalar(let scalar): return Echo.quoted(scalar.string)
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        }
+    }
+
+    func plain(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
+    }
+}

@@ -1,0 +1,183 @@
+import Foundation
+import TunerCore
+import TunerModel
+import TunerSystem
+import TunerWorkflows
+
+extension LearnedLoad {
+    /// The profile keys in the order the profile schema lists them, with how to print each value.
+    /// `name` is the JSON member (and the text row).
+    var profileNumbers: [(section: String, key: String, name: String, number: LearnedNumber, decimals: Int)] {
+        [
+            ("load.tcp", "new_per_second", "tcp_new_per_second", tcpNewPerSecond, 2),
+            ("load.tcp", "established_seconds", "tcp_established_seconds", establishedSeconds, 2),
+            ("load.tcp", "rst_close_ratio", "tcp_rst_close_ratio", rstCloseRatio, 4),
+            ("load.tcp", "orphan_ratio", "tcp_orphan_ratio", orphanRatio, 5),
+            ("load.tcp", "half_open_ratio", "tcp_half_open_ratio", halfOpenRatio, 4),
+            ("load.udp", "new_per_second", "udp_new_per_second", udpNewPerSecond, 2),
+            ("load.udp", "stream_ratio", "udp_stream_ratio", udpStreamRatio, 4),
+            ("load", "other_per_second", "other_per_second", otherPerSecond, 2),
+            ("", "burst_factor", "burst_factor", burstFactor, 2),
+        ]
+    }
+}
+
+extension LearnReport {
+    /// "complete" when no event is known lost, else "lossy".
+    public var confidence: String { load.counters.isComplete ? "complete" : "lossy" }
+
+    /// Where it was measured, for messages.
+    public var place: String { namespace.map { "namespace \($0)" } ?? "this network namespace" }
+
+    /// One stderr line each: lost events, estimates, a window cut short.
+    public var warnings: [String] {
+        var lines: [String] = []
+        let counters = load.counters
+        if !counters.isComplete {
+            var lost: [String] = []
+            if counters.overflows > 0 { lost.append("\(counters.overflows) socket overflows (ENOBUFS)") }
+            if counters.socketDrops > 0 { lost.append("\(counters.socketDrops) messages dropped") }
+            if counters.missedStart > 0 { lost.append("\(counters.missedStart) flows without NEW") }
+            if counters.missedDestroy > 0 { lost.append("\(counters.missedDestroy) without DESTROY") }
+            if counters.untracked > 0 { lost.append("\(counters.untracked) flows over the follow limit") }
+            lines.append(
+                "events were lost (\(lost.joined(separator: ", "))): the numbers are approximate, not exact — rerun in a quieter period")
+        }
+        let estimates = load.profileNumbers.filter { $0.number.value != nil && $0.number.isEstimate && $0.key != "orphan_ratio" }
+        if !estimates.isEmpty {
+            let longest = estimates.map(\.number.minimumWindowSeconds).max() ?? 0
+            lines.append(
+                """
+                \(estimates.map(\.name).joined(separator: ", ")): the window is too short to measure, marked as estimates \
+                (--seconds \(Int(longest)) measures them)
+                """)
+        }
+        if load.windowSeconds + 1 < requestedSeconds {
+            lines.append("stopped after \(Int(load.windowSeconds)) of \(Int(requestedSeconds)) s")
+        }
+        return lines
+    }
+
+    /// A profile that `cttune plan --profile FILE` accepts as is: `extends:
+    /// default`, and each measured number with what it rests on. A number
+    /// with nothing behind it is left out, so the parent's value applies.
+    public func profileYAML() -> String {
+        let window = Int(load.windowSeconds.rounded())
+        let stamp = ISO8601DateFormatter().string(from: startedAt)
+        var lines = [
+            "# Learned by `cttune learn` from \(window) s of traffic in \(place), started \(stamp).",
+            "# Events: \(confidence) (\(load.counters.events) events, \(load.counters.overflows) overflows, "
+                + "\(load.counters.socketDrops) drops); \(load.counters.preexisting) entries older than the window followed by dumps only.",
+            "# Regenerate with: cttune learn --seconds \(Int(requestedSeconds))"
+                + (namespace.map { " --namespace \($0)" } ?? "") + " --output FILE",
+            "extends: default",
+            "description: Learned from \(window) s of traffic in \(place)",
+        ]
+        var openSections: Set<String> = []
+        for (section, key, _, number, decimals) in load.profileNumbers {
+            let depth = section.isEmpty ? 0 : section.split(separator: ".").count
+            let indent = String(repeating: "  ", count: depth)
+            let inWindow = number.basis.hasSuffix(" in \(window) s") ? "" : ", in \(window) s"
+            let comment = number.basis + inWindow + Self.estimateNote(key: key, number)
+            guard var value = number.value else {
+                lines.append("\(indent)# \(key): not measured (\(comment)), the parent's value applies")
+                continue
+            }
+            if key == "burst_factor" { value = min(max(value, 1), 100) }
+            // Open each parent mapping once, only when a value goes under it.
+            var path = ""
+            for (level, part) in section.split(separator: ".").enumerated() {
+                path += (path.isEmpty ? "" : ".") + part
+                if openSections.insert(path).inserted { lines.append(String(repeating: "  ", count: level) + "\(part):") }
+            }
+            let text = "\(indent)\(key): \(Self.plain(value, decimals: decimals))"
+            lines.append(text.padding(toLength: max(text.count, 30), withPad: " ", startingAt: 0) + " # \(comment)")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Why a number is an estimate, or nothing.
+    static func estimateNote(key: String, _ number: LearnedNumber) -> String {
+        guard number.isEstimate else { return "" }
+        if key == "orphan_ratio" { return "; estimate: inferred from idle ESTABLISHED entries" }
+        return "; estimate: needs a window of \(Int(number.minimumWindowSeconds)) s"
+    }
+
+    /// A number without exponent or trailing zeros.
+    static func plain(_ value: Double, decimals: Int) -> String {
+        var text = String(format: "%.\(decimals)f", value)
+        if text.contains(".") {
+            while text.hasSuffix("0") { text.removeLast() }
+            if text.hasSuffix(".") { text.removeLast() }
+        }
+        return text
+    }
+
+    /// The raw measurements (`--format json`), without the `schema`/`command` head.
+    public func json(profileFile: String?) -> [(String, JSONValue)] {
+        func member(_ number: LearnedNumber) -> JSONValue {
+            .object([
+                ("value", number.value.map(JSONValue.double) ?? .null),
+                ("sample", .int(number.sample)),
+                ("minimum_window_seconds", .int(Int(number.minimumWindowSeconds))),
+                ("estimate", .bool(number.isEstimate)),
+                ("basis", .string(number.basis)),
+            ])
+        }
+        let counters = load.counters
+        return [
+            ("command", .string("learn")),
+            ("namespace", namespace.map { .string($0.description) } ?? .null),
+            ("window_seconds", .int(Int(load.windowSeconds.rounded()))),
+            ("nf_conntrack_events", .int(eventsSetting)),
+            (
+                "measurements",
+                .object(load.profileNumbers.map { ($0.name, member($0.number)) })
+            ),
+            ("busiest_interval_seconds", .int(load.busiestIntervalSeconds)),
+            ("orphan_idle_seconds", .int(Int(load.orphanIdleSeconds.rounded(.up)))),
+            (
+                "standing_orphans",
+                .object([
+                    ("entries", .int(load.standingOrphans.entries)),
+                    ("oldest_idle_seconds", .int(Int(load.standingOrphans.oldestIdleSeconds))),
+                    ("ratio", load.standingOrphans.ratio.map(JSONValue.double) ?? .null),
+                ])
+            ),
+            (
+                "timeouts",
+                .object([
+                    ("tcp_established", .int(timeouts.tcpEstablishedSeconds)), ("syn_sent", .int(timeouts.synSentSeconds)),
+                    ("udp", .int(timeouts.udpSeconds)),
+                ])
+            ),
+            (
+                "events",
+                .object([
+                    ("received", .int(counters.events)), ("overflows", .int(counters.overflows)),
+                    ("socket_drops", .int(counters.socketDrops)), ("missed_new", .int(counters.missedStart)),
+                    ("missed_destroy", .int(counters.missedDestroy)), ("untracked", .int(counters.untracked)),
+                    ("interrupted_dumps", .int(counters.interruptedDumps)), ("preexisting", .int(counters.preexisting)),
+                    ("preexisting_closed", .int(counters.preexistingClosed)), ("still_open", .int(counters.stillOpen)),
+                    ("confidence", .string(confidence)),
+                ])
+            ),
+            ("profile_file", profileFile.map(JSONValue.string) ?? .null),
+        ]
+    }
+
+    /// A short summary for a terminal, when the profile went to a file.
+    public func text(profileFile: String) -> String {
+        var lines = [
+            "Learned from \(Int(load.windowSeconds.rounded())) s in \(place) (events \(confidence)); profile written to \(profileFile)"
+        ]
+        for (_, key, name, number, decimals) in load.profileNumbers {
+            let value = number.value.map { Self.plain($0, decimals: decimals) } ?? "-"
+            let note = number.value == nil ? "" : Self.estimateNote(key: key, number)
+            lines.append(
+                "  " + name.padding(toLength: 24, withPad: " ", startingAt: 0) + " "
+                    + value.padding(toLength: 8, withPad: " ", startingAt: 0) + " " + number.basis + note)
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,238 @@
+import Foundation
+import SystemPackage
+import TunerCore
+import TunerModel
+import TunerSystem
+
+/// One change cttune makes, with what it replaces, so it can be undone.
+///
+/// Paths are system paths (`/proc/sys/...`, `/etc/...`), mapped through the
+/// `SystemRoot` the journal belongs to when the action runs.
+public enum JournalAction: Equatable, Sendable {
+    /// A kernel setting written through /proc/sys or /sys/module.
+    case sysctl(SysctlChange)
+    /// A configuration file created (`old == nil`), replaced, or removed (`new == nil`).
+    case file(FileChange)
+    /// A kernel module unloaded (`loaded == false`) or loaded back.
+    case module(ModuleChange)
+
+    public struct SysctlChange: Equatable, Sendable {
+        /// The contract's setting name (`net.netfilter.nf_conntrack_max`, `nf_conntrack.hashsize`).
+        public var key: String
+        /// The file written: /proc/sys/... or /sys/module/.../parameters/....
+        public var path: FilePath
+        public var old: Int
+        public var new: Int
+    }
+
+    public struct FileChange: Equatable, Sendable {
+        public var path: FilePath
+        public var oldContent: String?
+        public var newContent: String?
+    }
+
+    public struct ModuleChange: Equatable, Sendable {
+        public var name: String
+        /// The module's state after the action.
+        public var loaded: Bool
+    }
+
+    /// The action that undoes this one.
+    public var inverse: JournalAction {
+        switch self {
+        case .sysctl(let change):
+            return .sysctl(.init(key: change.key, path: change.path, old: change.new, new: change.old))
+        case .file(let change):
+            return .file(.init(path: change.path, oldContent: change.newContent, newContent: change.oldContent))
+        case .module(let change):
+            return .module(.init(name: change.name, loaded: !change.loaded))
+        }
+    }
+
+    /// What the action touches: the setting's key or the file's path.
+    public var target: String {
+        switch self {
+        case .sysctl(let change): return change.key
+        case .file(let change): return change.path.string
+        case .module(let change): return change.name
+        }
+    }
+
+    /// A step name for error messages: "writing net.netfilter.nf_conntrack_max = 65536".
+    public var stepDescription: String {
+        switch self {
+        case .sysctl(let change): return "writing \(change.key) = \(change.new)"
+        case .file(let change) where change.newContent == nil: return "removing \(change.path.string)"
+        case .file(let change): return "writing \(change.path.string)"
+        case .module(let change): return change.loaded ? "loading module \(change.name)" : "unloading module \(change.name)"
+        }
+    }
+}
+
+/// A record of one apply or rollback: every old value and replaced file,
+/// written before anything changes (`/var/lib/cttune/journal/ID.json`).
+public struct JournalEntry: Equatable, Sendable {
+    public enum Status: String, Codable, Sendable {
+        /// Written before the first change; left so when the process died midway.
+        case inProgress = "in-progress"
+        case applied
+        /// A step failed and every earlier change was undone.
+        case rolledBack = "rolled-back"
+    }
+
+    public var id: String
+    /// `apply` or `rollback`.
+    public var command: String
+    /// ISO 8601, UTC.
+    public var created: String
+    public var profile: String?
+    public var status: Status
+    /// The entry a rollback undid.
+    public var rollsBack: String?
+    /// The failing step and the kernel's error, when `status` is rolled-back.
+    public var failure: String?
+    public var actions: [JournalAction]
+}
+
+/// The journal directory of a root: entries are saved atomically and listed
+/// oldest first (identifiers sort by time).
+public struct Journal {
+    public let root: SystemRoot
+
+    public init(root: SystemRoot) {
+        self.root = root
+    }
+
+    /// The directory as a real path, for messages.
+    public var directoryPath: String {
+        (try? root.path(KernelPaths.journalDirectory).string) ?? KernelPaths.journalDirectory.string
+    }
+
+    /// A new identifier: UTC time to the millisecond, then the process id, so
+    /// identifiers sort by time and two processes never collide.
+    public static func newIdentifier(now: Date = Date()) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMdd'T'HHmmss.SSS'Z'"
+        return "\(formatter.string(from: now))-\(getpid())"
+    }
+
+    static func timestamp(_ date: Date = Date()) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        return formatter.string(from: date)
+    }
+
+    func path(of id: String) -> FilePath {
+        KernelPaths.journalDirectory.appending(id + ".json")
+    }
+
+    /// Writes (or rewrites) an entry atomically.
+    public func save(_ entry: JournalEntry) throws {
+        try AtomicFile.write(entry.encoded(), to: path(of: entry.id), under: root)
+    }
+
+    /// Every entry, oldest first.
+    public func entries() throws -> [JournalEntry] {
+        try root.entries(of: KernelPaths.journalDirectory)
+            .filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }
+            .map { try load(String($0.dropLast(".json".count))) }
+    }
+
+    /// The entry named `id`.
+    public func load(_ id: String) throws -> JournalEntry {
+        guard id.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }), !id.isEmpty,
+            let text = try root.contents(of: path(of: id), limit: ReadLimit.configuration)
+        else {
+            throw TunerError.journalEntryNotFound(id: id, directory: directoryPath)
+        }
+        return try JournalEntry.decode(text, path: try root.path(path(of: id)).string)
+    }
+}
+
+// MARK: - The journal's JSON
+
+extension JournalEntry {
+    /// The on-disk shape: snake_case keys, one object per action with a `type`.
+    /// A module action keeps the module's name in `key`, its /sys/module
+    /// directory in `path`, and its state in `old`/`new` (1 loaded, 0 not).
+    struct Document: Codable {
+        var id: String
+        var command: String
+        var created: String
+        var profile: String?
+        var status: Status
+        var rolls_back: String?
+        var failure: String?
+        var actions: [Action]
+    }
+
+    struct Action: Codable {
+        var type: String
+        var key: String?
+        var path: String
+        var old: Int?
+        var new: Int?
+        var old_content: String?
+        var new_content: String?
+    }
+
+    func encoded() -> String {
+        let document = Document(
+            id: id, command: command, created: created, profile: profile, status: status,
+            rolls_back: rollsBack, failure: failure,
+            actions: actions.map { action in
+                switch action {
+                case .sysctl(let change):
+                    return Action(type: "sysctl", key: change.key, path: change.path.string, old: change.old, new: change.new)
+                case .file(let change):
+                    return Action(type: "file", path: change.path.string, old_content: change.oldContent, new_content: change.newContent)
+                case .module(let change):
+                    return Action(
+                        type: "module", key: change.name, path: KernelPaths.sysModule(change.name).string,
+                        old: change.loaded ? 0 : 1, new: change.loaded ? 1 : 0)
+                }
+            })
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        // Encoding these plain strings and integers cannot fail.
+        return String(decoding: try! encoder.encode(document), as: UTF8.self) + "\n"
+    }
+
+    static func decode(_ text: String, path: String) throws -> JournalEntry {
+        let document: Document
+        do {
+            document = try JSONDecoder().decode(Document.self, from: Data(text.utf8))
+        } catch {
+            throw TunerError.malformed(path: path, detail: "not a cttune journal entry (\(error.localizedDescription)) — move it aside")
+        }
+        let actions = try document.actions.map { action -> JournalAction in
+            switch (action.type, action.key, action.old, action.new) {
+            case ("sysctl", let key?, let old?, let new?):
+                // Rollback writes these back into the kernel: only values a sysctl can hold.
+                guard KernelValue.sysctlRange.contains(old), KernelValue.sysctlRange.contains(new) else {
+                    throw TunerError.malformed(
+                        path: path,
+                        detail:
+                            """
+                            \(Echo.quoted(key)) records \(old) -> \(new), outside \
+                            \(KernelValue.sysctlRange.lowerBound)...\(KernelValue.sysctlRange.upperBound) — not written by \
+                            cttune; move it aside
+                            """
+                    )
+                }
+                return .sysctl(.init(key: key, path: FilePath(action.path), old: old, new: new))
+            case ("file", _, _, _):
+                return .file(.init(path: FilePath(action.path), oldContent: action.old_content, newContent: action.new_content))
+            case ("module", let name?, _, let new?):
+                return .module(.init(name: name, loaded: new == 1))
+            default:
+                throw TunerError.malformed(path: path, detail: "action of type \"\(action.type)\" on \(action.path) lacks key, old or new")
+            }
+        }
+        return JournalEntry(
+            id: document.id, command: document.command, created: document.created, profile: document.profile,
+            status: document.status, rollsBack: document.rolls_back, failure: document.failure, actions: actions)
+    }
+}
