@@ -95,7 +95,7 @@ struct GCModelTests {
         }
         #expect(Planner.memoryBytes(max: Int.max, buckets: Int.max, entryBytes: Int.max, namespaces: Int.max) == Int.max)
         #expect(Planner.roundUp(Int.max, to: 512) % 512 == 0)
-        #expect(Anchors.kubeProxy(cpus: Int.max).max == Int.max)
+        #expect(Anchors.kubeProxy(cpus: Int.max).max == KubeProxyConntrack.maxLimit)
     }
 
     @Test("namespaces multiply the entries, not the hash: each can fill to max")

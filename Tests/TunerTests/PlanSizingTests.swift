@@ -177,11 +177,17 @@ struct PlanSizingTests {
         "load-blind anchors: the kernel default for this RAM and kube-proxy's formula",
         arguments: [
             (512 << 20, 2, 4096, 131_072), (2 << 30, 2, 65_536, 131_072), (24 << 30, 2, 262_144, 131_072), (64 << 30, 16, 262_144, 524_288),
-        ])
+            // kube-proxy at 1, 8 and 64 CPUs: the floor, the per-core product, and maxLimit (64 × 32768 = 2097152).
+            (1 << 30, 1, 8192, 131_072), (8 << 30, 8, 262_144, 262_144), (256 << 30, 64, 262_144, 1_048_576),
+        ] as [(Int, Int, Int, Int)])
     func anchors(memory: Int, cpus: Int, kernelMax: Int, kubeMax: Int) {
         #expect(Anchors.kernelDefault(memoryBytes: memory).max == kernelMax)
         #expect(Anchors.kubeProxy(cpus: cpus).max == kubeMax)
         #expect(Anchors.kubeProxy(cpus: cpus).buckets == kubeMax / 4)
+        // The writer cttune reports on a kube-proxy node computes the same value.
+        let writer = ConntrackWriters.kubeProxy(fields: [:], source: "test", cpus: cpus)
+        #expect(writer.writes.first { $0.key == ConntrackSetting.max.key }?.value == kubeMax)
+        #expect(writer.writes.first { $0.key == ConntrackSetting.hashsize.key }?.value == kubeMax / 4)
     }
 
     @Test(

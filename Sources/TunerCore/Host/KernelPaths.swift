@@ -67,9 +67,19 @@ public enum KernelPaths {
     /// Namespaces of Docker containers (the Docker daemon's bind mounts).
     public static let dockerNetworkNamespaces: FilePath = "/var/run/docker/netns"
 
-    /// Where modprobe and libkmod read configuration, in modprobe's order.
+    /// Where modprobe and libkmod read configuration, first directory first
+    /// (a name in an earlier one hides the same name in later ones).
+    ///
+    /// libkmod's compiled-in list (libkmod.c `default_config_paths`) differs
+    /// by release: kmod ≤ 31 (Debian 12 ships 30) reads /etc, /run,
+    /// /usr/local/lib and /lib; kmod 32 adds DISTCONFDIR /usr/lib before
+    /// /lib, and kmod 34 (Debian 13) drops /lib. cttune reads the union, in
+    /// kmod ≥ 32's order, so a file that either layout reads is seen: on a
+    /// merged-/usr system the last two are one directory, elsewhere a file
+    /// only one layout reads is reported as if it counted (the safe side).
+    /// On the live host libkmod itself is given no list and uses its own.
     public static let modprobeConfigDirectories: [FilePath] = [
-        "/etc/modprobe.d", "/run/modprobe.d", "/usr/local/lib/modprobe.d", "/lib/modprobe.d",
+        "/etc/modprobe.d", "/run/modprobe.d", "/usr/local/lib/modprobe.d", "/usr/lib/modprobe.d", "/lib/modprobe.d",
     ]
     /// The proc directory itself: present in a live system, usually absent in an image tree.
     public static let proc: FilePath = "/proc"

@@ -27,10 +27,9 @@ public struct ConntrackWriter: Equatable, Sendable {
 ///
 /// kube-proxy (sources read: kubernetes `cmd/kube-proxy/app/conntrack.go`
 /// at 03c60748bb30, before the code moved, and `pkg/proxy/conntrack/sysctls.go`
-/// at 008b3652959c): on every start it computes `max = max(min,
-/// maxPerCore × CPUs)` capped at 1048576 when `maxPerCore > 0` (default
-/// 32768, `min` 131072) and writes `nf_conntrack_max`, then raises the
-/// hashsize parameter to max/4 when it is smaller; it writes
+/// at 008b3652959c): on every start it writes the `KubeProxyConntrack.max`
+/// of its configuration to `nf_conntrack_max`, then raises the hashsize
+/// parameter to max/4 when it is smaller; it writes
 /// `nf_conntrack_tcp_timeout_established` (default 24h) and `…_close_wait`
 /// (default 1h) when they are > 0, and in the newer file also
 /// `nf_conntrack_udp_timeout`, `…_udp_timeout_stream` (default 0: not
@@ -125,15 +124,18 @@ public enum ConntrackWriters {
     static func kubeProxy(fields: [String: String], source: String, cpus: Int) -> ConntrackWriter {
         var writes: [ConntrackWriter.Write] = []
         let when = "on every start, when different"
-        let perCore = fields["maxPerCore"].flatMap { Int($0) } ?? 32768
-        let floor = fields["min"].flatMap { Int($0) } ?? 131072
-        if perCore > 0 {
-            let max = min(Swift.max(perCore * cpus, floor), 1_048_576)
+        let perCore = fields["maxPerCore"].flatMap { Int($0) } ?? KubeProxyConntrack.defaultMaxPerCore
+        let floor = fields["min"].flatMap { Int($0) } ?? KubeProxyConntrack.defaultMin
+        if let max = KubeProxyConntrack.max(maxPerCore: perCore, min: floor, cpus: cpus) {
             writes.append(.init(key: ConntrackSetting.max.key, value: max, when: when))
-            writes.append(.init(key: ConntrackSetting.hashsize.key, value: max / 4, when: "on every start, when smaller"))
+            writes.append(
+                .init(
+                    key: ConntrackSetting.hashsize.key, value: KubeProxyConntrack.hashsize(forMax: max),
+                    when: "on every start, when smaller"))
         }
         let timeouts: [(String, ConntrackSetting, Int)] = [
-            ("tcpEstablishedTimeout", .tcpTimeoutEstablished, 86400), ("tcpCloseWaitTimeout", .tcpTimeoutCloseWait, 3600),
+            ("tcpEstablishedTimeout", .tcpTimeoutEstablished, KubeProxyConntrack.establishedTimeoutSeconds),
+            ("tcpCloseWaitTimeout", .tcpTimeoutCloseWait, KubeProxyConntrack.closeWaitTimeoutSeconds),
             ("udpTimeout", .udpTimeout, 0), ("udpStreamTimeout", .udpTimeoutStream, 0),
         ]
         for (field, setting, defaultSeconds) in timeouts {

@@ -467,13 +467,13 @@ public enum Anchors {
             source: "net/netfilter/nf_conntrack_core.c nf_conntrack_init_start (v5.15+)")
     }
 
-    /// kube-proxy: max = max(131072, 32768 × CPUs), hashsize = max / 4,
-    /// established 86400 s.
+    /// kube-proxy with its defaults (`KubeProxyConntrack`): max = max(131072,
+    /// 32768 × CPUs) up to 1048576, hashsize = max / 4, established 86400 s.
     public static func kubeProxy(cpus: Int) -> Anchor {
-        let (scaled, overflow) = 32_768.multipliedReportingOverflow(by: Swift.max(cpus, 0))
-        let max = Swift.max(131_072, overflow ? Int.max : scaled)
+        let max = KubeProxyConntrack.max(cpus: cpus)!
         return Anchor(
-            name: "kube-proxy", max: max, buckets: max / 4, establishedTimeoutSeconds: 86_400,
-            source: "kubernetes pkg/proxy/conntrack (maxPerCore 32768, min 131072)")
+            name: "kube-proxy", max: max, buckets: KubeProxyConntrack.hashsize(forMax: max),
+            establishedTimeoutSeconds: KubeProxyConntrack.establishedTimeoutSeconds,
+            source: "kubernetes pkg/proxy/conntrack (maxPerCore 32768, min 131072, maxLimit 1048576)")
     }
 }

@@ -29,7 +29,9 @@ public final class KmodContext {
         // resolves them (links read inside it), and leave out a config
         // directory that names nothing inside the root.
         let resolved = try root.resolvedDirectory(KernelPaths.libModules.appending(release)) ?? modulesDirectory
-        let configPaths = try Self.configDirectories.compactMap { try root.resolvedDirectory($0)?.string }
+        // On the live host libkmod reads its own compiled-in list (it differs
+        // between kmod releases, see KernelPaths.modprobeConfigDirectories).
+        let configPaths = root.isLive ? nil : try Self.configDirectories.compactMap { try root.resolvedDirectory($0)?.string }
         for file in Self.indexFiles { try root.checkForPlainOpen(KernelPaths.libModules.appending(release).appending(file)) }
         for directory in Self.configDirectories {
             for name in root.entries(of: directory) where name.hasSuffix(".conf") { try root.checkForPlainOpen(directory.appending(name)) }
@@ -38,7 +40,8 @@ public final class KmodContext {
         // … ignoring bad line") on stderr before a log function can be set:
         // stderr points at /dev/null for that call only.
         let made: OpaquePointer? = resolved.string.withCString { directory in
-            withCStringArray(configPaths) { paths in Self.withStderrSilenced { kmod_new(directory, paths) } }
+            guard let configPaths else { return Self.withStderrSilenced { kmod_new(directory, nil) } }
+            return withCStringArray(configPaths) { paths in Self.withStderrSilenced { kmod_new(directory, paths) } }
         }
         guard let made else {
             throw TunerError.unreadable(path: modulesDirectory.string, reason: "libkmod could not create a context")

@@ -13,7 +13,12 @@ public struct LearnTimeouts: Sendable, Equatable {
     /// `nf_conntrack_udp_timeout`: an unanswered or one-shot UDP flow's life.
     public var udpSeconds: Int
 
-    public init(tcpEstablishedSeconds: Int = 432_000, synSentSeconds: Int = 120, udpSeconds: Int = 30) {
+    /// Defaults: the kernel's boot values (`ConntrackSetting.kernelDefaultSeconds`).
+    public init(
+        tcpEstablishedSeconds: Int = ConntrackSetting.tcpTimeoutEstablished.kernelDefaultSeconds!,
+        synSentSeconds: Int = ConntrackSetting.tcpTimeoutSynSent.kernelDefaultSeconds!,
+        udpSeconds: Int = ConntrackSetting.udpTimeout.kernelDefaultSeconds!
+    ) {
         self.tcpEstablishedSeconds = tcpEstablishedSeconds
         self.synSentSeconds = synSentSeconds
         self.udpSeconds = udpSeconds

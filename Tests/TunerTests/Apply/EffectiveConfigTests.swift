@@ -16,9 +16,9 @@ struct EffectiveConfigTests {
     /// A tree with one file of each kind systemd-sysctl treats specially.
     static func sysctlTree() throws -> ApplyFixtureTree {
         let tree = try ApplyFixtureTree(.builtIn)
-        try tree.write("usr/lib/sysctl.d/50-vendor.conf", "net.netfilter.nf_conntrack_tcp_timeout_close = 1\n")
+        try tree.write("usr/lib/sysctl.d/zz-vendor.conf", "net.netfilter.nf_conntrack_tcp_timeout_close = 1\n")
         try tree.write(
-            "etc/sysctl.d/50-vendor.conf",
+            "etc/sysctl.d/zz-vendor.conf",
             "# the administrator's copy masks the vendor's\nnet.netfilter.nf_conntrack_tcp_timeout_close = 9\n")
         try tree.write("usr/lib/sysctl.d/10-early.conf", "net.netfilter.nf_conntrack_tcp_timeout_fin_wait = 11\n")
         try tree.write("run/sysctl.d/95-runtime.conf", "; a runtime file\nnet/netfilter/nf_conntrack_tcp_timeout_last_ack = 22\n")
@@ -168,6 +168,36 @@ struct EffectiveConfigTests {
         let overrides = PersistentConfig.overrides(of: [ours], under: systemRoot)
         #expect(overrides.map(\.location) == [root.path + "/etc/modprobe.d/zz-vendor.conf:2"])
         #expect(overrides.first?.value == "8192" && overrides.first?.source == .modprobe)
+    }
+
+    @Test(
+        "modprobe.d in both kmod layouts: /lib/modprobe.d (kmod <= 31), /usr/lib/modprobe.d (kmod >= 32), merged /usr read once, /etc first",
+        arguments: [
+            (["lib/modprobe.d/zz-vendor.conf": "2048"], [String](), ["/lib/modprobe.d/zz-vendor.conf:1"]),
+            (["usr/lib/modprobe.d/zz-vendor.conf": "2048"], [String](), ["/usr/lib/modprobe.d/zz-vendor.conf:1"]),
+            (["usr/lib/modprobe.d/zz-vendor.conf": "2048"], ["lib"], ["/usr/lib/modprobe.d/zz-vendor.conf:1"]),
+            (
+                ["usr/lib/modprobe.d/zz-vendor.conf": "2048", "etc/modprobe.d/zz-vendor.conf": "8192"], [String](),
+                ["/etc/modprobe.d/zz-vendor.conf:1"]
+            ),
+        ])
+    func modprobeLayouts(files: [String: String], mergedUsr: [String], expected: [String]) throws {
+        let tree = try ApplyFixtureTree(.module)
+        defer { tree.remove() }
+        // Merged /usr: /lib is a link to usr/lib, so both list entries name one directory.
+        for link in mergedUsr {
+            try FileManager.default.createDirectory(atPath: tree.file("usr/\(link)"), withIntermediateDirectories: true)
+            try? FileManager.default.removeItem(atPath: tree.file(link))
+            try FileManager.default.createSymbolicLink(atPath: tree.file(link), withDestinationPath: "usr/\(link)")
+        }
+        for (path, hashsize) in files { try tree.write(path, "options nf_conntrack hashsize=\(hashsize)\n") }
+        let root = SystemRoot(base: FilePath(tree.url.path))
+        let options = EffectiveModprobe.options(for: "nf_conntrack", under: root).filter { $0.name == "hashsize" }
+        #expect(options.map { String($0.path.dropFirst(tree.url.path.count)) + ":\($0.line)" } == expected)
+        // zz-vendor.conf sorts after cttune.conf, so modprobe passes its hashsize last: it overrides cttune's.
+        let ours = PersistentConfig.File(path: KernelPaths.modprobeConf, content: "options nf_conntrack hashsize=4096\n")
+        let overrides = PersistentConfig.overrides(of: [ours], under: root)
+        #expect(overrides.map { String($0.location.dropFirst(tree.url.path.count)) } == [expected.last!])
     }
 
     @Test("sysctl keys normalise as systemd's sysctl_normalize does")
