@@ -60,3 +60,26 @@ public enum ConntrackSetting: String, CaseIterable, Sendable, Codable {
         }
     }
 }
+
+/// The hash size's four names, defined once: the contract's setting name,
+/// which is also the kernel command-line parameter (`nf_conntrack.hashsize`);
+/// the sysctl (`net.netfilter.nf_conntrack_buckets`); the module parameter
+/// file (`KernelPaths.conntrackHashsizeParameter`); and the modprobe.d option
+/// (`options nf_conntrack hashsize=N`). All four resize or report the same table.
+public enum HashSizeNames {
+    /// The module that owns the parameter.
+    public static let module = "nf_conntrack"
+    /// The module parameter's name.
+    public static let parameter = "hashsize"
+    /// The contract's name of the setting: `module.parameter`, as the kernel
+    /// command line spells a built-in module's parameter.
+    public static var contractKey: String { ConntrackSetting.hashsize.key }
+    /// The sysctl that reads and (in the initial namespace) resizes it.
+    public static let sysctl = "net.netfilter.nf_conntrack_buckets"
+
+    /// The modprobe.d line that sizes the table when the module loads.
+    public static func modprobeOption(_ buckets: Int) -> String { "options \(module) \(parameter)=\(buckets)" }
+
+    /// The kernel command-line parameter that sizes a built-in table at boot.
+    public static func kernelParameter(_ buckets: Int) -> String { "\(contractKey)=\(buckets)" }
+}

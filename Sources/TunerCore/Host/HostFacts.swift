@@ -27,7 +27,7 @@ public struct HostFacts: Sendable, Equatable {
     public var count: Int?
     public var netns: NetworkNamespace?
     /// Whether `net.netfilter.nf_conntrack_buckets` resizes the hash here
-    /// (`bucketsSysctl`); otherwise the module parameter or nothing does.
+    /// (`HashSizeNames.sysctl`); otherwise the module parameter or nothing does.
     public var bucketsSysctlWritable: Bool
     /// Current values; a key is missing when the kernel does not expose it.
     public var current: [ConntrackSetting: Int]
@@ -118,11 +118,11 @@ extension HostFacts {
             current[setting] = try root.integer(at: KernelPaths.sysctl(setting.key))
         }
         current[.hashsize] =
-            try root.integer(at: KernelPaths.sysctl(bucketsSysctl))
+            try root.integer(at: KernelPaths.sysctl(HashSizeNames.sysctl))
             ?? root.integer(at: KernelPaths.conntrackHashsizeParameter)
 
         let netns = networkNamespace(root)
-        let bucketsWritable = ownerWritable(KernelPaths.sysctl(bucketsSysctl), root) ?? false
+        let bucketsWritable = ownerWritable(KernelPaths.sysctl(HashSizeNames.sysctl), root) ?? false
 
         var blockers: [ConntrackSetting: String] = [:]
         for setting in ConntrackSetting.allCases {
@@ -156,10 +156,6 @@ extension HostFacts {
     public static func networkNamespace(_ root: SystemRoot) -> NetworkNamespace? {
         ownerWritable(KernelPaths.sysctl(ConntrackSetting.max.key), root).map { $0 ? .initial : .nonInitial }
     }
-
-    /// The sysctl that reads and resizes the hash table (mode 0644 only in
-    /// the initial network namespace).
-    public static let bucketsSysctl = "net.netfilter.nf_conntrack_buckets"
 
     static func readMemTotal(_ root: SystemRoot) throws -> Int {
         guard let meminfo = try root.contents(of: KernelPaths.meminfo, limit: ReadLimit.kernelTable) else {
@@ -265,7 +261,7 @@ extension HostFacts {
     static func writeBlocker(
         for setting: ConntrackSetting, root: SystemRoot, netns: NetworkNamespace?, bucketsSysctlWritable: Bool
     ) throws -> String? {
-        let sysctlKey = setting == .hashsize ? bucketsSysctl : setting.key
+        let sysctlKey = setting == .hashsize ? HashSizeNames.sysctl : setting.key
         var file = KernelPaths.sysctl(sysctlKey)
         // Where nf_conntrack_buckets is read-only in the initial namespace
         // (older kernels), the hash size still changes through /sys/module.

@@ -20,7 +20,7 @@ public enum KernelPaths {
     public static let conntrackStat: FilePath = "/proc/net/stat/nf_conntrack"
     public static let conntrackModuleParameters: FilePath = "/sys/module/nf_conntrack/parameters"
     /// Resizes the hash table like nf_conntrack_buckets; the fallback where that sysctl is read-only.
-    public static let conntrackHashsizeParameter: FilePath = "/sys/module/nf_conntrack/parameters/hashsize"
+    public static let conntrackHashsizeParameter = conntrackModuleParameters.appending(HashSizeNames.parameter)
     /// The live entries of this network namespace, one per line (CONFIG_NF_CONNTRACK_PROCFS).
     public static let conntrackTable: FilePath = "/proc/net/nf_conntrack"
     public static let conntrackCount: FilePath = "/proc/sys/net/netfilter/nf_conntrack_count"

@@ -213,7 +213,7 @@ public enum ConntrackWriters {
             guard section == "sysctl", !line.hasPrefix("#"), let equals = line.firstIndex(of: "=") else { continue }
             let key = line[..<equals].trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "/", with: ".")
             let value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
-            let contractKey = key == HostFacts.bucketsSysctl ? ConntrackSetting.hashsize.key : key
+            let contractKey = key == HashSizeNames.sysctl ? ConntrackSetting.hashsize.key : key
             guard ConntrackSetting(rawValue: contractKey) != nil || key == "net.nf_conntrack_max", let number = Int(value) else { continue }
             writes.append(
                 .init(

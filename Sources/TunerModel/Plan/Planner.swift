@@ -463,7 +463,8 @@ public enum Anchors {
         if memoryBytes > 4 << 30 { buckets = 262_144 } else if memoryBytes > 1 << 30 { buckets = 65_536 }
         buckets = Swift.max(buckets, 1024)
         return Anchor(
-            name: "kernel default", max: buckets, buckets: buckets, establishedTimeoutSeconds: 432_000,
+            name: "kernel default", max: buckets, buckets: buckets,
+            establishedTimeoutSeconds: ConntrackSetting.tcpTimeoutEstablished.kernelDefaultSeconds!,
             source: "net/netfilter/nf_conntrack_core.c nf_conntrack_init_start (v5.15+)")
     }
 

@@ -297,8 +297,8 @@ public enum Applier {
             guard let content = file.content else { continue }
             if file.path == KernelPaths.modprobeConf {
                 // The hash size a module kernel gets at load.
-                let option = EffectiveModprobe.parse(content, module: "nf_conntrack", path: "", fileName: "").last { $0.name == "hashsize" }
-                if let option { persisted[EffectiveSysctl.normalize(HostFacts.bucketsSysctl)] = option.value }
+                let option = EffectiveModprobe.parse(content, module: HashSizeNames.module, path: "", fileName: "").last { $0.name == HashSizeNames.parameter }
+                if let option { persisted[EffectiveSysctl.normalize(HashSizeNames.sysctl)] = option.value }
             } else {
                 for line in EffectiveSysctl.parse(content, path: "", fileName: "") { persisted[line.normalizedKey] = line.value }
             }
@@ -306,7 +306,7 @@ public enum Applier {
         guard !persisted.isEmpty else { return false }
         return actions.allSatisfy { action in
             guard case .sysctl(let change) = action else { return false }
-            let key = change.key == ConntrackSetting.hashsize.key ? HostFacts.bucketsSysctl : change.key
+            let key = change.key == ConntrackSetting.hashsize.key ? HashSizeNames.sysctl : change.key
             return persisted[EffectiveSysctl.normalize(key)] == String(change.new)
         }
     }

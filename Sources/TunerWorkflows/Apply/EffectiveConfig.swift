@@ -213,7 +213,7 @@ public enum EffectiveModprobe {
     /// The last `hashsize=` for nf_conntrack, when it is not in cttune's
     /// file and differs from cttune's value.
     public static func hashsizeOverride(planned: Int, fileName: String, under root: SystemRoot) -> Option? {
-        guard let last = options(for: "nf_conntrack", under: root).last(where: { $0.name == "hashsize" }),
+        guard let last = options(for: HashSizeNames.module, under: root).last(where: { $0.name == HashSizeNames.parameter }),
             last.fileName > fileName, Int(last.value) != planned
         else { return nil }
         return last

@@ -38,7 +38,7 @@ public struct PersistentConfig: Equatable {
     /// - Parameters:
     ///   - regenerateCommand: the command line printed in each header.
     ///   - bucketsSysctlWritable: whether `net.netfilter.nf_conntrack_buckets`
-    ///     is writable on this kernel (`HostFacts.bucketsSysctlWritable`), so
+    ///     is writable on this kernel (`HashSizeNames.sysctlWritable`), so
     ///     systemd-sysctl can size the hash at boot.
     ///   - sysctlFile: `90-cttune.conf`, or `99-zz-cttune.conf` under
     ///     `--on-conflict override`; cttune's copy under the other name is removed.
@@ -63,7 +63,7 @@ public struct PersistentConfig: Equatable {
         var sysctlLines: [String] = []
         for setting in plan.settings where globalsPersist || !setting.setting.isGlobal {
             if setting.setting == .hashsize {
-                if bucketsSysctlWritable { sysctlLines.append("\(HostFacts.bucketsSysctl) = \(setting.planned)") }
+                if bucketsSysctlWritable { sysctlLines.append("\(HashSizeNames.sysctl) = \(setting.planned)") }
             } else {
                 sysctlLines.append("\(setting.key) = \(setting.planned)")
             }
@@ -76,7 +76,7 @@ public struct PersistentConfig: Equatable {
         // A stateless profile keeps nf_conntrack from loading (the blacklist's
         // `install nf_conntrack /bin/false`): loading it at boot would fail.
         if loadable && globalsPersist && plan.profile.stateful && !conntrackBlacklisted, let hashsize {
-            files.append(File(path: KernelPaths.modprobeConf, content: header + "options nf_conntrack hashsize=\(hashsize)\n"))
+            files.append(File(path: KernelPaths.modprobeConf, content: header + HashSizeNames.modprobeOption(hashsize) + "\n"))
             files.append(File(path: KernelPaths.modulesLoadConf, content: header + "nf_conntrack\n"))
         } else {
             files.append(File(path: KernelPaths.modprobeConf, content: nil))
@@ -95,13 +95,13 @@ public struct PersistentConfig: Equatable {
             var note =
                 """
                 nf_conntrack is built into this kernel: the hash size persists only as the kernel parameter \
-                nf_conntrack.hashsize=\(hashsize) — add it to the kernel command line (for example GRUB_CMDLINE_LINUX in \
+                \(HashSizeNames.kernelParameter(hashsize)) — add it to the kernel command line (for example GRUB_CMDLINE_LINUX in \
                 /etc/default/grub, then update-grub); cttune does not edit the boot loader.
                 """
             if bucketsSysctlWritable {
                 note +=
                     """
-                     Until then \(KernelPaths.sysctlConf.string) resizes the table through \(HostFacts.bucketsSysctl) when \
+                     Until then \(KernelPaths.sysctlConf.string) resizes the table through \(HashSizeNames.sysctl) when \
                     systemd-sysctl runs.
                     """
             }
@@ -142,15 +142,15 @@ public struct PersistentConfig: Equatable {
                 }
                 for (key, winner) in EffectiveSysctl.overrides(of: planned, fileName: name, under: root).sorted(by: { $0.key < $1.key }) {
                     let dotted = key.replacingOccurrences(of: "/", with: ".")
-                    guard let setting = dotted == HostFacts.bucketsSysctl ? .hashsize : ConntrackSetting(rawValue: dotted) else { continue }
+                    guard let setting = dotted == HashSizeNames.sysctl ? .hashsize : ConntrackSetting(rawValue: dotted) else { continue }
                     result.append(
                         ConfigOverride(
                             setting: setting, source: .sysctl, path: winner.path, line: winner.line, value: winner.value,
                             planned: planned[key] ?? 0))
                 }
             } else if file.path == KernelPaths.modprobeConf {
-                let option = EffectiveModprobe.parse(content, module: "nf_conntrack", path: "", fileName: name).last {
-                    $0.name == "hashsize"
+                let option = EffectiveModprobe.parse(content, module: HashSizeNames.module, path: "", fileName: name).last {
+                    $0.name == HashSizeNames.parameter
                 }
                 guard let planned = option.flatMap({ Int($0.value) }),
                     let winner = EffectiveModprobe.hashsizeOverride(planned: planned, fileName: name, under: root)
@@ -163,14 +163,14 @@ public struct PersistentConfig: Equatable {
         // Where cttune's sysctl.d file does not set the buckets sysctl (the
         // hash size is given at module load), any sysctl.d line that does
         // resizes the table after the load, whatever the file order.
-        let buckets = EffectiveSysctl.normalize(HostFacts.bucketsSysctl)
+        let buckets = EffectiveSysctl.normalize(HashSizeNames.sysctl)
         let sysctlSetsBuckets = files.contains { file in
             file.path.removingLastComponent() == KernelPaths.sysctlD
                 && EffectiveSysctl.parse(file.content ?? "", path: "", fileName: "").contains { $0.normalizedKey == buckets }
         }
         if let modprobe = files.first(where: { $0.path == KernelPaths.modprobeConf })?.content, !sysctlSetsBuckets,
-            let planned = EffectiveModprobe.parse(modprobe, module: "nf_conntrack", path: "", fileName: "").last(where: {
-                $0.name == "hashsize"
+            let planned = EffectiveModprobe.parse(modprobe, module: HashSizeNames.module, path: "", fileName: "").last(where: {
+                $0.name == HashSizeNames.parameter
             }).flatMap({ Int($0.value) }),
             let winner = EffectiveSysctl.assignments(under: root).last(where: { $0.normalizedKey == buckets }),
             winner.value.flatMap({ Int($0) }) != planned

@@ -16,10 +16,10 @@ public enum SettingWriter {
     /// size `net.netfilter.nf_conntrack_buckets`, or the module parameter
     /// `/sys/module/nf_conntrack/parameters/hashsize` when the sysctl is
     /// absent or read-only (kernels before the sysctl became writable), as
-    /// `HostFacts.bucketsSysctlWritable` says.
+    /// `HashSizeNames.sysctlWritable` says.
     public static func path(for setting: ConntrackSetting, bucketsSysctlWritable: Bool, under root: SystemRoot) throws -> FilePath {
         guard setting == .hashsize else { return KernelPaths.sysctl(setting.key) }
-        let buckets = KernelPaths.sysctl(HostFacts.bucketsSysctl)
+        let buckets = KernelPaths.sysctl(HashSizeNames.sysctl)
         let parameter = KernelPaths.conntrackHashsizeParameter
         if bucketsSysctlWritable { return buckets }
         return root.exists(parameter) ? parameter : buckets

@@ -50,7 +50,7 @@ public struct ConntrackSample: Sendable, Equatable {
         guard let count = try root.integer(at: KernelPaths.conntrackCount),
             let max = try root.integer(at: KernelPaths.sysctl(ConntrackSetting.max.key))
         else { throw TunerError.conntrackNotLoaded(path: try root.path(KernelPaths.conntrackCount).string) }
-        let buckets = try root.integer(at: KernelPaths.sysctl(HostFacts.bucketsSysctl))
+        let buckets = try root.integer(at: KernelPaths.sysctl(HashSizeNames.sysctl))
         var counters: [String: Int] = [:]
         if let table = try root.contents(of: statPath) {
             counters = try ConntrackStatTable.sum(table, path: try root.path(statPath).string)

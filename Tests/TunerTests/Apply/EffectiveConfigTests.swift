@@ -16,9 +16,9 @@ struct EffectiveConfigTests {
     /// A tree with one file of each kind systemd-sysctl treats specially.
     static func sysctlTree() throws -> ApplyFixtureTree {
         let tree = try ApplyFixtureTree(.builtIn)
-        try tree.write("usr/lib/sysctl.d/zz-vendor.conf", "net.netfilter.nf_conntrack_tcp_timeout_close = 1\n")
+        try tree.write("usr/lib/sysctl.d/50-vendor.conf", "net.netfilter.nf_conntrack_tcp_timeout_close = 1\n")
         try tree.write(
-            "etc/sysctl.d/zz-vendor.conf",
+            "etc/sysctl.d/50-vendor.conf",
             "# the administrator's copy masks the vendor's\nnet.netfilter.nf_conntrack_tcp_timeout_close = 9\n")
         try tree.write("usr/lib/sysctl.d/10-early.conf", "net.netfilter.nf_conntrack_tcp_timeout_fin_wait = 11\n")
         try tree.write("run/sysctl.d/95-runtime.conf", "; a runtime file\nnet/netfilter/nf_conntrack_tcp_timeout_last_ack = 22\n")

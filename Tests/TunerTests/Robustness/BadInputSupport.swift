@@ -211,7 +211,7 @@ enum RefusalChecks {
 /// The conntrack values a command could change: the global max and hash
 /// size, and every timeout, as one network namespace sees them.
 enum ConntrackValues {
-    static let keys = ConntrackSetting.allCases.map { $0 == .hashsize ? HostFacts.bucketsSysctl : $0.key }
+    static let keys = ConntrackSetting.allCases.map { $0 == .hashsize ? HashSizeNames.sysctl : $0.key }
 
     /// Reads them in `namespace`, or in the test's own (initial) namespace when nil.
     static func read(in namespace: TestNamespace? = nil) throws -> [String: Int] {
