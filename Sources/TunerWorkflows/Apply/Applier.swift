@@ -297,7 +297,9 @@ public enum Applier {
             guard let content = file.content else { continue }
             if file.path == KernelPaths.modprobeConf {
                 // The hash size a module kernel gets at load.
-                let option = EffectiveModprobe.parse(content, module: HashSizeNames.module, path: "", fileName: "").last { $0.name == HashSizeNames.parameter }
+                let option = EffectiveModprobe.parse(content, module: HashSizeNames.module, path: "", fileName: "").last {
+                    $0.name == HashSizeNames.parameter
+                }
                 if let option { persisted[EffectiveSysctl.normalize(HashSizeNames.sysctl)] = option.value }
             } else {
                 for line in EffectiveSysctl.parse(content, path: "", fileName: "") { persisted[line.normalizedKey] = line.value }
