@@ -10,6 +10,14 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
     case rootNotADirectory(root: String)
     /// A file exists but cannot be read.
     case unreadable(path: String, reason: String)
+    /// Reading `path` failed with `errno` (EACCES, ELOOP for a link loop or a link out of the root, …).
+    case fileReadFailed(path: String, errno: Errno)
+    /// Writing `path` failed with `errno`.
+    case fileWriteFailed(path: String, errno: Errno)
+    /// A system call on a kernel interface failed (a ctnetlink socket, a dump, an event group).
+    case systemCallFailed(call: String, errno: Errno)
+    /// An error of a kind cttune did not expect, described as it came.
+    case unexpected(String)
     /// A kernel or system file has unexpected content.
     case malformed(path: String, detail: String)
     /// Where a regular file is read, something else is there (a FIFO, a device).
@@ -117,8 +125,30 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
             return "\(path) leads outside the root \(root) — refusing to follow it; remove the link or pick another --root"
         case let .rootNotADirectory(root):
             return "--root \(root) is not a directory — give the directory that stands for / (for example an image tree)"
-        case let .unreadable(path, reason) where reason.contains("symbolic link loop"):
-            return "cannot read \(path): \(reason) — replace the link with the file itself, or with a link that stays inside --root"
+        case let .fileReadFailed(path, errno) where errno == .tooManySymbolicLinkLevels:
+            return "cannot read \(path): \(Self.linkLoop) — replace the link with the file itself, or with a link that stays inside --root"
+        case let .fileReadFailed(path, errno):
+            return "cannot read \(path): \(errnoText(errno)) — run as root, or point --root at a readable copy"
+        case let .fileWriteFailed(path, errno) where errno == .tooManySymbolicLinkLevels:
+            return "cannot write \(path): \(Self.linkLoop) — replace the link with the file itself, or with a link that stays inside --root"
+        case let .fileWriteFailed(path, errno) where errno == .permissionDenied || errno == .notPermitted:
+            return
+                """
+                cannot write \(path): \(errnoText(errno)) — run as root (or as the owner of that directory), or preview with \
+                `--check` / `--dry-run`
+                """
+        case let .fileWriteFailed(path, errno):
+            return """
+                cannot write \(path): \(errnoText(errno)) — fix the path (a directory or file in the way, permissions, a full disk) and \
+                run again
+                """
+        case let .systemCallFailed(call, errno):
+            let fix =
+                errno == .notPermitted || errno == .permissionDenied
+                ? "run as root (ctnetlink needs CAP_NET_ADMIN)" : "run again; if it persists, report it with the kernel version"
+            return "\(call) failed: \(errnoText(errno)) — \(fix)"
+        case let .unexpected(description):
+            return "\(description) — this is not an error cttune knows how to explain; please report it"
         case let .unreadable(path, reason):
             return "cannot read \(path): \(reason) — run as root, or point --root at a readable copy"
         case let .malformed(path, detail):
@@ -190,13 +220,6 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
                 kernel did not take the value; nothing was left half-applied
                 """
         case let .writeFailed(path, reason):
-            if reason == errnoText(.permissionDenied) || reason == errnoText(.notPermitted) {
-                return
-                    """
-                    cannot write \(path): \(reason) — run as root (or as the owner of that directory), or preview with \
-                    `--check` / `--dry-run`
-                    """
-            }
             return """
                 cannot write \(path): \(reason) — fix the path (a directory or file in the way, permissions, a full disk) and \
                 run again
@@ -389,6 +412,28 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
 func summarizedModules(_ names: [String]) -> String {
     guard let first = names.first else { return "nf_conntrack is" }
     return names.count == 1 ? "\(first) is" : "\(first) and \(names.count - 1) more module\(names.count == 2 ? "" : "s") are"
+}
+
+extension TunerError {
+    /// How a link that loops or leaves the root is described (openat2 and the walk both give ELOOP).
+    static let linkLoop = "a symbolic link loop, or a link out of the root (links are read as if the root were /)"
+
+    /// Any error as a `TunerError`: the one seam every command's errors pass
+    /// through, so each gets its one stderr line and, under `--format json`,
+    /// the JSON error object.
+    public init(_ error: any Error) {
+        switch error {
+        case let error as TunerError: self = error
+        case let error as TunerErrorConvertible: self = error.tunerError
+        case let errno as Errno: self = .systemCallFailed(call: "a system call", errno: errno)
+        default: self = .unexpected(String(describing: error))
+        }
+    }
+}
+
+/// An error of a lower layer that knows which `TunerError` it is.
+public protocol TunerErrorConvertible: Error {
+    var tunerError: TunerError { get }
 }
 
 /// Text for an errno value, without the number: "permission denied".

@@ -74,7 +74,7 @@ extension Cttune {
                 case .text: print(ApplyReport.text(outcome, diff: diff))
                 }
                 if let failure { throw ReportedFailure(error: failure) }
-                return detailedExitcode && outcome.changed ? 2 : 0
+                return detailedExitcode && outcome.changed ? .changes : .success
             }
         }
     }

@@ -54,7 +54,7 @@ extension Cttune {
                 case .text: print(ModuleReports.text(result))
                 }
                 if let refusal = result.refusal { throw ReportedFailure(error: refusal) }
-                return 0
+                return .success
             }
         }
     }

@@ -60,13 +60,13 @@ extension Cttune {
                     let file = FilePath(FileManager.default.currentDirectoryPath).pushing(FilePath(output))
                     try AtomicFile.write(report.profileYAML(), to: file, createDirectories: false)
                 }
-                for warning in report.warnings { FileHandle.standardError.write(Data("cttune: warning: \(warning)\n".utf8)) }
+                for warning in report.warnings { Diagnostics.warning(warning) }
                 if format == .json {
                     printJSON(report.json(profileFile: output))
                 } else {
                     if let output { print(report.text(profileFile: output)) } else { print(report.profileYAML(), terminator: "") }
                 }
-                return 0
+                return .success
             }
         }
     }

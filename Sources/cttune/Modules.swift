@@ -21,7 +21,7 @@ extension Cttune {
                 case .json: printJSON(ModuleReports.json(inventory))
                 case .text: print(ModuleReports.text(inventory))
                 }
-                return 0
+                return .success
             }
         }
     }

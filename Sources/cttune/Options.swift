@@ -109,70 +109,70 @@ func validateLockTimeout(_ seconds: Double) throws {
     }
 }
 
-/// Runs a command body: a `TunerError` prints one line on stderr and, with
+/// Runs a command body: any error prints one line on stderr and, with
 /// `--format json`, one object `{"schema", "command", "error": {"message", "exit_code"}}`
 /// on stdout (never an empty stdout), then exits 1.
 ///
 /// A body that already printed its report with the error in it throws
 /// `ReportedFailure`, so only the stderr line is left to print.
-func reportingErrors(_ command: String, format: OutputFormat, _ body: () throws -> Int32) throws {
-    try reporting(command, format: format, failureCode: 1, body)
+func reportingErrors(_ command: String, format: OutputFormat, _ body: () throws -> ExitCode) throws {
+    try reporting(command, format: format, failureCode: .failure, body)
 }
 
 /// `reportingErrors` for status: a failure to read the state is the
 /// monitoring-plugin UNKNOWN (exit 3), with the reason on stdout as plugins print it.
-func reportingUnknown(format: OutputFormat, _ body: () throws -> Int32) throws {
+func reportingUnknown(format: OutputFormat, _ body: () throws -> ExitCode) throws {
     try reporting(
-        "status", format: format, failureCode: 3,
+        "status", format: format, failureCode: .unknown,
         members: { message in
             [("verdict", .string("unknown")), ("exit_code", .int(3)), ("summary", .string("UNKNOWN: \(message)"))]
         },
         text: { message in "UNKNOWN: \(message)" }, body)
 }
 
-/// The one error path of every command (see `reportingErrors`).
+/// The one error path of every command (see `reportingErrors`): every error
+/// a body throws, of any layer, becomes a `TunerError` here.
 ///
 /// - Parameters:
 ///   - members: the command's own members of the error object, besides `schema`, `command` and `error`.
 ///   - text: the stdout line of a failure in text format (`nil`: stdout stays empty, the stderr line says it).
 private func reporting(
-    _ command: String, format: OutputFormat, failureCode: Int32,
+    _ command: String, format: OutputFormat, failureCode: ExitCode,
     members: (String) -> [(String, JSONValue)] = { _ in [] }, text: ((String) -> String)? = nil,
-    _ body: () throws -> Int32
+    _ body: () throws -> ExitCode
 ) throws {
-    let code: Int32
+    let code: ExitCode
     do {
         code = try body()
     } catch let reported as ReportedFailure {
-        printErrorLine(reported.error)
-        throw ExitCode(reported.exitCode)
-    } catch let error as TunerError {
-        printErrorLine(error)
+        Diagnostics.error(reported.error)
+        throw reported.exitCode
+    } catch let exit as ExitCode {
+        throw exit
+    } catch {
+        let error = TunerError(error)
+        Diagnostics.error(error)
         let message = Echo.oneLine("\(error)")
         switch format {
         case .json:
-            printJSON([("command", .string(command))] + members(message) + [("error", .failure(error, exitCode: failureCode))])
+            printJSON(
+                [("command", .string(command))] + members(message) + [("error", .failure(error, exitCode: failureCode.rawValue))])
         case .text: if let text { print(text(message)) }
         }
-        throw ExitCode(failureCode)
+        throw failureCode
     }
-    if code != 0 { throw ExitCode(code) }
+    if code != .success { throw code }
 }
 
 /// A failure whose report, with the error in it, is already on stdout.
 struct ReportedFailure: Error {
     let error: TunerError
-    var exitCode: Int32 = 1
+    var exitCode: ExitCode = .failure
 }
 
 /// Prints a JSON object on stdout, `"schema"` first: the only thing `--format json` prints there.
 func printJSON(_ members: [(String, JSONValue)], pretty: Bool = true) {
     print(JSONValue.document(members).rendered(pretty: pretty))
-}
-
-/// Prints a `TunerError` as the one stderr line an error or a refusal gets.
-func printErrorLine(_ error: TunerError) {
-    FileHandle.standardError.write(Data("cttune: error: \(Echo.oneLine("\(error)"))\n".utf8))
 }
 
 /// `--root DIR --kernel VERSION`: which module tree the module commands read.

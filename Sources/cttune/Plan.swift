@@ -35,8 +35,8 @@ extension Cttune {
                             + (review.map { StatelessReport.text($0, modules: modules) } ?? ""))
                 }
                 if let refusal { throw ReportedFailure(error: refusal) }
-                if !plan.fitsBudget { return 1 }
-                return detailedExitcode && plan.changed ? 2 : 0
+                if !plan.fitsBudget { return .failure }
+                return detailedExitcode && plan.changed ? .changes : .success
             }
         }
     }

@@ -55,14 +55,14 @@ extension Cttune {
                     } else {
                         format == .json ? printJSON(ApplyReport.json(entries)) : print(ApplyReport.text(entries))
                     }
-                    return 0
+                    return .success
                 }
                 if prune, let keep {
                     let lock = try ApplyLock(root: systemRoot, waitSeconds: lockTimeout)
                     defer { withExtendedLifetime(lock) {} }
                     let removed = try TunerWorkflows.Rollback.prune(keep: keep, under: systemRoot)
                     format == .json ? printJSON(ApplyReport.json(pruned: removed)) : print(ApplyReport.text(pruned: removed))
-                    return 0
+                    return .success
                 }
                 let outcome =
                     all
@@ -70,7 +70,7 @@ extension Cttune {
                     : try TunerWorkflows.Rollback.run(id, under: systemRoot, lockWaitSeconds: lockTimeout, check: check)
                 format == .json ? printJSON(ApplyReport.json(outcome, check: check)) : print(ApplyReport.text(outcome, check: check))
                 if let error = outcome.error { throw ReportedFailure(error: error) }
-                return 0
+                return .success
             }
         }
     }

@@ -30,7 +30,7 @@ extension Cttune {
                 case .json: printJSON([("command", .string("rules"))] + RulesReport.json(report))
                 case .text: print(RulesReport.text(report))
                 }
-                return 0
+                return .success
             }
         }
     }

@@ -80,18 +80,18 @@ extension Cttune {
                     let requested = allNamespaces ? nil : try namespace.map(NamespaceIdentifier.parse)
                     let host = try probe.hostReport(windowSeconds: window, namespaces: requested, shouldStop: { StopRequest.isRequested })
                     if let textfile { try PrometheusTextfile.write(PrometheusTextfile.render(host), to: textfile) }
-                    for reason in host.partialReasons { FileHandle.standardError.write(Data("cttune: partial: \(reason)\n".utf8)) }
+                    for reason in host.partialReasons { Diagnostics.partial(reason) }
                     if quiet {
                         if host.verdict != .ok { print(host.summary) }
                     } else {
                         format == .json ? printJSON(host.json()) : print(host.text())
                     }
-                    return host.verdict.rawValue
+                    return host.verdict.exitCode
                 }
                 guard let watch else {
                     let report = try probe.report(windowSeconds: window, shouldStop: { StopRequest.isRequested })
                     if let textfile { try PrometheusTextfile.write(PrometheusTextfile.render(report), to: textfile) }
-                    if let problem = report.partialReason { FileHandle.standardError.write(Data("cttune: partial: \(problem)\n".utf8)) }
+                    if let problem = report.partialReason { Diagnostics.partial(problem) }
                     // cttune's boot-time files that another file overrides.
                     let overrides = PersistentConfig.overrides(of: PersistentConfig.filesOnDisk(under: .live), under: .live)
                     let writers = ConntrackWriters.find(under: .live, cpus: ProcessInfo.processInfo.activeProcessorCount)
@@ -108,14 +108,14 @@ extension Cttune {
                             report.text()
                                 + (ConfigOverride.text(overrides) + ConntrackWriter.text(writers, plan: nil)).joined(separator: "\n"))
                     }
-                    return report.verdict.rawValue
+                    return report.verdict.exitCode
                 }
                 if format == .text { print(StatusReport.watchLine(StatusReport.watchHeader)) }
                 let worst = try probe.watch(intervalSeconds: watch, count: count, shouldStop: { StopRequest.isRequested }) { report in
                     if format == .json { printJSON(report.json(), pretty: false) } else { print(StatusReport.watchLine(report.watchRow())) }
                     fflush(stdout)
                 }
-                return worst.rawValue
+                return worst.exitCode
             }
         }
     }

@@ -50,7 +50,7 @@ extension Cttune {
                     if !report.isEmpty { print(report) }
                 }
                 if let failure = outcome.failure { throw ReportedFailure(error: failure) }
-                return 0
+                return .success
             }
         }
     }

@@ -22,7 +22,9 @@ struct JSONContractTests {
         var exitCode: Int32 = 0
         /// Runs an apply on the scratch root first (rollback's cases).
         var afterApply = false
-        var testDescription: String { "cttune " + arguments.joined(separator: " ") }
+        /// Runs as `nobody`: the live host's files and kernel interfaces refuse it.
+        var unprivileged = false
+        var testDescription: String { (unprivileged ? "as nobody: " : "") + "cttune " + arguments.joined(separator: " ") }
     }
 
     static let successes: [Case] = [
@@ -61,6 +63,19 @@ struct JSONContractTests {
         Case(shape: "error", arguments: ["unload", "--dry-run", "--root", "{root}/missing"], exitCode: 1),
         Case(shape: "unload", arguments: ["unload", "--dry-run", "--root", "{root}"], exitCode: 1),
         Case(shape: "error", arguments: ["blacklist", "--root", "{root}/missing"], exitCode: 1),
+        // Every command run unprivileged on the live host: what the kernel or
+        // a file refuses (ctnetlink's EPERM included) is the same error object.
+        Case(shape: "error", arguments: ["plan", "--profile", "/nonexistent/cttune.yaml"], exitCode: 1, unprivileged: true),
+        Case(shape: "error", arguments: ["apply"], exitCode: 1, unprivileged: true),
+        Case(shape: "error", arguments: ["rollback"], exitCode: 1, unprivileged: true),
+        Case(
+            shape: "status: UNKNOWN", arguments: ["status", "--window", "0", "--textfile", "/root/cttune-json-test.prom"], exitCode: 3,
+            unprivileged: true),
+        Case(shape: "error", arguments: ["rules"], exitCode: 1, unprivileged: true),
+        Case(shape: "error", arguments: ["modules", "--root", "/root"], exitCode: 1, unprivileged: true),
+        Case(shape: "error", arguments: ["unload"], exitCode: 1, unprivileged: true),
+        Case(shape: "error", arguments: ["blacklist"], exitCode: 1, unprivileged: true),
+        Case(shape: "error", arguments: ["learn", "--seconds", "1"], exitCode: 1, unprivileged: true),
     ]
 
     @Test("a successful command prints one object of its documented shape", arguments: successes)
@@ -106,7 +121,9 @@ struct JSONContractTests {
                 .replacingOccurrences(of: "{fixtures}", with: TestPaths.fixtures.path).replacingOccurrences(of: "{last-id}", with: lastID)
                 .replacingOccurrences(of: "{netns}", with: namespace?.name ?? "")
         }
-        let result = try Shell.run([TestPaths.cttune] + arguments + ["--format", "json"], environment: ["CTTUNE_PROFILE_PATH": ""])
+        let asNobody = testCase.unprivileged ? ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] : []
+        let result = try Shell.run(
+            asNobody + [TestPaths.cttune] + arguments + ["--format", "json"], environment: ["CTTUNE_PROFILE_PATH": ""])
         // status's exit code is the live table's verdict (0 ok, 1 warning, 2 critical) on a shared kernel.
         let exitCodes = testCase.shape.hasPrefix("status") && testCase.exitCode == 0 ? 0...2 : testCase.exitCode...testCase.exitCode
         #expect(exitCodes.contains(result.status), "exit \(result.status), stderr: \(result.stderr)")

@@ -166,10 +166,6 @@ public enum AtomicFile {
     }
 
     package static func failure(_ path: FilePath, _ code: Int32) -> TunerError {
-        if code == ELOOP {
-            return .writeFailed(
-                path: path.string, reason: "a symbolic link loop, or a link out of the root (links are read as if the root were /)")
-        }
-        return .writeFailed(path: path.string, reason: errnoText(Errno(rawValue: code)))
+        .fileWriteFailed(path: path.string, errno: Errno(rawValue: code))
     }
 }

@@ -314,9 +314,7 @@ package enum FileIO {
     /// The error for a failed read of `path`.
     package static func failure(_ failure: ReadFailure, path: String) -> TunerError {
         switch failure {
-        case .errno(let errno) where errno == .tooManySymbolicLinkLevels:
-            return .unreadable(path: path, reason: "a symbolic link loop, or a link out of the root (links are read as if the root were /)")
-        case .errno(let errno): return .unreadable(path: path, reason: errnoText(errno))
+        case .errno(let errno): return .fileReadFailed(path: path, errno: errno)
         case .notRegular(let kind): return .notARegularFile(path: path, kind: kind)
         case .tooLarge(let limit): return .fileTooLarge(path: path, limitBytes: limit)
         case .timedOut(let seconds): return .unreadable(path: path, reason: "nothing arrived for \(seconds) s")

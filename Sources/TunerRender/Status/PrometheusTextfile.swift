@@ -121,9 +121,9 @@ public enum PrometheusTextfile {
     public static func write(_ contents: String, to path: String) throws {
         do {
             try AtomicFile.write(contents, to: FilePath(path), createDirectories: false)
-        } catch TunerError.writeFailed(let failedPath, let reason) {
+        } catch TunerError.fileWriteFailed(let failedPath, let errno) {
             throw TunerError.cannotWrite(
-                path: failedPath, reason: reason,
+                path: failedPath, reason: errnoText(errno),
                 fix: "give --textfile a path in an existing, writable directory (node_exporter's --collector.textfile.directory)")
         }
     }

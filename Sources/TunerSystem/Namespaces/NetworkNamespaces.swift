@@ -184,10 +184,11 @@ private final class VisitOutcome<T>: @unchecked Sendable {
 }
 
 /// A namespace that could not be read: gone, or not enterable.
-public struct NamespaceVisitError: Error, Equatable, Sendable, CustomStringConvertible {
+public struct NamespaceVisitError: Error, Equatable, Sendable, CustomStringConvertible, TunerErrorConvertible {
     public var identifier: NamespaceIdentifier
     public var reason: String
     public var description: String { "namespace \(identifier): \(reason)" }
+    public var tunerError: TunerError { .unreadable(path: "namespace \(identifier)", reason: reason) }
 
     package init(identifier: NamespaceIdentifier, reason: String) {
         self.identifier = identifier

@@ -61,15 +61,13 @@ public enum TCPConntrackState: UInt8, Sendable, CaseIterable {
 }
 
 /// A netlink failure, with the errno that callers decide on (EPERM, ENOBUFS, EINTR).
-public struct NetlinkError: Error, Equatable, CustomStringConvertible {
+public struct NetlinkError: Error, Equatable, CustomStringConvertible, TunerErrorConvertible {
     /// The call that failed, e.g. `socket(NETLINK_NETFILTER)` or `conntrack dump`.
     public var call: String
     public var errno: Errno
 
-    public var description: String {
-        let fix = errno == .notPermitted || errno == .permissionDenied ? " — run as root (ctnetlink needs CAP_NET_ADMIN)" : ""
-        return "\(call) failed: \(errnoText(errno))\(fix)"
-    }
+    public var tunerError: TunerError { .systemCallFailed(call: call, errno: errno) }
+    public var description: String { tunerError.description }
 }
 
 /// How a dump ended.
