@@ -126,11 +126,11 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
         case let .rootNotADirectory(root):
             return "--root \(root) is not a directory — give the directory that stands for / (for example an image tree)"
         case let .fileReadFailed(path, errno) where errno == .tooManySymbolicLinkLevels:
-            return "cannot read \(path): \(Self.linkLoop) — replace the link with the file itself, or with a link that stays inside --root"
+            return "cannot read \(path): \(Self.linkLoop) — \(Self.linkLoopFix)"
         case let .fileReadFailed(path, errno):
             return "cannot read \(path): \(errnoText(errno)) — run as root, or point --root at a readable copy"
         case let .fileWriteFailed(path, errno) where errno == .tooManySymbolicLinkLevels:
-            return "cannot write \(path): \(Self.linkLoop) — replace the link with the file itself, or with a link that stays inside --root"
+            return "cannot write \(path): \(Self.linkLoop) — \(Self.linkLoopFix)"
         case let .fileWriteFailed(path, errno) where errno == .permissionDenied || errno == .notPermitted:
             return
                 """
@@ -417,6 +417,7 @@ func summarizedModules(_ names: [String]) -> String {
 extension TunerError {
     /// How a link that loops or leaves the root is described (openat2 and the walk both give ELOOP).
     static let linkLoop = "a symbolic link loop, or a link out of the root (links are read as if the root were /)"
+    static let linkLoopFix = "replace the link with the file itself, or with a link that stays inside --root"
 
     /// Any error as a `TunerError`: the one seam every command's errors pass
     /// through, so each gets its one stderr line and, under `--format json`,
