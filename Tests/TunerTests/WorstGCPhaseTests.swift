@@ -23,6 +23,9 @@ struct WorstGCPhaseTests {
     static let loadSeconds = 72.0
     /// A first reap this late means the worker slept as on a quiet host.
     static let quietFirstReapSeconds = 45.0
+    /// Tries to catch the gc_worker's idle sleep before the sizing checks are
+    /// given up (each try is a GC pass and a load run, about two minutes).
+    static let attempts = 3
 
     @Test(
         "a burst started right after a GC pass fits the planned max in every namespace: no drop, no failed connect, max <= 1.5 x peak",
@@ -39,6 +42,7 @@ struct WorstGCPhaseTests {
         let plan = try Self.plan(profile)
         let plannedMax = try #require(plan.planned(ConntrackSetting.max.key))
 
+        var synced = false
         try GlobalConntrack.withExclusiveAccess {
             let hostCount = try GlobalConntrack.read("/proc/sys/net/netfilter/nf_conntrack_count")
             try #require(hostCount < plannedMax / 2, "the initial namespace's \(hostCount) entries stay below the planned max")
@@ -52,8 +56,9 @@ struct WorstGCPhaseTests {
             defer { loads.forEach { $0.delete() } }
             // Other tests' entries share the one gc_worker and can shorten its
             // sleep; the worst phase needs a quiet one. A run whose first reap
-            // came early is tried once more; its no-drop checks hold anyway.
-            for attempt in 1...2 {
+            // came early is tried again (its no-drop checks hold anyway); when
+            // none is quiet the test is reported cancelled, never passed.
+            for attempt in 1...Self.attempts {
                 let dropsBefore = try loads.map(conntrackDrops)
                 let waited = try waitForGCPass()
                 let slabBefore = try conntrackSlab()
@@ -89,11 +94,8 @@ struct WorstGCPhaseTests {
                     #expect(run.peakCount <= plannedMax)
                 }
                 let quiet = runs.allSatisfy { ($0.firstReapAt ?? Self.loadSeconds) >= Self.quietFirstReapSeconds }
-                if !quiet && attempt == 1 { continue }
-                if !quiet {
-                    print("worst GC phase: the gc_worker never slept its idle 60 s (a busy host); the sizing checks were not made")
-                    break
-                }
+                if !quiet { continue }
+                synced = true
                 for run in runs {
                     #expect(
                         Double(plannedMax) <= 1.5 * Double(run.peakCount),
@@ -103,6 +105,13 @@ struct WorstGCPhaseTests {
                     abs(slabError) <= 0.15, "slab across \(Self.namespaces) namespaces: \(slabEntries), estimated \(Int(expectedEntries))")
                 break
             }
+        }
+        if !synced {
+            try Test.cancel(
+                """
+                the gc_worker never slept its idle 60 s in \(Self.attempts) tries (a busy host): the worst-phase sizing checks \
+                were not made
+                """)
         }
     }
 
