@@ -72,10 +72,24 @@ let package = Package(
         // Interposes delete_module(2) in the test binary: records libkmod's
         // unload calls and returns chosen errors; nothing is really unloaded.
         .target(name: "CDeleteModuleStub", path: "Tests/CDeleteModuleStub"),
+        // Helpers every test target shares: tools, namespaces, the global
+        // lock, load runs. Links the core and the model only.
+        .target(name: "TestSupport", dependencies: ["TunerCore", "TunerModel"], path: "Tests/TestSupport"),
+        // The pure tests: the model, profiles and planner, without root and
+        // without libkmod or libmnl.
+        .testTarget(name: "ModelTests", dependencies: ["TunerCore", "TunerModel", "TestSupport"]),
+        // Fixture trees, real tools, real module trees, namespaces.
         .testTarget(
             name: "TunerTests",
-            dependencies: ["TunerCore", "TunerSystem", "TunerModel", "TunerWorkflows", "TunerRender", "CDeleteModuleStub", "CRootPath"],
+            dependencies: [
+                "TunerCore", "TunerSystem", "TunerModel", "TunerWorkflows", "TunerRender", "TestSupport", "CDeleteModuleStub", "CRootPath",
+            ],
             exclude: ["Fixtures"]
+        ),
+        // Load on the real kernel (root, network namespaces, the global max under a lock); each test says why it skips.
+        .testTarget(
+            name: "KernelTests",
+            dependencies: ["TunerCore", "TunerSystem", "TunerModel", "TunerWorkflows", "TunerRender", "TestSupport"]
         ),
     ],
     swiftLanguageModes: [.v5]

@@ -1,5 +1,6 @@
 import Foundation
 import SystemPackage
+import TestSupport
 import Testing
 
 @testable import TunerCore
@@ -118,7 +119,7 @@ struct ConntrackConsumersTests {
     @Test(
         "on this kernel, the stateless verdict of plan carries the br_netfilter note exactly when the namespace's bridge-nf-call-iptables is 1",
         .enabled(
-            if: Host.realKernel && FileManager.default.fileExists(atPath: "/proc/sys/net/bridge/bridge-nf-call-iptables"),
+            if: TestHost.realKernel && FileManager.default.fileExists(atPath: "/proc/sys/net/bridge/bridge-nf-call-iptables"),
             "needs root, nft, ip and br_netfilter"),
         arguments: [1, 0])
     func bridgeNoteInVerdict(value: Int) throws {

@@ -1,5 +1,6 @@
 import Foundation
 import SystemPackage
+import TestSupport
 import Testing
 
 @testable import TunerCore
@@ -112,7 +113,7 @@ struct FactsFromFixtureTests {
         #expect(error?.description.contains("nf_conntrack_max: expected an integer, found \"lots\"") == true)
     }
 
-    @Test("the live host: nf_conntrack built in, slab size from the kernel", .enabled(if: Host.isRoot && Host.hasConntrack))
+    @Test("the live host: nf_conntrack built in, slab size from the kernel", .enabled(if: TestHost.isRoot && TestHost.hasConntrack))
     func liveHost() throws {
         let facts = try HostFacts.gather(from: .live)
         #expect(facts.memoryBytes > 0)

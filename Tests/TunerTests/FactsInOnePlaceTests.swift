@@ -1,5 +1,6 @@
 import Foundation
 import SystemPackage
+import TestSupport
 import Testing
 
 @testable import TunerCore
@@ -51,7 +52,7 @@ struct FactsInOnePlaceTests {
 
     @Test(
         "a new network namespace starts with exactly the boot timeouts cttune records",
-        .enabled(if: Host.canUseNetns, "needs root and ip netns"))
+        .enabled(if: TestHost.canUseNetns, "needs root and ip netns"))
     func defaultTimeoutsMatchTheKernel() throws {
         let namespace = try TestNamespace("defaults")
         defer { namespace.delete() }

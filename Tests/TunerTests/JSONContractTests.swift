@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import TunerCore
@@ -13,7 +14,7 @@ import Testing
 @Suite(
     "JSON contract: every command's output matches docs/json.md",
     .enabled(if: ModuleTrees.available, ModuleTrees.missingHint),
-    .enabled(if: Host.canUseNetns, "needs root, nf_conntrack and ip: status reads the kernel, one case in a namespace of its own"))
+    .enabled(if: TestHost.canUseNetns, "needs root, nf_conntrack and ip: status reads the kernel, one case in a namespace of its own"))
 struct JSONContractTests {
     /// One command line and the documented example its output must match.
     struct Case: CustomTestStringConvertible, Sendable {

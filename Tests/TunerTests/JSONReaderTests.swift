@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import TunerCore
@@ -62,7 +63,9 @@ struct JSONReaderTests {
         #expect(try JSONReader.parse("1e999") == .double(.infinity))
     }
 
-    @Test("the real listing of a stateful ruleset reads the same", .enabled(if: Host.realKernel, "needs root, a network namespace and nft"))
+    @Test(
+        "the real listing of a stateful ruleset reads the same",
+        .enabled(if: TestHost.realKernel, "needs root, a network namespace and nft"))
     func realListing() throws {
         let listing = RulesetErrorMessageTests.Listings.shared.nftJSON
         #expect(

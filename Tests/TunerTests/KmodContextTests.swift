@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import TunerCore
@@ -36,7 +37,7 @@ struct KmodContextTests {
         "loading through libkmod reaches the kernel: without module support finit_module answers ENOSYS",
         .enabled(if: ModuleTrees.available, ModuleTrees.missingHint),
         .enabled(
-            if: !FileManager.default.fileExists(atPath: "/proc/modules") && Host.isRoot,
+            if: !FileManager.default.fileExists(atPath: "/proc/modules") && TestHost.isRoot,
             "only on a kernel without loadable modules, where nothing can really be loaded"))
     func realProbeOnKernelWithoutModules() throws {
         let root = try ModuleTrees.scratchRoot()

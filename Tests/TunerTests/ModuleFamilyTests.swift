@@ -1,5 +1,6 @@
 import Foundation
 import SystemPackage
+import TestSupport
 import Testing
 
 @testable import TunerCore
@@ -95,7 +96,8 @@ struct ModuleFamilyTests {
     @Test(
         "on this kernel, xt_socket, xt_TPROXY and nft_tproxy rules do not make it track; a ct rule in the same namespace does",
         .enabled(
-            if: Host.realKernel && (try? Shell.run(["which", "iptables"]).status) == 0, "needs root, nf_conntrack, ip, nft and iptables"))
+            if: TestHost.realKernel && (try? Shell.run(["which", "iptables"]).status) == 0, "needs root, nf_conntrack, ip, nft and iptables"
+        ))
     func transparentProxyRulesDoNotTrack() throws {
         let namespace = try TestNamespace("tproxy")
         defer { namespace.delete() }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import TunerCore
@@ -57,7 +58,7 @@ struct ModulesOnThisHostTests {
 
 /// The ruleset analyser refusing an unload, run inside namespaces
 /// with real nft and iptables rulesets.
-@Suite("rules that block an unload", .serialized, .enabled(if: Host.realKernel, "needs root, network namespaces and nft"))
+@Suite("rules that block an unload", .serialized, .enabled(if: TestHost.realKernel, "needs root, network namespaces and nft"))
 struct UnloadBlockingRulesTests {
     func blockingRules(in namespace: TestNamespace) throws -> [String] {
         let result = try namespace.run([TestPaths.cttune, "unload", "--dry-run", "--format", "json"])
@@ -89,7 +90,7 @@ struct UnloadBlockingRulesTests {
         #expect(try blockingRules(in: namespace).count == 4)
     }
 
-    @Test("a stateless nft rule (counter, notrack) blocks nothing", .enabled(if: Host.realKernel))
+    @Test("a stateless nft rule (counter, notrack) blocks nothing", .enabled(if: TestHost.realKernel, TestHost.realKernelReason))
     func statelessNftRule() throws {
         let namespace = try TestNamespace("unload")
         defer { namespace.delete() }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import TunerCore
@@ -158,7 +159,7 @@ struct NatChainTests {
 
     @Test(
         "Debian's all-in-one.nft loaded live: its empty nat chains track nothing, the verdict is not needed, and they are listed",
-        .enabled(if: haveExamples && Host.realKernel, "needs root, network namespaces, nft and Debian's nftables examples"))
+        .enabled(if: haveExamples && TestHost.realKernel, "needs root, network namespaces, nft and Debian's nftables examples"))
     func allInOneLive() throws {
         let namespace = try TestNamespace("rules-allinone")
         defer { namespace.delete() }
@@ -196,7 +197,7 @@ struct NatChainTests {
 
     @Test(
         "a live empty nat chain alone refuses the stateless apply, naming it and its delete command, changing nothing",
-        .enabled(if: Host.realKernel, "needs root, nf_conntrack, ip and nft"))
+        .enabled(if: TestHost.realKernel, "needs root, nf_conntrack, ip and nft"))
     func liveEmptyChainRefusesApply() throws {
         let namespace = try TestNamespace("nat-refused")
         defer { namespace.delete() }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import TunerCore
@@ -126,7 +127,9 @@ struct PlanCommandTests {
 
 @Suite("cttune plan in a network namespace")
 struct PlanInNamespaceTests {
-    @Test("inside a fresh netns the global settings are marked not applicable, the timeouts are", .enabled(if: Host.realKernel))
+    @Test(
+        "inside a fresh netns the global settings are marked not applicable, the timeouts are",
+        .enabled(if: TestHost.realKernel, TestHost.realKernelReason))
     func globalsBlocked() throws {
         let namespace = try TestNamespace("plan-ns")
         defer { namespace.delete() }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import TunerCore
@@ -66,7 +67,7 @@ struct PlanDeterminismTests {
 
     @Test(
         "root and an unprivileged user plan the same values and reasons and would write the same files",
-        .enabled(if: Host.isRoot && Host.hasConntrack))
+        .enabled(if: TestHost.isRoot && TestHost.hasConntrack))
     func rootAndNobody() throws {
         let arguments = ["--memory", "4G", "--cpus", "2", "--format", "json"]
         let asRoot = try Shell.run([TestPaths.cttune, "plan"] + arguments)

@@ -1,5 +1,6 @@
 import Foundation
 import SystemPackage
+import TestSupport
 import Testing
 
 @testable import TunerCore
@@ -17,7 +18,7 @@ import Testing
     "--root leaves the running system alone",
     .enabled(if: ModuleTrees.available, ModuleTrees.missingHint),
     .enabled(
-        if: Host.isRoot && (try? Shell.run(["which", "strace"]).status) == 0 && (try? Shell.run(["which", "unshare"]).status) == 0,
+        if: TestHost.isRoot && (try? Shell.run(["which", "strace"]).status) == 0 && (try? Shell.run(["which", "unshare"]).status) == 0,
         "needs root, strace and unshare"))
 struct RootLeavesHostAloneTests {
     static let moduleCalls: Set<String> = ["init_module", "finit_module", "delete_module"]

@@ -1,6 +1,7 @@
 import CRootPath
 import Foundation
 import SystemPackage
+import TestSupport
 import Testing
 
 @testable import TunerCore

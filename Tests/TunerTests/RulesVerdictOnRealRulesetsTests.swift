@@ -1,11 +1,13 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Rulesets made by the real tools (iptables, nft, ufw, firewalld,
 /// iptables-restore) in a fresh network namespace, read back by
 /// `cttune rules` from inside it. Expected locations are computed from the
 /// tools' own listings, not typed in.
-@Suite("cttune rules on rulesets made by real tools", .serialized, .enabled(if: Host.realKernel, "needs root, network namespaces and nft"))
+@Suite(
+    "cttune rules on rulesets made by real tools", .serialized, .enabled(if: TestHost.realKernel, "needs root, network namespaces and nft"))
 struct RulesVerdictOnRealRulesetsTests {
     @Test(
         "iptables state and NAT rules need conntrack, each located by its iptables-save line",

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import TunerCore
@@ -11,7 +12,7 @@ import Testing
 /// that name the line or element and the fix, never a silent "not needed".
 @Suite(
     "malformed and truncated rulesets give clear errors", .serialized,
-    .enabled(if: Host.realKernel, "needs root, a network namespace and nft to make the real rulesets"))
+    .enabled(if: TestHost.realKernel, "needs root, a network namespace and nft to make the real rulesets"))
 struct RulesetErrorMessageTests {
     /// Real listings of one stateful ruleset, made once.
     struct Listings: Sendable {
@@ -250,7 +251,7 @@ struct RulesetErrorMessageTests {
     /// The built binary must be reachable by an unprivileged user (it is not
     /// when the checkout lives under a 0700 home directory).
     static let nobodyCanRunCttune =
-        Host.isRoot
+        TestHost.isRoot
         && ((try? Tool.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "test", "-x", TestPaths.cttune]).status)
             == 0)
 

@@ -1,6 +1,7 @@
 import CDeleteModuleStub
 import Foundation
 import SystemPackage
+import TestSupport
 import Testing
 
 @testable import TunerCore
@@ -368,7 +369,7 @@ struct StatelessApplyLimitsTests {
     @Test(
         "on this kernel (nf_conntrack built in, no loadable modules) apply in a namespace explains in one line and marks the module step skipped",
         .enabled(
-            if: Host.realKernel && !FileManager.default.fileExists(atPath: "/proc/modules"),
+            if: TestHost.realKernel && !FileManager.default.fileExists(atPath: "/proc/modules"),
             "needs root, nft, ip, and a kernel without loadable modules"),
         arguments: [(flags: [] as [String], exit: Int32(1)), (flags: ["--allow-partial"], exit: Int32(0))])
     func thisHostSkipsModules(flags: [String], exit: Int32) throws {
@@ -394,7 +395,7 @@ struct StatelessApplyLimitsTests {
 
     @Test(
         "a namespace whose firewall has a ct state rule refuses the stateless apply with the rule, exit 1, changing nothing",
-        .enabled(if: Host.realKernel, "needs root, nf_conntrack, ip and nft"))
+        .enabled(if: TestHost.realKernel, "needs root, nf_conntrack, ip and nft"))
     func statefulFirewallRefuses() throws {
         let namespace = try TestNamespace("stateless-refused")
         defer { namespace.delete() }

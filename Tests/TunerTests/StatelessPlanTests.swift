@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import TunerCore
@@ -11,7 +12,7 @@ import Testing
 /// namespace it runs in, refuses when rules need conntrack, and on this
 /// kernel (nf_conntrack built in) proposes notrack rules that really keep
 /// traffic out of the table.
-@Suite("plan --profile stateless", .serialized, .enabled(if: Host.realKernel, "needs root, network namespaces and nft"))
+@Suite("plan --profile stateless", .serialized, .enabled(if: TestHost.realKernel, "needs root, network namespaces and nft"))
 struct StatelessPlanTests {
     static let stateful = """
         table inet gateway {

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import TunerCore
@@ -81,7 +82,9 @@ private func count(in namespace: TestNamespace) throws -> Int {
     try namespace.sysctl("net.netfilter.nf_conntrack_count")
 }
 
-@Suite("the ctnetlink census and every namespace, on the real kernel", .serialized, .enabled(if: Host.realKernel))
+@Suite(
+    "the ctnetlink census and every namespace, on the real kernel", .serialized,
+    .enabled(if: TestHost.realKernel, TestHost.realKernelReason))
 struct StatusCensusTests {
     @Test("the census counts per protocol, TCP state and status bit what conntrack -L lists for the same table")
     func censusMatchesConntrackList() throws {

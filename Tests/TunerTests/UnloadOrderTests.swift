@@ -1,6 +1,7 @@
 import CDeleteModuleStub
 import Foundation
 import SystemPackage
+import TestSupport
 import Testing
 
 @testable import TunerCore

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `cttune apply --root` on a host tree: the files it writes, atomicity,
@@ -231,7 +232,7 @@ struct ApplyFixtureTreeTests {
 
     @Test(
         "with /sys mounted read-only as well, the hash size is skipped with the reason and the rest is applied",
-        .enabled(if: Host.isRoot, "needs root to mount"))
+        .enabled(if: TestHost.isRoot, "needs root to mount"))
     func readOnlySysSkipsHashsize() throws {
         let tree = try ApplyFixtureTree(.builtIn)
         defer { tree.remove() }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Two applies never interleave: the lock on /run/cttune.lock.

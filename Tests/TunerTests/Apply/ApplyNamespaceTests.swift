@@ -1,11 +1,12 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `cttune apply` on the real kernel inside a fresh network namespace: the
 /// per-namespace timeouts change, the global max and hash size are skipped
 /// with the reason, and rollback restores the exact old values. Files and
 /// the journal go to private copies (`PrivateState`), never the host's.
-@Suite("apply in a fresh network namespace", .enabled(if: Host.realKernel, "needs root, nf_conntrack, ip and nft"))
+@Suite("apply in a fresh network namespace", .enabled(if: TestHost.realKernel, "needs root, nf_conntrack, ip and nft"))
 struct ApplyNamespaceTests {
     static let pinned = [
         "nf_conntrack_tcp_timeout_time_wait": 45,
@@ -128,7 +129,7 @@ struct ApplyNamespaceTests {
 /// Apply and rollback of the global max and hash size in the initial
 /// namespace, for real: serialized and under the global test lock, which
 /// also writes the old values back if an assertion fails.
-@Suite("apply in the initial network namespace", .serialized, .enabled(if: Host.realKernel, "needs root and nf_conntrack"))
+@Suite("apply in the initial network namespace", .serialized, .enabled(if: TestHost.realKernel, "needs root and nf_conntrack"))
 struct ApplyGlobalTests {
     @Test("max and the hash size are applied and read back through nf_conntrack_buckets, and rollback brings the boot values back")
     func appliesAndRollsBackGlobals() throws {
@@ -158,7 +159,7 @@ struct ApplyGlobalTests {
 }
 
 /// Where a setting cannot be written from here, apply says which and why.
-@Suite("apply where settings cannot be written", .enabled(if: Host.realKernel, "needs root, nf_conntrack, ip and nft"))
+@Suite("apply where settings cannot be written", .enabled(if: TestHost.realKernel, "needs root, nf_conntrack, ip and nft"))
 struct ApplyBlockedSettingTests {
     @Test("run as an unprivileged user, every setting that would change is skipped with 'run as root' and the exit code is 1")
     func unprivilegedUserIsTold() throws {
@@ -180,7 +181,7 @@ struct ApplyBlockedSettingTests {
 /// Each way the kernel refuses a write becomes its own message, checked
 /// against the real kernel in a fresh namespace through a journal entry
 /// that rollback replays.
-@Suite("kernel write errors", .enabled(if: Host.realKernel, "needs root, nf_conntrack, ip and nft"))
+@Suite("kernel write errors", .enabled(if: TestHost.realKernel, "needs root, nf_conntrack, ip and nft"))
 struct KernelWriteErrorTests {
     @Test(
         "the kernel's refusal is reported with the setting and what to do",

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// A host tree for `cttune apply --root`: /proc/sys/net/netfilter with the
@@ -82,81 +83,6 @@ final class ApplyFixtureTree {
     /// Runs the built cttune with `--root` this tree.
     func cttune(_ arguments: [String]) throws -> Shell.Result {
         try Shell.run([TestPaths.cttune] + arguments + ["--root", path])
-    }
-}
-
-/// Runs cttune with private, empty copies of /etc/sysctl.d, /var/lib and /run
-/// (a mount namespace of its own, optionally inside a network namespace), so
-/// real-kernel tests apply for real without touching the host's files.
-final class PrivateState {
-    let url: URL
-    var sysctlD: URL { url.appendingPathComponent("sysctl.d") }
-    var journal: URL { url.appendingPathComponent("var-lib/cttune/journal") }
-
-    init() throws {
-        url = try TestPaths.temporaryDirectory("cttune-private-state")
-        for name in ["sysctl.d", "var-lib", "run"] {
-            try FileManager.default.createDirectory(at: url.appendingPathComponent(name), withIntermediateDirectories: true)
-        }
-    }
-
-    func remove() { try? FileManager.default.removeItem(at: url) }
-
-    /// `cttune ARGUMENTS` inside `namespace` (or the initial one). With
-    /// `readOnlySysctlD` the sysctl.d copy is mounted read-only (EROFS).
-    func cttune(_ arguments: [String], in namespace: TestNamespace? = nil, readOnlySysctlD: Bool = false) throws -> Shell.Result {
-        let command = privateMounts(running: [TestPaths.cttune] + arguments, readOnlySysctlD: readOnlySysctlD)
-        return try Shell.run((namespace.map { ["ip", "netns", "exec", $0.name] } ?? []) + command)
-    }
-
-    /// `command` in a mount namespace of its own with this state's private
-    /// /etc/sysctl.d, /var/lib and /run.
-    func privateMounts(running command: [String], readOnlySysctlD: Bool = false) -> [String] {
-        let base = url.path
-        let script = """
-            set -e
-            mount --bind \(base)/sysctl.d /etc/sysctl.d
-            \(readOnlySysctlD ? "mount -o remount,ro,bind /etc/sysctl.d" : "")
-            mount --bind \(base)/var-lib /var/lib
-            mount --bind \(base)/run /run
-            exec "$@"
-            """
-        return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"] + command
-    }
-
-    func journalIDs() -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: journal.path)) ?? [])
-            .filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
-    }
-}
-
-/// The JSON object `--format json` printed.
-struct PrintedJSON {
-    let object: [String: Any]
-
-    init(_ result: Shell.Result) throws {
-        guard let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] else {
-            throw Shell.Failure(command: "parse JSON", result: result)
-        }
-        self.object = object
-    }
-
-    var settings: [[String: Any]] { object["settings"] as? [[String: Any]] ?? [] }
-
-    func setting(_ key: String) -> [String: Any] {
-        settings.first { $0["key"] as? String == key } ?? [:]
-    }
-
-    func result(_ key: String) -> String? { setting(key)["result"] as? String }
-    func planned(_ key: String) -> Int? { setting(key)["planned"] as? Int }
-
-    /// File path (relative to the end) → action.
-    var fileActions: [String: String] {
-        var actions: [String: String] = [:]
-        for file in object["files"] as? [[String: Any]] ?? [] {
-            if let path = file["path"] as? String, let action = file["action"] as? String { actions[path] = action }
-        }
-        return actions
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The boot unit's apply: `ExecStart=` of contrib/systemd/cttune-apply.service

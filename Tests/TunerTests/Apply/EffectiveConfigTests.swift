@@ -1,5 +1,6 @@
 import Foundation
 import SystemPackage
+import TestSupport
 import Testing
 
 @testable import TunerCore
@@ -86,7 +87,7 @@ struct EffectiveConfigTests {
 
     @Test(
         "every timeout ends where the reader says when the real systemd-sysctl reads the same files in a network namespace: later files win, /etc masks, `-key` cancels, globs never beat explicit keys",
-        .enabled(if: Host.canUseNetns, "needs root, nf_conntrack and ip netns"))
+        .enabled(if: TestHost.canUseNetns, "needs root, nf_conntrack and ip netns"))
     func valuesMatchSystemdSysctl() throws {
         let tree = try Self.sysctlTree()
         defer { tree.remove() }
@@ -256,7 +257,7 @@ struct EffectiveConfigTests {
 
     @Test(
         "status names each line of another sysctl.d file that overrides cttune's file on this host",
-        .enabled(if: Host.isRoot && Host.hasConntrack, "needs root (private mounts) and nf_conntrack"))
+        .enabled(if: TestHost.isRoot && TestHost.hasConntrack, "needs root (private mounts) and nf_conntrack"))
     func statusReportsOverrides() throws {
         let state = try PrivateState()
         defer { state.remove() }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The image-builder flow: `apply --persist-only --root IMAGE` on a tree laid

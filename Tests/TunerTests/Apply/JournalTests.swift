@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The journal on a host tree: which entry a rollback undoes by default.

@@ -1,5 +1,6 @@
 import Foundation
 import SystemPackage
+import TestSupport
 import Testing
 
 @testable import TunerCore
@@ -18,7 +19,7 @@ import Testing
 @Suite("provisioning to boot, end to end")
 struct ProvisioningEndToEndTests {
     static let ready =
-        ModuleTrees.available && ModuleTrees.hasModprobe && Host.canUseNetns
+        ModuleTrees.available && ModuleTrees.hasModprobe && TestHost.canUseNetns
         && (try? Shell.run(["which", "systemd-analyze"]).status) == 0 && (try? Shell.run(["which", "systemctl"]).status) == 0
 
     @Test(

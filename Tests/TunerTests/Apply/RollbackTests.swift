@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `cttune rollback --root` on a host tree: what it restores, its own
@@ -66,7 +67,7 @@ struct RollbackTests {
 
     @Test(
         "a rollback step that fails is the one item reported failed, under the tree's path; the others are reported unchanged",
-        .enabled(if: Host.isRoot, "needs root to mount"))
+        .enabled(if: TestHost.isRoot, "needs root to mount"))
     func failedStepNamesItsItem() throws {
         let tree = try ApplyFixtureTree(.module)
         defer { tree.remove() }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The Ansible module `cttune.fleet.cttune`, run by a real ansible-playbook
@@ -97,7 +98,7 @@ struct AnsibleModuleTests {
 
     @Test(
         "as root in a network namespace: a runtime-only apply with allow_partial sets the netns's timeouts, skips the global max with a warning, writes no files, and absent restores them",
-        .enabled(if: Host.realKernel, "needs root, nf_conntrack, ip and nft"))
+        .enabled(if: TestHost.realKernel, "needs root, nf_conntrack, ip and nft"))
     func networkNamespace() throws {
         try #require(Self.hasAnsible, "no ansible-playbook in .cache/ansible-venv: \(Fleet.preparedBy)")
         let namespace = try TestNamespace("ansible")

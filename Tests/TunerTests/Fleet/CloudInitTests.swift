@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The documented `#cloud-config` snippet and the image-builder example.

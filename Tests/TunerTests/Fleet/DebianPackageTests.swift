@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The package `make deb` builds from debian/ with dpkg-buildpackage: its
@@ -167,7 +168,8 @@ struct DebianPackageTests {
 
     @Test(
         "in a minimal Debian root: installed with nothing enabled, enabled, applied, removed back to the earlier timeouts, purged with nothing of cttune left",
-        .enabled(if: Host.canUseNetns && Fleet.has("mmdebstrap"), "needs root, conntrack and mmdebstrap (scripts/install-deps.sh test)"))
+        .enabled(if: TestHost.canUseNetns && Fleet.has("mmdebstrap"), "needs root, conntrack and mmdebstrap (scripts/install-deps.sh test)")
+    )
     func lifeCycleInAMinimalRoot() throws {
         let package = try Fleet.debianPackage()
         let lower = try Shell.check([TestPaths.package.appendingPathComponent("scripts/debian-minbase.sh").path, package])

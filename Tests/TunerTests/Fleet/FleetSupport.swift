@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// What the fleet tests drive: `make install-files` into a temporary prefix,

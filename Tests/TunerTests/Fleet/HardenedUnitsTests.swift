@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The sandboxing of cttune-apply.service and cttune-status.service: scored
@@ -93,7 +94,7 @@ struct HardenedUnitsTests {
 
     @Test(
         "the boot apply succeeds under the apply unit's capabilities, read-only system and writable paths, and fails without those paths",
-        .enabled(if: Host.realKernel && Fleet.has("setpriv"), "needs root, conntrack, ip, nft and setpriv"))
+        .enabled(if: TestHost.realKernel && Fleet.has("setpriv"), "needs root, conntrack, ip, nft and setpriv"))
     func applyUnderItsRestrictions() throws {
         let namespace = try TestNamespace("hard")
         defer { namespace.delete() }
@@ -149,7 +150,8 @@ struct HardenedUnitsTests {
 
     @Test(
         "status writes its textfile under the status unit's capabilities with /proc/sys and the system read-only, and can enter namespaces and read the kernel log",
-        .enabled(if: Host.realKernel && Fleet.has("setpriv") && Fleet.has("nsenter"), "needs root, conntrack, ip, nft, setpriv and nsenter")
+        .enabled(
+            if: TestHost.realKernel && Fleet.has("setpriv") && Fleet.has("nsenter"), "needs root, conntrack, ip, nft, setpriv and nsenter")
     )
     func statusUnderItsRestrictions() throws {
         let namespace = try TestNamespace("hard")

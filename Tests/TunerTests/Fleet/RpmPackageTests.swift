@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// contrib/rpm/cttune.spec, built with Debian's rpmbuild from the binary and

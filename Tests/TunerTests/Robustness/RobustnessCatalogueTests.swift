@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import TunerCore
@@ -718,7 +719,7 @@ extension BadInput {
 struct RobustnessCatalogueTests {
     @Test(
         "a bad input on a fixture tree gets the contract's exit code and one line naming the path and the fix; no file changes",
-        .enabled(if: Host.isRoot, "setpriv and private mounts need root"),
+        .enabled(if: TestHost.isRoot, "setpriv and private mounts need root"),
         arguments: BadInput.treeCases)
     func refusedOnTree(_ badInput: BadInput) throws {
         try badInput.run()
@@ -726,14 +727,14 @@ struct RobustnessCatalogueTests {
 
     @Test(
         "a hostile input (a FIFO, a link out of the root, an impossible value, a YAML bomb, a line break) is refused the same way",
-        .enabled(if: Host.isRoot, "FIFOs and trees owned by root"), arguments: BadInput.hostileCases)
+        .enabled(if: TestHost.isRoot, "FIFOs and trees owned by root"), arguments: BadInput.hostileCases)
     func refusedHostile(_ badInput: BadInput) throws {
         try badInput.run()
     }
 
     @Test(
         "a bad module tree is refused the same way",
-        .enabled(if: Host.isRoot && ModuleTrees.available, ModuleTrees.missingHint),
+        .enabled(if: TestHost.isRoot && ModuleTrees.available, ModuleTrees.missingHint),
         arguments: BadInput.moduleTreeCases)
     func refusedOnModuleTree(_ badInput: BadInput) throws {
         try badInput.run()
@@ -744,7 +745,7 @@ struct RobustnessCatalogueTests {
     /// comparable while nobody else may change them.
     @Test(
         "a bad input on the running kernel, in a network namespace, leaves the namespace's and the host's conntrack values as they were",
-        .enabled(if: Host.realKernel, "needs root, nf_conntrack and network namespaces"))
+        .enabled(if: TestHost.realKernel, "needs root, nf_conntrack and network namespaces"))
     func refusedOnLiveKernel() throws {
         try GlobalConntrack.withExclusiveAccess {
             for badInput in BadInput.liveCases {
@@ -760,7 +761,7 @@ struct RobustnessCatalogueTests {
 
     @Test(
         "status --textfile replaces a link at that path and never writes through it",
-        .enabled(if: Host.realKernel, "needs root, nf_conntrack and network namespaces"))
+        .enabled(if: TestHost.realKernel, "needs root, nf_conntrack and network namespaces"))
     func textfileNeverWritesThroughALink() throws {
         let scene = try BadInputScene()
         defer { scene.remove() }
@@ -778,7 +779,7 @@ struct RobustnessCatalogueTests {
 
     @Test(
         "an apply refused for its profile or flags leaves no lock file in the tree; one refused for the host's facts (read under the lock) leaves only the empty lock file",
-        .enabled(if: Host.isRoot, "compares with the other cases run as root"),
+        .enabled(if: TestHost.isRoot, "compares with the other cases run as root"),
         arguments: [
             (["apply", "--profile", "no-such-profile"], false), (["apply", "--memory", "-1"], false),
             (["apply", "--profile", "web-frontend", "--memory", "256M"], true),

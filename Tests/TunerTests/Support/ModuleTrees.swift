@@ -1,10 +1,9 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import TunerCore
 @testable import TunerModel
-@testable import TunerRender
-@testable import TunerSystem
 @testable import TunerWorkflows
 
 /// The real Debian module trees scripts/module-tree.sh builds under .cache

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import TunerCore
@@ -80,7 +81,7 @@ struct LearnOnRealKernelTests {
     // The time limit also covers waiting for the global lock (other suites hold it for minutes).
     @Test(
         "each learned number is within 10 % of the generated mix (20 % burst and orphans); the plan from it carries the load with no drop and a table at least half full",
-        .enabled(if: Host.realKernel), .timeLimit(.minutes(10)))
+        .enabled(if: TestHost.realKernel, TestHost.realKernelReason), .timeLimit(.minutes(10)))
     func learnPlanCarry() throws {
         let started = Date()
         let namespace = try TestNamespace("learn")
@@ -173,7 +174,9 @@ struct LearnOnRealKernelTests {
         }
     }
 
-    @Test("learn refuses, exit 1 with one stderr line, when nf_conntrack_events is 0", .enabled(if: Host.realKernel))
+    @Test(
+        "learn refuses, exit 1 with one stderr line, when nf_conntrack_events is 0",
+        .enabled(if: TestHost.realKernel, TestHost.realKernelReason))
     func refusesWithoutEvents() throws {
         let namespace = try TestNamespace("learnoff")
         defer { namespace.delete() }

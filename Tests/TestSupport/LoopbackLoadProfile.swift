@@ -7,7 +7,7 @@ import Foundation
 /// - Parameters:
 ///   - extraLines: more top-level YAML (headroom, pinned timeouts).
 /// - Returns: the file's path.
-func writeLoopbackLoadProfile(in directory: URL, flowsPerSecond: Double, extraLines: [String] = []) throws -> String {
+package func writeLoopbackLoadProfile(in directory: URL, flowsPerSecond: Double, extraLines: [String] = []) throws -> String {
     let path = directory.appendingPathComponent("loopback-load.yaml").path
     try
         ([

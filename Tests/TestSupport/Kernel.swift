@@ -2,42 +2,44 @@ import Foundation
 import Testing
 
 /// Conditions for tests that need root, a network namespace or a tool.
-enum Host {
-    static let isRoot = getuid() == 0
-    static let hasConntrack = FileManager.default.fileExists(atPath: "/proc/sys/net/netfilter/nf_conntrack_max")
-    static let canUseNetns =
+package enum TestHost {
+    package static let isRoot = getuid() == 0
+    package static let hasConntrack = FileManager.default.fileExists(atPath: "/proc/sys/net/netfilter/nf_conntrack_max")
+    package static let canUseNetns =
         isRoot && hasConntrack && FileManager.default.fileExists(atPath: "/proc/self/ns/net")
         && (try? Shell.run(["which", "ip"]).status) == 0
-    static let hasNft = (try? Shell.run(["which", "nft"]).status) == 0
+    package static let hasNft = (try? Shell.run(["which", "nft"]).status) == 0
 
     /// For `.enabled(if:)`: root, nf_conntrack, ip and nft.
-    static let realKernel = canUseNetns && hasNft
+    package static let realKernel = canUseNetns && hasNft
+    /// Why a test gated on `realKernel` did not run.
+    package static let realKernelReason: Comment = "needs root, nf_conntrack, network namespaces (ip) and nft"
 }
 
 /// A network namespace made for one test and deleted by `delete()` (call it
 /// in a `defer`). Loopback is up; `trackLoopback()` adds an nft
 /// `ct state established,related accept` rule so local flows are tracked.
-final class TestNamespace {
-    let name: String
+package final class TestNamespace {
+    package let name: String
     private static let counter = Counter()
 
-    init(_ label: String = "t") throws {
+    package init(_ label: String = "t") throws {
         name = "cttune-\(label)-\(getpid())-\(Self.counter.next())"
         try Shell.check(["ip", "netns", "add", name])
         try exec(["ip", "link", "set", "lo", "up"])
     }
 
     @discardableResult
-    func exec(_ arguments: [String], input: String? = nil) throws -> String {
+    package func exec(_ arguments: [String], input: String? = nil) throws -> String {
         try Shell.check(["ip", "netns", "exec", name] + arguments, input: input)
     }
 
-    func run(_ arguments: [String], input: String? = nil) throws -> Shell.Result {
+    package func run(_ arguments: [String], input: String? = nil) throws -> Shell.Result {
         try Shell.run(["ip", "netns", "exec", name] + arguments, input: input)
     }
 
     /// A stateful input rule: conntrack now tracks every loopback flow.
-    func trackLoopback() throws {
+    package func trackLoopback() throws {
         try exec(
             ["nft", "-f", "-"],
             input: """
@@ -47,20 +49,20 @@ final class TestNamespace {
                 """)
     }
 
-    func sysctl(_ key: String) throws -> Int {
+    package func sysctl(_ key: String) throws -> Int {
         let text = try exec(["cat", "/proc/sys/" + key.replacingOccurrences(of: ".", with: "/")])
         return Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
     }
 
-    func setSysctl(_ key: String, _ value: Int) throws {
+    package func setSysctl(_ key: String, _ value: Int) throws {
         try exec(["sysctl", "-qw", "\(key)=\(value)"])
     }
 
-    func delete() {
+    package func delete() {
         _ = try? Shell.run(["ip", "netns", "delete", name])
     }
 
-    final class Counter: @unchecked Sendable {
+    package final class Counter: @unchecked Sendable {
         private var value = 0
         private let lock = NSLock()
         func next() -> Int {
@@ -78,17 +80,17 @@ final class TestNamespace {
 /// The values found on entry are also written to a file beside the lock
 /// while the body runs: if a test process is killed mid-test (no `defer`
 /// runs then), the next holder finds the file and restores them first.
-enum GlobalConntrack {
-    static let maxPath = "/proc/sys/net/netfilter/nf_conntrack_max"
-    static let bucketsPath = "/proc/sys/net/netfilter/nf_conntrack_buckets"
-    static let lockPath = "/run/cttune-tests.lock"
+package enum GlobalConntrack {
+    package static let maxPath = "/proc/sys/net/netfilter/nf_conntrack_max"
+    package static let bucketsPath = "/proc/sys/net/netfilter/nf_conntrack_buckets"
+    package static let lockPath = "/run/cttune-tests.lock"
     /// "MAX BUCKETS" while a holder has changed them (scripts/bench-outage.sh reads it too).
-    static let savedPath = "/run/cttune-tests.saved"
+    package static let savedPath = "/run/cttune-tests.saved"
     private static let threadLock = NSLock()
 
     /// Runs `body` holding the global lock, then writes back the max and the
     /// hash size found before it, even when `body` throws.
-    static func withExclusiveAccess<T>(_ body: () throws -> T) throws -> T {
+    package static func withExclusiveAccess<T>(_ body: () throws -> T) throws -> T {
         threadLock.lock()
         defer { threadLock.unlock() }
         let fd = open(lockPath, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
@@ -118,11 +120,11 @@ enum GlobalConntrack {
         unlink(savedPath)
     }
 
-    static func read(_ path: String) throws -> Int {
+    package static func read(_ path: String) throws -> Int {
         Int(try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
     }
 
-    static func write(_ path: String, _ value: Int) throws {
+    package static func write(_ path: String, _ value: Int) throws {
         try "\(value)\n".write(toFile: path, atomically: false, encoding: .utf8)
     }
 }

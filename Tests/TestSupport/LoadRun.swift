@@ -2,15 +2,15 @@ import Foundation
 import Testing
 
 /// What ct-loadgen reports.
-struct LoadRun {
-    var connections: Int
-    var failures: Int
-    var rate: Double
-    var peakCount: Int
-    var peakAt: Double
-    var samples: [(seconds: Double, count: Int)]
+package struct LoadRun {
+    package var connections: Int
+    package var failures: Int
+    package var rate: Double
+    package var peakCount: Int
+    package var peakAt: Double
+    package var samples: [(seconds: Double, count: Int)]
 
-    init(_ json: String) throws {
+    package init(_ json: String) throws {
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], "ct-loadgen printed: \(json)")
         connections = try #require(object["connections"] as? Int)
         failures = try #require(object["failures"] as? Int)
@@ -21,13 +21,13 @@ struct LoadRun {
     }
 
     /// When the count first fell by more than a tenth between two samples: a GC pass.
-    var firstReapAt: Double? {
+    package var firstReapAt: Double? {
         zip(samples, samples.dropFirst()).first { $1.count < $0.count * 9 / 10 }?.1.seconds
     }
 }
 
 /// The namespace's `drop` counter, summed over CPUs.
-func conntrackDrops(in namespace: TestNamespace) throws -> Int {
+package func conntrackDrops(in namespace: TestNamespace) throws -> Int {
     let table = try namespace.exec(["cat", "/proc/net/stat/nf_conntrack"])
     let rows = table.split(separator: "\n").map { $0.split(separator: " ") }
     let column = try #require(rows.first?.firstIndex(of: "drop"))
@@ -35,7 +35,7 @@ func conntrackDrops(in namespace: TestNamespace) throws -> Int {
 }
 
 /// Active nf_conntrack slab objects, host-wide (every namespace), and the object size.
-func conntrackSlab() throws -> (objects: Int, objectBytes: Int) {
+package func conntrackSlab() throws -> (objects: Int, objectBytes: Int) {
     let text = try String(contentsOfFile: "/proc/slabinfo", encoding: .utf8)
     let line = try #require(text.split(separator: "\n").first { $0.hasPrefix("nf_conntrack ") })
     let fields = line.split(separator: " ", omittingEmptySubsequences: true)
@@ -46,7 +46,7 @@ func conntrackSlab() throws -> (objects: Int, objectBytes: Int) {
 /// namespace holds a few hundred UDP entries with a 1 s timeout, and only a
 /// pass of the gc_worker removes them (nothing else looks them up), so the
 /// moment its count drops is a pass.
-func waitForGCPass(timeoutSeconds: Double = 75) throws -> Double {
+package func waitForGCPass(timeoutSeconds: Double = 75) throws -> Double {
     let sentinel = try TestNamespace("gcsync")
     defer { sentinel.delete() }
     try sentinel.trackLoopback()

@@ -1,11 +1,9 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import TunerCore
 @testable import TunerModel
-@testable import TunerRender
-@testable import TunerSystem
-@testable import TunerWorkflows
 
 /// The GC model per kernel generation, the entry-size sources and the
 /// planner's arithmetic at the edges of the documented limits.
@@ -63,7 +61,7 @@ struct GCModelTests {
         profile.burstFactor = 1
         profile.headroom = 1
         profile.pinnedTimeouts[.tcpTimeoutTimeWait] = 10
-        let plan = Planner.plan(for: PlanSizingTests.host(memory: 4 << 30), profile: profile)
+        let plan = Planner.plan(for: FixtureFacts.host(memory: 4 << 30), profile: profile)
         // Steady: (6000 + 2500 x 5.05) / 2600 = 7.163 s gap -> 250 x 17.163 = 4290.9; worst: 250 x 65.12 = 16280.
         #expect(plan.estimate.steadyPeakEntries == 4291)
         #expect(plan.estimate.peakEntries == 16_280)
@@ -82,16 +80,13 @@ struct GCModelTests {
         profile.namespaces = 100_000
         profile.memoryBudgetPercent = 90
         for facts in [
-            PlanSizingTests.host(memory: Int.max, cpus: Int.max, entryBytes: Int.max),
-            PlanSizingTests.host(memory: 0, cpus: 1, entryBytes: 1),
+            FixtureFacts.host(memory: Int.max, cpus: Int.max, entryBytes: Int.max), FixtureFacts.host(memory: 0, cpus: 1, entryBytes: 1),
         ] {
             let plan = Planner.plan(for: facts, profile: profile)
             #expect(!plan.fitsBudget)
             #expect(plan.planned(.max) == ConntrackSetting.largestTableSize)
             #expect(plan.advice.first?.contains("load.tcp.new_per_second") == true || plan.advice.first?.contains("load.") == true)
             #expect(plan.estimate.memoryBytes == Int.max || plan.estimate.memoryBytes > 0)
-            _ = PlanReport.text(plan, explain: true)
-            _ = JSONValue.object(PlanReport.json(plan, explain: true)).rendered(pretty: false)
         }
         #expect(Planner.memoryBytes(max: Int.max, buckets: Int.max, entryBytes: Int.max, namespaces: Int.max) == Int.max)
         #expect(Planner.roundUp(Int.max, to: 512) % 512 == 0)
@@ -102,9 +97,9 @@ struct GCModelTests {
     func namespacesMemory() {
         var profile = LoadProfile(name: "pods")
         profile.tcp.newPerSecond = 100
-        let one = Planner.plan(for: PlanSizingTests.host(memory: 64 << 30), profile: profile)
+        let one = Planner.plan(for: FixtureFacts.host(memory: 64 << 30), profile: profile)
         profile.namespaces = 10
-        let ten = Planner.plan(for: PlanSizingTests.host(memory: 64 << 30), profile: profile)
+        let ten = Planner.plan(for: FixtureFacts.host(memory: 64 << 30), profile: profile)
         let max = ten.planned(.max)!, buckets = ten.planned(.hashsize)!
         #expect(max == one.planned(.max))
         #expect(ten.estimate.memoryBytes == 10 * max * 256 + buckets * 8)
@@ -125,7 +120,7 @@ struct GCModelTests {
 
     @Test(
         "BTF of the running kernel: sizeof(struct nf_conn), rounded, is the slab's object size",
-        .enabled(if: FileManager.default.isReadableFile(atPath: "/sys/kernel/btf/vmlinux") && Host.hasConntrack))
+        .enabled(if: FileManager.default.isReadableFile(atPath: "/sys/kernel/btf/vmlinux") && TestHost.hasConntrack))
     func btfOfRunningKernel() throws {
         let size = try #require(BTFReader.conntrackEntrySize(.live))
         #expect(EntrySize.validBytes.contains(size))

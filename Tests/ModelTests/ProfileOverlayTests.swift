@@ -1,11 +1,9 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import TunerCore
 @testable import TunerModel
-@testable import TunerRender
-@testable import TunerSystem
-@testable import TunerWorkflows
 
 @Suite("A local profile may extend the profile it shadows")
 struct ProfileOverlayTests {

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import TunerCore
@@ -33,7 +34,7 @@ private func startLoad(in namespace: TestNamespace, rate: Int, seconds: Int, por
     ])
 }
 
-@Suite("status on the real kernel", .serialized, .enabled(if: Host.realKernel))
+@Suite("status on the real kernel", .serialized, .enabled(if: TestHost.realKernel, TestHost.realKernelReason))
 struct StatusOnRealKernelTests {
     static let countPath = "/proc/sys/net/netfilter/nf_conntrack_count"
     /// Small enough for 100 connections/s to fill it in 3 s, far above the

@@ -3,9 +3,6 @@ import Testing
 
 @testable import TunerCore
 @testable import TunerModel
-@testable import TunerRender
-@testable import TunerSystem
-@testable import TunerWorkflows
 
 /// A process started in the background (a load generator, a namespace
 /// holder), waited for later with a bound.
@@ -14,16 +11,16 @@ import Testing
 /// to a temporary file rather than a pipe, so no other process that
 /// inherited an end can keep the test waiting for end of file. A process
 /// still running when the object goes away is killed and reaped.
-final class BackgroundProcess {
+package final class BackgroundProcess {
     private let processID: pid_t
     private let outputFile: String
     /// The exit code, or 128 + the signal that ended it, once reaped.
     private var exitCode: Int32?
 
     /// The most a test waits for a background process by default.
-    static let defaultLimit: Double = 900
+    package static let defaultLimit: Double = 900
 
-    init(_ arguments: [String]) throws {
+    package init(_ arguments: [String]) throws {
         outputFile = FileManager.default.temporaryDirectory.appendingPathComponent("cttune-background-\(UUID().uuidString)").path
         let output = open(outputFile, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o600)
         let null = open("/dev/null", O_RDWR | O_CLOEXEC)
@@ -59,7 +56,7 @@ final class BackgroundProcess {
 
     /// Waits for the exit and returns stdout; a process still running after
     /// `defaultLimit` seconds is killed and the test fails.
-    func wait() -> String {
+    package func wait() -> String {
         let (output, endedInTime) = wait(atMost: Self.defaultLimit)
         if !endedInTime { Issue.record("a background process (pid \(processID)) still ran after \(Int(Self.defaultLimit)) s: killed") }
         return output
@@ -67,7 +64,7 @@ final class BackgroundProcess {
 
     /// Waits at most `seconds`; kills the process (SIGKILL) if it is still
     /// running then, so a test never hangs. Returns stdout and whether it ended by itself.
-    func wait(atMost seconds: Double) -> (output: String, endedInTime: Bool) {
+    package func wait(atMost seconds: Double) -> (output: String, endedInTime: Bool) {
         let deadline = Date().addingTimeInterval(seconds)
         while !reapIfExited() && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
         let endedInTime = reapIfExited()
@@ -80,11 +77,11 @@ final class BackgroundProcess {
     }
 
     /// Sends SIGINT, as Ctrl-C in a terminal does.
-    func interrupt() { kill(processID, SIGINT) }
+    package func interrupt() { kill(processID, SIGINT) }
 
     /// The process id while it runs (the tool's own: /usr/bin/env execs it in place).
-    var pid: Int32? { reapIfExited() ? nil : processID }
+    package var pid: Int32? { reapIfExited() ? nil : processID }
 
     /// The exit code, or 128 + the signal that ended it; -1 while it runs.
-    var exitStatus: Int32 { exitCode ?? -1 }
+    package var exitStatus: Int32 { exitCode ?? -1 }
 }

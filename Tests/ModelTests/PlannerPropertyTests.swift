@@ -1,24 +1,9 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import TunerCore
 @testable import TunerModel
-@testable import TunerRender
-@testable import TunerSystem
-@testable import TunerWorkflows
-
-/// A small seeded generator so every run checks the same thousands of cases
-/// and a failure names the seed that reproduces it.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 @Suite("Planner and profile parser properties")
 struct PlannerPropertyTests {
@@ -42,7 +27,7 @@ struct PlannerPropertyTests {
     }
 
     static func randomHost(_ random: inout SplitMix64) -> HostFacts {
-        PlanSizingTests.host(
+        FixtureFacts.host(
             memory: Int.random(in: (128 << 20)...(256 << 30), using: &random),
             cpus: Int.random(in: 1...128, using: &random),
             entryBytes: [256, 320, 384].randomElement(using: &random)!,
@@ -81,7 +66,7 @@ struct PlannerPropertyTests {
         for round in 0..<500 {
             var profile = Self.randomProfile(&random)
             profile.memoryBudgetPercent = 90  // so the comparison is not about shortening
-            let facts = PlanSizingTests.host(memory: 256 << 30)
+            let facts = FixtureFacts.host(memory: 256 << 30)
             let base = Planner.plan(for: facts, profile: profile)
             var busier = profile
             busier.tcp.newPerSecond *= Double.random(in: 1...4, using: &random)
@@ -91,7 +76,7 @@ struct PlannerPropertyTests {
                 #expect(busy.planned(.max)! >= base.planned(.max)!, "round \(round)")
                 #expect(busy.estimate.peakEntries >= base.estimate.peakEntries, "round \(round)")
             }
-            let smaller = PlanSizingTests.host(memory: 1 << 30), larger = PlanSizingTests.host(memory: 64 << 30)
+            let smaller = FixtureFacts.host(memory: 1 << 30), larger = FixtureFacts.host(memory: 64 << 30)
             let small = Planner.plan(for: smaller, profile: profile), large = Planner.plan(for: larger, profile: profile)
             #expect(large.planned(.max)! >= small.planned(.max)!, "round \(round)")
             #expect(large.estimate.budgetBytes >= small.estimate.budgetBytes)

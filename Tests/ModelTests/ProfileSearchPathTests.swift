@@ -1,12 +1,10 @@
 import Foundation
 import SystemPackage
+import TestSupport
 import Testing
 
 @testable import TunerCore
 @testable import TunerModel
-@testable import TunerRender
-@testable import TunerSystem
-@testable import TunerWorkflows
 
 /// Where a profile name is looked up, in order.
 @Suite("profile search path")

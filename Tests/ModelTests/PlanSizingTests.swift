@@ -1,10 +1,8 @@
+import TestSupport
 import Testing
 
 @testable import TunerCore
 @testable import TunerModel
-@testable import TunerRender
-@testable import TunerSystem
-@testable import TunerWorkflows
 
 /// The sizing model with hand-checked numbers: facts in, plan out, no root.
 @Suite("Plan sizing")
@@ -12,19 +10,11 @@ struct PlanSizingTests {
     static let catalog = ProfileCatalog(searchDirectories: [])
 
     /// A host with the kernel's boot timeouts, as read on 6.x.
-    static func host(memory: Int, cpus: Int = 2, entryBytes: Int = 256, count: Int = 0) -> HostFacts {
-        var current: [ConntrackSetting: Int] = [.max: 262_144, .hashsize: 262_144]
-        for setting in ConntrackSetting.timeouts { current[setting] = setting.kernelDefaultSeconds }
-        return HostFacts(
-            memoryBytes: memory, cpus: cpus, kernelRelease: "6.18.0", entryBytes: entryBytes,
-            entryBytesSource: .table, count: count, current: current)
-    }
-
     func planned(_ plan: TuningPlan, _ setting: ConntrackSetting) -> Int { plan.planned(setting)! }
 
     @Test("default profile on 4 GiB: fits without touching a timeout")
     func defaultOn4GiB() throws {
-        let plan = Planner.plan(for: Self.host(memory: 4 << 30), profile: try Self.catalog.load("default"))
+        let plan = Planner.plan(for: FixtureFacts.host(memory: 4 << 30), profile: try Self.catalog.load("default"))
         // Lifetimes (flows/s): tcp closed 197.9/s x (10 + 0.9 x 120 + 0.1 x 10 = 119 s), orphans 0.1/s x 432010 s,
         // half-open 2/s x 120 s, udp 50/s x (0.8 x 30 + 0.2 x 120 = 48 s), other 5/s x 600 s: live 72391.1.
         #expect(abs(plan.estimate.meanEntries - 72_391.1) < 0.01)
@@ -49,7 +39,7 @@ struct PlanSizingTests {
 
     @Test("web-frontend on 8 GiB: orphans make the established timeout shorten just enough")
     func webFrontendOn8GiB() throws {
-        let plan = Planner.plan(for: Self.host(memory: 8 << 30), profile: try Self.catalog.load("web-frontend"))
+        let plan = Planner.plan(for: FixtureFacts.host(memory: 8 << 30), profile: try Self.catalog.load("web-frontend"))
         // With the 5-day established timeout 2 orphans/s alone hold 864000 entries: the largest share is shortened first.
         // Per class at burst 3 with the 60 s gap: closed 5988 x (114 + 60) = 1041912, half-open 6 x 180 = 1080,
         // udp 600 x 108 = 64800, other 15 x 660 = 9900, orphans 6 x (5 + x + 60). The budget (429496729 B at 264 B
@@ -66,7 +56,7 @@ struct PlanSizingTests {
 
     @Test("web-frontend on 4 GiB: does not fit even with every free timeout at its floor")
     func webFrontendOn4GiB() throws {
-        let plan = Planner.plan(for: Self.host(memory: 4 << 30), profile: try Self.catalog.load("web-frontend"))
+        let plan = Planner.plan(for: FixtureFacts.host(memory: 4 << 30), profile: try Self.catalog.load("web-frontend"))
         #expect(!plan.fitsBudget)
         for setting: ConntrackSetting in [.tcpTimeoutEstablished, .tcpTimeoutTimeWait, .udpTimeout, .udpTimeoutStream, .genericTimeout] {
             #expect(planned(plan, setting) == Planner.floor(setting, try Self.catalog.load("web-frontend")), "\(setting.key)")
@@ -76,7 +66,8 @@ struct PlanSizingTests {
 
     @Test("database on 512 MiB with 320-byte entries: does not fit even at the floors, and says what it needs")
     func databaseOn512MiB() throws {
-        let plan = Planner.plan(for: Self.host(memory: 512 << 20, cpus: 1, entryBytes: 320), profile: try Self.catalog.load("database"))
+        let plan = Planner.plan(
+            for: FixtureFacts.host(memory: 512 << 20, cpus: 1, entryBytes: 320), profile: try Self.catalog.load("database"))
         // 20 flows/s x 3600 s established alone need more than the budget, so every free timeout goes to its floor.
         #expect(!plan.fitsBudget)
         #expect(planned(plan, .tcpTimeoutEstablished) == 7200, "the database profile's floor")
@@ -98,7 +89,7 @@ struct PlanSizingTests {
 
     @Test("kubernetes-node: pinned timeouts as kube-proxy sets them, hash at max / 4")
     func kubernetesNode() throws {
-        let plan = Planner.plan(for: Self.host(memory: 64 << 30, cpus: 16), profile: try Self.catalog.load("kubernetes-node"))
+        let plan = Planner.plan(for: FixtureFacts.host(memory: 64 << 30, cpus: 16), profile: try Self.catalog.load("kubernetes-node"))
         #expect(planned(plan, .tcpTimeoutEstablished) == 86_400)
         #expect(planned(plan, .tcpTimeoutCloseWait) == 3_600)
         #expect(plan.settings.first { $0.setting == .tcpTimeoutEstablished }?.reason == "pinned by the profile")
@@ -109,7 +100,7 @@ struct PlanSizingTests {
 
     @Test("pinned timeouts are never shortened, even when the plan does not fit")
     func pinsHold() throws {
-        let plan = Planner.plan(for: Self.host(memory: 256 << 20), profile: try Self.catalog.load("ddos-edge"))
+        let plan = Planner.plan(for: FixtureFacts.host(memory: 256 << 20), profile: try Self.catalog.load("ddos-edge"))
         #expect(!plan.fitsBudget)
         let profile = try Self.catalog.load("ddos-edge")
         for (setting, seconds) in profile.pinnedTimeouts {
@@ -119,8 +110,8 @@ struct PlanSizingTests {
 
     @Test("the live count only warns: the plan is the same with 0 or 500000 entries tracked")
     func liveCountOnlyWarns() throws {
-        let quiet = Planner.plan(for: Self.host(memory: 4 << 30), profile: try Self.catalog.load("default"))
-        var facts = Self.host(memory: 4 << 30, count: 500_000)
+        let quiet = Planner.plan(for: FixtureFacts.host(memory: 4 << 30), profile: try Self.catalog.load("default"))
+        var facts = FixtureFacts.host(memory: 4 << 30, count: 500_000)
         let busy = Planner.plan(for: facts, profile: try Self.catalog.load("default"))
         #expect(busy.settings == quiet.settings)
         #expect(!busy.advice.contains { $0.contains("tracked now") }, "the plan raises max: nothing to warn about")
@@ -138,17 +129,17 @@ struct PlanSizingTests {
         profile.tcp.newPerSecond = 100
         profile.burstFactor = 1
         profile.gcLatencySeconds = 0
-        let plan = Planner.plan(for: Self.host(memory: 4 << 30), profile: profile)
+        let plan = Planner.plan(for: FixtureFacts.host(memory: 4 << 30), profile: profile)
         #expect(plan.estimate.peakEntries == 100 * 120)  // time_wait only, no GC wait
         #expect(plan.estimate.gc.model == "override")
         profile.gcLatencySeconds = 30
-        let slower = Planner.plan(for: Self.host(memory: 4 << 30), profile: profile)
+        let slower = Planner.plan(for: FixtureFacts.host(memory: 4 << 30), profile: profile)
         #expect(slower.estimate.peakEntries == 100 * 150 && slower.estimate.steadyPeakEntries == 100 * 150)
     }
 
     @Test("the stateless profile keeps the minimum table and says how to remove conntrack")
     func stateless() throws {
-        let plan = Planner.plan(for: Self.host(memory: 4 << 30), profile: try Self.catalog.load("stateless"))
+        let plan = Planner.plan(for: FixtureFacts.host(memory: 4 << 30), profile: try Self.catalog.load("stateless"))
         #expect(planned(plan, .max) == Planner.minimumConntrackMax)
         #expect(planned(plan, .hashsize) == 2048)
         #expect(plan.advice.contains { $0.contains("cttune rules") })
@@ -160,7 +151,7 @@ struct PlanSizingTests {
     func invariants(memory: Int) throws {
         for name in ProfileCatalog.builtinNames {
             let profile = try Self.catalog.load(name)
-            let plan = Planner.plan(for: Self.host(memory: memory), profile: profile)
+            let plan = Planner.plan(for: FixtureFacts.host(memory: memory), profile: profile)
             let buckets = planned(plan, .hashsize), max = planned(plan, .max)
             #expect(buckets % 512 == 0 && buckets >= 1024, "\(name) at \(memory)")
             #expect(max >= Planner.minimumConntrackMax)

@@ -1,5 +1,12 @@
 import Foundation
+import TestSupport
 import Testing
+
+@testable import TunerCore
+@testable import TunerModel
+@testable import TunerRender
+@testable import TunerSystem
+@testable import TunerWorkflows
 
 /// The kernel is the oracle for `cttune rules`: each ruleset of the corpus
 /// (Fixtures/oracle, made by real tools, hand-written in the nftables wiki's
@@ -37,7 +44,9 @@ struct RulesOracleTests {
 
     @Test(
         "no ruleset is judged \"not needed\" while the kernel tracks, and each conservative verdict has a recorded reason",
-        .enabled(if: Host.realKernel && Host.hasOracleTools, "needs root, network namespaces, nft, iptables (both backends) and python3"))
+        .enabled(
+            if: TestHost.realKernel && TestHost.hasOracleTools, "needs root, network namespaces, nft, iptables (both backends) and python3")
+    )
     func verdictsAgreeWithTheKernel() throws {
         let corpus = try OracleCorpus.load()
         let started = Date()
@@ -74,7 +83,7 @@ struct RulesOracleTests {
     }
 }
 
-extension Host {
+extension TestHost {
     static let hasOracleTools = ["python3", "iptables-nft-restore", "iptables-legacy-restore", "ip6tables-legacy-restore"].allSatisfy {
         (try? Shell.run(["which", $0]).status) == 0
     }
