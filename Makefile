@@ -1,4 +1,4 @@
-# make run        install libkmod-dev and libmnl-dev if missing, build, plan this host with the default profile
+# make run        install libkmod-dev and libmnl-dev if missing, build (an import of an undeclared target fails), plan this host with the default profile
 # make test       lint, install test tools if missing, build, run the whole suite
 # make lint       check the code layout with swift format (fix with: swift format -i -r Sources Tests)
 # make bench      print benchmark numbers (not part of the pass/fail suite)
@@ -46,7 +46,7 @@ test-python: test-deps
 	scripts/test-python.sh
 
 build: deps
-	$(SWIFT) build
+	$(SWIFT) build --explicit-target-dependency-import-check error
 
 # The fleet tests inspect the Debian package and the man page, install the
 # package into a minimal Debian root (built once, cached in .cache/debian-minbase),
