@@ -102,19 +102,10 @@ extension StatusProbe {
             Pause.sleep(seconds: windowSeconds, unless: shouldStop)
         }
         let run = census.everyNthRun == nil ? nil : StatusRunCounter.next(under: root)
-        let policy = census
         let visited = NamespaceVisitor.visit(entries, under: root) { entry -> StatusReadings in
-            let current = try ConntrackSample.read(from: root, statPath: KernelPaths.threadConntrackStat)
-            let timeouts = try Self.timeouts(root)
-            var identity = try NamespaceIdentity.probe(root)
-            identity.inode = entry.inode
-            var readings = StatusReadings(
-                namespace: identity, previous: first[entry.inode] ?? current, current: current, timeouts: timeouts)
-            readings.takeCensus(policy, runNumber: run) { policy in
-                try EntryCensus.read(
-                    from: root, establishedTimeout: timeouts[.tcpTimeoutEstablished], sampleLimit: policy.sampleLimit,
-                    liveCount: current.count)
-            }
+            // /proc/net follows the process, /proc/thread-self/net this thread's namespace.
+            var readings = try namespaceReadings(since: first[entry.inode], statPath: KernelPaths.threadConntrackStat, runNumber: run)
+            readings.namespace.inode = entry.inode
             return readings
         }
         let log = KernelLogEvidence.records(from: root).map(KernelLogEvidence.parse)

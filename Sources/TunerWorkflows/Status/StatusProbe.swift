@@ -1,4 +1,5 @@
 import Foundation
+import SystemPackage
 import TunerCore
 import TunerModel
 import TunerSystem
@@ -23,16 +24,25 @@ public struct StatusProbe {
     /// census policy says so, the entry census.
     /// - Parameter runNumber: for `--census-every`; `nil` counts this run in /run.
     public func readings(since previous: ConntrackSample?, runNumber: Int? = nil) throws -> StatusReadings {
-        let namespace = try NamespaceIdentity.probe(root)
-        let current = try sample()
-        let timeouts = try Self.timeouts(root)
         let run = census.everyNthRun == nil ? nil : runNumber ?? StatusRunCounter.next(under: root)
+        var readings = try namespaceReadings(since: previous, statPath: KernelPaths.conntrackStat, runNumber: run)
+        readings.slab = try? SlabUsage.read(from: root)?.usage
+        readings.kernelLog = KernelLogEvidence.read(from: root, for: readings.namespace)
+        (readings.secondsSinceBoot, readings.wallClock) = (MonotonicClock.secondsSinceBoot(), Date())
+        return readings
+    }
+
+    /// What one namespace's own files say, read in the calling thread's
+    /// network namespace: the counters from `statPath`, the timeouts, the
+    /// namespace's identity and the census its policy asks for. Both the
+    /// single-namespace and the host-wide pipeline take their readings here;
+    /// what the namespaces share (slab, kernel log, clocks) is added by each.
+    func namespaceReadings(since previous: ConntrackSample?, statPath: FilePath, runNumber: Int?) throws -> StatusReadings {
+        let current = try ConntrackSample.read(from: root, statPath: statPath)
+        let timeouts = try Self.timeouts(root)
         var readings = StatusReadings(
-            namespace: namespace, previous: previous ?? current, current: current, timeouts: timeouts,
-            slab: try? SlabUsage.read(from: root)?.usage,
-            kernelLog: KernelLogEvidence.read(from: root, for: namespace),
-            secondsSinceBoot: MonotonicClock.secondsSinceBoot(), wallClock: Date())
-        readings.takeCensus(census, runNumber: run) { policy in
+            namespace: try NamespaceIdentity.probe(root), previous: previous ?? current, current: current, timeouts: timeouts)
+        readings.takeCensus(census, runNumber: runNumber) { policy in
             try EntryCensus.read(
                 from: root, establishedTimeout: timeouts[.tcpTimeoutEstablished], sampleLimit: policy.sampleLimit,
                 liveCount: current.count)
