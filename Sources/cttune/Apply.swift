@@ -65,15 +65,7 @@ extension Cttune {
                 request.profileReference = inputs.profileReference
                 request.kernel = inputs.kernel
                 let outcome = try Applier.apply(under: try options.root.systemRoot(), request: request, inputs: try inputs.planInputs())
-                let partial =
-                    outcome.notAppliedHere.isEmpty || allowPartial
-                    ? nil : TunerError.partialApply(keys: outcome.notAppliedHere, check: check)
-                let failure = outcome.error ?? partial
-                switch format {
-                case .json: printJSON(ApplyReport.json(outcome, diff: diff).map { $0.0 == "error" ? ($0.0, .failure(failure)) : $0 })
-                case .text: print(ApplyReport.text(outcome, diff: diff))
-                }
-                if let failure { throw ReportedFailure(error: failure) }
+                try emit(ApplyOutput(outcome, diff: diff, allowPartial: allowPartial, check: check), format: format)
                 return detailedExitcode && outcome.changed ? .changes : .success
             }
         }

@@ -49,11 +49,7 @@ extension Cttune {
                     ? try host.removeBlacklist(output: file, dryRun: dryRun)
                     : try host.writeBlacklist(
                         output: file, allKernels: kernel == nil, includingDefrag: scope.includeDefrag, force: scope.force, dryRun: dryRun)
-                switch format {
-                case .json: printJSON(ModuleReports.json(result))
-                case .text: print(ModuleReports.text(result))
-                }
-                if let refusal = result.refusal { throw ReportedFailure(error: refusal) }
+                try emit(ModulesOutput.blacklist(result), format: format)
                 return .success
             }
         }

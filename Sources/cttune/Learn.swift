@@ -61,11 +61,7 @@ extension Cttune {
                     try AtomicFile.write(report.profileYAML(), to: file, createDirectories: false)
                 }
                 for warning in report.warnings { Diagnostics.warning(warning) }
-                if format == .json {
-                    printJSON(report.json(profileFile: output))
-                } else {
-                    if let output { print(report.text(profileFile: output)) } else { print(report.profileYAML(), terminator: "") }
-                }
+                try emit(LearnOutput(report, profileFile: output), format: format)
                 return .success
             }
         }

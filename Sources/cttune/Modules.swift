@@ -16,11 +16,7 @@ extension Cttune {
 
         func run() throws {
             try reportingErrors("modules", format: format) {
-                let inventory = try tree.host().inventory()
-                switch format {
-                case .json: printJSON(ModuleReports.json(inventory))
-                case .text: print(ModuleReports.text(inventory))
-                }
+                try emit(ModulesOutput.inventory(try tree.host().inventory()), format: format)
                 return .success
             }
         }

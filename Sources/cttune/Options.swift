@@ -170,6 +170,18 @@ struct ReportedFailure: Error {
     var exitCode: ExitCode = .failure
 }
 
+/// Prints a command's output in the chosen format: the one emit of every
+/// command. A failure the output shows is then raised for the error path.
+func emit(_ output: some CommandOutput, format: OutputFormat) throws {
+    switch format {
+    case .json: printJSON(output.json())
+    case .text:
+        let text = output.text()
+        if !text.isEmpty { print(text) }
+    }
+    if let failure = output.failure { throw ReportedFailure(error: failure) }
+}
+
 /// Prints a JSON object on stdout, `"schema"` first: the only thing `--format json` prints there.
 func printJSON(_ members: [(String, JSONValue)], pretty: Bool = true) {
     print(JSONValue.document(members).rendered(pretty: pretty))

@@ -19,24 +19,9 @@ extension Cttune {
         func run() throws {
             try reportingErrors("plan", format: format) {
                 let preview = try PlanPreview.make(try options.planInputs(), under: try options.root.systemRoot())
-                let (plan, review, modules) = (preview.plan, preview.review, preview.modules)
-                let (overrides, writers, refusal) = (preview.overrides, preview.writers, review?.refusal)
-                switch format {
-                case .json:
-                    printJSON(
-                        PlanReport.json(plan, explain: explain) { [ConfigOverride.json(overrides, for: $0.setting)] }
-                            + [("writers", .array(writers.map { $0.json(plan: plan) }))]
-                            + (review.map { [("stateless", StatelessReport.json($0, modules: modules))] } ?? [])
-                            + [("error", .failure(refusal))])
-                case .text:
-                    print(
-                        PlanReport.text(plan, explain: explain)
-                            + (ConfigOverride.text(overrides) + ConntrackWriter.text(writers, plan: plan)).joined(separator: "\n")
-                            + (review.map { StatelessReport.text($0, modules: modules) } ?? ""))
-                }
-                if let refusal { throw ReportedFailure(error: refusal) }
-                if !plan.fitsBudget { return .failure }
-                return detailedExitcode && plan.changed ? .changes : .success
+                try emit(PlanOutput(preview, explain: explain), format: format)
+                if !preview.plan.fitsBudget { return .failure }
+                return detailedExitcode && preview.plan.changed ? .changes : .success
             }
         }
     }

@@ -49,27 +49,21 @@ extension Cttune {
                 let systemRoot = try root.systemRoot()
                 if list {
                     let entries = try TunerWorkflows.Rollback.list(under: systemRoot)
-                    if let id {
-                        let entry = try Journal(root: systemRoot).load(id)
-                        format == .json ? printJSON(ApplyReport.json(detail: entry)) : print(ApplyReport.text(detail: entry))
-                    } else {
-                        format == .json ? printJSON(ApplyReport.json(entries)) : print(ApplyReport.text(entries))
-                    }
+                    try emit(id.map { .detail(try Journal(root: systemRoot).load($0)) } ?? RollbackOutput.list(entries), format: format)
                     return .success
                 }
                 if prune, let keep {
                     let lock = try ApplyLock(root: systemRoot, waitSeconds: lockTimeout)
                     defer { withExtendedLifetime(lock) {} }
                     let removed = try TunerWorkflows.Rollback.prune(keep: keep, under: systemRoot)
-                    format == .json ? printJSON(ApplyReport.json(pruned: removed)) : print(ApplyReport.text(pruned: removed))
+                    try emit(RollbackOutput.pruned(removed), format: format)
                     return .success
                 }
                 let outcome =
                     all
                     ? try TunerWorkflows.Rollback.all(under: systemRoot, lockWaitSeconds: lockTimeout, check: check)
                     : try TunerWorkflows.Rollback.run(id, under: systemRoot, lockWaitSeconds: lockTimeout, check: check)
-                format == .json ? printJSON(ApplyReport.json(outcome, check: check)) : print(ApplyReport.text(outcome, check: check))
-                if let error = outcome.error { throw ReportedFailure(error: error) }
+                try emit(RollbackOutput.rolledBack(outcome, check: check), format: format)
                 return .success
             }
         }

@@ -24,12 +24,7 @@ extension Cttune {
         func run() throws {
             try reportingErrors("rules", format: format) {
                 let analyzer = RulesetAnalyzer()
-                let report: RulesetReport
-                report = try ruleset.map(analyzer.analyze(file:)) ?? analyzer.analyzeLive()
-                switch format {
-                case .json: printJSON([("command", .string("rules"))] + RulesReport.json(report))
-                case .text: print(RulesReport.text(report))
-                }
+                try emit(RulesOutput(try ruleset.map(analyzer.analyze(file:)) ?? analyzer.analyzeLive()), format: format)
                 return .success
             }
         }

@@ -84,7 +84,7 @@ extension Cttune {
                     if quiet {
                         if host.verdict != .ok { print(host.summary) }
                     } else {
-                        format == .json ? printJSON(host.json()) : print(host.text())
+                        try emit(host, format: format)
                     }
                     return host.verdict.exitCode
                 }
@@ -97,16 +97,8 @@ extension Cttune {
                     let writers = ConntrackWriters.find(under: .live, cpus: ProcessInfo.processInfo.activeProcessorCount)
                     if quiet {
                         if report.verdict != .ok { print(report.summary) }
-                    } else if format == .json {
-                        printJSON(
-                            report.json() + [
-                                ("overridden_by", ConfigOverride.json(overrides)),
-                                ("writers", .array(writers.map { $0.json(plan: nil) })),
-                            ])
                     } else {
-                        print(
-                            report.text()
-                                + (ConfigOverride.text(overrides) + ConntrackWriter.text(writers, plan: nil)).joined(separator: "\n"))
+                        try emit(StatusOutput(report, overrides: overrides, writers: writers), format: format)
                     }
                     return report.verdict.exitCode
                 }

@@ -43,13 +43,7 @@ extension Cttune {
                 let blocking = host.root.isLive ? try RulesetAnalyzer().analyzeLive().blockingRules : []
                 let outcome = try host.unload(blockingRules: blocking, dryRun: dryRun)
                 // The reason on stderr; a refused dry run's order on stdout.
-                switch format {
-                case .json: printJSON(ModuleReports.json(outcome))
-                case .text:
-                    let report = ModuleReports.text(outcome)
-                    if !report.isEmpty { print(report) }
-                }
-                if let failure = outcome.failure { throw ReportedFailure(error: failure) }
+                try emit(ModulesOutput.unload(outcome), format: format)
                 return .success
             }
         }
