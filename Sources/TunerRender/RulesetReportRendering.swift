@@ -77,7 +77,11 @@ public enum RulesReport {
         }
         if !report.emptyNatChains.isEmpty {
             lines.append("")
-            lines.append("empty NAT chains (no rule, so nothing is tracked for them; they still load only with nf_nat and nf_conntrack):")
+            lines.append(
+                """
+                empty NAT chains (no rule, or only jumps to chains without one: nothing is tracked for them; they still load \
+                only with nf_nat and nf_conntrack):
+                """)
             lines += report.emptyNatChains.map { "  \($0.location.summary)    remove: \($0.removal.escapingControlCharacters)" }
         }
         if !report.exemptions.isEmpty {

@@ -25,6 +25,9 @@ struct OracleCorpus: Decodable {
         var loads: [Load]
         /// Why cttune may say "needed" while the kernel tracks nothing for the test traffic.
         var conservative: String?
+        /// Interfaces the ruleset names by index (`iif`, `oif`) that the router
+        /// must have before it loads (made as empty bridges, as `cttune rules` does).
+        var interfaces: [String]?
     }
 
     var cases: [Case]
@@ -168,6 +171,10 @@ final class OracleLab {
     }
 
     func load(_ testCase: OracleCorpus.Case) throws {
+        for name in testCase.interfaces ?? [] {
+            let added = try inRouter(["ip", "link", "add", name, "type", "bridge"])
+            guard added.status == 0 else { throw Shell.Failure(command: "ip link add \(name) type bridge", result: added) }
+        }
         for load in testCase.loads {
             let path = OracleCorpus.directory.appendingPathComponent(load.file).path
             let arguments =

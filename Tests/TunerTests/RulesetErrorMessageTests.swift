@@ -272,4 +272,32 @@ struct RulesetErrorMessageTests {
         #expect(result.stderr.contains(what == "text" ? "is nft text" : "failed"))
         #expect(result.stderr.contains("run as root"))
     }
+
+    @Test(
+        "saved nft text that names interfaces this host lacks is judged, not refused: libvirt's iif/oif, a device-bound chain",
+        arguments: [("libvirt-nat-network", "needed"), ("device-bound-stateless", "not-needed")])
+    func interfacesAbsentHere(name: String, verdict: String) throws {
+        let file = TestPaths.fixtures.appendingPathComponent("oracle/handwritten/\(name).nft").path
+        #expect(try CttuneJSON.rules(ruleset: file).verdict == verdict)
+        // Read from stdin the same way.
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        #expect(try CttuneJSON.rules(ruleset: "-", input: text).verdict == verdict)
+    }
+
+    @Test("the interfaces nft reports missing are read from the text at the error's columns, quoted or not, and only valid names")
+    func missingInterfaceNames() {
+        let text = "table inet t {\n chain c { iif { \"a0\", lo } accept\n oif br-1234 accept; meta iif \"x9\" drop; }\n}\n"
+        let stderr = """
+            /dev/stdin:2:18-21: Error: Interface does not exist
+             chain c { iif { "a0", lo } accept
+                             ^^^^
+            /dev/stdin:3:6-12: Error: Interface does not exist
+            /dev/stdin:3:31-34: Error: Interface does not exist
+            /dev/stdin:3:1-3: Error: syntax error, unexpected junk
+            """
+        #expect(RulesetAnalyzer.missingInterfaces(stderr, text: text) == ["a0", "br-1234", "x9"])
+        // A location past the text or a token no interface can be named is left out.
+        #expect(RulesetAnalyzer.missingInterfaces("/dev/stdin:9:1-4: Error: Interface does not exist", text: text).isEmpty)
+        #expect(RulesetAnalyzer.missingInterfaces("/dev/stdin:1:1-14: Error: Interface does not exist", text: text).isEmpty)
+    }
 }

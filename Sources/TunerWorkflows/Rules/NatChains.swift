@@ -14,12 +14,18 @@ public struct NatChain: Sendable, Equatable {
     /// The command that deletes it from the running system, or the edit
     /// that removes it from a file and the command that checks the file.
     public var removal: String
+    /// Its rules only jump or go to chains that hold no rule: the kernel
+    /// tracks nothing for it, as for an empty chain.
+    public var onlyJumpsToEmptyChains = false
 
     public init(location: RuleLocation, rules: Int?, removal: String) {
         self.location = location
         self.rules = rules
         self.removal = removal
     }
+
+    /// The kernel tracks nothing for this chain: it holds no rule, or only jumps to chains that hold none.
+    public var tracksNothing: Bool { rules == 0 || onlyJumpsToEmptyChains }
 
     /// "inet filter postrouting (nft -j list ruleset)" or
     /// "table ip nat chain post (/etc/nftables.conf line 12)".

@@ -69,6 +69,9 @@ public struct NftJSONRuleset {
         tablesReadFromIptables = skipTables.sorted()
         var chainTypes: [String: String] = [:]
         var rulesPerChain: [String: Int] = [:]
+        // Per chain, the targets of its rules when every rule only counts,
+        // matches and jumps (nil once a rule does anything else).
+        var jumpsPerChain: [String: [String]?] = [:]
         for (index, element) in list.enumerated() {
             let here = "\(source): nftables[\(index)]"
             guard let (kind, fields) = element.single else {
@@ -145,6 +148,10 @@ public struct NftJSONRuleset {
                 if skipTables.contains(table) { continue }
                 ruleCount += 1
                 rulesPerChain[table + " " + chain, default: 0] += 1
+                // updateValue: assigning nil through the subscript would remove the chain.
+                let key = table + " " + chain, target = Self.onlyJump(statements)
+                let jumps: [String]? = (jumpsPerChain[key] ?? []).flatMap { jumps in target.map { jumps + [table + " " + $0] } }
+                jumpsPerChain.updateValue(jumps, forKey: key)
                 analyse(rule: statements, fields: fields, chain: chain, chainType: chainTypes[table + " " + chain])
             case "set", "map":
                 if skipTables.contains(try tableKey(fields, here)) { continue }
@@ -163,14 +170,36 @@ public struct NftJSONRuleset {
                 }
             }
         }
-        sortNatChains(rulesPerChain)
+        sortNatChains(rulesPerChain, jumps: jumpsPerChain)
+    }
+
+    /// The target of a rule that only counts, matches on what is not
+    /// connection state, and jumps or goes to a regular chain; nil for any other rule.
+    static func onlyJump(_ statements: [JSONValue]) -> String? {
+        var scan = NftConntrackScan()
+        for (index, statement) in statements.enumerated() { scan.statement(statement, at: "expr[\(index)]") }
+        guard scan.uses.isEmpty, !scan.exempts, let last = statements.last?.single else { return nil }
+        guard last.0 == "jump" || last.0 == "goto", let target = last.1["target"]?.string else { return nil }
+        let others = statements.dropLast().compactMap { $0.single?.0 }
+        guard others.count == statements.count - 1, others.allSatisfy({ $0 == "match" || $0 == "counter" }) else { return nil }
+        return target
+    }
+
+    /// Whether a chain holds no rule, or only rules that jump to such chains
+    /// (a cycle counts as holding rules: nft refuses to load one anyway).
+    static func holdsNothing(_ chain: String, jumps: [String: [String]?], visiting: Set<String> = []) -> Bool {
+        guard let entry = jumps[chain] else { return true }
+        guard let targets = entry, !visiting.contains(chain) else { return false }
+        return targets.allSatisfy { holdsNothing($0, jumps: jumps, visiting: visiting.union([chain])) }
     }
 
     /// Counts each nat chain's rules; an empty one moves from the findings
     /// to `emptyNatChains`: the kernel tracks nothing for a nat chain with no
     /// rule (nft_chain_nat registers the NAT hook, but only NAT and ct
-    /// expressions call nf_ct_netns_get to start tracking).
-    private mutating func sortNatChains(_ rulesPerChain: [String: Int]) {
+    /// expressions call nf_ct_netns_get to start tracking), nor for one whose
+    /// rules only jump to chains that hold none (what Docker, kube-proxy and
+    /// libvirt leave before they have a mapping).
+    private mutating func sortNatChains(_ rulesPerChain: [String: Int], jumps: [String: [String]?]) {
         for index in natChains.indices {
             let location = natChains[index].location
             let rules = rulesPerChain["\(location.family ?? "") \(location.table) \(location.chain ?? "")"] ?? 0
@@ -178,7 +207,12 @@ public struct NftJSONRuleset {
             let chain = [location.family ?? "", location.table, location.chain ?? ""].map(NatChain.quotedIfNeeded).joined(separator: " ")
             natChains[index].removal = (rules > 0 ? "nft flush chain \(chain) && " : "") + "nft delete chain \(chain)"
         }
-        let empty = Set(natChains.filter { $0.rules == 0 }.map(\.location))
+        for index in natChains.indices where natChains[index].rules ?? 0 > 0 {
+            let location = natChains[index].location
+            natChains[index].onlyJumpsToEmptyChains = Self.holdsNothing(
+                "\(location.family ?? "") \(location.table) \(location.chain ?? "")", jumps: jumps)
+        }
+        let empty = Set(natChains.filter(\.tracksNothing).map(\.location))
         findings.removeAll { $0.uses == [.natChain] && empty.contains($0.location) }
     }
 

@@ -208,7 +208,27 @@ public struct RulesetAnalyzer {
         }
         defer { _ = try? ip.run(["netns", "delete", namespace]) }
         let file = path ?? "/dev/stdin"
-        let loaded = try ip.run(["netns", "exec", namespace, "nft", "-f", file], input: path == nil ? text : nil)
+        var loaded = try ip.run(["netns", "exec", namespace, "nft", "-f", file], input: path == nil ? text : nil)
+        // A saved ruleset names the host's interfaces (`iif "virbr0"`, Docker's
+        // bridges); the private namespace has none, and nft refuses `iif`/`oif`
+        // on an interface that does not exist. Each missing one is made, as an
+        // empty bridge, and the load tried again: the rules are judged as the
+        // host has them, never dropped.
+        var made: Set<String> = []
+        while !loaded.succeeded, made.count < Self.largestInterfaceCount {
+            let missing = Self.missingInterfaces(loaded.stderr, text: text).subtracting(made)
+            guard !missing.isEmpty, missing.count + made.count <= Self.largestInterfaceCount else { break }
+            for name in missing.sorted() {
+                let added = try ip.run(["netns", "exec", namespace, "ip", "link", "add", name, "type", "bridge"])
+                guard added.succeeded else {
+                    throw TunerError.toolFailed(
+                        command: ip.commandLine(["link", "add", name, "type", "bridge"]),
+                        reason: added.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
+                }
+            }
+            made.formUnion(missing)
+            loaded = try ip.run(["netns", "exec", namespace, "nft", "-f", file], input: path == nil ? text : nil)
+        }
         guard loaded.succeeded else {
             throw Self.nftLoadError(loaded.stderr, file: file, source: source)
         }
@@ -218,6 +238,35 @@ public struct RulesetAnalyzer {
                 command: "nft -j list ruleset", reason: listed.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
         }
         return listed.stdout
+    }
+
+    /// At most this many interfaces are made for one ruleset (a host with
+    /// more named interfaces is not a firewall cttune is asked about).
+    static let largestInterfaceCount = 256
+
+    /// The interfaces nft reported missing ("Interface does not exist"), read
+    /// from the text at each error's `LINE:FIRST-LAST` columns (bytes, from 1),
+    /// unquoted; names the kernel could not take (over 15 bytes, `/`, blanks) are left out.
+    static func missingInterfaces(_ stderr: String, text: String) -> Set<String> {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        var names: Set<String> = []
+        for error in stderr.split(separator: "\n") where error.hasSuffix("Error: Interface does not exist") {
+            // FILE:LINE:FIRST-LAST: Error: …
+            guard let marker = error.range(of: ": Error: ") else { continue }
+            let fields = error[..<marker.lowerBound].split(separator: ":", omittingEmptySubsequences: false)
+            guard fields.count >= 3, let line = Int(fields[fields.count - 2]), line >= 1, line <= lines.count else { continue }
+            let columns = fields[fields.count - 1].split(separator: "-").compactMap { Int($0) }
+            guard let first = columns.first, first >= 1 else { continue }
+            let bytes = Array(lines[line - 1].utf8)
+            let last = Swift.min(columns.last ?? first, bytes.count)
+            guard first <= last else { continue }
+            let token = String(decoding: bytes[(first - 1)..<last], as: UTF8.self)
+            let name = token.hasPrefix("\"") && token.hasSuffix("\"") && token.count >= 2 ? String(token.dropFirst().dropLast()) : token
+            guard (1...15).contains(name.utf8.count), !name.contains("/"), !name.contains(where: \.isWhitespace), name != ".", name != ".."
+            else { continue }
+            names.insert(name)
+        }
+        return names
     }
 
     /// nft's first error, with its `FILE:LINE:COLUMN` location renamed to the source.

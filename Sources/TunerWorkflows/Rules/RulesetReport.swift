@@ -134,7 +134,8 @@ public struct RulesetReport: Sendable, Equatable {
     /// Nat chains and tables without a rule: the kernel tracks nothing for
     /// them, so they do not decide the verdict, but they load only where
     /// nf_nat and nf_conntrack can (see `NatChains`).
-    public var emptyNatChains: [NatChain] { natChains.filter { $0.rules == 0 } }
+    /// Nat chains the kernel tracks nothing for: empty, or only jumping to empty chains.
+    public var emptyNatChains: [NatChain] { natChains.filter(\.tracksNothing) }
 
     public var rulesExamined: Int { sources.reduce(0) { $0 + $1.rules } }
 
@@ -158,7 +159,8 @@ public struct RulesetReport: Sendable, Equatable {
                 ? []
                 : [
                     """
-                    \(emptyNatChains.count) empty NAT chain\(emptyNatChains.count == 1 ? " tracks" : "s track") nothing, but \
+                    \(emptyNatChains.count) NAT chain\(emptyNatChains.count == 1 ? "" : "s") without a NAT rule \
+                    (empty, or only jumping to empty chains) track\(emptyNatChains.count == 1 ? "s" : "") nothing, but \
                     \(emptyNatChains.count == 1 ? "it loads" : "they load") only with nf_nat and nf_conntrack: `cttune \
                     blacklist` and the stateless apply refuse until \(emptyNatChains.count == 1 ? "it is" : "they are") \
                     removed.
