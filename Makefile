@@ -1,4 +1,4 @@
-# make run        install libkmod-dev and libmnl-dev if missing, build (an import of an undeclared target fails), plan this host with the default profile
+# make run        install libkmod-dev, libmnl-dev and libnftables-dev if missing, build (an import of an undeclared target fails), plan this host with the default profile
 # make test       lint, install test tools if missing, build, run the whole suite
 # make lint       check the code layout with swift format (fix with: swift format -i -r Sources Tests)
 # make bench      print benchmark numbers (not part of the pass/fail suite)
@@ -85,7 +85,7 @@ bench: build
 	$(SWIFT) build -c release
 	scripts/bench.sh
 
-# Static Swift runtime: the installed binary needs only libc, libstdc++, libkmod and libmnl.
+# Static Swift runtime: the installed binary needs only libc, libstdc++, libkmod, libmnl and libnftables.
 # No $ORIGIN rpath: nothing is loaded from beside the binary. -z now: every
 # symbol is bound at start, so the relocation tables can be read-only (full
 # RELRO) for a tool that runs as root.

@@ -27,6 +27,12 @@ let package = Package(
             pkgConfig: "libmnl",
             providers: [.apt(["libmnl-dev"])]
         ),
+        // libnftables, seen only by Sources/TunerSystem/Nftables/NftContext.swift.
+        .systemLibrary(
+            name: "CNftables",
+            pkgConfig: "libnftables",
+            providers: [.apt(["libnftables-dev"])]
+        ),
         // openat2(2) with RESOLVE_IN_ROOT, seen only by Sources/TunerCore/Host/SystemRoot.swift.
         .target(name: "CRootPath"),
         // Turns profiles/*.yaml into Swift source so the binary carries them.
@@ -48,8 +54,8 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
-        // The system libraries: libkmod, ctnetlink through libmnl, setns.
-        .target(name: "TunerSystem", dependencies: ["TunerCore", "CKmod", "CMnl"]),
+        // The system libraries: libkmod, ctnetlink through libmnl, libnftables, setns.
+        .target(name: "TunerSystem", dependencies: ["TunerCore", "CKmod", "CMnl", "CNftables"]),
         // Profiles, the planner and the GC model: pure functions of their inputs.
         .target(
             name: "TunerModel",

@@ -18,6 +18,8 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
     case systemCallFailed(call: String, errno: Errno)
     /// An error of a kind cttune did not expect, described as it came.
     case unexpected(String)
+    /// nft (through libnftables) refused a change to cttune's own table; nothing of it was applied.
+    case nftRejected(message: String)
     /// A kernel or system file has unexpected content.
     case malformed(path: String, detail: String)
     /// Where a regular file is read, something else is there (a FIFO, a device).
@@ -147,6 +149,8 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
                 errno == .notPermitted || errno == .permissionDenied
                 ? "run as root (ctnetlink needs CAP_NET_ADMIN)" : "run again; if it persists, report it with the kernel version"
             return "\(call) failed: \(errnoText(errno)) — \(fix)"
+        case let .nftRejected(message):
+            return "nft refused the change, and applied none of it: \(message) — report it with `nft --version` and the kernel version"
         case let .unexpected(description):
             return "\(description) — this is not an error cttune knows how to explain; please report it"
         case let .unreadable(path, reason):
