@@ -26,7 +26,7 @@ struct WorstGCPhaseTests {
     static let quietFirstReapSeconds = 45.0
     /// Tries to catch the gc_worker's idle sleep before the sizing checks are
     /// given up (each try is a GC pass and a load run, about two minutes).
-    static let attempts = 3
+    static let attempts = 2
 
     @Test(
         "a burst started right after a GC pass fits the planned max in every namespace: no drop, no failed connect, max <= 1.5 x peak",
