@@ -4,10 +4,12 @@
 #   install-deps.sh package the build set plus what dpkg-buildpackage needs (make deb)
 #   install-deps.sh test    the build and package sets plus the tools the test suite drives
 #                           (gdb: the test watchdog prints a hung run's stacks)
+#                           (prometheus: promtool and the server, with prometheus-node-exporter
+#                           for the alerting end-to-end test; their services are not started)
 set -euo pipefail
 build=(libkmod-dev libmnl-dev pkg-config)
 package=(dpkg-dev debhelper)
-test=(iproute2 procps nftables kmod conntrack iptables strace time bc cpio ufw firewalld python3 python3-venv systemd man-db mandoc zsh fish binutils lintian cloud-init rpm mmdebstrap gdb)
+test=(iproute2 procps nftables kmod conntrack iptables strace time bc cpio ufw firewalld python3 python3-venv systemd man-db mandoc zsh fish binutils lintian cloud-init rpm mmdebstrap gdb prometheus prometheus-node-exporter)
 case "${1:-build}" in
   build) wanted=("${build[@]}") ;;
   package) wanted=("${build[@]}" "${package[@]}") ;;
