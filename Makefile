@@ -16,6 +16,8 @@ BINDIR ?= $(PREFIX)/bin
 DATADIR ?= $(PREFIX)/share
 MANDIR ?= $(DATADIR)/man
 PROFILEDIR ?= $(DATADIR)/cttune/profiles
+# The Prometheus rules for the textfile metrics (contrib/prometheus).
+PROMRULESDIR ?= $(DATADIR)/cttune/prometheus
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
@@ -112,6 +114,7 @@ install-files: $(MANPAGE)
 	install -D -m 0755 $(INSTALL_FROM)/cttune $(DESTDIR)$(BINDIR)/cttune
 	install -d $(DESTDIR)$(PROFILEDIR)
 	install -m 0644 profiles/*.yaml $(DESTDIR)$(PROFILEDIR)/
+	install -D -m 0644 contrib/prometheus/cttune.rules.yml $(DESTDIR)$(PROMRULESDIR)/cttune.rules.yml
 	install -D -m 0644 $(MANPAGE) $(DESTDIR)$(MANDIR)/man1/cttune.1
 	install -d $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR) $(DESTDIR)$(UNITDIR)
 	$(INSTALL_FROM)/cttune --generate-completion-script bash | sed '1{/^#!/d}' > $(DESTDIR)$(BASHCOMPDIR)/cttune
@@ -129,7 +132,8 @@ uninstall:
 	for unit in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$unit; done
 	rm -f $(DESTDIR)$(TMPFILESDIR)/cttune.conf
 	for profile in profiles/*.yaml; do rm -f $(DESTDIR)$(PROFILEDIR)/$$(basename $$profile); done
-	-rmdir $(DESTDIR)$(PROFILEDIR) $(DESTDIR)$(DATADIR)/cttune 2>/dev/null
+	rm -f $(DESTDIR)$(PROMRULESDIR)/cttune.rules.yml
+	-rmdir $(DESTDIR)$(PROFILEDIR) $(DESTDIR)$(PROMRULESDIR) $(DESTDIR)$(DATADIR)/cttune 2>/dev/null
 
 # debian/rules builds the release binary and the man page (make release man).
 deb: deps
