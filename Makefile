@@ -5,6 +5,7 @@
 # make install    release build, man page and completions, installed under $(DESTDIR)$(PREFIX)
 # make uninstall  remove what make install put there (same PREFIX and DESTDIR)
 # make deb        build .build/fleet/cttune_VERSION_ARCH.deb from debian/ with dpkg-buildpackage
+# make image      build .build/fleet/cttune-image_VERSION_ARCH.oci.tar: that package in a minimal Debian root (contrib/kubernetes)
 SWIFT ?= swift
 BIN := .build/debug
 
@@ -33,7 +34,7 @@ UNITS := cttune-apply.service cttune-status.service cttune-status.timer
 # The libkmod wrapper's suites, also run under the address sanitizer.
 KMOD_SUITES := KmodContextTests|ModuleTreeTests|UnloadOrderTests
 
-.PHONY: run build lint test bench deps test-deps test-python fleet-test-deps module-tree initramfs-lister test-asan clean release man install install-files uninstall deb
+.PHONY: run build lint test bench deps test-deps test-python fleet-test-deps module-tree initramfs-lister test-asan clean release man install install-files uninstall deb image
 
 run: build
 	$(BIN)/cttune plan
@@ -80,7 +81,7 @@ lint:
 
 # The suite takes about 7 minutes here; past 25 the watchdog names the tests
 # still running, shows their processes and stacks, and fails the run.
-test: lint test-deps test-python build module-tree initramfs-lister test-asan fleet-test-deps
+test: lint test-deps test-python build module-tree initramfs-lister test-asan fleet-test-deps image
 	scripts/test-watchdog.sh 1500 $(SWIFT) test
 
 bench: build
@@ -139,6 +140,12 @@ uninstall:
 deb: deps
 	scripts/install-deps.sh package
 	scripts/build-deb.sh $(GENERATED)
+
+# The container image for contrib/kubernetes: mmdebstrap's minimal Debian
+# with the package, as an OCI archive (scripts/build-image.sh).
+image: deb
+	scripts/install-deps.sh image
+	scripts/build-image.sh $(GENERATED) $$(ls $(GENERATED)/cttune_*.deb | tail -n 1)
 
 clean:
 	rm -rf .build .build-asan
