@@ -19,7 +19,11 @@ mkdir -p "$out" "$work/blobs/sha256"
 # Reproducible timestamps: the changelog's date.
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(dpkg-parsechangelog -l "$(dirname "$0")/../debian/changelog" -S Timestamp)}
 # No documentation, man pages or locales in the image: the binary's --help is the manual there.
-mmdebstrap --quiet --variant=minbase --include="$deb" \
+# The package's dependencies from the archive, then the package itself with dpkg.
+depends=$(dpkg-deb --field "$deb" Depends | tr ',' '\n' | sed 's/(.*)//; s/|.*//; s/[[:space:]]//g' | grep -v '^$' | LC_ALL=C sort -u | paste -sd, -)
+mmdebstrap --quiet --variant=minbase --include="$depends" \
+  --customize-hook="copy-in $deb /tmp" --customize-hook="chroot \"\$1\" dpkg -i /tmp/$(basename "$deb")" \
+  --customize-hook="rm -f \"\$1\"/tmp/$(basename "$deb")" \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
   --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*' \
   --dpkgopt='path-exclude=/usr/share/info/*' \
@@ -37,7 +41,7 @@ cat > "$work/config.json" <<JSON
  "config":{"Entrypoint":[],"Cmd":["cttune","status"],"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
   "Labels":{"org.opencontainers.image.title":"cttune","org.opencontainers.image.version":"$version"}},
  "rootfs":{"type":"layers","diff_ids":["sha256:$diff_id"]},
- "history":[{"created":"$created","created_by":"mmdebstrap --variant=minbase --include=cttune_${version}_$arch.deb $suite"}]}
+ "history":[{"created":"$created","created_by":"mmdebstrap --variant=minbase --include=$depends $suite, dpkg -i cttune_${version}_$arch.deb"}]}
 JSON
 config=$(sha256sum < "$work/config.json" | cut -d' ' -f1)
 config_size=$(stat -c %s "$work/config.json")
