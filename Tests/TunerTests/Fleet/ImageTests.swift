@@ -48,6 +48,17 @@ struct ImageTests {
         return rootfs
     }
 
+    /// A shell command run in a chroot of the image's root, with this host's
+    /// /proc and /sys mounted as a runtime mounts them (the Swift runtime
+    /// reads its arguments from /proc/self/cmdline), in a private mount namespace.
+    static func inImage(_ rootfs: URL, _ command: String) throws -> Shell.Result {
+        try Shell.run([
+            "unshare", "--mount", "--fork", "sh", "-c",
+            "mount --make-rprivate / && mount -t proc proc \"$0/proc\" && mount --rbind /sys \"$0/sys\" && exec chroot \"$0\" sh -c \"$1\"",
+            rootfs.path, command,
+        ])
+    }
+
     @Test("the archive's digests hold; the root has cttune, its rules and a shell, and no package lists or documentation")
     func layout() throws {
         let directory = try TestPaths.temporaryDirectory("cttune-image")
@@ -81,14 +92,11 @@ struct ImageTests {
         try Shell.check([
             "cp", "-a", TestPaths.fixtures.appendingPathComponent("hosts/small-vm").path, rootfs.appendingPathComponent("fixture").path,
         ])
-        let apply = try Shell.run([
-            "chroot", rootfs.path, "cttune", "apply", "--root", "/fixture", "--profile", "/etc/cttune/profile/profile.yaml", "--format",
-            "json",
-        ])
+        // The init container's command, on the fixture (a small VM: sized as a bigger node so the plan fits).
+        let apply = try Self.inImage(
+            rootfs, "cttune apply --profile /etc/cttune/profile/profile.yaml --root /fixture --memory 16G --cpus 4 --format json")
         #expect(apply.status == 0, "\(apply.stdout)\(apply.stderr)")
-        #expect(
-            apply.stdout.contains("\"command\": \"apply\"") || apply.stdout.contains("\"command\":\"apply\""), "\(apply.stdout.prefix(300))"
-        )
+        #expect(apply.stdout.contains("\"command\": \"apply\""), "\(apply.stdout.prefix(300))")
 
         // The status container's command, one round, with /proc and /sys of this host.
         let daemonSet = try String(
@@ -97,11 +105,7 @@ struct ImageTests {
             daemonSet.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.first { $0.hasPrefix("cttune status ") })
         try FileManager.default.createDirectory(
             at: rootfs.appendingPathComponent("var/lib/prometheus/node-exporter"), withIntermediateDirectories: true)
-        let result = try Shell.run([
-            "unshare", "--mount", "--fork", "sh", "-c",
-            "mount --make-rprivate / && mount -t proc proc \"$0/proc\" && mount --rbind /sys \"$0/sys\" && exec chroot \"$0\" sh -c \"$1\"",
-            rootfs.path, status,
-        ])
+        let result = try Self.inImage(rootfs, status)
         #expect([0, 1, 2].contains(result.status), "\(result.stdout)\(result.stderr)")
         let textfile = try String(
             contentsOf: rootfs.appendingPathComponent("var/lib/prometheus/node-exporter/cttune.prom"), encoding: .utf8)
