@@ -5,6 +5,7 @@
 # make install    release build, man page and completions, installed under $(DESTDIR)$(PREFIX)
 # make uninstall  remove what make install put there (same PREFIX and DESTDIR)
 # make deb        build .build/fleet/cttune_VERSION_ARCH.deb from debian/ with dpkg-buildpackage
+# make image      build .build/fleet/cttune-image_VERSION_ARCH.oci.tar: that package in a minimal Debian root (contrib/kubernetes)
 SWIFT ?= swift
 BIN := .build/debug
 
@@ -16,6 +17,8 @@ BINDIR ?= $(PREFIX)/bin
 DATADIR ?= $(PREFIX)/share
 MANDIR ?= $(DATADIR)/man
 PROFILEDIR ?= $(DATADIR)/cttune/profiles
+# The Prometheus rules for the textfile metrics (contrib/prometheus).
+PROMRULESDIR ?= $(DATADIR)/cttune/prometheus
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
@@ -31,7 +34,7 @@ UNITS := cttune-apply.service cttune-status.service cttune-status.timer
 # The libkmod wrapper's suites, also run under the address sanitizer.
 KMOD_SUITES := KmodContextTests|ModuleTreeTests|UnloadOrderTests
 
-.PHONY: run build lint test bench deps test-deps test-python fleet-test-deps module-tree initramfs-lister test-asan clean release man install install-files uninstall deb
+.PHONY: run build lint test bench deps test-deps test-python fleet-test-deps module-tree initramfs-lister test-asan clean release man install install-files uninstall deb image
 
 run: build
 	$(BIN)/cttune plan
@@ -78,7 +81,7 @@ lint:
 
 # The suite takes about 7 minutes here; past 25 the watchdog names the tests
 # still running, shows their processes and stacks, and fails the run.
-test: lint test-deps test-python build module-tree initramfs-lister test-asan fleet-test-deps
+test: lint test-deps test-python build module-tree initramfs-lister test-asan fleet-test-deps image
 	scripts/test-watchdog.sh 1500 $(SWIFT) test
 
 bench: build
@@ -112,6 +115,7 @@ install-files: $(MANPAGE)
 	install -D -m 0755 $(INSTALL_FROM)/cttune $(DESTDIR)$(BINDIR)/cttune
 	install -d $(DESTDIR)$(PROFILEDIR)
 	install -m 0644 profiles/*.yaml $(DESTDIR)$(PROFILEDIR)/
+	install -D -m 0644 contrib/prometheus/cttune.rules.yml $(DESTDIR)$(PROMRULESDIR)/cttune.rules.yml
 	install -D -m 0644 $(MANPAGE) $(DESTDIR)$(MANDIR)/man1/cttune.1
 	install -d $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR) $(DESTDIR)$(UNITDIR)
 	$(INSTALL_FROM)/cttune --generate-completion-script bash | sed '1{/^#!/d}' > $(DESTDIR)$(BASHCOMPDIR)/cttune
@@ -129,12 +133,19 @@ uninstall:
 	for unit in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$unit; done
 	rm -f $(DESTDIR)$(TMPFILESDIR)/cttune.conf
 	for profile in profiles/*.yaml; do rm -f $(DESTDIR)$(PROFILEDIR)/$$(basename $$profile); done
-	-rmdir $(DESTDIR)$(PROFILEDIR) $(DESTDIR)$(DATADIR)/cttune 2>/dev/null
+	rm -f $(DESTDIR)$(PROMRULESDIR)/cttune.rules.yml
+	-rmdir $(DESTDIR)$(PROFILEDIR) $(DESTDIR)$(PROMRULESDIR) $(DESTDIR)$(DATADIR)/cttune 2>/dev/null
 
 # debian/rules builds the release binary and the man page (make release man).
 deb: deps
 	scripts/install-deps.sh package
 	scripts/build-deb.sh $(GENERATED)
+
+# The container image for contrib/kubernetes: mmdebstrap's minimal Debian
+# with the package, as an OCI archive (scripts/build-image.sh).
+image: deb
+	scripts/install-deps.sh image
+	scripts/build-image.sh $(GENERATED) $$(ls $(GENERATED)/cttune_*.deb | tail -n 1)
 
 clean:
 	rm -rf .build .build-asan

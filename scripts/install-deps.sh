@@ -2,17 +2,21 @@
 # Installs the Debian packages cttune needs, only those missing.
 #   install-deps.sh build   libkmod-dev, libmnl-dev, libnftables-dev (headers and pkg-config files for CKmod, CMnl, CNftables)
 #   install-deps.sh package the build set plus what dpkg-buildpackage needs (make deb)
+#   install-deps.sh image   the package set plus mmdebstrap (make image)
 #   install-deps.sh test    the build and package sets plus the tools the test suite drives
 #                           (gdb: the test watchdog prints a hung run's stacks)
+#                           (prometheus: promtool and the server, with prometheus-node-exporter
+#                           for the alerting end-to-end test; their services are not started)
 set -euo pipefail
 build=(libkmod-dev libmnl-dev libnftables-dev pkg-config)
 package=(dpkg-dev debhelper)
-test=(iproute2 procps nftables kmod conntrack iptables strace time bc cpio ufw firewalld python3 python3-venv systemd man-db mandoc zsh fish binutils lintian cloud-init rpm mmdebstrap gdb)
+test=(iproute2 procps nftables kmod conntrack iptables strace time bc cpio ufw firewalld python3 python3-venv systemd man-db mandoc zsh fish binutils lintian cloud-init rpm mmdebstrap gdb prometheus prometheus-node-exporter)
 case "${1:-build}" in
   build) wanted=("${build[@]}") ;;
   package) wanted=("${build[@]}" "${package[@]}") ;;
+  image) wanted=("${build[@]}" "${package[@]}" mmdebstrap) ;;
   test) wanted=("${build[@]}" "${package[@]}" "${test[@]}") ;;
-  *) echo "usage: $0 build|package|test" >&2; exit 64 ;;
+  *) echo "usage: $0 build|package|image|test" >&2; exit 64 ;;
 esac
 missing=()
 for package in "${wanted[@]}"; do

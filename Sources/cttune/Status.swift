@@ -79,7 +79,13 @@ extension Cttune {
                 if allNamespaces || !namespace.isEmpty {
                     let requested = allNamespaces ? nil : try namespace.map(NamespaceIdentifier.parse)
                     let host = try probe.hostReport(windowSeconds: window, namespaces: requested, shouldStop: { StopRequest.isRequested })
-                    if let textfile { try PrometheusTextfile.write(PrometheusTextfile.render(host), to: textfile) }
+                    if let textfile {
+                        // Drift is judged where cttune's boot-time files apply: the initial namespace.
+                        let drift = host.members.first { $0.report.readings.namespace.kind == .initial }.flatMap {
+                            PlanDrift.read(under: .live, running: $0.report.readings, cpus: ProcessInfo.processInfo.activeProcessorCount)
+                        }
+                        try PrometheusTextfile.write(PrometheusTextfile.render(host, drift: drift), to: textfile)
+                    }
                     for reason in host.partialReasons { Diagnostics.partial(reason) }
                     if quiet {
                         if host.verdict != .ok { print(host.summary) }
@@ -90,7 +96,11 @@ extension Cttune {
                 }
                 guard let watch else {
                     let report = try probe.report(windowSeconds: window, shouldStop: { StopRequest.isRequested })
-                    if let textfile { try PrometheusTextfile.write(PrometheusTextfile.render(report), to: textfile) }
+                    if let textfile {
+                        let drift = PlanDrift.read(
+                            under: .live, running: report.readings, cpus: ProcessInfo.processInfo.activeProcessorCount)
+                        try PrometheusTextfile.write(PrometheusTextfile.render(report, drift: drift), to: textfile)
+                    }
                     if let problem = report.partialReason { Diagnostics.partial(problem) }
                     // cttune's boot-time files that another file overrides.
                     let overrides = PersistentConfig.overrides(of: PersistentConfig.filesOnDisk(under: .live), under: .live)

@@ -32,7 +32,8 @@ struct PrometheusTextfileTests {
         #expect(families.keys.allSatisfy { $0.hasPrefix("cttune_") })
         #expect(families.values.allSatisfy { !$0.help.isEmpty && ["gauge", "counter"].contains($0.type) })
         let netns = ["netns": "4026532317"]
-        #expect(PrometheusParser.value(families, "cttune_status", netns) == 2)
+        #expect(PrometheusParser.value(families, "cttune_status") == 2)
+        #expect(PrometheusParser.value(families, "cttune_namespace_status", netns) == 2)
         #expect(PrometheusParser.value(families, "cttune_netns_info", ["kind": "non-initial"]) == 1)
         #expect(PrometheusParser.value(families, "cttune_conntrack_entries", netns) == 950)
         #expect(PrometheusParser.value(families, "cttune_conntrack_fill_ratio", netns) == 0.95)
@@ -49,8 +50,8 @@ struct PrometheusTextfileTests {
     @Test("label values with quotes, backslashes and newlines are escaped so the parser reads them back intact")
     func escapesLabels() throws {
         let family = PrometheusTextfile.Family(
-            name: "cttune_test", type: "gauge", help: "a \\ help\nline",
-            samples: [([("state", "A\"B\\C\nD")], 1)])
+            MetricFamily(name: "cttune_test", kind: .gauge, unit: .count, labels: ["state"], help: "a \\ help\nline"),
+            [([("state", "A\"B\\C\nD")], 1)])
         let directory = try TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("t.prom").path

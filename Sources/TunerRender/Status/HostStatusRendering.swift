@@ -125,73 +125,63 @@ extension PrometheusTextfile {
     /// The namespaces as metrics: the `labelledNamespaces` fullest one by
     /// one (label `netns`: the namespace identifier), and totals over all of
     /// them, so the number of series stays bounded however many namespaces run.
-    public static func render(_ host: HostStatusReport) -> String {
+    public static func render(_ host: HostStatusReport, drift: PlanDrift? = nil) -> String {
         let top = host.members.prefix(HostStatusReport.labelledNamespaces)
-        func perNamespace(_ name: String, _ type: String, _ help: String, _ value: (StatusReport) -> Double) -> Family {
-            Family(name: name, type: type, help: help, samples: top.map { ([("netns", $0.identifier.description)], value($0.report)) })
+        func perNamespace(_ family: MetricFamily, _ value: (StatusReport) -> Double) -> Family {
+            Family(family, top.map { ([("netns", $0.identifier.description)], value($0.report)) })
         }
-        func total(_ name: String, _ type: String, _ help: String, _ value: Double) -> Family {
-            Family(name: name, type: type, help: help, samples: [([], value)])
-        }
+        let fullest = host.members.first?.report.readings
         var families = [
-            total(
-                "cttune_status", "gauge", "Worst verdict of cttune status over all namespaces: 0 ok, 1 warning, 2 critical, 3 unknown.",
-                Double(host.verdict.rawValue)),
-            total(
-                "cttune_status_partial", "gauge",
-                "1 when a namespace could not be read or a census failed; the verdict stands on what was read.", host.isPartial ? 1 : 0),
-            total("cttune_conntrack_namespaces", "gauge", "Network namespaces read.", Double(host.members.count)),
-            total(
-                "cttune_conntrack_namespaces_unreadable", "gauge",
-                "Network namespaces that vanished or could not be entered during the scan.", Double(host.failures.count)),
-            total(
-                "cttune_conntrack_all_namespaces_entries", "gauge", "Live conntrack entries summed over all namespaces.",
-                Double(host.totalEntries)),
-            total(
-                "cttune_conntrack_max", "gauge", "Global table limit each namespace's count is checked against (nf_conntrack_max).",
-                Double(host.members.first?.report.readings.current.max ?? 0)),
-            total(
-                "cttune_conntrack_max_fill_ratio", "gauge", "The fullest namespace's entries divided by max.",
-                host.members.first?.report.readings.current.fillRatio ?? 0),
+            Family(MetricCatalogue.status, Double(host.verdict.rawValue)),
+            Family(MetricCatalogue.statusPartial, host.isPartial ? 1 : 0),
+            perNamespace(MetricCatalogue.namespaceStatus) { Double($0.verdict.rawValue) },
+            Family(
+                MetricCatalogue.netnsInfo,
+                top.map {
+                    ([("netns", $0.identifier.description), ("kind", $0.report.readings.namespace.kind?.rawValue ?? "unknown")], 1)
+                }),
+            perNamespace(MetricCatalogue.entries) { Double($0.readings.current.count) },
+            Family(MetricCatalogue.max, Double(fullest?.current.max ?? 0)),
+            perNamespace(MetricCatalogue.fillRatio) { $0.readings.current.fillRatio },
+            Family(MetricCatalogue.maxFillRatio, fullest?.current.fillRatio ?? 0),
+            Family(MetricCatalogue.buckets, fullest?.current.buckets.map { [([], Double($0))] } ?? []),
+        ]
+        for counter in ConntrackSample.reportedCounters {
+            families.append(perNamespace(MetricCatalogue.namespaceCounter(counter)) { Double($0.readings.current.counter(counter)) })
+        }
+        families += [
+            Family(MetricCatalogue.namespaces, Double(host.members.count)),
+            Family(MetricCatalogue.namespacesUnreadable, Double(host.failures.count)),
+            Family(MetricCatalogue.allNamespacesEntries, Double(host.totalEntries)),
         ]
         for counter in ConntrackSample.packetLossCounters + ["early_drop"] {
             families.append(
-                total(
-                    "cttune_conntrack_all_namespaces_\(counter)_total", "counter",
-                    "Per-CPU \(counter) statistic summed over all namespaces read (falls when a namespace goes away).",
+                Family(
+                    MetricCatalogue.allNamespacesCounter(counter),
                     Double(host.members.map { $0.report.readings.current.counter(counter) }.reduce(0, +))))
         }
-        families += [
-            perNamespace(
-                "cttune_namespace_status", "gauge", "Verdict per namespace, for the fullest \(HostStatusReport.labelledNamespaces)."
-            ) {
-                Double($0.verdict.rawValue)
-            },
-            perNamespace("cttune_conntrack_entries", "gauge", "Live conntrack entries (nf_conntrack_count) of the fullest namespaces.") {
-                Double($0.readings.current.count)
-            },
-            perNamespace("cttune_conntrack_fill_ratio", "gauge", "Entries divided by max; warning from 0.75, critical from 0.9.") {
-                $0.readings.current.fillRatio
-            },
-        ]
-        for counter in ConntrackSample.reportedCounters {
-            families.append(
-                perNamespace(
-                    "cttune_conntrack_\(counter)_total", "counter",
-                    "Per-CPU \(counter) statistic of the namespace, summed, since it was created."
-                ) { Double($0.readings.current.counter(counter)) })
+        for member in top {
+            families += censusFamilies(member.report.readings, netns: [("netns", member.identifier.description)])
         }
-        if let slab = host.slab {
-            families.append(
-                total(
-                    "cttune_conntrack_slab_bytes", "gauge",
-                    "Slab memory of all conntrack entries on the host (active objects x object size).",
-                    Double(slab.bytes)))
-        }
+        if let slab = host.slab { families.append(Family(MetricCatalogue.slabBytes, Double(slab.bytes))) }
+        families += driftFamilies(drift)
         families.append(
-            total(
-                "cttune_status_timestamp_seconds", "gauge", "When cttune status wrote these metrics (Unix time).",
-                (host.members.first?.report.readings.wallClock ?? Date()).timeIntervalSince1970.rounded()))
-        return families.filter { !$0.samples.isEmpty }.map(text).joined()
+            Family(
+                MetricCatalogue.statusTimestamp, (host.members.first?.report.readings.wallClock ?? Date()).timeIntervalSince1970.rounded()))
+        return merged(families).filter { !$0.samples.isEmpty }.map(text).joined()
+    }
+
+    /// One family per name: the census families of several namespaces
+    /// become one block each (a name may appear once in an exposition).
+    static func merged(_ families: [Family]) -> [Family] {
+        var result: [Family] = []
+        for family in families {
+            if let index = result.firstIndex(where: { $0.name == family.name }) {
+                result[index].samples += family.samples
+            } else {
+                result.append(family)
+            }
+        }
+        return result
     }
 }

@@ -6,95 +6,97 @@ import TunerSystem
 import TunerWorkflows
 
 /// The status as Prometheus text-exposition metrics (format 0.0.4), for
-/// node_exporter's textfile collector: names prefixed `cttune_`, a HELP and a
-/// TYPE line per family, labels for the network namespace and TCP state.
+/// node_exporter's textfile collector. Every family comes from
+/// `MetricCatalogue`: names prefixed `cttune_`, a HELP and a TYPE line each,
+/// labels for the namespace and what the catalogue names.
 public enum PrometheusTextfile {
     struct Family {
-        var name: String
-        var type: String
-        var help: String
+        var family: MetricFamily
         var samples: [(labels: [(String, String)], value: Double)]
+
+        var name: String { family.name }
+
+        init(_ family: MetricFamily, _ samples: [(labels: [(String, String)], value: Double)]) {
+            self.family = family
+            self.samples = samples
+            assert(samples.allSatisfy { $0.labels.map(\.0) == family.labels }, "\(family.name): labels other than the catalogue's")
+        }
+
+        /// One sample without labels.
+        init(_ family: MetricFamily, _ value: Double) { self.init(family, [([], value)]) }
     }
 
-    public static func render(_ report: StatusReport) -> String {
+    /// One namespace's metrics (`cttune status --textfile`): the label
+    /// `netns` is the namespace inode (its kind where the inode is unknown).
+    public static func render(_ report: StatusReport, drift: PlanDrift? = nil) -> String {
         let readings = report.readings
         let sample = readings.current
         let netns = [("netns", readings.namespace.inode.map(String.init) ?? readings.namespace.kind?.rawValue ?? "unknown")]
-        func gauge(_ name: String, _ help: String, _ value: Double?) -> Family {
-            Family(name: name, type: "gauge", help: help, samples: value.map { [(netns, $0)] } ?? [])
-        }
+        func perNamespace(_ family: MetricFamily, _ value: Double?) -> Family { Family(family, value.map { [(netns, $0)] } ?? []) }
         var families = [
-            gauge("cttune_status", "Verdict of cttune status: 0 ok, 1 warning, 2 critical, 3 unknown.", Double(report.verdict.rawValue)),
-            gauge(
-                "cttune_status_partial", "1 when a reading failed or may be incomplete (the census); the verdict stands on the counters.",
-                readings.isPartial ? 1 : 0),
-            Family(
-                name: "cttune_netns_info", type: "gauge",
-                help: "The network namespace the metrics describe (kind: initial or non-initial).",
-                samples: [(netns + [("kind", readings.namespace.kind?.rawValue ?? "unknown")], 1)]),
-            gauge(
-                "cttune_conntrack_entries", "Live conntrack entries in the network namespace (nf_conntrack_count).", Double(sample.count)),
-            gauge(
-                "cttune_conntrack_max", "Global table limit the namespace's count is checked against (nf_conntrack_max).",
-                Double(sample.max)),
-            gauge("cttune_conntrack_fill_ratio", "Entries divided by max; warning from 0.75, critical from 0.9.", sample.fillRatio),
-            gauge("cttune_conntrack_buckets", "Hash table buckets (nf_conntrack_buckets).", sample.buckets.map(Double.init)),
+            Family(MetricCatalogue.status, Double(report.verdict.rawValue)),
+            Family(MetricCatalogue.statusPartial, readings.isPartial ? 1 : 0),
+            perNamespace(MetricCatalogue.namespaceStatus, Double(report.verdict.rawValue)),
+            Family(MetricCatalogue.netnsInfo, [(netns + [("kind", readings.namespace.kind?.rawValue ?? "unknown")], 1)]),
+            perNamespace(MetricCatalogue.entries, Double(sample.count)),
+            Family(MetricCatalogue.max, Double(sample.max)),
+            perNamespace(MetricCatalogue.fillRatio, sample.fillRatio),
+            Family(MetricCatalogue.buckets, sample.buckets.map { [([], Double($0))] } ?? []),
         ]
         for counter in ConntrackSample.reportedCounters {
-            families.append(
-                Family(
-                    name: "cttune_conntrack_\(counter)_total", type: "counter",
-                    help: "Per-CPU \(counter) statistic of /proc/net/stat/nf_conntrack, summed, since the namespace was created.",
-                    samples: [(netns, Double(sample.counter(counter)))]))
+            families.append(perNamespace(MetricCatalogue.namespaceCounter(counter), Double(sample.counter(counter))))
         }
         families.append(
             Family(
-                name: "cttune_conntrack_timeout_seconds", type: "gauge", help: "Conntrack timeouts in force in the namespace.",
-                samples: ConntrackSetting.timeouts.compactMap { setting in
+                MetricCatalogue.timeoutSeconds,
+                ConntrackSetting.timeouts.compactMap { setting in
                     readings.timeouts[setting].map { (netns + [("timeout", setting.shortName)], Double($0)) }
                 }))
-        if let census = readings.census {
-            families.append(
-                Family(
-                    name: "cttune_conntrack_protocol_entries", type: "gauge", help: "Live entries by layer-4 protocol.",
-                    samples: census.byProtocol.sorted { $0.key < $1.key }.map { (netns + [("protocol", $0.key)], Double($0.value)) }))
-            families.append(
-                Family(
-                    name: "cttune_conntrack_tcp_state_entries", type: "gauge", help: "Live TCP entries by conntrack TCP state.",
-                    samples: census.tcpStates.sorted { $0.key < $1.key }.map { (netns + [("state", $0.key)], Double($0.value)) }))
-            families.append(
-                gauge(
-                    "cttune_conntrack_census_sample_ratio",
-                    "Share of the entries the census read: 1 for a full dump, less with --census-sample (counts scaled up).",
-                    census.sample.map { Double($0.entriesRead) / Double(Swift.max($0.tableEntries, 1)) } ?? 1))
-            families.append(
-                gauge(
-                    "cttune_conntrack_orphan_entries", "ESTABLISHED entries idle at least \(EntryCensus.orphanIdleSeconds) s.",
-                    Double(census.orphans)))
-        }
+        families += censusFamilies(readings, netns: netns)
         if readings.kernelLog.readable {
-            families.append(
-                gauge(
-                    "cttune_conntrack_table_full_log_lines",
-                    "Kernel log lines 'nf_conntrack: table full' about the namespace still in the ring buffer.",
-                    Double(readings.kernelLog.lines.count)))
+            families.append(perNamespace(MetricCatalogue.tableFullLogLines, Double(readings.kernelLog.lines.count)))
         }
-        if let slab = readings.slab {
-            families.append(
-                Family(
-                    name: "cttune_conntrack_slab_bytes", type: "gauge",
-                    help: "Slab memory of all conntrack entries on the host (active objects x object size).",
-                    samples: [([], Double(slab.bytes))]))
-        }
-        families.append(
-            Family(
-                name: "cttune_status_timestamp_seconds", type: "gauge", help: "When cttune status wrote these metrics (Unix time).",
-                samples: [([], readings.wallClock.timeIntervalSince1970.rounded())]))
+        if let slab = readings.slab { families.append(Family(MetricCatalogue.slabBytes, Double(slab.bytes))) }
+        families += driftFamilies(drift)
+        families.append(Family(MetricCatalogue.statusTimestamp, readings.wallClock.timeIntervalSince1970.rounded()))
         return families.filter { !$0.samples.isEmpty }.map(text).joined()
     }
 
+    /// The census's families for one namespace; none when it did not run.
+    static func censusFamilies(_ readings: StatusReadings, netns: [(String, String)]) -> [Family] {
+        guard let census = readings.census else { return [] }
+        return [
+            Family(
+                MetricCatalogue.protocolEntries,
+                census.byProtocol.sorted { $0.key < $1.key }.map { (netns + [("protocol", $0.key)], Double($0.value)) }),
+            Family(
+                MetricCatalogue.tcpStateEntries,
+                census.tcpStates.sorted { $0.key < $1.key }.map { (netns + [("state", $0.key)], Double($0.value)) }),
+            Family(
+                MetricCatalogue.censusSampleRatio,
+                [(netns, census.sample.map { Double($0.entriesRead) / Double(Swift.max($0.tableEntries, 1)) } ?? 1)]),
+            Family(MetricCatalogue.orphanEntries, [(netns, Double(census.orphans))]),
+        ]
+    }
+
+    /// The drift from cttune's persisted plan and the writers that undo it;
+    /// none when cttune has persisted no plan.
+    static func driftFamilies(_ drift: PlanDrift?) -> [Family] {
+        guard let drift else { return [] }
+        return [
+            Family(
+                MetricCatalogue.planDrift,
+                ConntrackSetting.allCases.compactMap { setting in
+                    drift.drifted(setting).map { ([("setting", setting.key)], $0 ? 1 : 0) }
+                }),
+            Family(
+                MetricCatalogue.writerUndoneSettings,
+                drift.undoneByWriter.sorted { $0.key < $1.key }.map { ([("writer", $0.key)], Double($0.value)) }),
+        ]
+    }
+
     static func text(_ family: Family) -> String {
-        var out = "# HELP \(family.name) \(escapeHelp(family.help))\n# TYPE \(family.name) \(family.type)\n"
+        var out = "# HELP \(family.name) \(escapeHelp(family.family.help))\n# TYPE \(family.name) \(family.family.kind.rawValue)\n"
         for sample in family.samples {
             let labels =
                 sample.labels.isEmpty ? "" : "{" + sample.labels.map { "\($0.0)=\"\(escapeLabel($0.1))\"" }.joined(separator: ",") + "}"

@@ -41,7 +41,7 @@ struct DebianPackageTests {
                 "/usr/share/doc/cttune/copyright", "/usr/share/doc/cttune/changelog.gz",
                 "/usr/share/doc/cttune/NOTICE.gz", "/usr/share/doc/cttune/README.md.gz", "/usr/share/doc/cttune/README.Debian",
                 "/usr/share/doc/cttune/apply.md.gz", "/usr/lib/tmpfiles.d/cttune.conf",
-                "/etc/default/cttune", "/etc/cttune/profiles/README",
+                "/etc/default/cttune", "/etc/cttune/profiles/README", "/usr/share/cttune/prometheus/cttune.rules.yml",
             ]
             + ["database", "ddos-edge", "default", "kubernetes-node", "nat-gateway", "stateless", "web-frontend"]
             .map { "/usr/share/cttune/profiles/\($0).yaml" }

@@ -17,7 +17,7 @@ struct InstallTests {
             "share/bash-completion/completions/cttune",
             "share/fish/vendor_completions.d/cttune.fish",
             "share/man/man1/cttune.1",
-            "share/zsh/site-functions/_cttune",
+            "share/zsh/site-functions/_cttune", "share/cttune/prometheus/cttune.rules.yml",
         ]
         + ["database", "ddos-edge", "default", "kubernetes-node", "nat-gateway", "stateless", "web-frontend"]
         .map { "share/cttune/profiles/\($0).yaml" }

@@ -43,7 +43,8 @@ struct RpmPackageTests {
         let files = try Shell.check(["rpm", "-qpl", rpm])
         for path in [
             "/usr/bin/cttune", "/usr/lib/systemd/system/cttune-apply.service", "/usr/lib/tmpfiles.d/cttune.conf",
-            "/usr/share/cttune/profiles/web-frontend.yaml", "/usr/share/licenses/cttune-\(version)/NOTICE",
+            "/usr/share/cttune/profiles/web-frontend.yaml", "/usr/share/cttune/prometheus/cttune.rules.yml",
+            "/usr/share/licenses/cttune-\(version)/NOTICE",
         ] {
             #expect(files.contains(path + "\n"), "\(path)")
         }
