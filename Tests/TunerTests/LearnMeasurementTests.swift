@@ -275,6 +275,36 @@ struct LearnedProfileTests {
         #expect(profile.sources.count == 2, "the file, then default: \(profile.sources)")
     }
 
+    @Test("every measured number is written inside the schema's limits, so plan takes the profile whatever was measured")
+    func writerClampsToSchema() throws {
+        var load = LearnedLoad(windowSeconds: 600)
+        // Past every limit: a flood of 9 million flows/s, a burst of 500, a year-long flow.
+        for (field, _, _, _) in load.profileNumbers {
+            let raw = field.limits.upperBound * 1.5 + 1
+            let number = LearnedNumber(value: raw, sample: 1000, minimumWindowSeconds: 60, isEstimate: false, basis: "test")
+            switch field {
+            case .tcpNewPerSecond: load.tcpNewPerSecond = number
+            case .tcpEstablishedSeconds: load.establishedSeconds = number
+            case .tcpRstCloseRatio: load.rstCloseRatio = number
+            case .tcpOrphanRatio: load.orphanRatio = LearnedNumber(value: 0.4, sample: 1000, isEstimate: false, basis: "test")
+            case .tcpHalfOpenRatio: load.halfOpenRatio = LearnedNumber(value: 0.4, sample: 1000, isEstimate: false, basis: "test")
+            case .udpNewPerSecond: load.udpNewPerSecond = number
+            case .udpStreamRatio: load.udpStreamRatio = number
+            case .otherPerSecond: load.otherPerSecond = number
+            case .burstFactor: load.burstFactor = number
+            default: Issue.record("learn writes \(field.rawValue), which this test does not set")
+            }
+        }
+        let directory = try TestPaths.temporaryDirectory("cttune-learned-limits")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("learned.yaml").path
+        try Self.report(load).profileYAML().write(toFile: file, atomically: true, encoding: .utf8)
+        let profile = try ProfileCatalog(searchDirectories: []).load(file)
+        for (field, _, _, _) in load.profileNumbers where field != .tcpOrphanRatio && field != .tcpHalfOpenRatio {
+            #expect(field.value(in: profile) == field.limits.upperBound, "\(field.rawValue)")
+        }
+    }
+
     @Test("a number with nothing behind it is left out, so the parent's value applies")
     func unmeasuredLeftOut() throws {
         let learned = SyntheticLoad().learn(end: 60)

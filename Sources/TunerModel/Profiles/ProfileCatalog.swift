@@ -135,20 +135,7 @@ public struct ProfileCatalog: Sendable {
         profile.sources = sources
         for document in chain.reversed() {  // the root ancestor first, the child last
             profile.summary = document.summary ?? profile.summary
-            profile.tcp.newPerSecond = document.tcpNewPerSecond ?? profile.tcp.newPerSecond
-            profile.tcp.establishedSeconds = document.tcpEstablishedSeconds ?? profile.tcp.establishedSeconds
-            profile.tcp.rstCloseRatio = document.tcpRstCloseRatio ?? profile.tcp.rstCloseRatio
-            profile.tcp.orphanRatio = document.tcpOrphanRatio ?? profile.tcp.orphanRatio
-            profile.tcp.halfOpenRatio = document.tcpHalfOpenRatio ?? profile.tcp.halfOpenRatio
-            profile.udp.newPerSecond = document.udpNewPerSecond ?? profile.udp.newPerSecond
-            profile.udp.streamRatio = document.udpStreamRatio ?? profile.udp.streamRatio
-            profile.otherPerSecond = document.otherPerSecond ?? profile.otherPerSecond
-            profile.burstFactor = document.burstFactor ?? profile.burstFactor
-            profile.headroom = document.headroom ?? profile.headroom
-            profile.memoryBudgetPercent = document.memoryBudgetPercent ?? profile.memoryBudgetPercent
-            profile.chainLength = document.chainLength ?? profile.chainLength
-            profile.gcLatencySeconds = document.gcLatencySeconds ?? profile.gcLatencySeconds
-            profile.namespaces = document.namespaces ?? profile.namespaces
+            for (field, value) in document.numbers { field.set(value, in: &profile) }
             profile.pinnedTimeouts.merge(document.timeouts) { _, child in child }
             profile.timeoutFloors.merge(document.timeoutFloors) { _, child in child }
             profile.stateful = document.stateful ?? profile.stateful

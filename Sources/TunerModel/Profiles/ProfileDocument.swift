@@ -11,39 +11,14 @@ import Yams
 struct ProfileDocument: Equatable {
     var extends: String?
     var summary: String?
-    var tcpNewPerSecond: Double?
-    var tcpEstablishedSeconds: Double?
-    var tcpRstCloseRatio: Double?
-    var tcpOrphanRatio: Double?
-    var tcpHalfOpenRatio: Double?
-    var udpNewPerSecond: Double?
-    var udpStreamRatio: Double?
-    var otherPerSecond: Double?
-    var burstFactor: Double?
-    var headroom: Double?
-    var memoryBudgetPercent: Double?
-    var chainLength: Int?
-    var gcLatencySeconds: Double?
-    var namespaces: Int?
+    /// The numbers the file sets (`ProfileField` defines each key and its limits).
+    var numbers: [ProfileField: Double] = [:]
     var timeouts: [ConntrackSetting: Int] = [:]
     var timeoutFloors: [ConntrackSetting: Int] = [:]
     var stateful: Bool?
 
-    /// Limits that catch typos (a rate of 1e9, a ratio of 5) before they
-    /// become a plan. Rates: a few million new flows/s is beyond any single
-    /// host's conntrack. Timeouts: the kernel keeps them in jiffies (u32).
+    /// Limits of the timeout tables: the kernel keeps timeouts in jiffies (u32).
     enum Limits {
-        static let rate = 0.0...5_000_000
-        static let ratio = 0.0...1
-        static let seconds = 0.0...31_536_000
-        static let burstFactor = 1.0...100
-        static let headroom = 1.0...10
-        static let memoryBudgetPercent = 0.01...90
-        static let chainLength = 1...16
-        static let gcLatencySeconds = 0.0...600
-        /// Network namespaces carrying the load: thousands of pods on one
-        /// host is the most anyone runs.
-        static let namespaces = 1...100_000
         static let timeoutSeconds = 1...2_000_000
     }
 
@@ -65,41 +40,38 @@ struct ProfileDocument: Equatable {
         var document = ProfileDocument()
         let top = try reader.mapping(root, at: "")
         try reader.allowOnly(
-            [
-                "extends", "description", "load", "burst_factor", "headroom", "memory_budget_percent",
-                "chain_length", "gc_latency_seconds", "namespaces", "timeouts", "timeout_floors", "stateful",
-            ], in: top, at: "")
+            ["extends", "description", "load"] + ProfileField.fields(in: "").map(\.key) + ["timeouts", "timeout_floors", "stateful"],
+            in: top, at: "")
         document.extends = try top["extends"].map { try reader.string($0, at: "extends") }
         document.summary = try top["description"].map { try reader.string($0, at: "description") }
+        // Checked in the order the file reads (load first), so the first error reported is the first in the schema.
         if let load = try top["load"].map({ try reader.mapping($0, at: "load") }) {
-            try reader.allowOnly(["tcp", "udp", "other_per_second"], in: load, at: "load")
-            if let tcp = try load["tcp"].map({ try reader.mapping($0, at: "load.tcp") }) {
-                try reader.allowOnly(
-                    ["new_per_second", "established_seconds", "rst_close_ratio", "orphan_ratio", "half_open_ratio"],
-                    in: tcp, at: "load.tcp")
-                document.tcpNewPerSecond = try reader.number(tcp, "new_per_second", at: "load.tcp", in: Limits.rate)
-                document.tcpEstablishedSeconds = try reader.number(tcp, "established_seconds", at: "load.tcp", in: Limits.seconds)
-                document.tcpRstCloseRatio = try reader.number(tcp, "rst_close_ratio", at: "load.tcp", in: Limits.ratio)
-                document.tcpOrphanRatio = try reader.number(tcp, "orphan_ratio", at: "load.tcp", in: Limits.ratio)
-                document.tcpHalfOpenRatio = try reader.number(tcp, "half_open_ratio", at: "load.tcp", in: Limits.ratio)
+            try reader.allowOnly(["tcp", "udp"] + ProfileField.fields(in: "load").map(\.key), in: load, at: "load")
+            for protocolSection in ["tcp", "udp"] {
+                let section = "load." + protocolSection
+                guard let mapping = try load[protocolSection].map({ try reader.mapping($0, at: section) }) else { continue }
+                try reader.allowOnly(ProfileField.fields(in: section).map(\.key), in: mapping, at: section)
+                try document.readNumbers(in: mapping, section: section, reader: reader)
             }
-            if let udp = try load["udp"].map({ try reader.mapping($0, at: "load.udp") }) {
-                try reader.allowOnly(["new_per_second", "stream_ratio"], in: udp, at: "load.udp")
-                document.udpNewPerSecond = try reader.number(udp, "new_per_second", at: "load.udp", in: Limits.rate)
-                document.udpStreamRatio = try reader.number(udp, "stream_ratio", at: "load.udp", in: Limits.ratio)
-            }
-            document.otherPerSecond = try reader.number(load, "other_per_second", at: "load", in: Limits.rate)
+            try document.readNumbers(in: load, section: "load", reader: reader)
         }
-        document.burstFactor = try reader.number(top, "burst_factor", at: "", in: Limits.burstFactor)
-        document.headroom = try reader.number(top, "headroom", at: "", in: Limits.headroom)
-        document.memoryBudgetPercent = try reader.number(top, "memory_budget_percent", at: "", in: Limits.memoryBudgetPercent)
-        document.chainLength = try reader.integer(top, "chain_length", at: "", in: Limits.chainLength)
-        document.gcLatencySeconds = try reader.number(top, "gc_latency_seconds", at: "", in: Limits.gcLatencySeconds)
-        document.namespaces = try reader.integer(top, "namespaces", at: "", in: Limits.namespaces)
+        try document.readNumbers(in: top, section: "", reader: reader)
         document.timeouts = try reader.timeoutTable(top["timeouts"], at: "timeouts")
         document.timeoutFloors = try reader.timeoutTable(top["timeout_floors"], at: "timeout_floors")
         document.stateful = try top["stateful"].map { try reader.bool($0, at: "stateful") }
         return document
+    }
+
+    /// The schema's numbers of one mapping, each checked against its limits.
+    private mutating func readNumbers(in mapping: Node.Mapping, section: String, reader: NodeReader) throws {
+        for field in ProfileField.fields(in: section) {
+            let limits = field.limits
+            let value =
+                field.isWhole
+                ? try reader.integer(mapping, field.key, at: section, in: Int(limits.lowerBound)...Int(limits.upperBound)).map(Double.init)
+                : try reader.number(mapping, field.key, at: section, in: limits)
+            if let value { numbers[field] = value }
+        }
     }
 }
 

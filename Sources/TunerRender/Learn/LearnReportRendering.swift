@@ -5,19 +5,19 @@ import TunerSystem
 import TunerWorkflows
 
 extension LearnedLoad {
-    /// The profile keys in the order the profile schema lists them, with how to print each value.
+    /// The profile fields learn measures, in the schema's order, with how to print each value.
     /// `name` is the JSON member (and the text row).
-    var profileNumbers: [(section: String, key: String, name: String, number: LearnedNumber, decimals: Int)] {
+    var profileNumbers: [(field: ProfileField, name: String, number: LearnedNumber, decimals: Int)] {
         [
-            ("load.tcp", "new_per_second", "tcp_new_per_second", tcpNewPerSecond, 2),
-            ("load.tcp", "established_seconds", "tcp_established_seconds", establishedSeconds, 2),
-            ("load.tcp", "rst_close_ratio", "tcp_rst_close_ratio", rstCloseRatio, 4),
-            ("load.tcp", "orphan_ratio", "tcp_orphan_ratio", orphanRatio, 5),
-            ("load.tcp", "half_open_ratio", "tcp_half_open_ratio", halfOpenRatio, 4),
-            ("load.udp", "new_per_second", "udp_new_per_second", udpNewPerSecond, 2),
-            ("load.udp", "stream_ratio", "udp_stream_ratio", udpStreamRatio, 4),
-            ("load", "other_per_second", "other_per_second", otherPerSecond, 2),
-            ("", "burst_factor", "burst_factor", burstFactor, 2),
+            (.tcpNewPerSecond, "tcp_new_per_second", tcpNewPerSecond, 2),
+            (.tcpEstablishedSeconds, "tcp_established_seconds", establishedSeconds, 2),
+            (.tcpRstCloseRatio, "tcp_rst_close_ratio", rstCloseRatio, 4),
+            (.tcpOrphanRatio, "tcp_orphan_ratio", orphanRatio, 5),
+            (.tcpHalfOpenRatio, "tcp_half_open_ratio", halfOpenRatio, 4),
+            (.udpNewPerSecond, "udp_new_per_second", udpNewPerSecond, 2),
+            (.udpStreamRatio, "udp_stream_ratio", udpStreamRatio, 4),
+            (.otherPerSecond, "other_per_second", otherPerSecond, 2),
+            (.burstFactor, "burst_factor", burstFactor, 2),
         ]
     }
 }
@@ -43,7 +43,7 @@ extension LearnReport {
             lines.append(
                 "events were lost (\(lost.joined(separator: ", "))): the numbers are approximate, not exact — rerun in a quieter period")
         }
-        let estimates = load.profileNumbers.filter { $0.number.value != nil && $0.number.isEstimate && $0.key != "orphan_ratio" }
+        let estimates = load.profileNumbers.filter { $0.number.value != nil && $0.number.isEstimate && $0.field != .tcpOrphanRatio }
         if !estimates.isEmpty {
             let longest = estimates.map(\.number.minimumWindowSeconds).max() ?? 0
             lines.append(
@@ -74,16 +74,18 @@ extension LearnReport {
             "description: Learned from \(window) s of traffic in \(place)",
         ]
         var openSections: Set<String> = []
-        for (section, key, _, number, decimals) in load.profileNumbers {
+        for (field, _, number, decimals) in load.profileNumbers {
+            let (section, key) = (field.section, field.key)
             let depth = section.isEmpty ? 0 : section.split(separator: ".").count
             let indent = String(repeating: "  ", count: depth)
             let inWindow = number.basis.hasSuffix(" in \(window) s") ? "" : ", in \(window) s"
-            let comment = number.basis + inWindow + Self.estimateNote(key: key, number)
-            guard var value = number.value else {
+            let comment = number.basis + inWindow + Self.estimateNote(field, number)
+            guard let measured = number.value else {
                 lines.append("\(indent)# \(key): not measured (\(comment)), the parent's value applies")
                 continue
             }
-            if key == "burst_factor" { value = min(max(value, 1), 100) }
+            // Inside the schema's limits, so `cttune plan --profile FILE` takes what was written.
+            let value = field.clamped(measured)
             // Open each parent mapping once, only when a value goes under it.
             var path = ""
             for (level, part) in section.split(separator: ".").enumerated() {
@@ -97,9 +99,9 @@ extension LearnReport {
     }
 
     /// Why a number is an estimate, or nothing.
-    static func estimateNote(key: String, _ number: LearnedNumber) -> String {
+    static func estimateNote(_ field: ProfileField, _ number: LearnedNumber) -> String {
         guard number.isEstimate else { return "" }
-        if key == "orphan_ratio" { return "; estimate: inferred from idle ESTABLISHED entries" }
+        if field == .tcpOrphanRatio { return "; estimate: inferred from idle ESTABLISHED entries" }
         return "; estimate: needs a window of \(Int(number.minimumWindowSeconds)) s"
     }
 
@@ -171,9 +173,9 @@ extension LearnReport {
         var lines = [
             "Learned from \(Int(load.windowSeconds.rounded())) s in \(place) (events \(confidence)); profile written to \(profileFile)"
         ]
-        for (_, key, name, number, decimals) in load.profileNumbers {
+        for (field, name, number, decimals) in load.profileNumbers {
             let value = number.value.map { Self.plain($0, decimals: decimals) } ?? "-"
-            let note = number.value == nil ? "" : Self.estimateNote(key: key, number)
+            let note = number.value == nil ? "" : Self.estimateNote(field, number)
             lines.append(
                 "  " + name.padding(toLength: 24, withPad: " ", startingAt: 0) + " "
                     + value.padding(toLength: 8, withPad: " ", startingAt: 0) + " " + number.basis + note)
