@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import TunerCore
 import TunerModel
 import TunerRender
@@ -39,8 +40,8 @@ struct Cttune: ParsableCommand {
             guard exitCode(for: error) == .validationFailure, message.contains(where: \.isNewline), full.hasPrefix("Error: " + message)
             else { exit(withError: error) }
             let rest = full.dropFirst("Error: ".count + message.count)
-            FileHandle.standardError.write(Data(("Error: " + Echo.oneLine(message) + rest + "\n").utf8))
-            Foundation.exit(exitCode(for: error).rawValue)
+            StandardError.write("Error: " + Echo.oneLine(message) + rest + "\n")
+            Glibc.exit(exitCode(for: error).rawValue)
         }
     }
 

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SystemPackage
 
 /// Where the plan's bytes per conntrack entry come from, in the order tried:
