@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages cttune needs, only those missing.
-#   install-deps.sh build   libkmod-dev, libmnl-dev (headers and pkg-config files for CKmod, CMnl)
+#   install-deps.sh build   libkmod-dev, libmnl-dev, libyaml-dev (headers and pkg-config files for CKmod, CMnl, CYaml)
 #   install-deps.sh package the build set plus what dpkg-buildpackage needs (make deb)
 #   install-deps.sh test    the build and package sets plus the tools the test suite drives
 #                           (gdb: the test watchdog prints a hung run's stacks)
 set -euo pipefail
-build=(libkmod-dev libmnl-dev pkg-config)
+build=(libkmod-dev libmnl-dev libyaml-dev pkg-config)
 package=(dpkg-dev debhelper)
 test=(iproute2 procps nftables kmod conntrack iptables strace time bc cpio ufw firewalld python3 python3-venv systemd man-db mandoc zsh fish binutils lintian cloud-init rpm mmdebstrap gdb)
 case "${1:-build}" in
