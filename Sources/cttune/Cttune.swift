@@ -10,6 +10,7 @@ import TunerWorkflows
 @main
 struct Cttune: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "cttune",
         abstract: "Size Linux connection tracking for the load a host carries, so a full table never drops connections.",
         discussion: """
             Exit codes: 0 success (with --detailed-exitcode: nothing to change), 1 error or refused, \

@@ -11,6 +11,7 @@ import TunerWorkflows
 extension Cttune {
     struct Learn: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "learn",
             abstract: "Measure the load from this host's own conntrack events and write it as a profile for plan.",
             discussion: """
                 Prints the profile (text) or the raw measurements (json); --output also writes the profile to a file. \

@@ -9,6 +9,7 @@ import TunerWorkflows
 extension Cttune {
     struct Rules: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "rules",
             abstract: "Tell whether this host's firewall needs connection tracking, rule by rule.",
             discussion: """
                 Reads the live ruleset of this network namespace (nft -j list ruleset, iptables-save, \

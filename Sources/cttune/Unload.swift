@@ -10,6 +10,7 @@ import TunerWorkflows
 extension Cttune {
     struct Unload: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "unload",
             abstract: "Unload the conntrack/NAT modules, holders first, like `modprobe -r --remove-holders`.",
             discussion:
                 """
