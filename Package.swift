@@ -2,6 +2,9 @@
 // SPDX-License-Identifier: Apache-2.0
 import PackageDescription
 
+// FilePath and Errno: every layer and the executable import SystemPackage.
+let systemPackage: Target.Dependency = .product(name: "SystemPackage", package: "swift-system")
+
 let package = Package(
     name: "cttune",
     platforms: [.macOS(.v13)],
@@ -11,7 +14,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
     ],
     targets: [
@@ -33,6 +35,12 @@ let package = Package(
             pkgConfig: "libnftables",
             providers: [.apt(["libnftables-dev"])]
         ),
+        // LibYAML's parser, seen only by Sources/TunerCore/YAML/YAMLNode.swift.
+        .systemLibrary(
+            name: "CYaml",
+            pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"])]
+        ),
         // openat2(2) with RESOLVE_IN_ROOT, seen only by Sources/TunerCore/Host/SystemRoot.swift.
         .target(name: "CRootPath"),
         // Turns profiles/*.yaml into Swift source so the binary carries them.
@@ -50,27 +58,31 @@ let package = Package(
             name: "TunerCore",
             dependencies: [
                 "CRootPath",
-                .product(name: "Yams", package: "Yams"),
-                .product(name: "SystemPackage", package: "swift-system"),
+                "CYaml",
+                systemPackage,
             ]
         ),
         // The system libraries: libkmod, ctnetlink through libmnl, libnftables, setns.
-        .target(name: "TunerSystem", dependencies: ["TunerCore", "CKmod", "CMnl", "CNftables"]),
+        .target(name: "TunerSystem", dependencies: ["TunerCore", "CKmod", "CMnl", "CNftables", systemPackage]),
         // Profiles, the planner and the GC model: pure functions of their inputs.
         .target(
             name: "TunerModel",
-            dependencies: ["TunerCore", .product(name: "Yams", package: "Yams")],
+            dependencies: ["TunerCore", systemPackage],
             plugins: ["EmbedProfiles"]
         ),
         // What the commands do: plan inputs, apply, rollback, modules, rules, status, learn.
-        .target(name: "TunerWorkflows", dependencies: ["TunerCore", "TunerSystem", "TunerModel"]),
+        .target(name: "TunerWorkflows", dependencies: ["TunerCore", "TunerSystem", "TunerModel", systemPackage]),
         // Every text, JSON and Prometheus rendering of the workflows' results.
-        .target(name: "TunerRender", dependencies: ["TunerCore", "TunerSystem", "TunerModel", "TunerWorkflows"]),
+        .target(
+            name: "TunerRender",
+            dependencies: ["TunerCore", "TunerSystem", "TunerModel", "TunerWorkflows", systemPackage]
+        ),
         .executableTarget(
             name: "cttune",
             dependencies: [
-                "TunerCore", "TunerModel", "TunerWorkflows", "TunerRender",
+                "TunerCore", "TunerSystem", "TunerModel", "TunerWorkflows", "TunerRender",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                systemPackage,
             ]
         ),
         // A bounded loopback TCP load for the real-kernel tests and the benchmark.
@@ -83,12 +95,13 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["TunerCore", "TunerModel"], path: "Tests/TestSupport"),
         // The pure tests: the model, profiles and planner, without root and
         // without libkmod or libmnl.
-        .testTarget(name: "ModelTests", dependencies: ["TunerCore", "TunerModel", "TestSupport"]),
+        .testTarget(name: "ModelTests", dependencies: ["TunerCore", "TunerModel", "TestSupport", systemPackage]),
         // Fixture trees, real tools, real module trees, namespaces.
         .testTarget(
             name: "TunerTests",
             dependencies: [
                 "TunerCore", "TunerSystem", "TunerModel", "TunerWorkflows", "TunerRender", "TestSupport", "CDeleteModuleStub", "CRootPath",
+                systemPackage,
             ],
             exclude: ["Fixtures"]
         ),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages cttune needs, only those missing.
-#   install-deps.sh build   libkmod-dev, libmnl-dev, libnftables-dev (headers and pkg-config files for CKmod, CMnl, CNftables)
+#   install-deps.sh build   libkmod-dev, libmnl-dev, libnftables-dev, libyaml-dev (headers and pkg-config files for CKmod, CMnl,
+#                           CNftables, CYaml)
 #   install-deps.sh package the build set plus what dpkg-buildpackage needs (make deb)
 #   install-deps.sh image   the package set plus mmdebstrap (make image)
 #   install-deps.sh test    the build and package sets plus the tools the test suite drives
@@ -8,7 +9,7 @@
 #                           (prometheus: promtool and the server, with prometheus-node-exporter
 #                           for the alerting end-to-end test; their services are not started)
 set -euo pipefail
-build=(libkmod-dev libmnl-dev libnftables-dev pkg-config)
+build=(libkmod-dev libmnl-dev libnftables-dev libyaml-dev pkg-config)
 package=(dpkg-dev debhelper)
 test=(iproute2 procps nftables kmod conntrack iptables strace time bc cpio ufw firewalld python3 python3-venv systemd man-db mandoc zsh fish binutils lintian cloud-init rpm mmdebstrap gdb prometheus prometheus-node-exporter)
 case "${1:-build}" in

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Echoes text from files and flags inside a one-line message.
 public enum Echo {

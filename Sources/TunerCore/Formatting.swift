@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Numbers as cttune writes them for people: in the planner's reasons and
 /// advice and in every text report. Below both, so the model never calls a
@@ -8,18 +8,18 @@ public enum Formatting {
     /// three significant digits (`0.125`, `1.5e+20`).
     public static func number(_ value: Double) -> String {
         guard value.isFinite else { return String(describing: value) }
-        return value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(format: "%.3g", value)
+        return value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(cFormat: "%.3g", value)
     }
 
     /// Bytes in MiB to one decimal, without the unit (`17.5`).
     public static func mebibytes(_ bytes: Int) -> String {
-        String(format: "%.1f", Double(bytes) / 1_048_576)
+        String(cFormat: "%.1f", Double(bytes) / 1_048_576)
     }
 
     /// Bytes in GiB from 1 GiB up, else in MiB, to one decimal (`3.0 GiB`, `17.5 MiB`).
     public static func size(_ bytes: Int) -> String {
         bytes >= 1 << 30
-            ? String(format: "%.1f GiB", Double(bytes) / Double(1 << 30)) : String(format: "%.1f MiB", Double(bytes) / 1_048_576)
+            ? String(cFormat: "%.1f GiB", Double(bytes) / Double(1 << 30)) : String(cFormat: "%.1f MiB", Double(bytes) / 1_048_576)
     }
 }
 
@@ -30,7 +30,7 @@ public enum Table {
         let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
         return all.map { row in
             row.indices.map { column in
-                column == row.count - 1 ? row[column] : row[column].padding(toLength: widths[column], withPad: " ", startingAt: 0)
+                column == row.count - 1 ? row[column] : row[column].padded(toLength: widths[column])
             }.joined(separator: "  ")
         }
     }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import TunerCore
 import TunerModel
 import TunerSystem
@@ -119,7 +119,7 @@ public enum ApplyReport {
         if diff {
             for file in outcome.files where !file.diff.isEmpty {
                 lines.append("")
-                lines.append(file.diff.trimmingCharacters(in: .newlines))
+                lines.append(file.diff.trimming(.newlines))
             }
         }
         if !outcome.notes.isEmpty {

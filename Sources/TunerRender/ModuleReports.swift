@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import TunerCore
 import TunerModel
 import TunerSystem
@@ -198,9 +198,9 @@ public enum ModuleReports {
         let widths = (0..<columns).map { column in rows.map { $0[column].count }.max() ?? 0 }
         return rows.map { row in
             row.enumerated().map { index, cell in
-                index == columns - 1 ? cell : cell.padding(toLength: widths[index] + 2, withPad: " ", startingAt: 0)
+                index == columns - 1 ? cell : cell.padded(toLength: widths[index] + 2)
             }
-            .joined().trimmingCharacters(in: .whitespaces)
+            .joined().trimming(.whitespaces)
         }
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import TunerCore
 import TunerModel
 import TunerSystem
@@ -220,7 +220,7 @@ public enum PlanReport {
     public static func header(_ plan: TuningPlan) -> [String] {
         let facts = plan.facts
         return [
-            "profile \(plan.profile.name): \(plan.profile.summary)".trimmingCharacters(in: .whitespaces),
+            "profile \(plan.profile.name): \(plan.profile.summary)".trimming(.whitespaces),
             """
             host: \(Formatting.size(facts.memoryBytes)) RAM, \(facts.cpus) CPUs, kernel \(facts.kernelRelease ?? "unknown"), \
             conntrack \(facts.conntrack.rawValue), \(facts.entryBytes) B/entry \

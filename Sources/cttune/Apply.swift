@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import TunerCore
 import TunerModel
 import TunerRender
@@ -9,6 +9,7 @@ import TunerWorkflows
 extension Cttune {
     struct Apply: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "apply",
             abstract: "Apply the plan: kernel settings now and boot-time files, journaled and undone as a whole on failure.",
             discussion: "Safe to rerun: a second apply with the same inputs writes nothing. Undo with `cttune rollback`.")
 

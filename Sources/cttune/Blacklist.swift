@@ -9,6 +9,7 @@ import TunerWorkflows
 extension Cttune {
     struct Blacklist: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "blacklist",
             abstract:
                 """
                 Keep the conntrack/NAT modules off after reboot: write /etc/modprobe.d/cttune-blacklist.conf (blacklist and \

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import TunerCore
 import TunerModel
 import TunerRender
@@ -9,6 +10,7 @@ import TunerWorkflows
 @main
 struct Cttune: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "cttune",
         abstract: "Size Linux connection tracking for the load a host carries, so a full table never drops connections.",
         discussion: """
             Exit codes: 0 success (with --detailed-exitcode: nothing to change), 1 error or refused, \
@@ -39,8 +41,8 @@ struct Cttune: ParsableCommand {
             guard exitCode(for: error) == .validationFailure, message.contains(where: \.isNewline), full.hasPrefix("Error: " + message)
             else { exit(withError: error) }
             let rest = full.dropFirst("Error: ".count + message.count)
-            FileHandle.standardError.write(Data(("Error: " + Echo.oneLine(message) + rest + "\n").utf8))
-            Foundation.exit(exitCode(for: error).rawValue)
+            StandardError.write("Error: " + Echo.oneLine(message) + rest + "\n")
+            Glibc.exit(exitCode(for: error).rawValue)
         }
     }
 

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import TunerCore
 import TunerWorkflows
 
@@ -24,7 +24,7 @@ enum Diagnostics {
     }
 
     static func print(_ kind: Kind, _ message: String) {
-        FileHandle.standardError.write(Data("cttune: \(kind.rawValue): \(Echo.oneLine(message))\n".utf8))
+        StandardError.write("cttune: \(kind.rawValue): \(Echo.oneLine(message))\n")
     }
 
     static func error(_ error: TunerError) { print(.error, error.description) }

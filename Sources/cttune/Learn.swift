@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import SystemPackage
 import TunerCore
 import TunerModel
@@ -10,6 +11,7 @@ import TunerWorkflows
 extension Cttune {
     struct Learn: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "learn",
             abstract: "Measure the load from this host's own conntrack events and write it as a profile for plan.",
             discussion: """
                 Prints the profile (text) or the raw measurements (json); --output also writes the profile to a file. \
@@ -30,10 +32,10 @@ extension Cttune {
             if !(1...86400).contains(seconds) { throw ValidationError("--seconds must be between 1 and 86400, got \(seconds)") }
             if let output {
                 // Checked before the window, not after minutes of measuring.
-                let directory = (output as NSString).deletingLastPathComponent
-                var isDirectory: ObjCBool = false
+                let directory = FilePath(output).removingLastComponent().string
+                var isDirectory = false
                 let exists = FileManager.default.fileExists(atPath: directory.isEmpty ? "." : directory, isDirectory: &isDirectory)
-                if !exists || !isDirectory.boolValue {
+                if !exists || !isDirectory {
                     throw ValidationError("--output \(output): no directory \(directory) to write it in — create it first")
                 }
             }
@@ -44,7 +46,7 @@ extension Cttune {
 
         /// The progress line on a terminal's stderr, rewritten in place.
         @Sendable static func showProgress(secondsLeft: Double, flows: Int) {
-            FileHandle.standardError.write(Data("\rlearning: \(Int(secondsLeft.rounded(.up))) s left, \(flows) flows followed   ".utf8))
+            StandardError.write("\rlearning: \(Int(secondsLeft.rounded(.up))) s left, \(flows) flows followed   ")
         }
 
         func run() throws {
@@ -54,7 +56,7 @@ extension Cttune {
                 let onTerminal = isatty(STDERR_FILENO) == 1
                 let progress: (@Sendable (Double, Int) -> Void)? = onTerminal ? Self.showProgress : nil
                 let report = try LoadLearning.learn(request, progress: progress, shouldStop: { StopRequest.isRequested })
-                if onTerminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+                if onTerminal { StandardError.write("\r\u{1B}[K") }
                 if let output {
                     // Relative to the working directory, not to the root the path is checked under.
                     let file = FilePath(FileManager.default.currentDirectoryPath).pushing(FilePath(output))

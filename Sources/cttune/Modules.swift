@@ -8,6 +8,7 @@ import TunerWorkflows
 extension Cttune {
     struct Modules: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "modules",
             abstract:
                 "Show the conntrack/NAT kernel modules: state, holders, dependencies, softdeps and modprobe.d config. Changes nothing.")
 

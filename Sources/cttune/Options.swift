@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import SystemPackage
 import TunerCore
 import TunerModel
@@ -94,8 +94,8 @@ struct RootOption: ParsableArguments {
 
     func systemRoot() throws -> SystemRoot {
         guard let root else { return .live }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
+        var isDirectory = false
+        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory else {
             throw TunerError.rootNotADirectory(root: root)
         }
         return SystemRoot(base: FilePath(root))

@@ -8,6 +8,7 @@ import TunerWorkflows
 extension Cttune {
     struct Plan: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "plan",
             abstract: "Show current and planned conntrack settings for a load profile, with the reason. Writes nothing.",
             discussion: "Built-in profiles: \(ProfileCatalog.builtinNames.joined(separator: ", ")).")
 

@@ -8,6 +8,7 @@ import TunerWorkflows
 extension Cttune {
     struct Rollback: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "rollback",
             abstract:
                 """
                 Restore the settings and files an apply changed (the last one, a journal entry by ID, or --all), removing \

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import TunerCore
 import TunerModel
 import TunerRender
@@ -9,6 +9,7 @@ import TunerWorkflows
 extension Cttune {
     struct Rules: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "rules",
             abstract: "Tell whether this host's firewall needs connection tracking, rule by rule.",
             discussion: """
                 Reads the live ruleset of this network namespace (nft -j list ruleset, iptables-save, \

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import TunerCore
 import TunerModel
 import TunerRender
@@ -9,6 +10,7 @@ import TunerWorkflows
 extension Cttune {
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "status",
             abstract: "Say whether conntrack is hurting this network namespace now: fill, drops, log evidence, orphans, and the fix.",
             discussion: "Exit codes follow the monitoring-plugin convention: 0 ok, 1 warning, 2 critical, 3 unknown.")
 

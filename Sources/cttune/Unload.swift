@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import SystemPackage
 import TunerCore
 import TunerModel
@@ -10,6 +10,7 @@ import TunerWorkflows
 extension Cttune {
     struct Unload: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "unload",
             abstract: "Unload the conntrack/NAT modules, holders first, like `modprobe -r --remove-holders`.",
             discussion:
                 """

@@ -1,12 +1,12 @@
-import Foundation
+import FoundationEssentials
 
 /// Sizes as the command line takes them: bytes, or a number with K, M, G or
 /// T (powers of 1024); `KiB`, `MB`-style suffixes are accepted as the same.
 public enum ByteSize {
     public static func parse(_ text: String) throws -> Int {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let trimmed = text.trimming(.whitespaces)
         let digits = trimmed.prefix { $0.isNumber || $0 == "." }
-        var unit = trimmed.dropFirst(digits.count).uppercased().trimmingCharacters(in: .whitespaces)
+        var unit = trimmed.dropFirst(digits.count).uppercased().trimming(.whitespaces)
         for suffix in ["IB", "B"] where unit.hasSuffix(suffix) && unit.count > suffix.count - 1 {
             unit = String(unit.dropLast(suffix.count))
             break

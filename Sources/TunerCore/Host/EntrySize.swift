@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SystemPackage
 
 /// Where the plan's bytes per conntrack entry come from, in the order tried:
@@ -76,6 +77,10 @@ enum BTFReader {
     /// The byte size of `struct name`, or `nil` when the data is not BTF or
     /// has no such struct.
     static func structSize(named name: String, in data: [UInt8]) -> Int? {
+        data.withUnsafeBufferPointer { structSize(named: name, in: $0) }
+    }
+
+    static func structSize(named name: String, in data: UnsafeBufferPointer<UInt8>) -> Int? {
         guard data.count >= 24 else { return nil }
         func u16(_ at: Int) -> Int { Int(data[at]) | Int(data[at + 1]) << 8 }
         func u32(_ at: Int) -> Int? {
@@ -125,6 +130,15 @@ enum BTFReader {
         // A regular file (sysfs reports its real size), and no more than a
         // vmlinux BTF could be.
         guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_size > 0, info.st_size < 64 << 20 else { return nil }
+        // The host's sysfs maps the kernel's own BTF (Linux 6.16 and later): the
+        // scan then touches only the pages it reads, where a read copies
+        // megabytes into freshly faulted memory, most of a plan's time. Not
+        // under --root: a file that shrank under a mapping would kill the process.
+        if root.isLive, let mapped = mmap(nil, Int(info.st_size), PROT_READ, MAP_PRIVATE, fd, 0), mapped != MAP_FAILED {
+            defer { munmap(mapped, Int(info.st_size)) }
+            let bytes = UnsafeBufferPointer(start: mapped.assumingMemoryBound(to: UInt8.self), count: Int(info.st_size))
+            return structSize(named: "nf_conn", in: bytes)
+        }
         var data = [UInt8](repeating: 0, count: Int(info.st_size))
         var filled = 0
         while filled < data.count {

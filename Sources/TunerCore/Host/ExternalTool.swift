@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SystemPackage
 
 /// A program cttune runs and reads (nft, iptables-save, ip), found in PATH.
@@ -203,7 +204,7 @@ public struct ExternalTool: Sendable, Equatable {
     }
 
     /// Held while a pipe is made close-on-exec and while a tool starts.
-    private static let spawnLock = NSLock()
+    private static let spawnLock = PthreadLock()
 
     /// The most a tool's stdout or stderr may print through `run` (a large
     /// iptables-save is tens of MiB; `streaming` has no such bound).

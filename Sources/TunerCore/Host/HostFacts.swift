@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SystemPackage
 
 /// What cttune knows about a host: the planner's only input besides the profile.
@@ -196,7 +197,7 @@ extension HostFacts {
                     """
                     expected a CPU list such as 0-3,8 (CPU numbers \(KernelValue.cpuNumber.lowerBound) to \
                     \(KernelValue.cpuNumber.upperBound)), found \
-                    \(Echo.quoted(text.trimmingCharacters(in: .whitespacesAndNewlines), limit: 40)) — copy it again from a \
+                    \(Echo.quoted(text.trimming(.whitespacesAndNewlines), limit: 40)) — copy it again from a \
                     running system, or pass --cpus N
                     """
             )
@@ -214,7 +215,7 @@ extension HostFacts {
     /// `uname -r` as the tree records it: one line of printable text.
     static func readRelease(_ root: SystemRoot) throws -> String? {
         guard let text = try root.contents(of: KernelPaths.osRelease, limit: ReadLimit.kernelValue) else { return nil }
-        let release = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let release = text.trimming(.whitespacesAndNewlines)
         guard !release.isEmpty, !release.contains("/"),
             release.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 && $0.value < 0x7f })
         else {
@@ -297,7 +298,7 @@ enum CPUList {
     /// beyond `KernelValue.cpuNumber`).
     static func count(_ text: String) -> Int? {
         var total = 0
-        for part in text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",", omittingEmptySubsequences: false) {
+        for part in text.trimming(.whitespacesAndNewlines).split(separator: ",", omittingEmptySubsequences: false) {
             let bounds = part.split(separator: "-", omittingEmptySubsequences: false).map(number)
             switch bounds.count {
             case 1:

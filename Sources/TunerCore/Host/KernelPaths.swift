@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import SystemPackage
 
 /// Every kernel and system path cttune knows, in one place. Each is absolute
@@ -14,6 +14,8 @@ public enum KernelPaths {
     public static let vmlinuxBTF: FilePath = "/sys/kernel/btf/vmlinux"
     public static let procModules: FilePath = "/proc/modules"
     public static let procMounts: FilePath = "/proc/mounts"
+    /// The running binary (a link to its real path).
+    public static let selfExecutable: FilePath = "/proc/self/exe"
     public static let sysModule: FilePath = "/sys/module"
     public static let libModules: FilePath = "/lib/modules"
     public static let netfilterSysctls: FilePath = "/proc/sys/net/netfilter"

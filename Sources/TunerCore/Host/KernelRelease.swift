@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Which kernel release a command describes, on the host or in an image tree.
 public enum KernelRelease {
@@ -10,7 +10,7 @@ public enum KernelRelease {
     /// - Throws: `TunerError.ambiguousKernel` when several trees exist and nothing picks one.
     public static func resolve(under root: SystemRoot, requested: String?) throws -> String? {
         if let requested { return requested }
-        if let running = try root.contents(of: KernelPaths.osRelease)?.trimmingCharacters(in: .whitespacesAndNewlines), !running.isEmpty {
+        if let running = try root.contents(of: KernelPaths.osRelease)?.trimming(.whitespacesAndNewlines), !running.isEmpty {
             return running
         }
         let installed = root.entries(of: KernelPaths.libModules)

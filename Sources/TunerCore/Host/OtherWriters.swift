@@ -1,6 +1,5 @@
-import Foundation
+import FoundationEssentials
 import SystemPackage
-import Yams
 
 /// Another program that writes conntrack settings after boot and so undoes
 /// cttune's values: kube-proxy on every start, a tuned profile with
@@ -110,12 +109,15 @@ public enum ConntrackWriters {
     /// The `conntrack:` fields of a KubeProxyConfiguration file; `nil` when
     /// there is no such file or it is not one.
     static func kubeProxyConfig(at path: FilePath, under root: SystemRoot) -> [String: String]? {
-        guard let text = try? root.contents(of: path), let document = try? Yams.load(yaml: text) as? [String: Any],
-            document["kind"] as? String == "KubeProxyConfiguration"
+        guard let text = try? root.contents(of: path), case .mapping(let document)? = try? YAMLNode.compose(text),
+            case .scalar(let kind)? = document["kind"], kind.resolvedTag == YAMLNode.strTag, kind.string == "KubeProxyConfiguration"
         else { return nil }
         var fields: [String: String] = [:]
-        for (key, value) in document["conntrack"] as? [String: Any] ?? [:] where !(value is NSNull) {
-            fields[key] = "\(value)"
+        guard case .mapping(let conntrack)? = document["conntrack"] else { return fields }
+        // Values as YAML 1.1 reads them: nulls left out, integers in decimal (0x10 is 16).
+        for (key, value) in conntrack {
+            guard let key = key.string, case .scalar(let scalar) = value, scalar.resolvedTag != YAMLNode.nullTag else { continue }
+            fields[key] = scalar.integer.map(String.init) ?? scalar.string
         }
         return fields
     }
@@ -159,7 +161,7 @@ public enum ConntrackWriters {
             unit = ""
             return true
         }
-        for character in text.trimmingCharacters(in: .whitespaces) {
+        for character in text.trimming(.whitespaces) {
             if character.isNumber || character == "." {
                 if !unit.isEmpty { guard flush() else { return nil } }
                 number.append(character)
@@ -205,14 +207,14 @@ public enum ConntrackWriters {
         var section = ""
         var writes: [ConntrackWriter.Write] = []
         for raw in text.split(separator: "\n") {
-            let line = raw.trimmingCharacters(in: .whitespaces)
+            let line = raw.trimming(.whitespaces)
             if line.hasPrefix("[") {
-                section = line.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+                section = line.trimming(ScalarSet(charactersIn: "[]"))
                 continue
             }
             guard section == "sysctl", !line.hasPrefix("#"), let equals = line.firstIndex(of: "=") else { continue }
-            let key = line[..<equals].trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "/", with: ".")
-            let value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+            let key = line[..<equals].trimming(.whitespaces).replacing("/", with: ".")
+            let value = line[line.index(after: equals)...].trimming(.whitespaces)
             let contractKey = key == HashSizeNames.sysctl ? ConntrackSetting.hashsize.key : key
             guard ConntrackSetting(rawValue: contractKey) != nil || key == "net.nf_conntrack_max", let number = Int(value) else { continue }
             writes.append(

@@ -30,7 +30,7 @@ public struct SlabUsage: Sendable, Equatable {
     public static func read(from root: SystemRoot) throws -> (usage: SlabUsage, source: Source)? {
         // `objects` reads "240 N0=240": the total comes first.
         if let objects = try? root.contents(of: KernelPaths.conntrackSlabObjects, limit: ReadLimit.kernelTable),
-            let active = objects.split(separator: " ").first.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }),
+            let active = objects.split(separator: " ").first.flatMap({ Int($0.trimming(.whitespacesAndNewlines)) }),
             KernelValue.slabObjects.contains(active),
             let size = try? root.integer(at: KernelPaths.conntrackSlabSize, in: KernelValue.slabObjectBytes)
         {

@@ -1,5 +1,6 @@
 import CRootPath
-import Foundation
+import FoundationEssentials
+import Glibc
 import SystemPackage
 
 /// The directory that stands for `/` when cttune reads or writes kernel and
@@ -96,7 +97,7 @@ public struct SystemRoot: Sendable, Equatable, CustomStringConvertible {
     ///   an integer in `range`.
     public func integer(at absolute: FilePath, in range: ClosedRange<Int> = KernelValue.sysctlRange) throws -> Int? {
         guard let text = try contents(of: absolute, limit: ReadLimit.kernelValue) else { return nil }
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = text.trimming(.whitespacesAndNewlines)
         guard let value = Int(trimmed) else {
             throw TunerError.malformed(path: try path(absolute).string, detail: "expected an integer, found \(Echo.quoted(trimmed))")
         }

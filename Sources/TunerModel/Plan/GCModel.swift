@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import TunerCore
 
 /// How long an expired conntrack entry stays in the table before the kernel's

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import TunerCore
 
 /// Sizes the conntrack table, its hash and its timeouts from host facts and a
@@ -365,7 +365,7 @@ public enum Planner {
         } else if !fits {
             let neededPercent =
                 facts.memoryBytes > 0
-                ? String(format: "%.2f", (Double(sizing.memoryBytes) / Double(facts.memoryBytes) * 100 * 100).rounded(.up) / 100)
+                ? String(cFormat: "%.2f", (Double(sizing.memoryBytes) / Double(facts.memoryBytes) * 100 * 100).rounded(.up) / 100)
                 : "(unknown: no RAM size)"
             let across = profile.namespaces > 1 ? " in each of \(profile.namespaces) namespaces" : ""
             advice.append(

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import SystemPackage
 import TunerCore
 
@@ -43,11 +43,12 @@ public struct ProfileCatalog: Sendable {
     /// not exist (a build in the source tree). Follows the link in
     /// /proc/self/exe, so a symlinked binary finds its real prefix.
     public static let installedProfilesDirectory: String? = {
-        guard let executable = Bundle.main.executableURL?.resolvingSymlinksInPath() else { return nil }
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: KernelPaths.selfExecutable.string) else { return nil }
+        let executable = URL(fileURLWithPath: target).resolvingSymlinksInPath()
         let directory = executable.deletingLastPathComponent()
             .appendingPathComponent(KernelPaths.installedProfilesRelativeToBinary).standardizedFileURL.path
-        var isDirectory: ObjCBool = false
-        return FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) && isDirectory.boolValue ? directory : nil
+        var isDirectory = false
+        return FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) && isDirectory ? directory : nil
     }()
 
     /// Names of the built-in profiles, sorted.

@@ -1,9 +1,6 @@
-// CYaml is libyaml as Yams builds it (a dependency of Yams, imported here
-// only to scan tokens before Yams composes the document).
-import CYaml
-import Foundation
 import TunerCore
-import Yams
+
+typealias Node = YAMLNode
 
 /// One profile file as written: every key optional, checked for type and
 /// range, unknown keys rejected. `ProfileCatalog` merges a chain of these
@@ -30,11 +27,11 @@ struct ProfileDocument: Equatable {
         try refuseAliases(yaml, reader: reader)
         let root: Node
         do {
-            guard let composed = try Yams.compose(yaml: yaml) else {
+            guard let composed = try YAMLNode.compose(yaml) else {
                 return ProfileDocument()  // an empty file inherits everything
             }
             root = composed
-        } catch let error as YamlError {
+        } catch let error as YAMLError {
             throw reader.syntaxError(error)
         }
         var document = ProfileDocument()
@@ -81,42 +78,25 @@ extension ProfileDocument {
     static let maximumTokens = 10_000
 
     /// Refuses aliases (`*name`) and documents of more than `maximumTokens`
-    /// tokens before Yams composes them: composing expands each alias into a
+    /// tokens before they are composed: composing expands each alias into a
     /// copy of its anchor's node, so a few nested aliases (a "billion laughs"
-    /// document, or an alias used as a mapping key, which Yams hashes to find
+    /// document, or an alias used as a mapping key, compared in full to find
     /// duplicates) take exponential time and memory. A profile has no use for them.
     static func refuseAliases(_ yaml: String, reader: NodeReader) throws {
-        var parser = yaml_parser_t()
-        guard yaml_parser_initialize(&parser) == 1 else { return }
-        defer { yaml_parser_delete(&parser) }
-        var bytes = Array(yaml.utf8)
-        try bytes.withUnsafeMutableBufferPointer { buffer in
-            yaml_parser_set_input_string(&parser, buffer.baseAddress, buffer.count)
-            var count = 0
-            while true {
-                var token = yaml_token_t()
-                // A syntax error: composing reports it with its line and column.
-                guard yaml_parser_scan(&parser, &token) == 1 else { return }
-                defer { yaml_token_delete(&token) }
-                let line = Int(token.start_mark.line) + 1
-                switch token.type {
-                case YAML_STREAM_END_TOKEN: return
-                case YAML_ALIAS_TOKEN:
-                    throw TunerError.invalidProfile(
-                        file: reader.file, line: line, field: "",
-                        problem: "YAML aliases (*name) are not allowed in a profile — write the value out where it is used")
-                default: break
-                }
-                count += 1
-                if count > maximumTokens {
-                    throw TunerError.invalidProfile(
-                        file: reader.file, line: line, field: "",
-                        problem: """
-                            more than \(maximumTokens) YAML tokens — a profile holds a few dozen keys; check that this is a \
-                            profile
-                            """)
-                }
-            }
+        switch YAMLNode.scanTokens(yaml, limit: maximumTokens) {
+        case .fine:
+            return
+        case .alias(let line):
+            throw TunerError.invalidProfile(
+                file: reader.file, line: line, field: "",
+                problem: "YAML aliases (*name) are not allowed in a profile — write the value out where it is used")
+        case .tooManyTokens(let line):
+            throw TunerError.invalidProfile(
+                file: reader.file, line: line, field: "",
+                problem: """
+                    more than \(maximumTokens) YAML tokens — a profile holds a few dozen keys; check that this is a \
+                    profile
+                    """)
         }
     }
 }
@@ -126,28 +106,29 @@ struct NodeReader {
     let file: String
 
     func fail(_ node: Node?, _ field: String, _ problem: String) -> TunerError {
-        .invalidProfile(file: file, line: node?.mark?.line, field: field, problem: problem)
+        .invalidProfile(file: file, line: node?.mark.line, field: field, problem: problem)
     }
 
-    func syntaxError(_ error: YamlError) -> TunerError {
+    func syntaxError(_ error: YAMLError) -> TunerError {
         switch error {
-        case let .scanner(_, problem, mark, _), let .parser(_, problem, mark, _), let .composer(_, problem, mark, _):
+        case let .syntax(problem, line, column):
             return .invalidProfile(
-                file: file, line: mark.line, field: "",
+                file: file, line: line, field: "",
                 problem:
                     """
-                    not valid YAML: \(Echo.escaped(problem, limit: 200)) (column \(mark.column)) — check the indentation \
+                    not valid YAML: \(Echo.escaped(problem, limit: 200)) (column \(column)) — check the indentation \
                     and quoting on that line and the one before
                     """
             )
-        case let .duplicatedKeysInMapping(duplicates, _):
+        case let .duplicatedKeys(duplicates):
             return .invalidProfile(
                 file: file, line: nil, field: "",
                 problem: "key \(duplicates.map { Echo.escaped($0) }.joined(separator: ", ")) appears twice — keep one")
         default:
-            // Yams's own description spans lines (the document, a caret line).
-            let first = ("\(error)".split(whereSeparator: \.isNewline).first.map(String.init) ?? "unreadable")
-                .trimmingCharacters(in: CharacterSet(charactersIn: ": "))
+            // The reader's description: position, "error: reader:", the problem.
+            var first = Substring("\(error)".split(whereSeparator: \.isNewline).first ?? "unreadable")
+            while first.first == ":" || first.first == " " { first = first.dropFirst() }
+            while first.last == ":" || first.last == " " { first = first.dropLast() }
             return .invalidProfile(file: file, line: nil, field: "", problem: "not valid YAML: \(Echo.escaped(first, limit: 200))")
         }
     }
@@ -195,7 +176,7 @@ struct NodeReader {
         if case let .scalar(scalar) = node, scalar.style != .plain && scalar.style != .any {
             throw fail(node, field, "must be a number, found the quoted string \(Echo.quoted(text)) — remove the quotes")
         }
-        guard let value = Double(text.replacingOccurrences(of: "_", with: "")), value.isFinite else {
+        guard let value = Double(text.filter { $0 != "_" }), value.isFinite else {
             throw fail(node, field, "must be a number, found \(Echo.quoted(text))")
         }
         guard range.contains(value) else {
@@ -211,7 +192,7 @@ struct NodeReader {
 
     func integer(_ node: Node, at field: String, in range: ClosedRange<Int>) throws -> Int {
         let text = try scalarText(node, at: field, expecting: "a whole number")
-        guard let value = Int(text.replacingOccurrences(of: "_", with: "")) else {
+        guard let value = Int(text.filter { $0 != "_" }) else {
             throw fail(node, field, "must be a whole number, found \(Echo.quoted(text))")
         }
         guard range.contains(value) else {
@@ -247,7 +228,6 @@ struct NodeReader {
         case .scalar(let scalar): return Echo.quoted(scalar.string)
         case .mapping: return "a mapping"
         case .sequence: return "a list"
-        case .alias: return "an alias"
         }
     }
 

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import TunerCore
 import TunerModel
 import TunerSystem
@@ -63,7 +63,7 @@ extension LearnReport {
     /// with nothing behind it is left out, so the parent's value applies.
     public func profileYAML() -> String {
         let window = Int(load.windowSeconds.rounded())
-        let stamp = ISO8601DateFormatter().string(from: startedAt)
+        let stamp = Date.ISO8601FormatStyle().format(startedAt)
         var lines = [
             "# Learned by `cttune learn` from \(window) s of traffic in \(place), started \(stamp).",
             "# Events: \(confidence) (\(load.counters.events) events, \(load.counters.overflows) overflows, "
@@ -93,7 +93,7 @@ extension LearnReport {
                 if openSections.insert(path).inserted { lines.append(String(repeating: "  ", count: level) + "\(part):") }
             }
             let text = "\(indent)\(key): \(Self.plain(value, decimals: decimals))"
-            lines.append(text.padding(toLength: max(text.count, 30), withPad: " ", startingAt: 0) + " # \(comment)")
+            lines.append(text.padded(toLength: max(text.count, 30)) + " # \(comment)")
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -107,7 +107,7 @@ extension LearnReport {
 
     /// A number without exponent or trailing zeros.
     static func plain(_ value: Double, decimals: Int) -> String {
-        var text = String(format: "%.\(decimals)f", value)
+        var text = String(cFormat: "%.\(decimals)f", value)
         if text.contains(".") {
             while text.hasSuffix("0") { text.removeLast() }
             if text.hasSuffix(".") { text.removeLast() }
@@ -177,8 +177,8 @@ extension LearnReport {
             let value = number.value.map { Self.plain($0, decimals: decimals) } ?? "-"
             let note = number.value == nil ? "" : Self.estimateNote(field, number)
             lines.append(
-                "  " + name.padding(toLength: 24, withPad: " ", startingAt: 0) + " "
-                    + value.padding(toLength: 8, withPad: " ", startingAt: 0) + " " + number.basis + note)
+                "  " + name.padded(toLength: 24) + " "
+                    + value.padded(toLength: 8) + " " + number.basis + note)
         }
         return lines.joined(separator: "\n")
     }

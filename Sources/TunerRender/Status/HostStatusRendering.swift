@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import TunerCore
 import TunerModel
 import TunerSystem
@@ -98,8 +98,8 @@ extension HostStatusReport {
         for row in rows {
             lines.append(
                 "  "
-                    + row.enumerated().map { $1.padding(toLength: widths[$0] + 2, withPad: " ", startingAt: 0) }.joined()
-                    .trimmingCharacters(in: .whitespaces))
+                    + row.enumerated().map { $1.padded(toLength: widths[$0] + 2) }.joined()
+                    .trimming(.whitespaces))
         }
         for member in members where member.report.verdict != .ok {
             for finding in member.report.findings { lines.append("\(member.identifier): \(finding.level.name): \(finding.message)") }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import SystemPackage
 import TunerCore
 import TunerModel
@@ -110,11 +110,11 @@ public enum PrometheusTextfile {
     }
 
     static func escapeHelp(_ text: String) -> String {
-        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\n", with: "\\n")
+        text.replacing("\\", with: "\\\\").replacing("\n", with: "\\n")
     }
 
     static func escapeLabel(_ text: String) -> String {
-        escapeHelp(text).replacingOccurrences(of: "\"", with: "\\\"")
+        escapeHelp(text).replacing("\"", with: "\\\"")
     }
 
     /// Writes `contents` to `path` atomically (AtomicFile: the temporary

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import TunerCore
 import TunerModel
 import TunerSystem
@@ -135,9 +135,10 @@ extension StatusReport {
     /// Where the census came from, with its sampling stated.
     static func censusSource(_ census: EntryCensus) -> String {
         guard let sample = census.sample else { return census.source }
-        return String(
-            format: "%@, sampled: first %d of %d entries in hash order, counts scaled x%.1f", census.source, sample.entriesRead,
-            sample.tableEntries, sample.scale)
+        return census.source
+            + String(
+                cFormat: ", sampled: first %ld of %ld entries in hash order, counts scaled x%.1f", sample.entriesRead,
+                sample.tableEntries, sample.scale)
     }
 
     /// How many of the newest "table full" lines are shown.
@@ -152,13 +153,13 @@ extension StatusReport {
         var lines = [summary, "netns: \(readings.namespace.label)"]
         let chain =
             sample.buckets.map {
-                String(format: ", %d buckets, %.2f entries per bucket", $0, Double(sample.count) / Double(Swift.max($0, 1)))
+                String(cFormat: ", %ld buckets, %.2f entries per bucket", $0, Double(sample.count) / Double(Swift.max($0, 1)))
             } ?? ""
         lines.append("table: \(sample.count) of \(sample.max) entries (\(Self.percent(sample.fillRatio)))\(chain)")
         if readings.windowSeconds > 0 {
             lines.append(
                 String(
-                    format: "last %.1f s: %+.1f entries/s, %.1f drops/s, %.1f insert failures/s",
+                    cFormat: "last %.1f s: %+.1f entries/s, %.1f drops/s, %.1f insert failures/s",
                     readings.windowSeconds, readings.entriesPerSecond ?? 0, readings.rate("drop") ?? 0, readings.rate("insert_failed") ?? 0)
             )
         }
@@ -182,7 +183,7 @@ extension StatusReport {
         lines.append(
             "timeouts: "
                 + ConntrackSetting.timeouts.compactMap { setting in
-                    readings.timeouts[setting].map { "\(setting.shortName.replacingOccurrences(of: "nf_conntrack_", with: "")) \($0) s" }
+                    readings.timeouts[setting].map { "\(setting.shortName.replacing("nf_conntrack_", with: "")) \($0) s" }
                 }.joined(separator: ", "))
         if let slab = readings.slab {
             lines.append("slab (host-wide): \(slab.activeObjects) entries x \(slab.objectBytes) B = \(Formatting.size(slab.bytes))")
@@ -216,8 +217,8 @@ extension StatusReport {
         let readings = self.readings
         return [
             Self.isoTime(readings.wallClock), String(readings.current.count), Self.percent(readings.current.fillRatio),
-            String(format: "%+.1f", readings.entriesPerSecond ?? 0), String(format: "%.1f", readings.rate("drop") ?? 0),
-            String(format: "%.1f", readings.rate("insert_failed") ?? 0), verdict.name,
+            String(cFormat: "%+.1f", readings.entriesPerSecond ?? 0), String(cFormat: "%.1f", readings.rate("drop") ?? 0),
+            String(cFormat: "%.1f", readings.rate("insert_failed") ?? 0), verdict.name,
         ]
     }
 }
@@ -227,7 +228,7 @@ extension StatusReport {
     public static func watchLine(_ fields: [String]) -> String {
         let widths = [21, 8, 9, 10, 8, 16]
         return fields.enumerated().map { index, field in
-            index < widths.count ? field.padding(toLength: Swift.max(widths[index], field.count + 1), withPad: " ", startingAt: 0) : field
+            index < widths.count ? field.padded(toLength: Swift.max(widths[index], field.count + 1)) : field
         }.joined()
     }
 }

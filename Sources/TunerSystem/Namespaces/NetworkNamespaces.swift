@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SystemPackage
 import TunerCore
 
@@ -113,13 +114,21 @@ public enum NamespaceVisitor {
         _ visit: @escaping (NamespaceDirectory.Entry) throws -> T
     ) -> [Result<T, NamespaceVisitError>] {
         let outcome = VisitOutcome<T>()
-        let done = DispatchSemaphore(value: 0)
-        let thread = Thread {
-            outcome.results = visitAll(namespaces, under: root, visit)
-            done.signal()
+        let body = ThreadBody { outcome.results = visitAll(namespaces, under: root, visit) }
+        let context = Unmanaged.passRetained(body).toOpaque()
+        var thread = pthread_t()
+        let started = pthread_create(
+            &thread, nil,
+            { context in
+                Unmanaged<ThreadBody>.fromOpaque(context!).takeRetainedValue().run()
+                return nil
+            }, context)
+        guard started == 0 else {
+            Unmanaged<ThreadBody>.fromOpaque(context).release()
+            let reason = "cannot start a thread: \(errnoText(Errno(rawValue: started)))"
+            return namespaces.map { .failure(NamespaceVisitError(identifier: $0.identifier, reason: reason)) }
         }
-        thread.start()
-        done.wait()
+        pthread_join(thread, nil)
         return outcome.results
     }
 
@@ -179,6 +188,12 @@ public enum NamespaceVisitor {
 }
 
 /// The visiting thread's results: written before it signals, read after the wait.
+/// The closure a pthread runs (pthread_create takes one C pointer).
+private final class ThreadBody {
+    let run: () -> Void
+    init(_ run: @escaping () -> Void) { self.run = run }
+}
+
 private final class VisitOutcome<T>: @unchecked Sendable {
     var results: [Result<T, NamespaceVisitError>] = []
 }

@@ -1,5 +1,6 @@
 import CMnl
-import Foundation
+import FoundationEssentials
+import Glibc
 import SystemPackage
 import TunerCore
 

@@ -1,5 +1,5 @@
 import CNftables
-import Foundation
+import FoundationEssentials
 import TunerCore
 
 /// One libnftables context: runs nft commands in the calling thread's

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SystemPackage
 import TunerCore
 import TunerModel
@@ -96,11 +97,11 @@ public enum EffectiveSysctl {
     public static func parse(_ text: String, path: String, fileName: String) -> [SysctlAssignment] {
         var result: [SysctlAssignment] = []
         for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            var line = raw.trimmingCharacters(in: .whitespaces)
+            var line = raw.trimming(.whitespaces)
             guard let first = line.first, first != "#", first != ";" else { continue }
             var value: String?
             if let equals = line.firstIndex(of: "=") {
-                value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+                value = line[line.index(after: equals)...].trimming(.whitespaces)
                 line = String(line[..<equals])
                 if line.hasPrefix("-") { line.removeFirst() }
             } else if line.hasPrefix("-") {
@@ -108,7 +109,7 @@ public enum EffectiveSysctl {
             } else {
                 continue  // "Line is not an assignment, ignoring"
             }
-            let key = normalize(line.trimmingCharacters(in: .whitespaces))
+            let key = normalize(line.trimming(.whitespaces))
             result.append(SysctlAssignment(normalizedKey: key, value: value, path: path, fileName: fileName, line: index + 1))
         }
         return result
@@ -184,7 +185,7 @@ public enum EffectiveModprobe {
     /// The options for `module` in one file: `#` comments, `\` continues a line,
     /// `-` and `_` are the same in module names.
     public static func parse(_ text: String, module: String, path: String, fileName: String) -> [Option] {
-        let wanted = module.replacingOccurrences(of: "-", with: "_")
+        let wanted = module.replacing("-", with: "_")
         var result: [Option] = []
         var pending = ""
         var startLine = 0
@@ -198,7 +199,7 @@ public enum EffectiveModprobe {
             pending = ""
             let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
             guard fields.count >= 3, !fields[0].hasPrefix("#"), fields[0] == "options",
-                fields[1].replacingOccurrences(of: "-", with: "_") == wanted
+                fields[1].replacing("-", with: "_") == wanted
             else { continue }
             for option in fields[2...] {
                 guard !option.hasPrefix("#") else { break }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SystemPackage
 import TunerCore
 import TunerModel
@@ -111,17 +112,12 @@ public struct Journal {
     /// A new identifier: UTC time to the millisecond, then the process id, so
     /// identifiers sort by time and two processes never collide.
     public static func newIdentifier(now: Date = Date()) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyyMMdd'T'HHmmss.SSS'Z'"
-        return "\(formatter.string(from: now))-\(getpid())"
+        let formatter = Date.ISO8601FormatStyle(dateSeparator: .omitted, timeSeparator: .omitted, includingFractionalSeconds: true)
+        return "\(formatter.format(now))-\(getpid())"
     }
 
     static func timestamp(_ date: Date = Date()) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        return formatter.string(from: date)
+        Date.ISO8601FormatStyle().format(date)
     }
 
     func path(of id: String) -> FilePath {
@@ -205,7 +201,8 @@ extension JournalEntry {
         do {
             document = try JSONDecoder().decode(Document.self, from: Data(text.utf8))
         } catch {
-            throw TunerError.malformed(path: path, detail: "not a cttune journal entry (\(error.localizedDescription)) — move it aside")
+            let reason = (error as? DecodingError)?.summary ?? "\(error)"
+            throw TunerError.malformed(path: path, detail: "not a cttune journal entry (\(reason)) — move it aside")
         }
         let actions = try document.actions.map { action -> JournalAction in
             switch (action.type, action.key, action.old, action.new) {

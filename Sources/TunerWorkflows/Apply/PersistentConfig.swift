@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import SystemPackage
 import TunerCore
 import TunerModel
@@ -141,7 +141,7 @@ public struct PersistentConfig: Equatable {
                     if let value = line.value.flatMap({ Int($0) }) { planned[line.normalizedKey] = value }
                 }
                 for (key, winner) in EffectiveSysctl.overrides(of: planned, fileName: name, under: root).sorted(by: { $0.key < $1.key }) {
-                    let dotted = key.replacingOccurrences(of: "/", with: ".")
+                    let dotted = key.replacing("/", with: ".")
                     guard let setting = dotted == HashSizeNames.sysctl ? .hashsize : ConntrackSetting(rawValue: dotted) else { continue }
                     result.append(
                         ConfigOverride(

@@ -234,7 +234,7 @@ public struct LoadLearner: Sendable {
         }
         func ratio(_ part: Int, _ whole: Int) -> Double? { whole > 0 ? Double(part) / Double(whole) : nil }
         func rate(_ count: Int) -> Double { Double(count) / window }
-        let whole = String(format: "%.0f", window)
+        let whole = String(cFormat: "%.0f", window)
 
         let closeLag = orphanIdle + 2 * meanEstablished
         let closing = cohort(lagSeconds: closeLag)

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import SystemPackage
 import TunerCore
 import TunerModel
@@ -108,31 +108,36 @@ public struct ConntrackConsumers: Equatable, Sendable {
     /// What of conntrack a `tc -j` filter dump uses: a `ct` action, a flower
     /// `ct_*` match (ct_state, ct_zone, ct_mark, ct_label).
     static func ctUses(inTcJSON text: String) -> [String] {
-        guard let value = try? JSONSerialization.jsonObject(with: Data(text.utf8)) else { return [] }
+        guard let value = try? JSONReader.parse(text) else { return [] }
         var action = false
         var matches = Set<String>()
         walk(value) { object in
-            if object["kind"] as? String == "ct" { action = true }
-            for key in object.keys where key.hasPrefix("ct_") { matches.insert(key) }
+            if isCtKind(object) { action = true }
+            for (key, _) in object where key.hasPrefix("ct_") { matches.insert(key) }
         }
         return (action ? ["a ct action"] : []) + (matches.isEmpty ? [] : ["a flower \(matches.sorted().joined(separator: ", ")) match"])
     }
 
     /// The `ct` actions in a `tc -j actions list` dump.
     static func countCtActions(inTcJSON text: String) -> Int {
-        guard let value = try? JSONSerialization.jsonObject(with: Data(text.utf8)) else { return 0 }
+        guard let value = try? JSONReader.parse(text) else { return 0 }
         var count = 0
-        walk(value) { if $0["kind"] as? String == "ct" { count += 1 } }
+        walk(value) { if isCtKind($0) { count += 1 } }
         return count
     }
 
     /// Calls `visit` for every object nested anywhere in `value`.
-    static func walk(_ value: Any, _ visit: ([String: Any]) -> Void) {
-        if let object = value as? [String: Any] {
-            visit(object)
-            for member in object.values { walk(member, visit) }
-        } else if let array = value as? [Any] {
-            for element in array { walk(element, visit) }
+    static func walk(_ value: JSONValue, _ visit: ([(String, JSONValue)]) -> Void) {
+        if case .object(let members) = value {
+            visit(members)
+            for (_, member) in members { walk(member, visit) }
+        } else if case .array(let elements) = value {
+            for element in elements { walk(element, visit) }
         }
+    }
+
+    /// `"kind": "ct"` (the last `kind` when one is written twice, as a parser into a dictionary keeps).
+    static func isCtKind(_ object: [(String, JSONValue)]) -> Bool {
+        object.last { $0.0 == "kind" }?.1 == .string("ct")
     }
 }

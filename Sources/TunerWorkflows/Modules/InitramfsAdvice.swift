@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import SystemPackage
 import TunerCore
 import TunerModel
@@ -62,7 +62,7 @@ public struct InitramfsAdvice: Equatable, Sendable {
         var ids: [String] = []
         for line in (release ?? "").split(separator: "\n") where line.hasPrefix("ID=") || line.hasPrefix("ID_LIKE=") {
             let value = line.split(separator: "=", maxSplits: 1).last ?? ""
-            ids += value.trimmingCharacters(in: CharacterSet(charactersIn: "\"'")).split(separator: " ").map(String.init)
+            ids += value.trimming(ScalarSet(charactersIn: "\"'")).split(separator: " ").map(String.init)
         }
         if ids.contains(where: { ["debian", "ubuntu"].contains($0) }) { return "update-initramfs -u -k all" }
         if ids.contains(where: { ["fedora", "rhel", "centos", "suse", "opensuse"].contains($0) }) { return "dracut -f --regenerate-all" }
@@ -87,7 +87,7 @@ public struct InitramfsAdvice: Equatable, Sendable {
             guard let text = try? root.contents(of: file) else { continue }
             for line in text.split(separator: "\n") where line.contains("add_drivers") || line.contains("force_drivers") {
                 let value = line.split(separator: "=", maxSplits: 1).last ?? ""
-                value.trimmingCharacters(in: CharacterSet(charactersIn: "\"' ")).split(separator: " ").forEach {
+                value.trimming(ScalarSet(charactersIn: "\"' ")).split(separator: " ").forEach {
                     names.insert(ModuleFamily.normalized($0))
                 }
             }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import TunerCore
 import TunerModel
 import TunerSystem
@@ -65,6 +65,6 @@ public enum ModuleFamily {
     /// Module names as the kernel prints them: libkmod and /proc/modules use
     /// `_` where file names may have `-`.
     static func normalized(_ name: some StringProtocol) -> String {
-        name.replacingOccurrences(of: "-", with: "_")
+        String(name).replacing("-", with: "_")
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import SystemPackage
 import TunerCore
 import TunerModel
@@ -32,7 +32,7 @@ public enum RulesetModuleUse {
     public static func uses(in ruleset: Ruleset, among candidates: Set<String>) -> [String: String] {
         var found: [String: String] = [:]
         for (number, line) in ruleset.text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            let trimmed = line.trimming(.whitespaces)
             guard !trimmed.isEmpty, !trimmed.hasPrefix("#") else { continue }
             for module in modules(named: trimmed) where candidates.contains(module) && found[module] == nil {
                 found[module] = "\(ruleset.source) line \(number + 1): \(trimmed.prefix(100))"

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import TunerCore
 import TunerModel
 import TunerSystem
@@ -53,7 +53,7 @@ public struct IptablesSaveRuleset {
         var natLine: Int?
         for rawLine in text.split(omittingEmptySubsequences: false, whereSeparator: isLineBreak) {
             lineNumber += 1
-            let line = rawLine.trimmingCharacters(in: .whitespaces)
+            let line = rawLine.trimming(.whitespaces)
             let here = "\(source):\(lineNumber)"
             if line.isEmpty { continue }
             if line.hasPrefix("#") {

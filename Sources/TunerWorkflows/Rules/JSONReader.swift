@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import TunerCore
 import TunerModel
 import TunerSystem
@@ -282,7 +282,7 @@ struct JSONReader {
 
     private func describe(_ byte: UInt8) -> String {
         if byte > 0x20 && byte < 0x7F { return "'" + String(Character(Unicode.Scalar(byte))) + "'" }
-        return String(format: "0x%02x", byte)
+        return String(cFormat: "0x%02x", byte)
     }
 }
 

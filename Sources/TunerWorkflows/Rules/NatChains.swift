@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SystemPackage
 import TunerCore
 import TunerModel
@@ -44,7 +45,7 @@ public struct NatChain: Sendable, Equatable {
     /// a plain identifier.
     static func quotedIfNeeded(_ name: String) -> String {
         let plain =
-            !name.isEmpty && name.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || "_-.".unicodeScalars.contains($0) }
+            !name.isEmpty && name.unicodeScalars.allSatisfy { ScalarSet.alphanumerics.contains($0) || "_-.".unicodeScalars.contains($0) }
         return plain ? name : JSONValue.quoted(name)
     }
 }
@@ -162,7 +163,7 @@ public enum NatChains {
         var start: Int?
         var rules = 0
         for (index, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: isLineBreak).enumerated() {
-            let line = rawLine.trimmingCharacters(in: .whitespaces.union(["\r"]))
+            let line = rawLine.trimming(.whitespaces.union(ScalarSet(charactersIn: "\r")))
             if line == "*nat" {
                 start = index + 1
                 rules = 0

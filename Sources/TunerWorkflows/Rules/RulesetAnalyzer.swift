@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SystemPackage
 import TunerCore
 import TunerModel
@@ -84,7 +85,7 @@ public struct RulesetAnalyzer {
         guard let tool = ExternalTool.locate(name, environment: environment) else { return nil }
         let output = try tool.run(arguments)
         guard output.succeeded else {
-            let message = output.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+            let message = output.stderr.trimming(.whitespacesAndNewlines)
             let hint = getuid() == 0 ? "" : " — reading the firewall needs root (CAP_NET_ADMIN): run as root"
             throw TunerError.toolFailed(
                 command: tool.commandLine(arguments), reason: (message.isEmpty ? "exit status \(output.status)" : message) + hint)
@@ -95,7 +96,7 @@ public struct RulesetAnalyzer {
     /// Whether /proc/net/ip_tables_names (or the IPv6 one) lists a table.
     private func hasLegacyTables(_ path: FilePath) -> Bool {
         let text = (try? SystemRoot.live.contents(of: path)) ?? nil
-        return !(text ?? "").trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+        return !(text ?? "").trimming(.whitespacesAndNewlines).isEmpty
     }
 
     // MARK: saved
@@ -156,7 +157,7 @@ public struct RulesetAnalyzer {
         // nft -j prints the whole ruleset on one line: look only at the start.
         if text.first(where: { !$0.isWhitespace }) == "{" { return .nftJSON }
         for (index, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: isLineBreak).lazy.enumerated() {
-            let line = rawLine.prefix(200).trimmingCharacters(in: .whitespaces.union(["\u{FEFF}", "\r"]))
+            let line = rawLine.prefix(200).trimming(.whitespaces.union(ScalarSet(charactersIn: "\u{FEFF}\r")))
             if line.isEmpty { continue }
             if line.hasPrefix("#") {
                 if line.contains("iptables-save") || line.contains("ip6tables-save") { sawIptablesHeader = true }
@@ -203,7 +204,7 @@ public struct RulesetAnalyzer {
         let created = try ip.run(["netns", "add", namespace])
         guard created.succeeded else {
             throw TunerError.toolFailed(
-                command: ip.commandLine(["netns", "add", namespace]), reason: created.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+                command: ip.commandLine(["netns", "add", namespace]), reason: created.stderr.trimming(.whitespacesAndNewlines)
             )
         }
         defer { _ = try? ip.run(["netns", "delete", namespace]) }
@@ -235,7 +236,7 @@ public struct RulesetAnalyzer {
         let listed = try ip.run(["netns", "exec", namespace, "nft", "-j", "list", "ruleset"])
         guard listed.succeeded else {
             throw TunerError.toolFailed(
-                command: "nft -j list ruleset", reason: listed.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
+                command: "nft -j list ruleset", reason: listed.stderr.trimming(.whitespacesAndNewlines))
         }
         return listed.stdout
     }
@@ -273,12 +274,12 @@ public struct RulesetAnalyzer {
     static func nftLoadError(_ stderr: String, file: String, source: String) -> TunerError {
         let lines = stderr.split(separator: "\n").map(String.init)
         let first = lines.first { $0.contains("Error:") } ?? lines.first ?? "nft -f failed"
-        guard let range = first.range(of: ": Error: ") else {
+        guard let range = first.firstRange(of: ": Error: ") else {
             return TunerError.invalidRuleset(location: source, problem: first, fix: "fix the nft syntax (check it with `nft -c -f FILE`)")
         }
         var location = String(first[..<range.lowerBound])
         if location.hasPrefix(file) { location = source + location.dropFirst(file.count) }
-        let context = lines.drop { $0 != first }.dropFirst().first.map { " in \"\($0.trimmingCharacters(in: .whitespaces))\"" } ?? ""
+        let context = lines.drop { $0 != first }.dropFirst().first.map { " in \"\($0.trimming(.whitespaces))\"" } ?? ""
         return TunerError.invalidRuleset(
             location: location, problem: String(first[range.upperBound...]) + context,
             fix: "fix the nft syntax (check it with `nft -c -f FILE`)")

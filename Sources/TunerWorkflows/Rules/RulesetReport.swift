@@ -109,7 +109,7 @@ public enum RulesetVerdict: String, Sendable, Equatable, CaseIterable {
     case notNeeded = "not-needed"
 
     /// The verdict as a person reads it: "partially avoidable".
-    public var words: String { rawValue.replacingOccurrences(of: "-", with: " ") }
+    public var words: String { rawValue.replacing("-", with: " ") }
 }
 
 /// What a firewall needs from conntrack, rule by rule.

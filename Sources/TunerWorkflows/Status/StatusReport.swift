@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import TunerCore
 import TunerModel
 import TunerSystem
@@ -270,9 +271,9 @@ public struct StatusReport: Sendable, Equatable {
         return "\(worst.name.uppercased()): " + findings.filter { $0.level == worst }.map(\.message).joined(separator: "; ")
     }
 
-    package static func percent(_ ratio: Double) -> String { String(format: "%.1f %%", ratio * 100) }
+    package static func percent(_ ratio: Double) -> String { String(cFormat: "%.1f %%", ratio * 100) }
 
-    static func seconds(_ value: Double) -> String { String(format: "%.1f s", value) }
+    static func seconds(_ value: Double) -> String { String(cFormat: "%.1f s", value) }
 
     package static func duration(_ seconds: Double) -> String {
         let whole = Int(seconds)
