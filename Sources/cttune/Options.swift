@@ -93,12 +93,33 @@ struct RootOption: ParsableArguments {
     var root: String?
 
     func systemRoot() throws -> SystemRoot {
-        guard let root else { return .live }
+        guard let root = root.map(CommandLinePath.absolute) else { return .live }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw TunerError.rootNotADirectory(root: root)
         }
         return SystemRoot(base: FilePath(root))
+    }
+}
+
+/// Path arguments as a shell user means them: a relative path names a file
+/// under the working directory, not under `/` (which `SystemRoot.live` and
+/// `AtomicFile` map every path into). Every path flag goes through here.
+enum CommandLinePath {
+    /// `path` made absolute against the working directory, `.` and `..`
+    /// resolved lexically (the way `cd` and the shell's completion read them);
+    /// an absolute path is only normalised.
+    static func absolute(_ path: String) -> String {
+        guard !path.isEmpty else { return path }
+        let given = FilePath(path)
+        let full = given.isAbsolute ? given : FilePath(FileManager.default.currentDirectoryPath).pushing(given)
+        return full.lexicallyNormalized().string
+    }
+
+    /// A `--namespace` value: a relative path to a netns file (it holds a `/`)
+    /// made absolute; names and `pid:N` stay as given.
+    static func namespace(_ value: String) -> String {
+        value.contains("/") && !value.hasPrefix("/") ? absolute(value) : value
     }
 }
 
