@@ -76,13 +76,42 @@ public struct SystemRoot: Sendable, Equatable, CustomStringConvertible {
     public func contents(of absolute: FilePath, limit: Int = ReadLimit.default) throws -> String? {
         let shown = try path(absolute).string
         switch try open(absolute, flags: O_RDONLY | O_NONBLOCK | O_NOCTTY) {
-        case .failure(let errno) where errno == .noSuchFileOrDirectory || errno == .notDirectory: return nil
+        case .failure(let errno) where errno == .noSuchFileOrDirectory || errno == .notDirectory:
+            try refuseDanglingLink(on: absolute)
+            return nil
         case .failure(let errno): throw FileIO.failure(.errno(errno), path: shown)
         case .success(let descriptor):
             defer { try? descriptor.close() }
             switch FileIO.readAll(descriptor, limit: limit) {
             case .success(let text): return text
             case .failure(let failure): throw FileIO.failure(failure, path: shown)
+            }
+        }
+    }
+
+    /// Refuses a path that is absent only because a link on the way names
+    /// nothing inside this root (`DIR/proc/sys/x -> /proc/sys/x` read as if
+    /// chrooted, or a target that exists only outside): the file is not
+    /// absent, it is somewhere cttune will not go, and treating it as absent
+    /// would plan or apply a partial result. A path absent without a link
+    /// on the way stays absent.
+    ///
+    /// - Throws: `TunerError.pathEscapesRoot` naming the link.
+    public func refuseDanglingLink(on absolute: FilePath) throws {
+        guard !isLive else { return }
+        var prefix = FilePath("/")
+        for component in absolute.lexicallyNormalized().components {
+            prefix.append(component)
+            guard case .success(let entry) = try open(prefix, flags: O_PATH_ONLY | O_NOFOLLOW) else { return }
+            var info = stat()
+            let isLink = fstat(entry.rawValue, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK
+            try? entry.close()
+            guard isLink else { continue }
+            switch try open(prefix, flags: O_PATH_ONLY) {
+            case .success(let resolved): try? resolved.close()
+            case .failure(let errno) where errno == .noSuchFileOrDirectory:
+                throw TunerError.pathEscapesRoot(path: try path(prefix).string, root: base.string)
+            case .failure: return
             }
         }
     }
