@@ -120,6 +120,8 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
     case overriddenAtBoot(overrides: [String])
     /// The profile describes more entries than nf_conntrack_max can hold.
     case loadTooLarge(profile: String, detail: String)
+    /// A network namespace given by name, path or pid:N that cannot be read (the namespace already escaped).
+    case namespaceUnreadable(namespace: String, reason: String)
 
     public var description: String {
         switch self {
@@ -400,6 +402,12 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
                 """
                 refusing to apply (--on-conflict refuse): another file decides \(overrides.joined(separator: "; ")) — \
                 change or remove those lines, or pass --on-conflict override so cttune's file is read after them
+                """
+        case let .namespaceUnreadable(namespace, reason):
+            return
+                """
+                cannot read network namespace \(namespace): \(reason) — give a name from `ip netns list`, the path of a netns \
+                file or pid:N of a running process, as root
                 """
         case let .loadTooLarge(profile, detail):
             return
