@@ -65,7 +65,9 @@ extension Cttune {
                 throw ValidationError("--all-namespaces reads them all: drop --namespace, or list only those")
             }
             for id in namespace {
-                do { _ = try NamespaceIdentifier.parse(id) } catch { throw ValidationError("--namespace: \(error)") }
+                do { _ = try NamespaceIdentifier.parse(CommandLinePath.namespace(id)) } catch {
+                    throw ValidationError("--namespace: \(error)")
+                }
             }
             if textfile != nil && watch != nil {
                 throw ValidationError("--textfile writes one snapshot and exits: drop --watch (let the collector's schedule repeat it)")
@@ -77,9 +79,11 @@ extension Cttune {
                 let probe = StatusProbe(census: CensusPolicy(always: census, sampleLimit: censusSample, everyNthRun: censusEvery))
                 StopRequest.install()
                 if allNamespaces || !namespace.isEmpty {
-                    let requested = allNamespaces ? nil : try namespace.map(NamespaceIdentifier.parse)
+                    let requested = allNamespaces ? nil : try namespace.map { try NamespaceIdentifier.parse(CommandLinePath.namespace($0)) }
                     let host = try probe.hostReport(windowSeconds: window, namespaces: requested, shouldStop: { StopRequest.isRequested })
-                    if let textfile { try PrometheusTextfile.write(PrometheusTextfile.render(host), to: textfile) }
+                    if let textfile {
+                        try PrometheusTextfile.write(PrometheusTextfile.render(host), to: CommandLinePath.absolute(textfile))
+                    }
                     for reason in host.partialReasons { Diagnostics.partial(reason) }
                     if quiet {
                         if host.verdict != .ok { print(host.summary) }
@@ -90,10 +94,12 @@ extension Cttune {
                 }
                 guard let watch else {
                     let report = try probe.report(windowSeconds: window, shouldStop: { StopRequest.isRequested })
-                    if let textfile { try PrometheusTextfile.write(PrometheusTextfile.render(report), to: textfile) }
+                    if let textfile {
+                        try PrometheusTextfile.write(PrometheusTextfile.render(report), to: CommandLinePath.absolute(textfile))
+                    }
                     if let problem = report.partialReason { Diagnostics.partial(problem) }
                     // cttune's boot-time files that another file overrides.
-                    let overrides = PersistentConfig.overrides(of: PersistentConfig.filesOnDisk(under: .live), under: .live)
+                    let overrides = try PersistentConfig.overrides(of: PersistentConfig.filesOnDisk(under: .live), under: .live)
                     let writers = ConntrackWriters.find(under: .live, cpus: ProcessInfo.processInfo.activeProcessorCount)
                     if quiet {
                         if report.verdict != .ok { print(report.summary) }
