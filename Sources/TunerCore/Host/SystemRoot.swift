@@ -36,6 +36,7 @@ public struct SystemRoot: Sendable, Equatable, CustomStringConvertible {
     ///
     /// - Throws: `TunerError.pathEscapesRoot` when `..` would leave the root.
     public func path(_ absolute: FilePath) throws -> FilePath {
+        try Self.checkLength(absolute)
         guard let resolved = base.lexicallyResolving(absolute) else {
             throw TunerError.pathEscapesRoot(path: absolute.string, root: base.string)
         }
@@ -57,6 +58,33 @@ public struct SystemRoot: Sendable, Equatable, CustomStringConvertible {
         guard rootDescriptor >= 0 else { return .failure(Errno(rawValue: errno)) }
         defer { Glibc.close(rootDescriptor) }
         return Self.result(CRootPath_open(rootDescriptor, absolute.string, flags | O_CLOEXEC, mode))
+    }
+
+    /// The longest system path (PATH_MAX) and name (NAME_MAX) any file system holds.
+    public static let longestPathBytes = 4096
+    public static let longestNameBytes = 255
+
+    /// Refuses a path no file system holds before it is parsed: FilePath's
+    /// component parsing costs time quadratic in a component's length, so a
+    /// 10 000-byte name from a flag or a tree would take a minute to refuse.
+    ///
+    /// - Throws: `TunerError.malformed` naming the (cut) path and the limit.
+    static func checkLength(_ path: FilePath) throws {
+        let text = path.string
+        var run = 0
+        var longest = 0
+        for byte in text.utf8 {
+            run = byte == UInt8(ascii: "/") ? 0 : run + 1
+            longest = max(longest, run)
+        }
+        guard text.utf8.count > longestPathBytes || longest > longestNameBytes else { return }
+        throw TunerError.malformed(
+            path: Echo.quoted(text, limit: 80),
+            detail:
+                """
+                a path of \(text.utf8.count) bytes with a name of \(longest) bytes, longer than any file system holds \
+                (\(longestPathBytes) and \(longestNameBytes)) — check the value it was made from
+                """)
     }
 
     static func result(_ descriptor: Int32) -> Result<FileDescriptor, Errno> {

@@ -21,9 +21,9 @@ public enum NamespaceIdentifier: Hashable, Sendable, CustomStringConvertible {
             return .process(pid)
         }
         if text.hasPrefix("/") { return .path(text) }
-        guard !text.isEmpty, !text.contains("/"), text != ".", text != ".." else {
+        guard PathName.isOneComponent(text) else {
             throw TunerError.malformed(
-                path: "namespace \"\(text)\"",
+                path: "namespace \(Echo.quoted(text, limit: 80))",
                 detail: "expected a name under /run/netns (ip netns list), an absolute path to a netns file, or pid:N")
         }
         return .named(text)

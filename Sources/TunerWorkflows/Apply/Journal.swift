@@ -142,10 +142,11 @@ public struct Journal {
 
     /// The entry named `id`.
     public func load(_ id: String) throws -> JournalEntry {
-        guard id.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }), !id.isEmpty,
+        guard id.utf8.count <= SystemRoot.longestNameBytes - ".json".count,
+            id.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }), !id.isEmpty,
             let text = try root.contents(of: path(of: id), limit: ReadLimit.configuration)
         else {
-            throw TunerError.journalEntryNotFound(id: id, directory: directoryPath)
+            throw TunerError.journalEntryNotFound(id: Echo.escaped(id, limit: 80), directory: directoryPath)
         }
         return try JournalEntry.decode(text, path: try root.path(path(of: id)).string)
     }
