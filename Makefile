@@ -82,7 +82,7 @@ test: lint test-deps test-python build module-tree initramfs-lister test-asan fl
 	scripts/test-watchdog.sh 1500 $(SWIFT) test
 
 bench: build
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release --product cttune
 	scripts/bench.sh
 
 # Static Swift runtime: the installed binary needs only libc, libstdc++, libkmod, libmnl and libnftables.

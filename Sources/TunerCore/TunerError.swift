@@ -382,7 +382,11 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
                 `depmod -b ROOT VERSION` (ROOT is the directory holding lib/modules)
                 """
         case let .outsideFamilyHolders(holders):
-            let named = holders.sorted { $0.key < $1.key }.map { "\($0.key) (holds \($0.value.sorted().joined(separator: ", ")))" }
+            // Bounded: one line, however many modules a hostile /proc/modules lists.
+            var named = holders.sorted { $0.key < $1.key }.prefix(10).map {
+                "\($0.key) (holds \($0.value.sorted().prefix(10).joined(separator: ", "))\($0.value.count > 10 ? ", …" : ""))"
+            }
+            if holders.count > 10 { named.append("and \(holders.count - 10) more") }
             return
                 """
                 refusing to unload: \(named.joined(separator: ", ")) \(holders.count == 1 ? "is" : "are") outside the \
