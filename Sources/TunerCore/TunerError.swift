@@ -121,6 +121,8 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
     case overriddenAtBoot(overrides: [String])
     /// The profile describes more entries than nf_conntrack_max can hold.
     case loadTooLarge(profile: String, detail: String)
+    /// A network namespace given by name, path or pid:N that cannot be read (the namespace already escaped).
+    case namespaceUnreadable(namespace: String, reason: String)
 
     public var description: String {
         switch self {
@@ -381,7 +383,11 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
                 `depmod -b ROOT VERSION` (ROOT is the directory holding lib/modules)
                 """
         case let .outsideFamilyHolders(holders):
-            let named = holders.sorted { $0.key < $1.key }.map { "\($0.key) (holds \($0.value.sorted().joined(separator: ", ")))" }
+            // Bounded: one line, however many modules a hostile /proc/modules lists.
+            var named = holders.sorted { $0.key < $1.key }.prefix(10).map {
+                "\($0.key) (holds \($0.value.sorted().prefix(10).joined(separator: ", "))\($0.value.count > 10 ? ", …" : ""))"
+            }
+            if holders.count > 10 { named.append("and \(holders.count - 10) more") }
             return
                 """
                 refusing to unload: \(named.joined(separator: ", ")) \(holders.count == 1 ? "is" : "are") outside the \
@@ -401,6 +407,12 @@ public enum TunerError: Error, Equatable, CustomStringConvertible {
                 """
                 refusing to apply (--on-conflict refuse): another file decides \(overrides.joined(separator: "; ")) — \
                 change or remove those lines, or pass --on-conflict override so cttune's file is read after them
+                """
+        case let .namespaceUnreadable(namespace, reason):
+            return
+                """
+                cannot read network namespace \(namespace): \(reason) — give a name from `ip netns list`, the path of a netns \
+                file or pid:N of a running process, as root
                 """
         case let .loadTooLarge(profile, detail):
             return

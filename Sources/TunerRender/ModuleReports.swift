@@ -191,7 +191,15 @@ public enum ModuleReports {
 
     static func strings(_ values: [String]) -> JSONValue { .array(values.map(JSONValue.string)) }
 
-    static func listed(_ values: [String]) -> String { values.isEmpty ? "-" : values.joined(separator: ",") }
+    /// A table cell: at most `listedLimit` names, then how many more. Every
+    /// row is padded to the widest cell, so an unbounded cell (10 000 holders
+    /// of one module) would make the table's size quadratic; JSON lists them all.
+    static func listed(_ values: [String]) -> String {
+        guard values.count > listedLimit else { return values.isEmpty ? "-" : values.joined(separator: ",") }
+        return values.prefix(listedLimit).joined(separator: ",") + ",+\(values.count - listedLimit) more"
+    }
+
+    static let listedLimit = 8
 
     static func table(_ rows: [[String]]) -> [String] {
         guard let columns = rows.first?.count else { return [] }

@@ -77,7 +77,7 @@ extension Cttune.Apply {
     /// The profile options recorded in cttune's sysctl.d header, under this
     /// command's `--root`; this command's options when there is no header.
     func recordedOptions() throws -> ProfileOptions {
-        guard let recorded = PersistentConfig.recordedArguments(under: try options.root.systemRoot()) else { return options }
+        guard let recorded = try PersistentConfig.recordedArguments(under: try options.root.systemRoot()) else { return options }
         var inputs: ProfileOptions
         do {
             inputs = try Cttune.Apply.parse(recorded.arguments).options

@@ -44,7 +44,7 @@ extension Cttune {
             try reportingErrors("blacklist", format: format) {
                 let host = try ModuleHost(root: try root.systemRoot(), release: kernel, anyKernel: kernel == nil)
                 if !remove { try NatChains.refuseIfAny(under: try root.systemRoot(), purpose: "blacklist the conntrack modules") }
-                let file = output.map { FilePath($0) }
+                let file = output.map { FilePath(CommandLinePath.absolute($0)) }
                 let result =
                     remove
                     ? try host.removeBlacklist(output: file, dryRun: dryRun)

@@ -40,7 +40,9 @@ extension Cttune {
                 }
             }
             if let namespace {
-                do { _ = try NamespaceIdentifier.parse(namespace) } catch { throw ValidationError("--namespace: \(error)") }
+                do { _ = try NamespaceIdentifier.parse(CommandLinePath.namespace(namespace)) } catch {
+                    throw ValidationError("--namespace: \(error)")
+                }
             }
         }
 
@@ -52,14 +54,14 @@ extension Cttune {
         func run() throws {
             try reportingErrors("learn", format: format) {
                 StopRequest.install()
-                let request = LearnRequest(seconds: Double(seconds), namespace: try namespace.map(NamespaceIdentifier.parse))
+                let request = LearnRequest(
+                    seconds: Double(seconds), namespace: try namespace.map { try NamespaceIdentifier.parse(CommandLinePath.namespace($0)) })
                 let onTerminal = isatty(STDERR_FILENO) == 1
                 let progress: (@Sendable (Double, Int) -> Void)? = onTerminal ? Self.showProgress : nil
                 let report = try LoadLearning.learn(request, progress: progress, shouldStop: { StopRequest.isRequested })
                 if onTerminal { StandardError.write("\r\u{1B}[K") }
                 if let output {
-                    // Relative to the working directory, not to the root the path is checked under.
-                    let file = FilePath(FileManager.default.currentDirectoryPath).pushing(FilePath(output))
+                    let file = FilePath(CommandLinePath.absolute(output))
                     try AtomicFile.write(report.profileYAML(), to: file, createDirectories: false)
                 }
                 for warning in report.warnings { Diagnostics.warning(warning) }

@@ -93,12 +93,39 @@ struct RootOption: ParsableArguments {
     var root: String?
 
     func systemRoot() throws -> SystemRoot {
-        guard let root else { return .live }
+        guard let root = root.map(CommandLinePath.absolute) else { return .live }
         var isDirectory = false
         guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory else {
             throw TunerError.rootNotADirectory(root: root)
         }
         return SystemRoot(base: FilePath(root))
+    }
+}
+
+/// Path arguments as a shell user means them: a relative path names a file
+/// under the working directory, not under `/` (which `SystemRoot.live` and
+/// `AtomicFile` map every path into). Every path flag goes through here.
+enum CommandLinePath {
+    /// `path` made absolute against the working directory, `.` and `..`
+    /// resolved lexically (the way `cd` and the shell's completion read them);
+    /// an absolute path is only normalised.
+    ///
+    /// Plain string work, linear in the length: FilePath's component parsing
+    /// is quadratic in a component's length, and a flag can be any length.
+    static func absolute(_ path: String) -> String {
+        guard !path.isEmpty else { return path }
+        let full = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        var components: [Substring] = []
+        for component in full.split(separator: "/", omittingEmptySubsequences: true) where component != "." {
+            if component == ".." { _ = components.popLast() } else { components.append(component) }
+        }
+        return "/" + components.joined(separator: "/")
+    }
+
+    /// A `--namespace` value: a relative path to a netns file (it holds a `/`)
+    /// made absolute; names and `pid:N` stay as given.
+    static func namespace(_ value: String) -> String {
+        value.contains("/") && !value.hasPrefix("/") ? absolute(value) : value
     }
 }
 
@@ -206,7 +233,7 @@ struct ModuleTreeOptions: ParsableArguments {
 /// a `..` would read another directory of the root.
 func validateKernelRelease(_ release: String?) throws {
     guard let release else { return }
-    if release.isEmpty || release.contains("/") || release == "." || release == ".." {
+    if !PathName.isOneComponent(release) {
         throw ValidationError(
             """
             --kernel takes a kernel release such as \"6.1.0-28-cloud-amd64\" (a directory name under /lib/modules), got \

@@ -25,7 +25,10 @@ extension Cttune {
         func run() throws {
             try reportingErrors("rules", format: format) {
                 let analyzer = RulesetAnalyzer()
-                try emit(RulesOutput(try ruleset.map(analyzer.analyze(file:)) ?? analyzer.analyzeLive()), format: format)
+                try emit(
+                    RulesOutput(
+                        try ruleset.map { try analyzer.analyze(file: $0 == "-" ? $0 : CommandLinePath.absolute($0)) }
+                            ?? analyzer.analyzeLive()), format: format)
                 return .success
             }
         }

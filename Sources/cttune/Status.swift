@@ -67,7 +67,9 @@ extension Cttune {
                 throw ValidationError("--all-namespaces reads them all: drop --namespace, or list only those")
             }
             for id in namespace {
-                do { _ = try NamespaceIdentifier.parse(id) } catch { throw ValidationError("--namespace: \(error)") }
+                do { _ = try NamespaceIdentifier.parse(CommandLinePath.namespace(id)) } catch {
+                    throw ValidationError("--namespace: \(error)")
+                }
             }
             if textfile != nil && watch != nil {
                 throw ValidationError("--textfile writes one snapshot and exits: drop --watch (let the collector's schedule repeat it)")
@@ -79,14 +81,14 @@ extension Cttune {
                 let probe = StatusProbe(census: CensusPolicy(always: census, sampleLimit: censusSample, everyNthRun: censusEvery))
                 StopRequest.install()
                 if allNamespaces || !namespace.isEmpty {
-                    let requested = allNamespaces ? nil : try namespace.map(NamespaceIdentifier.parse)
+                    let requested = allNamespaces ? nil : try namespace.map { try NamespaceIdentifier.parse(CommandLinePath.namespace($0)) }
                     let host = try probe.hostReport(windowSeconds: window, namespaces: requested, shouldStop: { StopRequest.isRequested })
                     if let textfile {
                         // Drift is judged where cttune's boot-time files apply: the initial namespace.
                         let drift = host.members.first { $0.report.readings.namespace.kind == .initial }.flatMap {
                             PlanDrift.read(under: .live, running: $0.report.readings, cpus: ProcessInfo.processInfo.activeProcessorCount)
                         }
-                        try PrometheusTextfile.write(PrometheusTextfile.render(host, drift: drift), to: textfile)
+                        try PrometheusTextfile.write(PrometheusTextfile.render(host, drift: drift), to: CommandLinePath.absolute(textfile))
                     }
                     for reason in host.partialReasons { Diagnostics.partial(reason) }
                     if quiet {
@@ -101,11 +103,12 @@ extension Cttune {
                     if let textfile {
                         let drift = PlanDrift.read(
                             under: .live, running: report.readings, cpus: ProcessInfo.processInfo.activeProcessorCount)
-                        try PrometheusTextfile.write(PrometheusTextfile.render(report, drift: drift), to: textfile)
+                        try PrometheusTextfile.write(
+                            PrometheusTextfile.render(report, drift: drift), to: CommandLinePath.absolute(textfile))
                     }
                     if let problem = report.partialReason { Diagnostics.partial(problem) }
                     // cttune's boot-time files that another file overrides.
-                    let overrides = PersistentConfig.overrides(of: PersistentConfig.filesOnDisk(under: .live), under: .live)
+                    let overrides = try PersistentConfig.overrides(of: PersistentConfig.filesOnDisk(under: .live), under: .live)
                     let writers = ConntrackWriters.find(under: .live, cpus: ProcessInfo.processInfo.activeProcessorCount)
                     if quiet {
                         if report.verdict != .ok { print(report.summary) }

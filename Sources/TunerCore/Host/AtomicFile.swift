@@ -99,7 +99,9 @@ public enum AtomicFile {
     /// What a file cttune replaces holds now: a regular file, bounded.
     static func currentContent(_ path: FilePath, under root: SystemRoot, shown target: FilePath) throws -> String? {
         switch try root.open(path, flags: O_RDONLY | O_NONBLOCK | O_NOCTTY) {
-        case .failure(let errno) where errno == .noSuchFileOrDirectory || errno == .notDirectory: return nil
+        case .failure(let errno) where errno == .noSuchFileOrDirectory || errno == .notDirectory:
+            try root.refuseDanglingLink(on: path)
+            return nil
         case .failure(let errno): throw failure(target, errno.rawValue)
         case .success(let descriptor):
             defer { try? descriptor.close() }

@@ -216,7 +216,7 @@ extension HostFacts {
     static func readRelease(_ root: SystemRoot) throws -> String? {
         guard let text = try root.contents(of: KernelPaths.osRelease, limit: ReadLimit.kernelValue) else { return nil }
         let release = text.trimming(.whitespacesAndNewlines)
-        guard !release.isEmpty, !release.contains("/"),
+        guard PathName.isOneComponent(release),
             release.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 && $0.value < 0x7f })
         else {
             throw TunerError.malformed(

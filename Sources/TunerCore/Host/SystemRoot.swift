@@ -37,6 +37,7 @@ public struct SystemRoot: Sendable, Equatable, CustomStringConvertible {
     ///
     /// - Throws: `TunerError.pathEscapesRoot` when `..` would leave the root.
     public func path(_ absolute: FilePath) throws -> FilePath {
+        try Self.checkLength(absolute)
         guard let resolved = base.lexicallyResolving(absolute) else {
             throw TunerError.pathEscapesRoot(path: absolute.string, root: base.string)
         }
@@ -60,6 +61,33 @@ public struct SystemRoot: Sendable, Equatable, CustomStringConvertible {
         return Self.result(CRootPath_open(rootDescriptor, absolute.string, flags | O_CLOEXEC, mode))
     }
 
+    /// The longest system path (PATH_MAX) and name (NAME_MAX) any file system holds.
+    public static let longestPathBytes = 4096
+    public static let longestNameBytes = 255
+
+    /// Refuses a path no file system holds before it is parsed: FilePath's
+    /// component parsing costs time quadratic in a component's length, so a
+    /// 10 000-byte name from a flag or a tree would take a minute to refuse.
+    ///
+    /// - Throws: `TunerError.malformed` naming the (cut) path and the limit.
+    static func checkLength(_ path: FilePath) throws {
+        let text = path.string
+        var run = 0
+        var longest = 0
+        for byte in text.utf8 {
+            run = byte == UInt8(ascii: "/") ? 0 : run + 1
+            longest = max(longest, run)
+        }
+        guard text.utf8.count > longestPathBytes || longest > longestNameBytes else { return }
+        throw TunerError.malformed(
+            path: Echo.quoted(text, limit: 80),
+            detail:
+                """
+                a path of \(text.utf8.count) bytes with a name of \(longest) bytes, longer than any file system holds \
+                (\(longestPathBytes) and \(longestNameBytes)) — check the value it was made from
+                """)
+    }
+
     static func result(_ descriptor: Int32) -> Result<FileDescriptor, Errno> {
         descriptor >= 0 ? .success(FileDescriptor(rawValue: descriptor)) : .failure(Errno(rawValue: errno))
     }
@@ -77,13 +105,42 @@ public struct SystemRoot: Sendable, Equatable, CustomStringConvertible {
     public func contents(of absolute: FilePath, limit: Int = ReadLimit.default) throws -> String? {
         let shown = try path(absolute).string
         switch try open(absolute, flags: O_RDONLY | O_NONBLOCK | O_NOCTTY) {
-        case .failure(let errno) where errno == .noSuchFileOrDirectory || errno == .notDirectory: return nil
+        case .failure(let errno) where errno == .noSuchFileOrDirectory || errno == .notDirectory:
+            try refuseDanglingLink(on: absolute)
+            return nil
         case .failure(let errno): throw FileIO.failure(.errno(errno), path: shown)
         case .success(let descriptor):
             defer { try? descriptor.close() }
             switch FileIO.readAll(descriptor, limit: limit) {
             case .success(let text): return text
             case .failure(let failure): throw FileIO.failure(failure, path: shown)
+            }
+        }
+    }
+
+    /// Refuses a path that is absent only because a link on the way names
+    /// nothing inside this root (`DIR/proc/sys/x -> /proc/sys/x` read as if
+    /// chrooted, or a target that exists only outside): the file is not
+    /// absent, it is somewhere cttune will not go, and treating it as absent
+    /// would plan or apply a partial result. A path absent without a link
+    /// on the way stays absent.
+    ///
+    /// - Throws: `TunerError.pathEscapesRoot` naming the link.
+    public func refuseDanglingLink(on absolute: FilePath) throws {
+        guard !isLive else { return }
+        var prefix = FilePath("/")
+        for component in absolute.lexicallyNormalized().components {
+            prefix.append(component)
+            guard case .success(let entry) = try open(prefix, flags: O_PATH_ONLY | O_NOFOLLOW) else { return }
+            var info = stat()
+            let isLink = fstat(entry.rawValue, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK
+            try? entry.close()
+            guard isLink else { continue }
+            switch try open(prefix, flags: O_PATH_ONLY) {
+            case .success(let resolved): try? resolved.close()
+            case .failure(let errno) where errno == .noSuchFileOrDirectory:
+                throw TunerError.pathEscapesRoot(path: try path(prefix).string, root: base.string)
+            case .failure: return
             }
         }
     }

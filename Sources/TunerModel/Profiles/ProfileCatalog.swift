@@ -95,9 +95,11 @@ public struct ProfileCatalog: Sendable {
                 throw FileIO.failure(failure, path: path)
             }
         }
-        guard reference.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }), !reference.isEmpty else {
+        guard reference.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }), !reference.isEmpty,
+            reference.utf8.count <= SystemRoot.longestNameBytes - ".yaml".count
+        else {
             throw TunerError.profileNotFound(
-                name: reference, searched: ["profile names use letters, digits, - and _"], extendedBy: parentFile)
+                name: Echo.escaped(reference, limit: 80), searched: ["profile names use letters, digits, - and _"], extendedBy: parentFile)
         }
         // A profile found by name that extends its own name (a local
         // default.yaml with `extends: default`) means the next one in the

@@ -81,7 +81,7 @@ extension HostStatusReport {
             lines.append(
                 "nearest their max: "
                     + members.prefix(Self.nearestShown).map {
-                        "\($0.identifier) \(StatusReport.percent($0.report.readings.current.fillRatio))"
+                        "\($0.identifier.shown) \(StatusReport.percent($0.report.readings.current.fillRatio))"
                     }.joined(separator: ", "))
         }
         let header = ["NAMESPACE", "ENTRIES", "FILL", "MEMORY", "DROP", "INSERT_FAILED", "EARLY_DROP", "VERDICT"]
@@ -89,7 +89,7 @@ extension HostStatusReport {
         for member in members {
             let sample = member.report.readings.current
             rows.append([
-                member.identifier.description, String(sample.count), StatusReport.percent(sample.fillRatio),
+                member.identifier.shown, String(sample.count), StatusReport.percent(sample.fillRatio),
                 memoryBytes(member).map(Formatting.size) ?? "-", String(sample.counter("drop")), String(sample.counter("insert_failed")),
                 String(sample.counter("early_drop")), member.report.verdict.name + (member.report.partialReason == nil ? "" : " (partial)"),
             ])
@@ -102,9 +102,9 @@ extension HostStatusReport {
                     .trimming(.whitespaces))
         }
         for member in members where member.report.verdict != .ok {
-            for finding in member.report.findings { lines.append("\(member.identifier): \(finding.level.name): \(finding.message)") }
+            for finding in member.report.findings { lines.append("\(member.identifier.shown): \(finding.level.name): \(finding.message)") }
             if let fix = member.report.fix {
-                lines.append("\(member.identifier): fix: \(fix.commands.joined(separator: "; then ")) — \(fix.note)")
+                lines.append("\(member.identifier.shown): fix: \(fix.commands.joined(separator: "; then ")) — \(fix.note)")
             }
         }
         for member in members {
@@ -112,7 +112,7 @@ extension HostStatusReport {
                 let protocols = census.byProtocol.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
                 let states = census.tcpStates.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
                 lines.append(
-                    "\(member.identifier): entries (\(StatusReport.censusSource(census))): \(census.total)"
+                    "\(member.identifier.shown): entries (\(StatusReport.censusSource(census))): \(census.total)"
                         + (protocols.isEmpty ? "" : " — \(protocols)") + (states.isEmpty ? "" : "; TCP \(states)"))
             }
         }

@@ -22,9 +22,9 @@ public enum NamespaceIdentifier: Hashable, Sendable, CustomStringConvertible {
             return .process(pid)
         }
         if text.hasPrefix("/") { return .path(text) }
-        guard !text.isEmpty, !text.contains("/"), text != ".", text != ".." else {
+        guard PathName.isOneComponent(text) else {
             throw TunerError.malformed(
-                path: "namespace \"\(text)\"",
+                path: "namespace \(Echo.quoted(text, limit: 80))",
                 detail: "expected a name under /run/netns (ip netns list), an absolute path to a netns file, or pid:N")
         }
         return .named(text)
@@ -37,6 +37,10 @@ public enum NamespaceIdentifier: Hashable, Sendable, CustomStringConvertible {
         case .process(let pid): return "pid:\(pid)"
         }
     }
+
+    /// The identifier for a one-line message or a report row: a name or path
+    /// can hold any byte but `/` and NUL, so control characters are escaped.
+    public var shown: String { Echo.escaped(description, limit: 200) }
 
     /// The namespace file to open for setns(2).
     package func file(under root: SystemRoot) throws -> FilePath {
@@ -86,9 +90,62 @@ public enum NamespaceDirectory {
 
     /// The nsfs inode of one identifier's namespace; `nil` when it is gone.
     public static func inode(of identifier: NamespaceIdentifier, under root: SystemRoot) -> UInt64? {
-        guard let file = try? identifier.file(under: root) else { return nil }
+        try? check(identifier, under: root).get()
+    }
+
+    /// The nsfs inode of one identifier's namespace, or why it cannot be
+    /// read: absent, not permitted, or not a namespace file at all.
+    public static func check(_ identifier: NamespaceIdentifier, under root: SystemRoot) -> Result<UInt64, NamespaceVisitError> {
+        switch open(identifier, under: root) {
+        case .success(let opened):
+            close(opened.descriptor)
+            return .success(opened.inode)
+        case .failure(let failure): return .failure(failure)
+        }
+    }
+
+    /// Opens a namespace file for setns(2), bounded: the type is checked
+    /// with stat(2) before the open (a FIFO would block open(2) forever, a
+    /// device's open can act), the open never blocks (O_NONBLOCK), and the
+    /// descriptor must be a file of the nsfs file system, the one every
+    /// /proc/N/ns/net lives on.
+    ///
+    /// - Returns: the descriptor (close-on-exec; the caller closes it) and the inode.
+    package static func open(
+        _ identifier: NamespaceIdentifier, under root: SystemRoot
+    ) -> Result<(descriptor: Int32, inode: UInt64), NamespaceVisitError> {
+        func failed(_ reason: String) -> Result<(descriptor: Int32, inode: UInt64), NamespaceVisitError> {
+            .failure(NamespaceVisitError(identifier: identifier, reason: reason))
+        }
+        guard let file = try? identifier.file(under: root) else { return failed("its path leads outside \(root)") }
+        let shown = Echo.escaped(file.string, limit: 200)
+        guard let nsfs = device(of: try? root.path(KernelPaths.ownNetworkNamespace)) else {
+            return failed("cannot tell namespace files from others: \(KernelPaths.ownNetworkNamespace) is unreadable")
+        }
         var info = stat()
-        return stat(file.string, &info) == 0 ? UInt64(info.st_ino) : nil
+        guard stat(file.string, &info) == 0 else { return failed(reason(Errno(rawValue: errno), file: shown)) }
+        guard info.st_mode & S_IFMT == S_IFREG, info.st_dev == nsfs else { return failed(notANamespace(info, file: shown)) }
+        let descriptor = Glibc.open(file.string, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+        guard descriptor >= 0 else { return failed(reason(Errno(rawValue: errno), file: shown)) }
+        // Replaced between the stat and the open: check what was opened.
+        guard fstat(descriptor, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_dev == nsfs else {
+            close(descriptor)
+            return failed(notANamespace(info, file: shown))
+        }
+        return .success((descriptor, UInt64(info.st_ino)))
+    }
+
+    static func reason(_ code: Errno, file: String) -> String {
+        switch code {
+        case .noSuchFileOrDirectory, .notDirectory: return "no such namespace (\(file) does not exist)"
+        case .permissionDenied, .notPermitted: return "cannot open \(file): \(errnoText(code)) (namespace files need root)"
+        default: return "cannot open \(file): \(errnoText(code))"
+        }
+    }
+
+    static func notANamespace(_ info: stat, file: String) -> String {
+        let kind = info.st_mode & S_IFMT == S_IFREG ? "a regular file" : FileIO.kind(info.st_mode)
+        return "\(file) is \(kind), not a network namespace file"
     }
 
     static func device(of path: FilePath?) -> dev_t? {
@@ -150,24 +207,20 @@ public enum NamespaceVisitor {
             func failed(_ reason: String) -> Result<T, NamespaceVisitError> {
                 .failure(NamespaceVisitError(identifier: namespace.identifier, reason: reason))
             }
-            guard let file = try? namespace.identifier.file(under: root) else {
-                results.append(failed("its path escapes \(root)"))
+            let fd: Int32
+            switch NamespaceDirectory.open(namespace.identifier, under: root) {
+            case .failure(let failure):
+                results.append(.failure(failure))
                 continue
-            }
-            let fd = open(file.string, O_RDONLY | O_CLOEXEC)
-            if fd < 0 {
-                let code = Errno(rawValue: errno)
-                results.append(
-                    failed(code == .noSuchFileOrDirectory ? "vanished during the scan" : "cannot open \(file): \(errnoText(code))"))
-                continue
-            }
-            // The open file keeps the namespace alive; a different inode
-            // means the name now points to another namespace.
-            var info = stat()
-            if fstat(fd, &info) != 0 || UInt64(info.st_ino) != namespace.inode {
-                close(fd)
-                results.append(failed("vanished during the scan (\(file) now names another namespace)"))
-                continue
+            case .success(let opened):
+                fd = opened.descriptor
+                // The open file keeps the namespace alive; a different inode
+                // means the name now points to another namespace.
+                if opened.inode != namespace.inode {
+                    close(fd)
+                    results.append(failed("vanished during the scan (it now names another namespace)"))
+                    continue
+                }
             }
             if let code = NetworkNamespaceSwitch.enter(fd) {
                 close(fd)
@@ -202,8 +255,8 @@ private final class VisitOutcome<T>: @unchecked Sendable {
 public struct NamespaceVisitError: Error, Equatable, Sendable, CustomStringConvertible, TunerErrorConvertible {
     public var identifier: NamespaceIdentifier
     public var reason: String
-    public var description: String { "namespace \(identifier): \(reason)" }
-    public var tunerError: TunerError { .unreadable(path: "namespace \(identifier)", reason: reason) }
+    public var description: String { "namespace \(identifier.shown): \(reason)" }
+    public var tunerError: TunerError { .namespaceUnreadable(namespace: identifier.shown, reason: reason) }
 
     package init(identifier: NamespaceIdentifier, reason: String) {
         self.identifier = identifier

@@ -162,12 +162,21 @@ public enum Applier {
         // The host's facts are read once, under the lock: a concurrent apply
         // never reads a file another one is rewriting (a refusal based on the
         // facts leaves the empty lock file, as docs/robustness.md says).
+        // `--on-conflict refuse` changes nothing, not even the lock file
+        // (docs/apply.md): the same check on an unlocked reading refuses first,
+        // and is repeated under the lock (a reading that fails here is left to it).
+        if request.persistent && request.onConflict == .refuse && !request.check, let facts = try? gatherFacts(),
+            let plan = try? fittingPlan(facts: facts, profile: profile)
+        {
+            let overrides = try PersistentConfig.overrides(of: config(plan, request: request, under: root).files, under: root)
+            if !overrides.isEmpty { throw TunerError.overriddenAtBoot(overrides: overrides.map(\.sentence)) }
+        }
         let lock = request.check ? nil : try ApplyLock(root: root, waitSeconds: request.lockWaitSeconds)
         defer { withExtendedLifetime(lock) {} }
         let facts = try gatherFacts()
         var plan = try fittingPlan(facts: facts, profile: profile)
         if request.persistent && request.onConflict == .refuse {
-            let overrides = PersistentConfig.overrides(of: config(plan, request: request, under: root).files, under: root)
+            let overrides = try PersistentConfig.overrides(of: config(plan, request: request, under: root).files, under: root)
             if !overrides.isEmpty { throw TunerError.overriddenAtBoot(overrides: overrides.map(\.sentence)) }
         }
         let review = profile.stateful ? nil : try StatelessReview.review(plan, root: root, analyzer: analyzer)
@@ -198,7 +207,7 @@ public enum Applier {
             changed: !actions.isEmpty, error: nil, check: request.check,
             runtime: request.runtime, stateless: review, modules: moduleStep)
         if request.persistent {
-            outcome.overrides = PersistentConfig.overrides(of: config(plan, request: request, under: root).files, under: root)
+            outcome.overrides = try PersistentConfig.overrides(of: config(plan, request: request, under: root).files, under: root)
         }
         guard !request.check, !actions.isEmpty else { return outcome }
 

@@ -83,10 +83,14 @@ public enum EffectiveSysctl {
     }
 
     /// Every assignment of every file, in the order systemd-sysctl reads them.
-    public static func assignments(under root: SystemRoot) -> [SysctlAssignment] {
+    ///
+    /// - Throws: `TunerError.fileTooLarge`, `.unreadable` and the like for a
+    ///   file that is listed but cannot be read: its assignments are unknown,
+    ///   and unknown is not "none" (an override check would miss them).
+    public static func assignments(under root: SystemRoot) throws -> [SysctlAssignment] {
         var result: [SysctlAssignment] = []
         for file in files(under: root) {
-            guard let text = (try? root.contents(of: file.path, limit: ReadLimit.configuration)) ?? nil else { continue }
+            guard let text = try root.contents(of: file.path, limit: ReadLimit.configuration) else { continue }
             let shown = (try? root.path(file.path).string) ?? file.path.string
             result += parse(text, path: shown, fileName: file.path.lastComponent?.string ?? "")
         }
@@ -140,10 +144,10 @@ public enum EffectiveSysctl {
     ///   any file of that name further down, so those are not read.
     public static func overrides(
         of planned: [String: Int], fileName: String, under root: SystemRoot
-    ) -> [String: SysctlAssignment] {
+    ) throws -> [String: SysctlAssignment] {
         let wanted = Dictionary(uniqueKeysWithValues: planned.map { (normalize($0.key), $0.key) })
         var last: [String: SysctlAssignment] = [:]
-        for assignment in assignments(under: root) where assignment.fileName > fileName && !assignment.isGlob {
+        for assignment in try assignments(under: root) where assignment.fileName > fileName && !assignment.isGlob {
             if let key = wanted[assignment.normalizedKey] { last[key] = assignment }
         }
         return last.filter { key, assignment in
@@ -172,10 +176,11 @@ public enum EffectiveModprobe {
     }
 
     /// The options for `module` in modprobe's order.
-    public static func options(for module: String, under root: SystemRoot) -> [Option] {
+    /// - Throws: as `EffectiveSysctl.assignments`, for a listed file that cannot be read.
+    public static func options(for module: String, under root: SystemRoot) throws -> [Option] {
         var result: [Option] = []
         for file in RootedConfigFiles.list(directories: KernelPaths.modprobeConfigDirectories, under: root, maskEmpty: false) {
-            guard let text = (try? root.contents(of: file.path, limit: ReadLimit.configuration)) ?? nil else { continue }
+            guard let text = try root.contents(of: file.path, limit: ReadLimit.configuration) else { continue }
             let shown = (try? root.path(file.path).string) ?? file.path.string
             result += parse(text, module: module, path: shown, fileName: file.path.lastComponent?.string ?? "")
         }
@@ -213,8 +218,8 @@ public enum EffectiveModprobe {
 
     /// The last `hashsize=` for nf_conntrack, when it is not in cttune's
     /// file and differs from cttune's value.
-    public static func hashsizeOverride(planned: Int, fileName: String, under root: SystemRoot) -> Option? {
-        guard let last = options(for: HashSizeNames.module, under: root).last(where: { $0.name == HashSizeNames.parameter }),
+    public static func hashsizeOverride(planned: Int, fileName: String, under root: SystemRoot) throws -> Option? {
+        guard let last = try options(for: HashSizeNames.module, under: root).last(where: { $0.name == HashSizeNames.parameter }),
             last.fileName > fileName, Int(last.value) != planned
         else { return nil }
         return last
@@ -325,10 +330,10 @@ extension ConfigOverride {
 extension PersistentConfig {
     /// What other files override of the files this plan would write, under
     /// cttune's current sysctl.d file name (for `plan`).
-    public static func overrides(for plan: TuningPlan, under root: SystemRoot) -> [ConfigOverride] {
+    public static func overrides(for plan: TuningPlan, under root: SystemRoot) throws -> [ConfigOverride] {
         let config = make(
             for: plan, regenerateCommand: "", bucketsSysctlWritable: plan.facts.bucketsSysctlWritable,
             sysctlFile: currentSysctlFile(under: root), conntrackBlacklisted: conntrackBlacklisted(under: root))
-        return overrides(of: config.files, under: root)
+        return try overrides(of: config.files, under: root)
     }
 }

@@ -138,10 +138,11 @@ public struct Journal {
 
     /// The entry named `id`.
     public func load(_ id: String) throws -> JournalEntry {
-        guard id.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }), !id.isEmpty,
+        guard id.utf8.count <= SystemRoot.longestNameBytes - ".json".count,
+            id.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }), !id.isEmpty,
             let text = try root.contents(of: path(of: id), limit: ReadLimit.configuration)
         else {
-            throw TunerError.journalEntryNotFound(id: id, directory: directoryPath)
+            throw TunerError.journalEntryNotFound(id: Echo.escaped(id, limit: 80), directory: directoryPath)
         }
         return try JournalEntry.decode(text, path: try root.path(path(of: id)).string)
     }
@@ -205,6 +206,21 @@ extension JournalEntry {
             throw TunerError.malformed(path: path, detail: "not a cttune journal entry (\(reason)) — move it aside")
         }
         let actions = try document.actions.map { action -> JournalAction in
+            // Rollback writes or removes what an action names: an empty, relative or `..` path
+            // (or a module name that is one) names nothing cttune wrote, so the entry is refused
+            // rather than "restored" while the file stays.
+            let named = action.type == "module" ? action.key ?? "" : action.path
+            guard action.type == "module" ? PathName.isOneComponent(named) : PathName.isPlainAbsolute(named) else {
+                throw TunerError.malformed(
+                    path: path,
+                    detail:
+                        """
+                        a \(Echo.quoted(action.type, limit: 20)) action names \(Echo.quoted(named, limit: 80)), not \
+                        \(action.type == "module" ? "a module name" : "an absolute path without . or .. components") — not \
+                        written by cttune; move it aside
+                        """
+                )
+            }
             switch (action.type, action.key, action.old, action.new) {
             case ("sysctl", let key?, let old?, let new?):
                 // Rollback writes these back into the kernel: only values a sysctl can hold.

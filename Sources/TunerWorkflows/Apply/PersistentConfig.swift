@@ -131,7 +131,9 @@ public struct PersistentConfig: Equatable {
     /// loadable nf_conntrack, a later `options nf_conntrack hashsize=`.
     ///
     /// - Parameter files: cttune's files as planned (or as on disk for status).
-    public static func overrides(of files: [File], under root: SystemRoot) -> [ConfigOverride] {
+    /// - Throws: when another tool's file cannot be read (too large, a loop):
+    ///   what it sets is unknown, so no override check can pass over it.
+    public static func overrides(of files: [File], under root: SystemRoot) throws -> [ConfigOverride] {
         var result: [ConfigOverride] = []
         for file in files {
             guard let content = file.content, let name = file.path.lastComponent?.string else { continue }
@@ -140,7 +142,8 @@ public struct PersistentConfig: Equatable {
                 for line in EffectiveSysctl.parse(content, path: "", fileName: name) {
                     if let value = line.value.flatMap({ Int($0) }) { planned[line.normalizedKey] = value }
                 }
-                for (key, winner) in EffectiveSysctl.overrides(of: planned, fileName: name, under: root).sorted(by: { $0.key < $1.key }) {
+                for (key, winner) in try EffectiveSysctl.overrides(of: planned, fileName: name, under: root).sorted(by: { $0.key < $1.key })
+                {
                     let dotted = key.replacing("/", with: ".")
                     guard let setting = dotted == HashSizeNames.sysctl ? .hashsize : ConntrackSetting(rawValue: dotted) else { continue }
                     result.append(
@@ -153,7 +156,7 @@ public struct PersistentConfig: Equatable {
                     $0.name == HashSizeNames.parameter
                 }
                 guard let planned = option.flatMap({ Int($0.value) }),
-                    let winner = EffectiveModprobe.hashsizeOverride(planned: planned, fileName: name, under: root)
+                    let winner = try EffectiveModprobe.hashsizeOverride(planned: planned, fileName: name, under: root)
                 else { continue }
                 result.append(
                     ConfigOverride(
@@ -172,7 +175,7 @@ public struct PersistentConfig: Equatable {
             let planned = EffectiveModprobe.parse(modprobe, module: HashSizeNames.module, path: "", fileName: "").last(where: {
                 $0.name == HashSizeNames.parameter
             }).flatMap({ Int($0.value) }),
-            let winner = EffectiveSysctl.assignments(under: root).last(where: { $0.normalizedKey == buckets }),
+            let winner = try EffectiveSysctl.assignments(under: root).last(where: { $0.normalizedKey == buckets }),
             winner.value.flatMap({ Int($0) }) != planned
         {
             result.append(
@@ -185,9 +188,18 @@ public struct PersistentConfig: Equatable {
     /// The arguments of the `# Regenerate with: cttune apply …` line of
     /// cttune's sysctl.d file (after `cttune apply`), the inputs the boot-time
     /// files were planned from; `nil` when there is no such file or line.
-    public static func recordedArguments(under root: SystemRoot) -> (file: String, arguments: [String])? {
-        let path = currentSysctlFile(under: root)
-        guard let content = (try? AtomicFile.contents(of: path, under: root)) ?? nil, content.hasPrefix(headerMarker) else { return nil }
+    ///
+    /// - Throws: when one of cttune's file names holds something that cannot
+    ///   be read (a FIFO, a file too large, a link out of the root): falling
+    ///   back to the profile options would apply a plan the boot never asked for.
+    public static func recordedArguments(under root: SystemRoot) throws -> (file: String, arguments: [String])? {
+        var found: (path: FilePath, content: String)?
+        for candidate in sysctlFileNames {
+            if let content = try AtomicFile.contents(of: candidate, under: root), content.hasPrefix(headerMarker), found == nil {
+                found = (candidate, content)
+            }
+        }
+        guard let (path, content) = found else { return nil }
         let prefix = "# Regenerate with: cttune apply"
         guard let line = content.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) else { return nil }
         let shown = (try? root.path(path).string) ?? path.string

@@ -64,10 +64,10 @@ public enum LoadLearning {
         guard let namespace = request.namespace else {
             return try measure(request, label: "this network namespace", progress: progress, shouldStop: shouldStop)
         }
-        guard let inode = NamespaceDirectory.inode(of: namespace, under: request.root) else {
-            throw TunerError.missingFact(
-                fact: "network namespace \(namespace)", path: (try? namespace.file(under: request.root).string) ?? "\(namespace)",
-                fix: "give a name from `ip netns list`, a netns file path, or pid:N of a running process")
+        let inode: UInt64
+        switch NamespaceDirectory.check(namespace, under: request.root) {
+        case .success(let found): inode = found
+        case .failure(let failure): throw failure.tunerError
         }
         let entry = NamespaceDirectory.Entry(identifier: namespace, inode: inode)
         let results = NamespaceVisitor.visit([entry], under: request.root) { _ in
@@ -77,9 +77,9 @@ public enum LoadLearning {
         case .success(let outcome)?:
             return try outcome.get()
         case .failure(let failure)?:
-            throw TunerError.toolFailed(command: "learn in namespace \(namespace)", reason: failure.reason)
+            throw TunerError.toolFailed(command: "learn in namespace \(namespace.shown)", reason: failure.reason)
         case nil:
-            throw TunerError.toolFailed(command: "learn in namespace \(namespace)", reason: "not visited")
+            throw TunerError.toolFailed(command: "learn in namespace \(namespace.shown)", reason: "not visited")
         }
     }
 

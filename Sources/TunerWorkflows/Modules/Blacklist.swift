@@ -72,7 +72,9 @@ extension ModuleHost {
     /// The module trees the blacklist covers.
     func trees(allKernels: Bool) throws -> [ModuleTree] {
         let releases = allKernels ? root.entries(of: KernelPaths.libModules) : [release].compactMap { $0 }
-        return try releases.compactMap { try ModuleTree(root: root, release: $0) }
+        // The host's own tree was read once already: modules.dep can hold
+        // millions of lines, and blacklist asks for the trees several times.
+        return try releases.compactMap { $0 == tree?.release ? tree : try ModuleTree(root: root, release: $0) }
     }
 
     /// What blacklisting the family does here: the modules outside it that

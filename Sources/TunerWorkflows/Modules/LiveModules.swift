@@ -64,6 +64,12 @@ public struct LiveModules: Equatable, Sendable {
             }
             let name = String(fields[0])
             let usedBy = fields[3] == "-" ? [] : fields[3].split(separator: ",").map(String.init)
+            // Each name becomes a /sys/module/NAME path: `..` or a `/` would read another directory.
+            if let bad = ([name] + usedBy).first(where: { !PathName.isOneComponent($0) }) {
+                throw TunerError.malformed(
+                    path: try root.path(KernelPaths.procModules).string,
+                    detail: "line \(index + 1) names a module \(Echo.quoted(bad, limit: 60)), which is not a module name")
+            }
             let sysHolders = root.entries(of: KernelPaths.sysModule(name).appending("holders"))
             let refcount = try root.integer(at: KernelPaths.sysModule(name).appending("refcnt")) ?? proclaimed
             loaded[name] = LoadedModule(name: name, refcount: refcount, holders: Array(Set(usedBy + sysHolders)).sorted())

@@ -55,10 +55,14 @@ public final class ModuleTree {
     static let dependencyIndex = "modules.dep.bin"
 
     /// `kernel/net/netfilter/nf_nat.ko.xz` → `nf_nat`.
+    ///
+    /// Called once per path in modules.dep (millions of lines in a hostile
+    /// tree), so it looks only at the last component and copies once.
     static func moduleName(fromPath path: some StringProtocol) -> String {
-        var base = Substring(path.split(separator: "/").last ?? "")
+        var base = Substring(path)
+        if let slash = base.utf8.lastIndex(of: UInt8(ascii: "/")) { base = base[base.utf8.index(after: slash)...] }
         for suffix in [".xz", ".zst", ".gz"] where base.hasSuffix(suffix) { base = base.dropLast(suffix.count) }
         if base.hasSuffix(".ko") { base = base.dropLast(3) }
-        return ModuleFamily.normalized(base)
+        return base.utf8.contains(UInt8(ascii: "-")) ? ModuleFamily.normalized(base) : String(base)
     }
 }

@@ -61,7 +61,7 @@ public struct PlanPreview {
         let modules = review.map { StatelessModulePlan.preview(root: root, blockingRules: $0.rules?.blockingRules ?? []) }
         plan = review?.plan ?? plan
         return PlanPreview(
-            plan: plan, review: review, modules: modules, overrides: PersistentConfig.overrides(for: plan, under: root),
+            plan: plan, review: review, modules: modules, overrides: try PersistentConfig.overrides(for: plan, under: root),
             writers: ConntrackWriters.find(under: root, cpus: plan.facts.cpus))
     }
 }

@@ -77,10 +77,25 @@ struct JSONReader {
             index += 1
             return .object(members)
         }
+        // A member named twice is refused (RFC 8259 leaves it undefined; nft
+        // never writes one): `{"nftables": [], "nftables": 5}` read either way
+        // would be a guess, and a malformed ruleset is no evidence for anything.
+        var names = Set<String>()  // filled once an object has 8 members: small ones are scanned
         while true {
             skipWhitespace()
             guard try peek() == UInt8(ascii: "\"") else { throw failure("expected a member name in double quotes") }
+            let keyOffset = index
             let key = try string()
+            let repeated: Bool
+            if members.count >= 8 {
+                if names.isEmpty { names = Set(members.map(\.0)) }
+                repeated = !names.insert(key).inserted
+            } else {
+                repeated = members.contains { $0.0 == key }
+            }
+            guard !repeated else {
+                throw SyntaxError(offset: keyOffset, message: "member \(JSONValue.quoted(key)) appears twice in one object")
+            }
             skipWhitespace()
             guard try peek() == UInt8(ascii: ":") else { throw failure("expected ':' after member \(JSONValue.quoted(key))") }
             index += 1

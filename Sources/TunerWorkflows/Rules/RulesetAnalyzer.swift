@@ -224,7 +224,7 @@ public struct RulesetAnalyzer {
                 guard added.succeeded else {
                     throw TunerError.toolFailed(
                         command: ip.commandLine(["link", "add", name, "type", "bridge"]),
-                        reason: added.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
+                        reason: added.stderr.trimming(.whitespacesAndNewlines))
                 }
             }
             made.formUnion(missing)
@@ -253,7 +253,7 @@ public struct RulesetAnalyzer {
         var names: Set<String> = []
         for error in stderr.split(separator: "\n") where error.hasSuffix("Error: Interface does not exist") {
             // FILE:LINE:FIRST-LAST: Error: …
-            guard let marker = error.range(of: ": Error: ") else { continue }
+            guard let marker = error.firstRange(of: ": Error: ") else { continue }
             let fields = error[..<marker.lowerBound].split(separator: ":", omittingEmptySubsequences: false)
             guard fields.count >= 3, let line = Int(fields[fields.count - 2]), line >= 1, line <= lines.count else { continue }
             let columns = fields[fields.count - 1].split(separator: "-").compactMap { Int($0) }

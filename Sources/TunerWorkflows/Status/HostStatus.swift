@@ -54,18 +54,18 @@ public struct HostStatusReport: Sendable, Equatable {
         let count = "\(members.count) namespaces, \(totalEntries) entries"
         guard let worst = members.max(by: { $0.report.verdict < $1.report.verdict }), worst.report.verdict != .ok else {
             let fullest =
-                members.first.map { "; fullest \($0.identifier) \(StatusReport.percent($0.report.readings.current.fillRatio))" } ?? ""
+                members.first.map { "; fullest \($0.identifier.shown) \(StatusReport.percent($0.report.readings.current.fillRatio))" } ?? ""
             return "OK: \(count), no dropped packets\(fullest)"
         }
         let others = members.filter { $0.report.verdict == worst.report.verdict }.count - 1
         let more = others > 0 ? " (and \(others) more \(worst.report.verdict.name))" : ""
-        return "\(worst.identifier): \(worst.report.summary)\(more) — \(count)"
+        return "\(worst.identifier.shown): \(worst.report.summary)\(more) — \(count)"
     }
 
     /// The reasons the result is partial, one line each.
     public var partialReasons: [String] {
         failures.map(\.description)
-            + members.compactMap { member in member.report.partialReason.map { "namespace \(member.identifier): \($0)" } }
+            + members.compactMap { member in member.report.partialReason.map { "namespace \(member.identifier.shown): \($0)" } }
     }
 }
 
@@ -82,11 +82,9 @@ extension StatusProbe {
         var entries: [NamespaceDirectory.Entry] = []
         if let requested {
             for identifier in requested {
-                if let inode = NamespaceDirectory.inode(of: identifier, under: root) {
-                    entries.append(NamespaceDirectory.Entry(identifier: identifier, inode: inode))
-                } else {
-                    failures.append(
-                        NamespaceVisitError(identifier: identifier, reason: "no such namespace (\(try identifier.file(under: root)))"))
+                switch NamespaceDirectory.check(identifier, under: root) {
+                case .success(let inode): entries.append(NamespaceDirectory.Entry(identifier: identifier, inode: inode))
+                case .failure(let failure): failures.append(failure)
                 }
             }
         } else {
@@ -128,8 +126,10 @@ extension StatusProbe {
                 if firstError == nil { firstError = failure }
             }
         }
-        if members.isEmpty, let firstError {
-            throw TunerError.unreadable(path: "every network namespace", reason: "\(firstError)")
+        // Nothing read is UNKNOWN, never "OK: 0 namespaces": the exit code and the verdict line agree.
+        if members.isEmpty, let firstError = firstError ?? failures.first {
+            throw requested?.count == 1
+                ? TunerError(firstError) : TunerError.unreadable(path: "every network namespace", reason: "\(firstError)")
         }
         return HostStatusReport(members: members, failures: failures, slab: slab)
     }

@@ -98,7 +98,7 @@ struct EffectiveConfigTests {
         try FileManager.default.createSymbolicLink(
             atPath: tree.file("etc/sysctl.d/98-absolute.conf"), withDestinationPath: "/usr/share/cttune-test/abs.conf")
         let root = SystemRoot(base: FilePath(tree.path))
-        let overrides = PersistentConfig.overrides(of: [Self.cttuneFile], under: root)
+        let overrides = try PersistentConfig.overrides(of: [Self.cttuneFile], under: root)
         let found = Dictionary(uniqueKeysWithValues: overrides.map { ($0.setting, $0) })
         #expect(found[.tcpTimeoutTimeWait]?.value == "33")
         #expect(found[.tcpTimeoutTimeWait]?.location == tree.file("etc/sysctl.d/99-sysctl.conf") + ":1")
@@ -162,11 +162,11 @@ struct EffectiveConfigTests {
             ["modprobe", "-n", "-v", "-d", root.path, "-S", ModuleTrees.version!] + directories + ["nf_conntrack"])
         let insmod = try #require(output.split(separator: "\n").first { $0.contains("/nf_conntrack.ko") })
         let passed = insmod.split(separator: " ").filter { $0.hasPrefix("hashsize=") }.map { String($0.dropFirst("hashsize=".count)) }
-        let read = EffectiveModprobe.options(for: "nf_conntrack", under: systemRoot).filter { $0.name == "hashsize" }
+        let read = try EffectiveModprobe.options(for: "nf_conntrack", under: systemRoot).filter { $0.name == "hashsize" }
         #expect(read.map(\.value) == passed)
         #expect(passed.last == "8192")
 
-        let overrides = PersistentConfig.overrides(of: [ours], under: systemRoot)
+        let overrides = try PersistentConfig.overrides(of: [ours], under: systemRoot)
         #expect(overrides.map(\.location) == [root.path + "/etc/modprobe.d/zz-vendor.conf:2"])
         #expect(overrides.first?.value == "8192" && overrides.first?.source == .modprobe)
     }
@@ -193,11 +193,11 @@ struct EffectiveConfigTests {
         }
         for (path, hashsize) in files { try tree.write(path, "options nf_conntrack hashsize=\(hashsize)\n") }
         let root = SystemRoot(base: FilePath(tree.url.path))
-        let options = EffectiveModprobe.options(for: "nf_conntrack", under: root).filter { $0.name == "hashsize" }
+        let options = try EffectiveModprobe.options(for: "nf_conntrack", under: root).filter { $0.name == "hashsize" }
         #expect(options.map { String($0.path.dropFirst(tree.url.path.count)) + ":\($0.line)" } == expected)
         // zz-vendor.conf sorts after cttune.conf, so modprobe passes its hashsize last: it overrides cttune's.
         let ours = PersistentConfig.File(path: KernelPaths.modprobeConf, content: "options nf_conntrack hashsize=4096\n")
-        let overrides = PersistentConfig.overrides(of: [ours], under: root)
+        let overrides = try PersistentConfig.overrides(of: [ours], under: root)
         #expect(overrides.map { String($0.location.dropFirst(tree.url.path.count)) } == [expected.last!])
     }
 

@@ -58,7 +58,7 @@ struct ProvisioningEndToEndTests {
             analyze.split(separator: "\n").filter { $0.hasPrefix("# /") }.map { String($0.dropFirst(2)) }
                 == files.map { try! root.path($0.path).string })
         #expect(try Shell.check(["systemd-analyze", "--root", image.path, "cat-config", "modules-load.d"]).contains("\nnf_conntrack\n"))
-        #expect(PersistentConfig.overrides(of: PersistentConfig.filesOnDisk(under: root), under: root).isEmpty)
+        #expect(try PersistentConfig.overrides(of: PersistentConfig.filesOnDisk(under: root), under: root).isEmpty)
 
         // systemd-sysctl on those files in a fresh netns: per-namespace timeouts only
         // (the global max and buckets are read-only there and stay untouched).
