@@ -6,6 +6,8 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/rtnetlink.h>
+#include <linux/if_addr.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdint.h>
@@ -30,7 +32,31 @@ struct cttune_ct_entry {
     uint32_t status;   /* CTA_STATUS, IPS_* bits, host order */
     uint32_t timeout;  /* CTA_TIMEOUT: seconds left, host order */
     uint32_t id;       /* CTA_ID: stable for the entry's life, host order */
+    /* The original direction's tuple, for flow classes: addresses in network
+     * order (IPv4 in the first 4 bytes), ports in host order. */
+    uint8_t has_addresses;
+    uint8_t has_ports;
+    uint8_t has_icmp_type;
+    uint8_t icmp_type;     /* CTA_PROTO_ICMP_TYPE or CTA_PROTO_ICMPV6_TYPE */
+    uint16_t source_port;  /* CTA_PROTO_SRC_PORT */
+    uint16_t destination_port; /* CTA_PROTO_DST_PORT */
+    uint8_t source[16];    /* CTA_IP_V4_SRC / CTA_IP_V6_SRC */
+    uint8_t destination[16];
 };
+
+/* Copies an address attribute of `want` bytes into out; 1 when it was there whole. */
+static inline int cttune_attr_address(const struct nlattr *attr, uint16_t want, uint8_t *out) {
+    if (mnl_attr_get_payload_len(attr) < want) return 0;
+    memcpy(out, mnl_attr_get_payload(attr), want);
+    return 1;
+}
+
+/* Reads a big-endian u16 attribute (ports). */
+static inline uint16_t cttune_attr_be16(const struct nlattr *attr) {
+    uint16_t value;
+    memcpy(&value, mnl_attr_get_payload(attr), sizeof(value));
+    return ntohs(value);
+}
 
 /* Reads a big-endian u32 attribute whose length was checked. */
 static inline uint32_t cttune_attr_be32(const struct nlattr *attr) {
@@ -66,14 +92,46 @@ static inline int cttune_ct_decode(const struct nlmsghdr *nlh, struct cttune_ct_
             break;
         case CTA_TUPLE_ORIG: {
             const struct nlattr *tuple;
+            int addresses = 0, ports = 0;
             mnl_attr_for_each_nested(tuple, attr) {
+                if (mnl_attr_get_type(tuple) == CTA_TUPLE_IP) {
+                    const struct nlattr *ip;
+                    mnl_attr_for_each_nested(ip, tuple) {
+                        switch (mnl_attr_get_type(ip)) {
+                        case CTA_IP_V4_SRC: addresses += cttune_attr_address(ip, 4, out->source); break;
+                        case CTA_IP_V4_DST: addresses += cttune_attr_address(ip, 4, out->destination); break;
+                        case CTA_IP_V6_SRC: addresses += cttune_attr_address(ip, 16, out->source); break;
+                        case CTA_IP_V6_DST: addresses += cttune_attr_address(ip, 16, out->destination); break;
+                        default: break;
+                        }
+                    }
+                    continue;
+                }
                 if (mnl_attr_get_type(tuple) != CTA_TUPLE_PROTO) continue;
                 const struct nlattr *proto;
                 mnl_attr_for_each_nested(proto, tuple) {
-                    if (mnl_attr_get_type(proto) == CTA_PROTO_NUM && mnl_attr_get_payload_len(proto) >= 1)
-                        out->l4proto = mnl_attr_get_u8(proto);
+                    uint16_t proto_len = mnl_attr_get_payload_len(proto);
+                    switch (mnl_attr_get_type(proto)) {
+                    case CTA_PROTO_NUM:
+                        if (proto_len >= 1) out->l4proto = mnl_attr_get_u8(proto);
+                        break;
+                    case CTA_PROTO_SRC_PORT:
+                        if (proto_len >= 2) { out->source_port = cttune_attr_be16(proto); ports++; }
+                        break;
+                    case CTA_PROTO_DST_PORT:
+                        if (proto_len >= 2) { out->destination_port = cttune_attr_be16(proto); ports++; }
+                        break;
+                    case CTA_PROTO_ICMP_TYPE:
+                    case CTA_PROTO_ICMPV6_TYPE:
+                        if (proto_len >= 1) { out->icmp_type = mnl_attr_get_u8(proto); out->has_icmp_type = 1; }
+                        break;
+                    default:
+                        break;
+                    }
                 }
             }
+            out->has_addresses = addresses == 2;
+            out->has_ports = ports == 2;
             break;
         }
         case CTA_PROTOINFO: {
@@ -125,6 +183,38 @@ static inline int cttune_nlmsg_errno(const struct nlmsghdr *nlh) {
         return value < 0 ? -value : 0;
     }
     return 0;
+}
+
+/* Writes an RTM_GETADDR dump request for every family into buf (at least
+ * MNL_SOCKET_BUFFER_SIZE bytes). Returns the message length to send. */
+static inline uint32_t cttune_addr_request(void *buf, uint32_t seq) {
+    struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+    nlh->nlmsg_type = RTM_GETADDR;
+    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    nlh->nlmsg_seq = seq;
+    struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(struct ifaddrmsg));
+    ifa->ifa_family = AF_UNSPEC;
+    return nlh->nlmsg_len;
+}
+
+/* The local address of an RTM_NEWADDR message: IFA_LOCAL (the address on a
+ * point-to-point link's own end) over IFA_ADDRESS. Copies 4 or 16 bytes to
+ * out and returns the count, 0 when the message has none. */
+static inline int cttune_addr_decode(const struct nlmsghdr *nlh, uint8_t out[16]) {
+    if (nlh->nlmsg_type != RTM_NEWADDR || nlh->nlmsg_len < mnl_nlmsg_size(sizeof(struct ifaddrmsg))) return 0;
+    const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
+    uint16_t want = ifa->ifa_family == AF_INET ? 4 : ifa->ifa_family == AF_INET6 ? 16 : 0;
+    if (want == 0) return 0;
+    int found = 0;
+    const struct nlattr *attr;
+    mnl_attr_for_each(attr, nlh, sizeof(struct ifaddrmsg)) {
+        uint16_t type = mnl_attr_get_type(attr);
+        if ((type == IFA_LOCAL || (type == IFA_ADDRESS && !found)) && mnl_attr_get_payload_len(attr) >= want) {
+            memcpy(out, mnl_attr_get_payload(attr), want);
+            found = want;
+        }
+    }
+    return found;
 }
 
 /* Moves the calling thread into the network namespace open at fd. A ctnetlink

@@ -38,6 +38,10 @@ extension Cttune {
         var censusSample: Int?
         @Option(help: ArgumentHelp("Also count the entries on every Nth run (counted in /run/cttune/status-runs).", valueName: "n"))
         var censusEvery: Int?
+        @Option(
+            help: ArgumentHelp(
+                "With a census: list this many flow classes (direction protocol/service) before one 'other' row.", valueName: "n"))
+        var top: Int = EntryCensus.defaultTopClasses
         @Flag(help: "Read every network namespace the host can see (/run/netns, Docker's, each process's), one row each, with totals.")
         var allNamespaces = false
         @Option(
@@ -57,6 +61,7 @@ extension Cttune {
             if !(window >= 0 && window <= 3600) { throw ValidationError("--window must be between 0 and 3600 seconds, got \(window)") }
             if let censusSample, censusSample < 1 { throw ValidationError("--census-sample must be at least 1 entry, got \(censusSample)") }
             if let censusEvery, censusEvery < 1 { throw ValidationError("--census-every must be at least 1 run, got \(censusEvery)") }
+            if !(0...1000).contains(top) { throw ValidationError("--top must be between 0 and 1000 classes, got \(top)") }
             if quiet && watch != nil {
                 throw ValidationError("--quiet is for single checks: drop --watch, or drop --quiet to see the rows")
             }
@@ -78,7 +83,8 @@ extension Cttune {
 
         func run() throws {
             try reportingUnknown(format: format) {
-                let probe = StatusProbe(census: CensusPolicy(always: census, sampleLimit: censusSample, everyNthRun: censusEvery))
+                let probe = StatusProbe(
+                    census: CensusPolicy(always: census, sampleLimit: censusSample, everyNthRun: censusEvery, topClasses: top))
                 StopRequest.install()
                 if allNamespaces || !namespace.isEmpty {
                     let requested = allNamespaces ? nil : try namespace.map { try NamespaceIdentifier.parse(CommandLinePath.namespace($0)) }

@@ -54,6 +54,18 @@ package final class BackgroundProcess {
         return false
     }
 
+    /// Waits until its stdout so far contains `text` (a "ready" line), at
+    /// most `seconds`; `false` when it never came or the process ended first.
+    package func waitForOutput(containing text: String, atMost seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if let output = try? String(contentsOfFile: outputFile, encoding: .utf8), output.contains(text) { return true }
+            if reapIfExited() { return false }
+            usleep(20_000)
+        }
+        return false
+    }
+
     /// Waits for the exit and returns stdout; a process still running after
     /// `defaultLimit` seconds is killed and the test fails.
     package func wait() -> String {

@@ -15,6 +15,10 @@ private func fullReadings(inode: UInt64, count: Int, kind: NetworkNamespace = .n
     var census = EntryCensus(source: "test")
     census.add(protocolName: "tcp", tcpState: "TIME_WAIT", remainingSeconds: 100, establishedTimeout: 432_000)
     census.add(protocolName: "udp", tcpState: nil, remainingSeconds: 20, establishedTimeout: 432_000)
+    census.byClass = [
+        FlowClass(direction: .outbound, protocolNumber: 6, service: .port(443)): .init(entries: 1, states: ["TIME_WAIT": 1]),
+        FlowClass(direction: .inbound, protocolNumber: 17, service: .port(53)): .init(entries: 1, states: ["unreplied": 1]),
+    ]
     return StatusReadings(
         namespace: NamespaceIdentity(kind: kind, inode: inode),
         previous: ConntrackSample(takenAt: 1, count: count, max: 1000, buckets: 1024, counters: ["drop": 1]),
@@ -69,6 +73,7 @@ struct MetricCatalogueTests {
         ("cttune_conntrack_timeout_seconds", "gauge", ["netns", "timeout"]),
         ("cttune_conntrack_protocol_entries", "gauge", ["netns", "protocol"]),
         ("cttune_conntrack_tcp_state_entries", "gauge", ["netns", "state"]),
+        ("cttune_conntrack_class_entries", "gauge", ["netns", "class"]),
         ("cttune_conntrack_census_sample_ratio", "gauge", ["netns"]), ("cttune_conntrack_orphan_entries", "gauge", ["netns"]),
         ("cttune_conntrack_table_full_log_lines", "gauge", ["netns"]), ("cttune_conntrack_slab_bytes", "gauge", []),
         ("cttune_plan_drift", "gauge", ["setting"]), ("cttune_writer_undone_settings", "gauge", ["writer"]),

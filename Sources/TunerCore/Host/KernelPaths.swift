@@ -6,6 +6,8 @@ import SystemPackage
 public enum KernelPaths {
     public static let meminfo: FilePath = "/proc/meminfo"
     public static let osRelease: FilePath = "/proc/sys/kernel/osrelease"
+    /// The calling thread's namespace's ephemeral ports (`net.ipv4.ip_local_port_range`, also IPv6's).
+    public static let localPortRange: FilePath = "/proc/sys/net/ipv4/ip_local_port_range"
     public static let onlineCPUs: FilePath = "/sys/devices/system/cpu/online"
     public static let slabinfo: FilePath = "/proc/slabinfo"
     public static let conntrackSlabSize: FilePath = "/sys/kernel/slab/nf_conntrack/slab_size"

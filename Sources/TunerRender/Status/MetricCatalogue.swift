@@ -90,6 +90,9 @@ public enum MetricCatalogue {
     public static let censusSampleRatio = family(
         "cttune_conntrack_census_sample_ratio", .gauge, .ratio, labels: ["netns"],
         help: "Share of the entries the census read: 1 for a full dump, less with --census-sample (counts scaled up).")
+    public static let classEntries = family(
+        "cttune_conntrack_class_entries", labels: ["netns", "class"],
+        help: "Live entries by flow class (direction protocol/service; the top N classes and other, from the census).")
     public static let orphanEntries = family(
         "cttune_conntrack_orphan_entries", labels: ["netns"],
         help: "ESTABLISHED entries idle at least \(EntryCensus.orphanIdleSeconds) s: flows never seen closing (the census).")
@@ -135,7 +138,8 @@ public enum MetricCatalogue {
         + namespaceCounters
         + [namespaces, namespacesUnreadable, allNamespacesEntries] + allNamespacesCounters
         + [
-            timeoutSeconds, protocolEntries, tcpStateEntries, censusSampleRatio, orphanEntries, tableFullLogLines, slabBytes, planDrift,
+            timeoutSeconds, protocolEntries, tcpStateEntries, classEntries, censusSampleRatio, orphanEntries, tableFullLogLines, slabBytes,
+            planDrift,
             writerUndoneSettings, classNotrackRuleConflicts, statusTimestamp,
         ]
 

@@ -73,6 +73,9 @@ public enum PrometheusTextfile {
                 MetricCatalogue.tcpStateEntries,
                 census.tcpStates.sorted { $0.key < $1.key }.map { (netns + [("state", $0.key)], Double($0.value)) }),
             Family(
+                MetricCatalogue.classEntries,
+                census.topClasses(census.topShown).map { (netns + [("class", $0.label)], Double($0.count.entries)) }),
+            Family(
                 MetricCatalogue.censusSampleRatio,
                 [(netns, census.sample.map { Double($0.entriesRead) / Double(Swift.max($0.tableEntries, 1)) } ?? 1)]),
             Family(MetricCatalogue.orphanEntries, [(netns, Double(census.orphans))]),

@@ -101,6 +101,7 @@ extension StatusReport {
                 } ?? .null
             ),
             ("inconsistent", .bool(census.inconsistent)),
+            ("by_class", .array(census.topClasses(census.topShown).map(Self.json))),
             (
                 "orphans",
                 .object([
@@ -109,6 +110,14 @@ extension StatusReport {
                     ("oldest_idle_seconds", census.oldestIdleSeconds.json),
                 ])
             ),
+        ])
+    }
+
+    /// One row of the classes list: `{"class", "entries", "share", "states"}`.
+    static func json(_ row: EntryCensus.ClassRow) -> JSONValue {
+        .object([
+            ("class", .string(row.label)), ("entries", .int(row.count.entries)), ("share", .double(Self.rounded(row.share))),
+            ("states", .object(row.count.states.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
         ])
     }
 
@@ -171,6 +180,19 @@ extension StatusReport {
             let states = census.tcpStates.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             lines.append("entries (\(Self.censusSource(census))): \(census.total)\(protocols.isEmpty ? "" : " — \(protocols)")")
             lines.append("status bits: \(census.assured) assured, \(census.unreplied) unreplied")
+            let rows = census.topClasses(census.topShown)
+            if !rows.isEmpty {
+                lines.append("entries by class (the \(census.topShown) largest, then the rest):")
+                lines += Table.render(
+                    header: ["  CLASS", "ENTRIES", "SHARE", "STATES"],
+                    rows: rows.map { row in
+                        [
+                            "  " + row.label, String(row.count.entries), Self.percent(row.share),
+                            row.count.states.sorted { $0.value > $1.value }.prefix(4).map { "\($0.key) \($0.value)" }.joined(
+                                separator: ", "),
+                        ]
+                    })
+            }
             if !states.isEmpty { lines.append("TCP states: \(states)") }
             lines.append(
                 "orphans: \(census.orphans) ESTABLISHED entries idle over \(EntryCensus.orphanIdleSeconds / 3600) h"

@@ -21,6 +21,8 @@ public struct ConntrackEntry: Sendable, Equatable {
     public var id: UInt32?
     /// For events: what happened to the entry.
     public var event: ConntrackEvent
+    /// The original direction's addresses and ports; `nil` when the message lacks them.
+    public var tuple: FlowTuple? = nil
 
     /// `IPS_ASSURED`: seen both ways long enough that early drop spares it.
     public var isAssured: Bool { status & UInt32(IPS_ASSURED.rawValue) != 0 }
@@ -263,11 +265,27 @@ public final class ConntrackNetlink {
     }
 
     static func entry(_ raw: cttune_ct_entry, event: ConntrackEvent) -> ConntrackEntry {
-        ConntrackEntry(
+        var entry = ConntrackEntry(
             family: raw.family, protocolNumber: raw.l4proto,
             tcpState: raw.l4proto == UInt8(IPPROTO_TCP) ? TCPConntrackState(rawValue: raw.tcp_state) : nil,
             status: raw.status, timeoutSeconds: raw.has_timeout != 0 ? Int(raw.timeout) : nil,
             id: raw.has_id != 0 ? raw.id : nil, event: event)
+        if raw.has_addresses != 0 {
+            let length = raw.family == UInt8(AF_INET6) ? 16 : 4
+            let (source, destination) = withUnsafeBytes(of: raw.source) { source in
+                withUnsafeBytes(of: raw.destination) { destination in
+                    (IPAddress(bytes: source.prefix(length)), IPAddress(bytes: destination.prefix(length)))
+                }
+            }
+            if let source, let destination {
+                entry.tuple = FlowTuple(
+                    protocolNumber: raw.l4proto, source: source, destination: destination,
+                    sourcePort: raw.has_ports != 0 ? raw.source_port : nil,
+                    destinationPort: raw.has_ports != 0 ? raw.destination_port : nil,
+                    icmpType: raw.has_icmp_type != 0 ? raw.icmp_type : nil)
+            }
+        }
+        return entry
     }
 }
 

@@ -16,11 +16,14 @@ public struct CensusPolicy: Sendable, Equatable {
     public var sampleLimit: Int?
     /// `--census-every N`: also on every Nth run, counted in `KernelPaths.statusRunCounter`.
     public var everyNthRun: Int?
+    /// `--top N`: how many flow classes the census lists before its `other` row.
+    public var topClasses: Int
 
-    public init(always: Bool = false, sampleLimit: Int? = nil, everyNthRun: Int? = nil) {
+    public init(always: Bool = false, sampleLimit: Int? = nil, everyNthRun: Int? = nil, topClasses: Int = EntryCensus.defaultTopClasses) {
         self.always = always
         self.sampleLimit = sampleLimit
         self.everyNthRun = everyNthRun
+        self.topClasses = topClasses
     }
 
     /// Whether the census runs, and the reason shown with its result.

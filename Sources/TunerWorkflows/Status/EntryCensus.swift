@@ -29,6 +29,56 @@ public struct EntryCensus: Sendable, Equatable {
     /// The kernel flagged the dump interrupted (NLM_F_DUMP_INTR) twice in a
     /// row: entries may be missing or counted twice.
     public var inconsistent = false
+    /// Entries per flow class (direction, family, protocol, service), with
+    /// each class's state mix; empty where the dump carried no tuples (a
+    /// `--root` tree's /proc table is not classified).
+    public var byClass: [FlowClass: ClassCount] = [:]
+    /// How many classes a report lists before the `other` row (`--top`).
+    public var topShown = EntryCensus.defaultTopClasses
+
+    /// One class's entries and how they split by state: TCP states by name,
+    /// other protocols `unreplied` and `replied`.
+    public struct ClassCount: Sendable, Equatable {
+        public var entries = 0
+        public var states: [String: Int] = [:]
+
+        public init(entries: Int = 0, states: [String: Int] = [:]) {
+            self.entries = entries
+            self.states = states
+        }
+    }
+
+    /// One row of a top-N list: a class, or `nil` for the `other` row.
+    public struct ClassRow: Sendable, Equatable {
+        public var flowClass: FlowClass?
+        public var count: ClassCount
+        /// The row's entries over the census total.
+        public var share: Double
+        public var label: String { flowClass?.description ?? "other" }
+    }
+
+    /// The default length of a classes list (`--top`).
+    public static let defaultTopClasses = 10
+
+    /// The `top` classes holding the most entries (ties by name), then one
+    /// `other` row with the rest: the rows always add up to the classified total.
+    public func topClasses(_ top: Int) -> [ClassRow] {
+        let ordered = byClass.sorted { ($0.value.entries, $1.key.description) > ($1.value.entries, $0.key.description) }
+        let classified = byClass.values.reduce(0) { $0 + $1.entries }
+        func share(_ entries: Int) -> Double { total > 0 ? Double(entries) / Double(total) : 0 }
+        var rows = ordered.prefix(Swift.max(0, top)).map { ClassRow(flowClass: $0.key, count: $0.value, share: share($0.value.entries)) }
+        let rest = ordered.dropFirst(Swift.max(0, top))
+        if !rest.isEmpty {
+            var other = ClassCount()
+            for (_, count) in rest {
+                other.entries += count.entries
+                other.states.merge(count.states, uniquingKeysWith: +)
+            }
+            rows.append(ClassRow(flowClass: nil, count: other, share: share(other.entries)))
+        }
+        assert(rows.reduce(0) { $0 + $1.count.entries } == classified)
+        return rows
+    }
 
     /// A census that read `entriesRead` of the `tableEntries` live entries.
     public struct Sample: Sendable, Equatable {
@@ -82,7 +132,8 @@ extension EntryCensus {
     ) throws -> EntryCensus? {
         if root.isLive {
             return try dump(
-                using: ConntrackNetlink(), establishedTimeout: establishedTimeout, sampleLimit: sampleLimit, liveCount: liveCount)
+                using: ConntrackNetlink(), establishedTimeout: establishedTimeout, sampleLimit: sampleLimit, liveCount: liveCount,
+                classifier: try classifier(under: root))
         }
         guard let table = try root.contents(of: KernelPaths.conntrackTable) else { return nil }
         return parseProcTable(table, establishedTimeout: establishedTimeout)
@@ -92,12 +143,13 @@ extension EntryCensus {
     /// counters, whatever the table's size. A dump the kernel flags as
     /// interrupted is read once more, then reported as `inconsistent`.
     public static func dump(
-        using netlink: ConntrackNetlink, establishedTimeout: Int?, sampleLimit: Int? = nil, liveCount: Int? = nil
+        using netlink: ConntrackNetlink, establishedTimeout: Int?, sampleLimit: Int? = nil, liveCount: Int? = nil,
+        classifier: FlowClassifier? = nil
     ) throws -> EntryCensus {
-        var tally = Tally(establishedTimeout: establishedTimeout, limit: sampleLimit)
+        var tally = Tally(establishedTimeout: establishedTimeout, limit: sampleLimit, classifier: classifier)
         var end = try netlink.dump { tally.add($0) }
         if end == .interrupted {
-            tally = Tally(establishedTimeout: establishedTimeout, limit: sampleLimit)
+            tally = Tally(establishedTimeout: establishedTimeout, limit: sampleLimit, classifier: classifier)
             end = try netlink.dump { tally.add($0) }
         }
         var census = tally.census()
@@ -106,6 +158,17 @@ extension EntryCensus {
             census.scale(to: liveCount)
         }
         return census
+    }
+
+    /// The calling thread's namespace's classifier: its addresses from the
+    /// kernel (rtnetlink) and its ephemeral port range.
+    public static func classifier(under root: SystemRoot) throws -> FlowClassifier {
+        var ephemeral = FlowClassifier.defaultEphemeralPorts
+        if let text = try root.contents(of: KernelPaths.localPortRange) {
+            let bounds = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).compactMap { UInt16($0) }
+            if bounds.count == 2, bounds[0] <= bounds[1] { ephemeral = bounds[0]...bounds[1] }
+        }
+        return FlowClassifier(localAddresses: try LocalAddresses.read(), ephemeralPorts: ephemeral)
     }
 
     /// Scales a sample's counts to the table's live count.
@@ -119,6 +182,7 @@ extension EntryCensus {
         assured = scaled(assured)
         unreplied = scaled(unreplied)
         orphans = scaled(orphans)
+        byClass = byClass.mapValues { ClassCount(entries: scaled($0.entries), states: $0.states.mapValues(scaled)) }
         total = tableEntries
         sample = Sample(entriesRead: read, tableEntries: tableEntries)
     }
@@ -155,10 +219,15 @@ struct Tally {
     var unreplied = 0
     var orphans = 0
     var oldestIdle: Int?
+    let classifier: FlowClassifier?
+    /// Per class: entries, then per TCP state (0-9), then unreplied (10).
+    var classes: [FlowClass: [Int]] = [:]
+    static let unrepliedSlot = 10
 
-    init(establishedTimeout: Int?, limit: Int?) {
+    init(establishedTimeout: Int?, limit: Int?, classifier: FlowClassifier? = nil) {
         self.establishedTimeout = establishedTimeout
         self.limit = limit
+        self.classifier = classifier
     }
 
     /// Counts one entry; `false` once the sample limit is reached.
@@ -167,6 +236,10 @@ struct Tally {
         protocols[Int(entry.protocolNumber)] += 1
         if entry.isAssured { assured += 1 }
         if entry.isUnreplied { unreplied += 1 }
+        if let classifier, let tuple = entry.tuple {
+            let slot = entry.tcpState.map { Int($0.rawValue) } ?? (entry.isUnreplied ? Self.unrepliedSlot : Self.unrepliedSlot + 1)
+            classes[classifier.classify(tuple), default: [Int](repeating: 0, count: Self.unrepliedSlot + 2)][slot] += 1
+        }
         if let state = entry.tcpState {
             states[Int(state.rawValue)] += 1
             if state == .established, let remaining = entry.timeoutSeconds, let establishedTimeout {
@@ -191,6 +264,17 @@ struct Tally {
         census.unreplied = unreplied
         census.orphans = orphans
         census.oldestIdleSeconds = oldestIdle
+        for (flowClass, counts) in classes {
+            var count = EntryCensus.ClassCount(entries: counts.reduce(0, +))
+            for (slot, value) in counts.enumerated() where value > 0 {
+                let name =
+                    slot == Self.unrepliedSlot
+                    ? "unreplied"
+                    : slot == Self.unrepliedSlot + 1 ? "replied" : TCPConntrackState(rawValue: UInt8(slot))?.name ?? "STATE_\(slot)"
+                count.states[name] = value
+            }
+            census.byClass[flowClass] = count
+        }
         return census
     }
 }

@@ -44,9 +44,11 @@ public struct StatusProbe {
         var readings = StatusReadings(
             namespace: try NamespaceIdentity.probe(root), previous: previous ?? current, current: current, timeouts: timeouts)
         readings.takeCensus(census, runNumber: runNumber) { policy in
-            try EntryCensus.read(
+            var census = try EntryCensus.read(
                 from: root, establishedTimeout: timeouts[.tcpTimeoutEstablished], sampleLimit: policy.sampleLimit,
                 liveCount: current.count)
+            census?.topShown = policy.topClasses
+            return census
         }
         return readings
     }
