@@ -440,7 +440,10 @@ extension BadInput {
                 try text.replacingOccurrences(of: "/etc/sysctl.d/90-cttune.conf", with: "/../outside/stolen.conf")
                     .write(toFile: directory + "/" + entry, atomically: false, encoding: .utf8)
             },
-            words: ["/../outside/stolen.conf leads outside the root {tree}"]),
+            words: [
+                "{tree}/var/lib/cttune/journal/", "\"/../outside/stolen.conf\"", "not an absolute path without . or .. components",
+                "move it aside",
+            ]),
         BadInput(
             command: "rollback", input: "/etc/sysctl.d replaced by a link outside --root after the apply",
             arguments: ["rollback", "--root", "{tree}"],
