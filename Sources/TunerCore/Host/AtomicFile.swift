@@ -100,7 +100,7 @@ public enum AtomicFile {
     static func currentContent(_ path: FilePath, under root: SystemRoot, shown target: FilePath) throws -> String? {
         switch try root.open(path, flags: O_RDONLY | O_NONBLOCK | O_NOCTTY) {
         case .failure(let errno) where errno == .noSuchFileOrDirectory || errno == .notDirectory:
-            try root.refuseDanglingLink(on: path)
+            try root.refuseDanglingLink(on: path, includingLast: false)
             return nil
         case .failure(let errno): throw failure(target, errno.rawValue)
         case .success(let descriptor):

@@ -125,11 +125,15 @@ public struct SystemRoot: Sendable, Equatable, CustomStringConvertible {
     /// would plan or apply a partial result. A path absent without a link
     /// on the way stays absent.
     ///
+    /// - Parameter includingLast: `false` for a file cttune replaces: a link
+    ///   in its place is replaced, never written through (docs/apply.md), so
+    ///   only the directories on the way are checked.
     /// - Throws: `TunerError.pathEscapesRoot` naming the link.
-    public func refuseDanglingLink(on absolute: FilePath) throws {
+    public func refuseDanglingLink(on absolute: FilePath, includingLast: Bool = true) throws {
         guard !isLive else { return }
         var prefix = FilePath("/")
-        for component in absolute.lexicallyNormalized().components {
+        let components = Array(absolute.lexicallyNormalized().components)
+        for component in includingLast ? components[...] : components.dropLast() {
             prefix.append(component)
             guard case .success(let entry) = try open(prefix, flags: O_PATH_ONLY | O_NOFOLLOW) else { return }
             var info = stat()
