@@ -83,7 +83,8 @@ public struct FlowClass: Hashable, Sendable, CustomStringConvertible {
     public static func parse(_ text: String) throws -> FlowClass {
         func refuse(_ detail: String) -> TunerError {
             .malformed(
-                path: "flow class \(Echo.quoted(text))", detail: detail + " — write it as DIRECTION PROTOCOL/SERVICE, e.g. inbound udp/53")
+                path: "flow class \(Echo.quoted(text))",
+                detail: detail + " — write it as DIRECTION PROTOCOL/SERVICE, e.g. inbound udp/53")
         }
         var words = text.split(separator: " ").map(String.init)
         var isIPv6 = false

@@ -210,7 +210,9 @@ public enum NamespaceVisitor {
             let fd: Int32
             switch NamespaceDirectory.open(namespace.identifier, under: root) {
             case .failure(let failure):
-                results.append(.failure(failure))
+                // Listed by the scan, gone now: say so rather than "no such namespace".
+                let gone = NamespaceDirectory.inode(of: namespace.identifier, under: root) == nil
+                results.append(gone ? failed("vanished during the scan") : .failure(failure))
                 continue
             case .success(let opened):
                 fd = opened.descriptor
