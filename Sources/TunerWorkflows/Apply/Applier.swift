@@ -301,19 +301,7 @@ public enum Applier {
     /// `rollback --all` still finds the baseline in the first apply.
     static func reassertsPersistedValues(_ actions: [JournalAction], request: ApplyRequest, under root: SystemRoot) -> Bool {
         guard !request.persistent, !actions.isEmpty else { return false }
-        var persisted: [String: String] = [:]
-        for file in PersistentConfig.filesOnDisk(under: root) {
-            guard let content = file.content else { continue }
-            if file.path == KernelPaths.modprobeConf {
-                // The hash size a module kernel gets at load.
-                let option = EffectiveModprobe.parse(content, module: HashSizeNames.module, path: "", fileName: "").last {
-                    $0.name == HashSizeNames.parameter
-                }
-                if let option { persisted[EffectiveSysctl.normalize(HashSizeNames.sysctl)] = option.value }
-            } else {
-                for line in EffectiveSysctl.parse(content, path: "", fileName: "") { persisted[line.normalizedKey] = line.value }
-            }
-        }
+        let persisted = PersistentConfig.persistedValues(under: root)
         guard !persisted.isEmpty else { return false }
         return actions.allSatisfy { action in
             guard case .sysctl(let change) = action else { return false }

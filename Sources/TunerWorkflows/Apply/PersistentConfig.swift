@@ -206,6 +206,25 @@ public struct PersistentConfig: Equatable {
         return (shown, line.dropFirst(prefix.count).split(separator: " ").map(String.init))
     }
 
+    /// The values cttune's files on disk set, by normalized sysctl key (the
+    /// hash size a module kernel gets at load under the buckets sysctl's
+    /// key), later files over earlier ones: what the last apply persisted.
+    public static func persistedValues(under root: SystemRoot) -> [String: String] {
+        var persisted: [String: String] = [:]
+        for file in filesOnDisk(under: root) {
+            guard let content = file.content else { continue }
+            if file.path == KernelPaths.modprobeConf {
+                let option = EffectiveModprobe.parse(content, module: HashSizeNames.module, path: "", fileName: "").last {
+                    $0.name == HashSizeNames.parameter
+                }
+                if let option { persisted[EffectiveSysctl.normalize(HashSizeNames.sysctl)] = option.value }
+            } else {
+                for line in EffectiveSysctl.parse(content, path: "", fileName: "") { persisted[line.normalizedKey] = line.value }
+            }
+        }
+        return persisted
+    }
+
     /// cttune's files as they are on disk now (for `status`).
     public static func filesOnDisk(under root: SystemRoot) -> [File] {
         (sysctlFileNames + [KernelPaths.modprobeConf]).compactMap { path in

@@ -31,28 +31,11 @@ public struct PlanDrift: Sendable, Equatable {
     /// The planned values in cttune's files under `root`; empty when cttune
     /// has persisted nothing.
     public static func plannedValues(under root: SystemRoot) -> [ConntrackSetting: Int] {
+        let persisted = PersistentConfig.persistedValues(under: root)
         var planned: [ConntrackSetting: Int] = [:]
-        let sysctlKeys = Dictionary(
-            uniqueKeysWithValues: ConntrackSetting.allCases.filter { $0 != .hashsize }.map { (EffectiveSysctl.normalize($0.key), $0) }
-        )
-        let bucketsKey = EffectiveSysctl.normalize(HashSizeNames.sysctl)
-        for file in PersistentConfig.filesOnDisk(under: root) {
-            guard let content = file.content else { continue }
-            if file.path == KernelPaths.modprobeConf {
-                let option = EffectiveModprobe.parse(content, module: HashSizeNames.module, path: "", fileName: "").last {
-                    $0.name == HashSizeNames.parameter
-                }
-                if let value = option.flatMap({ Int($0.value) }) { planned[.hashsize] = value }
-                continue
-            }
-            for line in EffectiveSysctl.parse(content, path: "", fileName: "") {
-                guard let value = line.value.flatMap({ Int($0) }) else { continue }
-                if line.normalizedKey == bucketsKey {
-                    planned[.hashsize] = value
-                } else if let setting = sysctlKeys[line.normalizedKey] {
-                    planned[setting] = value
-                }
-            }
+        for setting in ConntrackSetting.allCases {
+            let key = EffectiveSysctl.normalize(setting == .hashsize ? HashSizeNames.sysctl : setting.key)
+            if let value = persisted[key].flatMap({ Int($0) }) { planned[setting] = value }
         }
         return planned
     }
