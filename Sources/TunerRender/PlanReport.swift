@@ -53,6 +53,20 @@ public enum PlanReport {
             ("expected_memory_bytes", .int(plan.estimate.expectedMemoryBytes)),
             ("gc_latency_seconds", .double(plan.estimate.gcLatencySeconds)),
             (
+                "classes",
+                .array(
+                    plan.estimate.classes.map { row in
+                        .object([
+                            ("name", .string(row.name)),
+                            ("match", row.match.map(JSONValue.string) ?? .null),
+                            ("flows_per_second", .double(row.flowsPerSecond)),
+                            ("steady_peak_entries", .int(row.steadyPeakEntries)),
+                            ("peak_entries", .int(row.peakEntries)),
+                            ("share", .double(row.share)),
+                        ])
+                    })
+            ),
+            (
                 "gc",
                 .object([
                     ("model", .string(gc.model)),
@@ -73,7 +87,9 @@ public enum PlanReport {
                         plan.estimate.flowClasses.map { flow in
                             .object([
                                 ("name", .string(flow.name)),
+                                ("class", flow.profileClass.map(JSONValue.string) ?? .null),
                                 ("flows_per_second", .double(flow.flowsPerSecond)),
+                                ("burst_factor", .double(flow.burstFactor)),
                                 ("dwell_seconds", .double(flow.dwellSeconds)),
                                 ("dwell", .string(flow.dwellFormula)),
                                 ("mean_entries", .int(Planner.saturatingInt(flow.meanEntries.rounded()))),
@@ -142,6 +158,17 @@ public enum PlanReport {
                     \(plan.fitsBudget ? "fits" : "DOES NOT FIT")
                     """
         )
+        if !estimate.classes.isEmpty {
+            lines.append("by class (worst-phase peak, share):")
+            lines += Table.render(
+                header: ["  CLASS", "MATCH", "FLOWS/S", "PEAK", "SHARE"],
+                rows: estimate.classes.map { row in
+                    [
+                        "  " + Echo.escaped(row.name), row.match ?? "what no class matches", Formatting.number(row.flowsPerSecond),
+                        String(row.peakEntries), Formatting.percent(row.share),
+                    ]
+                })
+        }
         if explain {
             lines.append("")
             lines.append("model: entries = new flows/s x burst x (lifetime + the wait for the GC pass that reaps them) (Little's law)")
@@ -177,7 +204,7 @@ public enum PlanReport {
                 lines.append(
                     """
                       \(flow.name): \(Formatting.number(flow.flowsPerSecond))/s x burst \
-                    \(Formatting.number(plan.profile.burstFactor)) x (\(flow.dwellFormula)): steady \
+                    \(Formatting.number(flow.burstFactor)) x (\(flow.dwellFormula)): steady \
                     \(Planner.saturatingInt(flow.steadyPeakEntries.rounded(.up))) (+ \
                     \(Formatting.number(gc.steadyGapSeconds)) s gap), worst \
                     \(Planner.saturatingInt(flow.worstPeakEntries.rounded(.up))) (at least \

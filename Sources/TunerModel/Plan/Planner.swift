@@ -83,7 +83,7 @@ public enum Planner {
         }
 
         let estimate = TuningPlan.Estimate(
-            flowClasses: sizing.flowClasses, gc: sizing.gc,
+            flowClasses: sizing.flowClasses, classes: classEstimates(profile: profile, flows: sizing.flowClasses), gc: sizing.gc,
             meanEntries: sizing.meanEntries, steadyPeakEntries: sizing.steadyPeak, peakEntries: sizing.worstPeak,
             memoryBytes: sizing.memoryBytes, expectedMemoryBytes: sizing.expectedMemoryBytes, namespaces: profile.namespaces,
             budgetBytes: budgetBytes)
@@ -93,6 +93,23 @@ public enum Planner {
             advice: advice(facts: facts, profile: profile, sizing: sizing, budgetBytes: budgetBytes, fits: fits),
             anchors: [Anchors.kernelDefault(memoryBytes: facts.memoryBytes), Anchors.kubeProxy(cpus: facts.cpus)],
             loadTooLarge: sizing.overflow)
+    }
+
+    /// Each declared class's peaks and share of the worst-phase peak, then
+    /// one `other` row for the profile's own load; empty without `classes:`.
+    static func classEstimates(profile: LoadProfile, flows: [TuningPlan.FlowClass]) -> [TuningPlan.ClassEstimate] {
+        guard !profile.classes.isEmpty else { return [] }
+        let total = flows.reduce(0) { $0 + $1.worstPeakEntries }
+        func row(_ name: String, match: String?, _ members: [TuningPlan.FlowClass]) -> TuningPlan.ClassEstimate {
+            let worst = members.reduce(0) { $0 + $1.worstPeakEntries }
+            return TuningPlan.ClassEstimate(
+                name: name, match: match, flowsPerSecond: members.reduce(0) { $0 + $1.flowsPerSecond },
+                steadyPeakEntries: saturatingInt(wholeEntries(members.reduce(0) { $0 + $1.steadyPeakEntries })),
+                peakEntries: saturatingInt(wholeEntries(worst)), share: total > 0 ? worst / total : 0)
+        }
+        return profile.classes.map { declared in
+            row(declared.name, match: declared.match.description, flows.filter { $0.profileClass == declared.name })
+        } + [row(TuningPlan.ClassEstimate.otherName, match: nil, flows.filter { $0.profileClass == nil })]
     }
 
     // MARK: - The model
@@ -145,18 +162,37 @@ public enum Planner {
         var remaining: Double
     }
 
-    static func size(timeouts: [ConntrackSetting: Int], facts: HostFacts, profile: LoadProfile, gc model: GCModel) -> Sizing {
+    /// One kind of flow's path through the table at one rate: the unit of Little's law.
+    struct Flow {
+        var name: String
+        /// The profile key behind the rate, for messages.
+        var input: String
+        var rate: Double
+        var burst: Double
+        var stages: [Stage]
+        /// The `ProfileClass` it belongs to; `nil` for the profile's own load.
+        var profileClass: String?
+    }
+
+    /// The flows of one load: the profile's own (`load:`), or a class's,
+    /// whose keys sit under `inputPrefix` (`classes[0].`).
+    static func flows(
+        of load: LoadProfile, timeouts: [ConntrackSetting: Int], inputPrefix: String = "", profileClass: String? = nil
+    ) -> [Flow] {
         func t(_ setting: ConntrackSetting) -> Double { Double(timeouts[setting]!) }
-        let tcp = profile.tcp, udp = profile.udp
+        let tcp = load.tcp, udp = load.udp
         let closingRate = tcp.newPerSecond * Swift.max(0, 1 - tcp.orphanRatio - tcp.halfOpenRatio)
-        let burst = profile.burstFactor
         let refreshedEstablished = GCModel.clampedRefreshed(t(.tcpTimeoutEstablished))
         func countdown(_ seconds: Double) -> Double { GCModel.meanClampedCountdown(seconds) }
+        let prefix = profileClass.map { $0 + ": " } ?? ""
 
-        var classes: [(name: String, input: String, rate: Double, stages: [Stage])] = []
+        var flows: [Flow] = []
         func add(_ name: String, _ input: String, rate: Double, _ stages: [Stage]) {
             guard rate > 0 else { return }
-            classes.append((name, input, rate, stages))
+            flows.append(
+                Flow(
+                    name: prefix + name, input: inputPrefix + input, rate: rate, burst: load.burstFactor, stages: stages,
+                    profileClass: profileClass))
         }
         add(
             "tcp, closed", "load.tcp.new_per_second", rate: closingRate,
@@ -200,20 +236,35 @@ public enum Planner {
                     setting: .udpTimeoutStream, remaining: countdown(t(.udpTimeoutStream))),
             ].filter { $0.seconds > 0 })
         add(
-            "other", "load.other_per_second", rate: profile.otherPerSecond,
+            "other", "load.other_per_second", rate: load.otherPerSecond,
             [Stage(seconds: t(.genericTimeout), label: "generic", setting: .genericTimeout, remaining: countdown(t(.genericTimeout)))])
+        return flows
+    }
+
+    static func size(timeouts: [ConntrackSetting: Int], facts: HostFacts, profile: LoadProfile, gc model: GCModel) -> Sizing {
+        // The profile's own load, then each class's: every class peaks at
+        // its own burst at the same moment (the safe side: their busiest
+        // minutes need not coincide).
+        var classes = flows(of: profile, timeouts: timeouts)
+        for (index, profileClass) in profile.classes.enumerated() {
+            classes += flows(
+                of: profileClass.asLoad, timeouts: timeouts, inputPrefix: "classes[\(index)].", profileClass: profileClass.name)
+        }
+        // The arithmetic names the burst factor once when every flow shares it.
+        let bursts = Set(classes.map(\.burst))
+        let burst = bursts.count > 1 ? "its burst" : "burst \(whole(bursts.first ?? profile.burstFactor))"
 
         // The gc_worker's view at the peak rate: live entries and the sum of
         // their clamped remaining lifetimes.
         var live = 0.0, remainingSum = 0.0, byTimeout: [ConntrackSetting: Double] = [:]
         for flow in classes {
             for stage in flow.stages {
-                live += flow.rate * burst * stage.seconds
-                remainingSum += flow.rate * burst * stage.seconds * stage.remaining
+                live += flow.rate * flow.burst * stage.seconds
+                remainingSum += flow.rate * flow.burst * stage.seconds * stage.remaining
                 if let setting = stage.setting { byTimeout[setting, default: 0] += flow.rate * stage.seconds }
             }
         }
-        let expiriesPerSecond = classes.reduce(0) { $0 + $1.rate * burst }
+        let expiriesPerSecond = classes.reduce(0) { $0 + $1.rate * $1.burst }
         let steadyGap: Double, worstGap: Double, gapSource: String
         if let override = profile.gcLatencySeconds {
             (steadyGap, worstGap, gapSource) = (override, override, "gc_latency_seconds in the profile")
@@ -232,13 +283,13 @@ public enum Planner {
         var largest: (entries: Double, description: String) = (0, "")
         for flow in classes {
             let lifetime = flow.stages.reduce(0) { $0 + $1.seconds }
-            let steady = flow.rate * burst * (lifetime + steadyGap)
-            let worst = flow.rate * burst * Swift.max(lifetime + steadyGap, worstGap)
+            let steady = flow.rate * flow.burst * (lifetime + steadyGap)
+            let worst = flow.rate * flow.burst * Swift.max(lifetime + steadyGap, worstGap)
             flowClasses.append(
                 .init(
                     name: flow.name, flowsPerSecond: flow.rate, dwellSeconds: lifetime,
                     dwellFormula: flow.stages.map { "\(whole($0.seconds)) s \($0.label)" }.joined(separator: " + "),
-                    steadyPeakEntries: steady, worstPeakEntries: worst))
+                    steadyPeakEntries: steady, worstPeakEntries: worst, burstFactor: flow.burst, profileClass: flow.profileClass))
             steadyTotal += steady
             worstTotal += worst
             meanTotal += flow.rate * lifetime
@@ -246,7 +297,7 @@ public enum Planner {
                 largest = (
                     worst,
                     """
-                    \(flow.input) \(whole(flow.rate)) x burst_factor \(whole(burst)) x \
+                    \(flow.input) \(whole(flow.rate)) x burst_factor \(whole(flow.burst)) x \
                     \(whole(Swift.max(lifetime + steadyGap, worstGap))) s in the table
                     """
                 )
@@ -260,8 +311,8 @@ public enum Planner {
         var max: Int
         var reason = "worst-phase peak \(worstPeak) entries x headroom \(whole(profile.headroom)), rounded"
         var arithmetic = [
-            "steady peak = sum of flows/s x burst \(whole(burst)) x (lifetime + steady GC gap \(whole(steadyGap)) s) = \(steadyPeak)",
-            "worst peak = sum of flows/s x burst \(whole(burst)) x max(lifetime + \(whole(steadyGap)) s, worst GC gap \(whole(worstGap)) s)"
+            "steady peak = sum of flows/s x \(burst) x (lifetime + steady GC gap \(whole(steadyGap)) s) = \(steadyPeak)",
+            "worst peak = sum of flows/s x \(burst) x max(lifetime + \(whole(steadyGap)) s, worst GC gap \(whole(worstGap)) s)"
                 + (backlog > 0 ? " + reap backlog \(saturatingInt(backlog))" : "") + " = \(worstPeak)",
         ]
         if !(needed <= Double(ConntrackSetting.largestTableSize)) {

@@ -271,7 +271,7 @@ public struct StatusReport: Sendable, Equatable {
         return "\(worst.name.uppercased()): " + findings.filter { $0.level == worst }.map(\.message).joined(separator: "; ")
     }
 
-    package static func percent(_ ratio: Double) -> String { String(cFormat: "%.1f %%", ratio * 100) }
+    package static func percent(_ ratio: Double) -> String { Formatting.percent(ratio) }
 
     static func seconds(_ value: Double) -> String { String(cFormat: "%.1f s", value) }
 
