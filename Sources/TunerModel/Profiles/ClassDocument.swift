@@ -127,7 +127,8 @@ struct ClassDocument: Equatable {
             guard let direction = FlowClass.Direction(rawValue: text) else {
                 throw reader.fail(
                     directionNode, reader.join(field, "direction"),
-                    "unknown direction \(Echo.quoted(text)) — use \(FlowClass.Direction.allCases.map(\.rawValue).joined(separator: ", "))")
+                    "unknown direction \(Echo.quoted(text)) — use "
+                        + FlowClass.Direction.allCases.map(\.rawValue).joined(separator: ", "))
             }
             match.direction = direction
         }
@@ -136,12 +137,14 @@ struct ClassDocument: Equatable {
             switch text {
             case "ipv4": match.isIPv6 = false
             case "ipv6": match.isIPv6 = true
-            default: throw reader.fail(familyNode, reader.join(field, "family"), "unknown family \(Echo.quoted(text)) — use ipv4 or ipv6")
+            default:
+                throw reader.fail(familyNode, reader.join(field, "family"), "unknown family \(Echo.quoted(text)) — use ipv4 or ipv6")
             }
         }
         if protocolNumber == FlowClass.icmpv6 {
             if match.isIPv6 == false {
-                throw reader.fail(mapping["family"], reader.join(field, "family"), "icmpv6 is IPv6 only — use family ipv6 or leave it out")
+                throw reader.fail(
+                    mapping["family"], reader.join(field, "family"), "icmpv6 is IPv6 only — use family ipv6 or leave it out")
             }
             match.isIPv6 = true
         }
@@ -197,7 +200,8 @@ struct ClassDocument: Equatable {
             guard let type = names.first(where: { $0.value == text })?.key ?? UInt8(text) else {
                 throw reader.fail(
                     item, field,
-                    "unknown type \(Echo.quoted(text)) — use a number 0–255 or a name (\(names.values.sorted().joined(separator: ", ")))")
+                    "unknown type \(Echo.quoted(text)) — use a number 0–255 or a name ("
+                        + names.values.sorted().joined(separator: ", ") + ")")
             }
             return type
         }
