@@ -59,6 +59,7 @@ public enum PlanReport {
                         .object([
                             ("name", .string(row.name)),
                             ("match", row.match.map(JSONValue.string) ?? .null),
+                            ("cure", .string(row.cure.rawValue)),
                             ("flows_per_second", .double(row.flowsPerSecond)),
                             ("steady_peak_entries", .int(row.steadyPeakEntries)),
                             ("peak_entries", .int(row.peakEntries)),
@@ -131,10 +132,67 @@ public enum PlanReport {
                     })
             ),
             ("estimate", .object(estimate)),
+            ("cures", .array(plan.cures.map(json))),
             ("fits_budget", .bool(plan.fitsBudget)),
             ("changed", .bool(plan.changed)),
             ("advice", .array(plan.advice.map(JSONValue.string))),
         ]
+    }
+
+    /// One class's cures: the one applied, its policy, and every option judged.
+    static func json(_ decision: CureDecision) -> JSONValue {
+        .object([
+            ("class", .string(decision.className)),
+            ("applied", .string(decision.applied.rawValue)),
+            ("reason", .string(decision.reason)),
+            (
+                "policy",
+                decision.policy.map { policy in
+                    .object(
+                        [("protocol", .string(policy.protocolName))]
+                            + policy.timeouts.keys.sorted { $0.rawValue < $1.rawValue }.map {
+                                (CurePolicy.nftState($0)!, .int(policy.timeouts[$0]!))
+                            })
+                } ?? .null
+            ),
+            (
+                "options",
+                .array(
+                    decision.options.map { option in
+                        .object([
+                            ("cure", .string(option.cure.rawValue)), ("safe", .bool(option.safe)),
+                            ("saves_entries", .int(option.savesEntries)), ("reason", .string(option.reason)),
+                        ])
+                    })
+            ),
+        ])
+    }
+
+    /// ` (unreplied 10 s, replied 60 s)`, or nothing without a policy.
+    static func policyText(_ policy: CurePolicy?) -> String {
+        guard let policy else { return "" }
+        let states = policy.timeouts.keys.sorted { $0.rawValue < $1.rawValue }
+        return " (" + states.map { "\(CurePolicy.nftState($0)!) \(policy.timeouts[$0]!) s" }.joined(separator: ", ") + ")"
+    }
+
+    /// Each class's cure in one line, then the options not applied.
+    static func cureLines(_ plan: TuningPlan) -> [String] {
+        guard !plan.cures.isEmpty else { return [] }
+        var lines = ["cures:"]
+        for decision in plan.cures {
+            let applied = decision.options.first { $0.cure == decision.applied }
+            lines.append(
+                "  \(Echo.escaped(decision.className)): "
+                    + (applied.map { "\($0.cure.rawValue)\(policyText(decision.policy)), saves \($0.savesEntries) entries" } ?? "none")
+                    + " — \(decision.reason)")
+            for option in decision.options where option.cure != decision.applied {
+                lines.append(
+                    "    \(option.cure.rawValue): "
+                        + (option.safe
+                            ? "possible, would save \(option.savesEntries) entries — \(option.reason)" : "refused — \(option.reason)"))
+            }
+        }
+        return lines
     }
 
     /// A table of key, current, planned and reason, then the estimate.
@@ -161,13 +219,14 @@ public enum PlanReport {
         if !estimate.classes.isEmpty {
             lines.append("by class (worst-phase peak, share):")
             lines += Table.render(
-                header: ["  CLASS", "MATCH", "FLOWS/S", "PEAK", "SHARE"],
+                header: ["  CLASS", "MATCH", "FLOWS/S", "PEAK", "SHARE", "CURE"],
                 rows: estimate.classes.map { row in
                     [
                         "  " + Echo.escaped(row.name), row.match ?? "what no class matches", Formatting.number(row.flowsPerSecond),
-                        String(row.peakEntries), Formatting.percent(row.share),
+                        String(row.peakEntries), Formatting.percent(row.share), row.cure.rawValue,
                     ]
                 })
+            lines += cureLines(plan)
         }
         if explain {
             lines.append("")

@@ -105,6 +105,11 @@ public struct ProfileClass: Sendable, Equatable {
     public var otherPerSecond: Double = 0
     /// The class's own peak/mean; the profile's `burst_factor` when it names none.
     public var burstFactor: Double
+    /// The cures the profile allows (`cures:`), or the one it pins (`cure:`);
+    /// empty: none is applied, the plan only shows what would be possible.
+    public var cures: [Cure] = []
+    /// `cure:` pins `cures[0]`: applied when safe, else the plan says why not.
+    public var curePinned = false
 
     public init(name: String, match: ClassMatch, burstFactor: Double) {
         self.name = name

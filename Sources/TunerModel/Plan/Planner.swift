@@ -25,11 +25,19 @@ public enum Planner {
     /// client; it is also the size of four pages of buckets.
     public static let minimumConntrackMax = 2048
 
-    public static func plan(for facts: HostFacts, profile: LoadProfile) -> TuningPlan {
+    /// - Parameter rules: what the host's ruleset says about each class (the
+    ///   facts a notrack cure needs); not judged: notrack is refused.
+    public static func plan(for facts: HostFacts, profile: LoadProfile, rules: ClassRuleFacts = .notJudged) -> TuningPlan {
         let gc = GCModel.forKernel(facts.kernelRelease)
         let budgetBytes = saturatingInt(Double(Swift.max(facts.memoryBytes, 0)) * profile.memoryBudgetPercent / 100)
         var timeouts = startingTimeouts(profile: profile)
-        var sizing = size(timeouts: timeouts, facts: facts, profile: profile, gc: gc)
+        let policies = Dictionary(
+            uniqueKeysWithValues: profile.classes.compactMap { declared in
+                CurePolicy.policy(for: declared, floors: { floor($0, profile) }, global: timeouts).map { (declared.name, $0) }
+            })
+        let decisions = profile.classes.map { decide($0, policy: policies[$0.name], rules: rules) }
+        let cures = Dictionary(uniqueKeysWithValues: decisions.map { ($0.className, $0) })
+        var sizing = size(timeouts: timeouts, facts: facts, profile: profile, gc: gc, cures: cures)
         var shortened: Set<ConntrackSetting> = []
 
         // Shorten the free timeouts, the one holding the most entries first,
@@ -40,11 +48,12 @@ public enum Planner {
                 .sorted { $0.value > $1.value }
             guard let (setting, _) = candidates.first else { break }
             timeouts[setting] = largestFittingTimeout(
-                setting, timeouts: timeouts, facts: facts, profile: profile, gc: gc, budgetBytes: budgetBytes)
+                setting, timeouts: timeouts, facts: facts, profile: profile, gc: gc, cures: cures, budgetBytes: budgetBytes)
             shortened.insert(setting)
-            sizing = size(timeouts: timeouts, facts: facts, profile: profile, gc: gc)
+            sizing = size(timeouts: timeouts, facts: facts, profile: profile, gc: gc, cures: cures)
         }
         let fits = sizing.memoryBytes <= budgetBytes && sizing.overflow == nil
+        let judged = withSavings(decisions, policies: policies, timeouts: timeouts, facts: facts, profile: profile, gc: gc)
 
         var settings = [
             TuningPlan.Setting(
@@ -83,7 +92,8 @@ public enum Planner {
         }
 
         let estimate = TuningPlan.Estimate(
-            flowClasses: sizing.flowClasses, classes: classEstimates(profile: profile, flows: sizing.flowClasses), gc: sizing.gc,
+            flowClasses: sizing.flowClasses, classes: classEstimates(profile: profile, flows: sizing.flowClasses, cures: cures),
+            gc: sizing.gc,
             meanEntries: sizing.meanEntries, steadyPeakEntries: sizing.steadyPeak, peakEntries: sizing.worstPeak,
             memoryBytes: sizing.memoryBytes, expectedMemoryBytes: sizing.expectedMemoryBytes, namespaces: profile.namespaces,
             budgetBytes: budgetBytes)
@@ -92,24 +102,104 @@ public enum Planner {
             fitsBudget: fits,
             advice: advice(facts: facts, profile: profile, sizing: sizing, budgetBytes: budgetBytes, fits: fits),
             anchors: [Anchors.kernelDefault(memoryBytes: facts.memoryBytes), Anchors.kubeProxy(cpus: facts.cpus)],
-            loadTooLarge: sizing.overflow)
+            loadTooLarge: sizing.overflow, cures: judged)
+    }
+
+    /// Judges the cures for one class: `timeouts` when a policy shortens
+    /// something, `notrack` when the ruleset was judged and no rule needs
+    /// state for the class; applies the profile's pinned cure when safe, else
+    /// the cheapest safe one it allows. Savings are filled in once sized.
+    static func decide(_ declared: ProfileClass, policy: CurePolicy?, rules: ClassRuleFacts) -> CureDecision {
+        let timeouts: CureDecision.Option
+        if let policy {
+            let shortened = policy.timeouts.keys.sorted { $0.rawValue < $1.rawValue }
+                .map { "\(CurePolicy.nftState($0)!) \(policy.timeouts[$0]!) s" }.joined(separator: ", ")
+            timeouts = .init(
+                cure: .timeouts, safe: true, savesEntries: 0,
+                reason: "state is still tracked; \(shortened), each at or above its floor"
+                    + (policy.timeouts[.tcpTimeoutEstablished] != nil
+                        ? " and established at least \(whole(CurePolicy.establishedMargin)) x the class's established_seconds" : ""))
+        } else {
+            timeouts = .init(
+                cure: .timeouts, safe: false, savesEntries: 0,
+                reason: declared.match.loadKind == .other
+                    ? "\(declared.match.protocolName) has no timeout policy (tcp and udp classes do)"
+                    : "every timeout the class passes through is at its floor already")
+        }
+        let notrack: CureDecision.Option
+        if !rules.judged.contains(declared.name) {
+            notrack = .init(
+                cure: .notrack, safe: false, savesEntries: 0,
+                reason: "the ruleset was not judged for this class: conntrack is kept (the safe side) — `cttune rules` judges it")
+        } else if let rule = rules.needsState[declared.name] {
+            notrack = .init(cure: .notrack, safe: false, savesEntries: 0, reason: "\(rule) needs state for these packets")
+        } else {
+            notrack = .init(
+                cure: .notrack, safe: true, savesEntries: 0,
+                reason: "no rule these packets can reach needs state (\(rules.source.isEmpty ? "the ruleset" : rules.source))")
+        }
+        let options = [timeouts, notrack]
+        let applied: Cure, reason: String
+        if declared.cures.isEmpty {
+            applied = .none
+            reason = declared.curePinned ? "cure: none in the profile" : "the profile allows no cure for this class (cure: or cures:)"
+        } else if let chosen = declared.cures.compactMap({ cure in options.first { $0.cure == cure && $0.safe } }).first {
+            applied = chosen.cure
+            reason = declared.curePinned ? "cure: \(chosen.cure.rawValue) in the profile" : "the cheapest safe cure the profile allows"
+        } else {
+            applied = .none
+            let refused = declared.cures.compactMap { cure in options.first { $0.cure == cure } }
+            reason = "refused: " + refused.map { "\($0.cure.rawValue): \($0.reason)" }.joined(separator: "; ")
+        }
+        return CureDecision(
+            className: declared.name, applied: applied, options: options, policy: applied == .timeouts ? policy : nil, reason: reason)
+    }
+
+    /// What each cure would take off its class's worst-phase peak, at the
+    /// final timeouts: the class's flows with no cure, and under its policy.
+    static func withSavings(
+        _ decisions: [CureDecision], policies: [String: CurePolicy], timeouts: [ConntrackSetting: Int], facts: HostFacts,
+        profile: LoadProfile, gc: GCModel
+    ) -> [CureDecision] {
+        func peaks(_ cures: [String: CureDecision]) -> [String: Double] {
+            size(timeouts: timeouts, facts: facts, profile: profile, gc: gc, cures: cures).flowClasses
+                .reduce(into: [:]) { peaks, flow in if let name = flow.profileClass { peaks[name, default: 0] += flow.worstPeakEntries } }
+        }
+        let untreated = peaks([:])
+        let underPolicy = peaks(
+            Dictionary(
+                uniqueKeysWithValues: policies.map {
+                    ($0.key, CureDecision(className: $0.key, applied: .timeouts, options: [], policy: $0.value, reason: ""))
+                }))
+        return decisions.map { decision in
+            var decision = decision
+            let before = untreated[decision.className] ?? 0
+            for index in decision.options.indices {
+                let after = decision.options[index].cure == .timeouts ? underPolicy[decision.className] ?? before : 0
+                decision.options[index].savesEntries = saturatingInt(wholeEntries(Swift.max(0, before - after)))
+            }
+            return decision
+        }
     }
 
     /// Each declared class's peaks and share of the worst-phase peak, then
     /// one `other` row for the profile's own load; empty without `classes:`.
-    static func classEstimates(profile: LoadProfile, flows: [TuningPlan.FlowClass]) -> [TuningPlan.ClassEstimate] {
+    static func classEstimates(
+        profile: LoadProfile, flows: [TuningPlan.FlowClass], cures: [String: CureDecision]
+    ) -> [TuningPlan.ClassEstimate] {
         guard !profile.classes.isEmpty else { return [] }
         let total = flows.reduce(0) { $0 + $1.worstPeakEntries }
-        func row(_ name: String, match: String?, _ members: [TuningPlan.FlowClass]) -> TuningPlan.ClassEstimate {
+        func rate(_ load: LoadProfile) -> Double { load.tcp.newPerSecond + load.udp.newPerSecond + load.otherPerSecond }
+        func row(_ name: String, match: String?, rate: Double) -> TuningPlan.ClassEstimate {
+            let members = flows.filter { $0.profileClass == (match == nil ? nil : name) }
             let worst = members.reduce(0) { $0 + $1.worstPeakEntries }
             return TuningPlan.ClassEstimate(
-                name: name, match: match, flowsPerSecond: members.reduce(0) { $0 + $1.flowsPerSecond },
+                name: name, match: match, cure: cures[name]?.applied ?? .none, flowsPerSecond: rate,
                 steadyPeakEntries: saturatingInt(wholeEntries(members.reduce(0) { $0 + $1.steadyPeakEntries })),
                 peakEntries: saturatingInt(wholeEntries(worst)), share: total > 0 ? worst / total : 0)
         }
-        return profile.classes.map { declared in
-            row(declared.name, match: declared.match.description, flows.filter { $0.profileClass == declared.name })
-        } + [row(TuningPlan.ClassEstimate.otherName, match: nil, flows.filter { $0.profileClass == nil })]
+        return profile.classes.map { row($0.name, match: $0.match.description, rate: rate($0.asLoad)) }
+            + [row(TuningPlan.ClassEstimate.otherName, match: nil, rate: rate(profile))]
     }
 
     // MARK: - The model
@@ -160,6 +250,8 @@ public enum Planner {
         /// The mean remaining lifetime the gc_worker sees for entries in this
         /// stage, clamped as the kernel clamps it.
         var remaining: Double
+        /// Its entries count for the host's `setting` (not for a class's own policy).
+        var countsForHost = true
     }
 
     /// One kind of flow's path through the table at one rate: the unit of Little's law.
@@ -176,8 +268,11 @@ public enum Planner {
 
     /// The flows of one load: the profile's own (`load:`), or a class's,
     /// whose keys sit under `inputPrefix` (`classes[0].`).
+    /// - Parameter ownTimeouts: settings the flows' class has its own policy
+    ///   for: their entries do not count for the host's timeouts.
     static func flows(
-        of load: LoadProfile, timeouts: [ConntrackSetting: Int], inputPrefix: String = "", profileClass: String? = nil
+        of load: LoadProfile, timeouts: [ConntrackSetting: Int], inputPrefix: String = "", profileClass: String? = nil,
+        ownTimeouts: Set<ConntrackSetting> = []
     ) -> [Flow] {
         func t(_ setting: ConntrackSetting) -> Double { Double(timeouts[setting]!) }
         let tcp = load.tcp, udp = load.udp
@@ -189,6 +284,11 @@ public enum Planner {
         var flows: [Flow] = []
         func add(_ name: String, _ input: String, rate: Double, _ stages: [Stage]) {
             guard rate > 0 else { return }
+            let stages = stages.map { stage in
+                var stage = stage
+                stage.countsForHost = stage.setting.map { !ownTimeouts.contains($0) } ?? false
+                return stage
+            }
             flows.append(
                 Flow(
                     name: prefix + name, input: inputPrefix + input, rate: rate, burst: load.burstFactor, stages: stages,
@@ -241,14 +341,24 @@ public enum Planner {
         return flows
     }
 
-    static func size(timeouts: [ConntrackSetting: Int], facts: HostFacts, profile: LoadProfile, gc model: GCModel) -> Sizing {
+    /// - Parameter cures: the decision for each class by name: a notracked
+    ///   class adds no entry, a class under a timeouts policy lives by it.
+    static func size(
+        timeouts: [ConntrackSetting: Int], facts: HostFacts, profile: LoadProfile, gc model: GCModel,
+        cures: [String: CureDecision] = [:]
+    ) -> Sizing {
         // The profile's own load, then each class's: every class peaks at
         // its own burst at the same moment (the safe side: their busiest
         // minutes need not coincide).
         var classes = flows(of: profile, timeouts: timeouts)
         for (index, profileClass) in profile.classes.enumerated() {
+            let cure = cures[profileClass.name]
+            if cure?.applied == .notrack { continue }
+            // A policy never lengthens a timeout the host has shorter.
+            let policy = cure?.applied == .timeouts ? cure?.policy?.timeouts ?? [:] : [:]
             classes += flows(
-                of: profileClass.asLoad, timeouts: timeouts, inputPrefix: "classes[\(index)].", profileClass: profileClass.name)
+                of: profileClass.asLoad, timeouts: timeouts.merging(policy) { Swift.min($0, $1) },
+                inputPrefix: "classes[\(index)].", profileClass: profileClass.name, ownTimeouts: Set(policy.keys))
         }
         // The arithmetic names the burst factor once when every flow shares it.
         let bursts = Set(classes.map(\.burst))
@@ -261,7 +371,7 @@ public enum Planner {
             for stage in flow.stages {
                 live += flow.rate * flow.burst * stage.seconds
                 remainingSum += flow.rate * flow.burst * stage.seconds * stage.remaining
-                if let setting = stage.setting { byTimeout[setting, default: 0] += flow.rate * stage.seconds }
+                if let setting = stage.setting, stage.countsForHost { byTimeout[setting, default: 0] += flow.rate * stage.seconds }
             }
         }
         let expiriesPerSecond = classes.reduce(0) { $0 + $1.rate * $1.burst }
@@ -364,14 +474,14 @@ public enum Planner {
     /// Entries grow with every timeout, so a binary search finds it.
     static func largestFittingTimeout(
         _ setting: ConntrackSetting, timeouts: [ConntrackSetting: Int], facts: HostFacts,
-        profile: LoadProfile, gc: GCModel, budgetBytes: Int
+        profile: LoadProfile, gc: GCModel, cures: [String: CureDecision], budgetBytes: Int
     ) -> Int {
         var low = floor(setting, profile), high = timeouts[setting]!
         var trial = timeouts
         while low < high {
             let middle = low + (high - low + 1) / 2
             trial[setting] = middle
-            if size(timeouts: trial, facts: facts, profile: profile, gc: gc).memoryBytes <= budgetBytes {
+            if size(timeouts: trial, facts: facts, profile: profile, gc: gc, cures: cures).memoryBytes <= budgetBytes {
                 low = middle
             } else {
                 high = middle - 1

@@ -48,7 +48,9 @@ public struct TuningPlan: Sendable, Equatable {
         public var name: String
         /// The match as `ClassMatch.description` prints it; `nil` for `other`.
         public var match: String?
-        /// New flows per second at the mean rate.
+        /// The cure applied to it: its peak is what remains (0 when notracked).
+        public var cure: Cure
+        /// New flows per second at the mean rate (tracked or not).
         public var flowsPerSecond: Double
         public var steadyPeakEntries: Int
         /// At the worst GC phase, at the class's own burst.
@@ -109,6 +111,8 @@ public struct TuningPlan: Sendable, Equatable {
     /// The inputs behind a load larger than nf_conntrack_max can hold; the
     /// plan then does not fit and apply refuses, naming them.
     public var loadTooLarge: String? = nil
+    /// The cures judged for each declared class, in the profile's order.
+    public var cures: [CureDecision] = []
 
     public var changed: Bool { settings.contains(where: \.changes) }
 

@@ -22,6 +22,9 @@ struct ClassDocument: Equatable {
     var match: ClassMatch
     /// The class's load numbers, keyed by the same `ProfileField`s as the top level.
     var numbers: [ProfileField: Double]
+    /// `cure:` (pinned, one) or `cures:` (allowed, the planner picks).
+    var cures: [Cure] = []
+    var curePinned = false
 
     /// A profile declares a handful of classes; the cap bounds the pairwise overlap check.
     static let maximumClasses = 256
@@ -63,7 +66,7 @@ struct ClassDocument: Equatable {
 
     static func parse(_ node: Node, at field: String, reader: NodeReader) throws -> ClassDocument {
         let mapping = try reader.mapping(node, at: field)
-        try reader.allowOnly(["name", "match", "load", "burst_factor"], in: mapping, at: field)
+        try reader.allowOnly(["name", "match", "load", "burst_factor", "cure", "cures"], in: mapping, at: field)
         let name = try mapping["name"].map { try reader.string($0, at: reader.join(field, "name")) }
         if name == TuningPlan.ClassEstimate.otherName {
             throw reader.fail(
@@ -103,7 +106,42 @@ struct ClassDocument: Equatable {
                 mapping["load"], reader.join(loadField, "tcp"),
                 "orphan_ratio + half_open_ratio is \(orphans + halfOpen), more than all flows — they must add up to at most 1")
         }
-        return ClassDocument(name: name, match: match, numbers: numbers)
+        var document = ClassDocument(name: name, match: match, numbers: numbers)
+        try document.readCures(mapping, at: field, reader: reader)
+        return document
+    }
+
+    /// `cure: timeouts` pins one; `cures: [timeouts, notrack]` allows several.
+    mutating func readCures(_ mapping: Node.Mapping, at field: String, reader: NodeReader) throws {
+        let names = Cure.allCases.map(\.rawValue).joined(separator: ", ")
+        func cure(_ node: Node, at path: String) throws -> Cure {
+            let text = try reader.string(node, at: path)
+            guard let cure = Cure(rawValue: text) else { throw reader.fail(node, path, "unknown cure \(Echo.quoted(text)) — use \(names)") }
+            return cure
+        }
+        if let pinned = mapping["cure"] {
+            if mapping["cures"] != nil {
+                throw reader.fail(
+                    pinned, reader.join(field, "cure"), "cure pins one and cures allows several — write one of them, not both")
+            }
+            cures = [try cure(pinned, at: reader.join(field, "cure"))]
+            curePinned = true
+        } else if let allowed = mapping["cures"] {
+            let path = reader.join(field, "cures")
+            guard case .sequence(let list) = allowed else {
+                throw reader.fail(allowed, path, "must be a list, e.g. [timeouts, notrack], found \(reader.kind(allowed))")
+            }
+            let chosen = try list.items.enumerated().map { try cure($1, at: "\(path)[\($0)]") }
+            guard !chosen.contains(.none) || chosen.count == 1 else {
+                throw reader.fail(allowed, path, "none allows nothing: leave it out of a list of cures")
+            }
+            cures = Array(Set(chosen)).sorted()
+        }
+        if cures.contains(.timeouts) && match.loadKind == .other {
+            throw reader.fail(
+                mapping["cure"] ?? mapping["cures"], reader.join(field, mapping["cure"] != nil ? "cure" : "cures"),
+                "a \(match.protocolName) class has no timeout policy (only tcp and udp classes do) — use notrack or none")
+        }
     }
 
     static func parseMatch(_ node: Node, at field: String, reader: NodeReader) throws -> ClassMatch {

@@ -149,6 +149,8 @@ public struct ProfileCatalog: Sendable {
             profile.classes = classes.map { document in
                 var resolved = ProfileClass(name: document.label, match: document.match, burstFactor: profile.burstFactor)
                 for (field, value) in document.numbers { resolved.set(field, value) }
+                resolved.cures = document.cures.filter { $0 != .none }
+                resolved.curePinned = document.curePinned
                 return resolved
             }
         }
