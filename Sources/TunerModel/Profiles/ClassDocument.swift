@@ -116,7 +116,9 @@ struct ClassDocument: Equatable {
         let names = Cure.allCases.map(\.rawValue).joined(separator: ", ")
         func cure(_ node: Node, at path: String) throws -> Cure {
             let text = try reader.string(node, at: path)
-            guard let cure = Cure(rawValue: text) else { throw reader.fail(node, path, "unknown cure \(Echo.quoted(text)) — use \(names)") }
+            guard let cure = Cure(rawValue: text) else {
+                throw reader.fail(node, path, "unknown cure \(Echo.quoted(text)) — use \(names)")
+            }
             return cure
         }
         if let pinned = mapping["cure"] {
