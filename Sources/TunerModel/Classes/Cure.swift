@@ -50,14 +50,16 @@ public struct CurePolicy: Sendable, Equatable {
         }
     }
 
-    /// The timeouts a class of `kind` can have shortened (`other` has none: the
+    /// The timeouts a class of `kind` can have shortened, in the kernel's
+    /// order of states (`other` has none: the
     /// generic timeout has no per-protocol policy worth the rule).
     public static func settings(for kind: ClassMatch.LoadKind) -> [ConntrackSetting] {
         switch kind {
         case .tcp:
+            // enum tcp_conntrack's order, which nft lists policies in.
             return [
-                .tcpTimeoutEstablished, .tcpTimeoutTimeWait, .tcpTimeoutClose, .tcpTimeoutCloseWait, .tcpTimeoutFinWait,
-                .tcpTimeoutLastAck, .tcpTimeoutSynSent, .tcpTimeoutSynRecv,
+                .tcpTimeoutSynSent, .tcpTimeoutSynRecv, .tcpTimeoutEstablished, .tcpTimeoutFinWait, .tcpTimeoutCloseWait,
+                .tcpTimeoutLastAck, .tcpTimeoutTimeWait, .tcpTimeoutClose,
             ]
         case .udp: return [.udpTimeout, .udpTimeoutStream]
         case .other: return []

@@ -17,21 +17,24 @@ public enum CureTable {
     public static var qualifiedName: String { "\(family) \(name)" }
 
     /// The table for the cures applied; `nil` when no class is cured (the
-    /// table is then removed).
+    /// table is then removed). Written as `nft list table inet cttune` prints
+    /// it back (nft 1.0), so a table already in place compares equal and is
+    /// left alone.
     public static func ruleset(for decisions: [CureDecision], classes: [ProfileClass]) -> String? {
         var objects: [String] = [], prerouting: [String] = [], output: [String] = []
         for (index, decision) in decisions.enumerated() where decision.applied == .timeouts {
             guard let policy = decision.policy, let declared = classes.first(where: { $0.name == decision.className }) else { continue }
             let object = "class_\(index)"
-            let states = policy.timeouts.keys.sorted { $0.rawValue < $1.rawValue }
+            // In the kernel's order of states (tcp_conntrack, udp_conntrack), as nft lists them.
+            let states = CurePolicy.settings(for: declared.match.loadKind).filter { policy.timeouts[$0] != nil }
                 .map { "\(CurePolicy.nftState($0)!) : \(policy.timeouts[$0]!)" }.joined(separator: ", ")
             objects.append(
                 """
                 \tct timeout \(object) {
+                \t\tcomment \(quoted(decision.className))
                 \t\tprotocol \(policy.protocolName)
                 \t\tl3proto \(declared.match.isIPv6 == true ? "ip6" : "ip")
                 \t\tpolicy = { \(states) }
-                \t\tcomment \(quoted(decision.className))
                 \t}
                 """)
             let assign = "ct timeout set \"\(object)\" comment \(quoted(decision.className))"
@@ -45,8 +48,9 @@ public enum CureTable {
             (["\tchain \(hook) {", "\t\ttype filter hook \(hook) priority filter; policy accept;"] + rules + ["\t}"])
                 .joined(separator: "\n")
         }
-        return (["table \(qualifiedName) {"] + objects + [chain("prerouting", prerouting), chain("output", output), "}"])
-            .joined(separator: "\n") + "\n"
+        return "table \(qualifiedName) {\n"
+            + (objects + [chain("prerouting", prerouting), chain("output", output)]).joined(separator: "\n\n")
+            + "\n}\n"
     }
 
     /// The one transaction that replaces the table whole with `content`, or
@@ -69,15 +73,18 @@ public enum CureTable {
         }
     }
 
-    /// The match as nft expressions: family, destination type, protocol, ports.
+    /// The match as nft expressions, in the form nft lists them: family,
+    /// destination type, then the protocol's own port match (which implies
+    /// the protocol) or the protocol alone.
     static func matchExpression(_ match: ClassMatch, destinationLocal: Bool?) -> [String] {
         var parts: [String] = []
         if let isIPv6 = match.isIPv6 { parts.append("meta nfproto \(isIPv6 ? "ipv6" : "ipv4")") }
         if let destinationLocal { parts.append("fib daddr type \(destinationLocal ? "" : "!= ")local") }
-        parts.append("meta l4proto \(match.protocolName)")
         if let ports = match.ports {
             let items = ports.map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
-            parts.append("th dport " + (items.count == 1 ? items[0] : "{ \(items.joined(separator: ", ")) }"))
+            parts.append("\(match.protocolName) dport " + (items.count == 1 ? items[0] : "{ \(items.joined(separator: ", ")) }"))
+        } else {
+            parts.append("meta l4proto \(match.protocolName)")
         }
         return parts
     }
