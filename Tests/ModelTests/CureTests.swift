@@ -116,7 +116,10 @@ struct CureTests {
         let plan = Planner.plan(for: Self.host, profile: profile)
         let text = try #require(CureTable.ruleset(for: plan.cures, classes: profile.classes))
         #expect(text.hasPrefix("table inet cttune {\n"))
-        #expect(text.contains("\tct timeout class_0 {\n\t\tcomment \"dns\"\n\t\tprotocol udp\n\t\tl3proto ip\n\t\tpolicy = { unreplied : 10, replied : 60 }"))
+        #expect(
+            text.contains(
+                "\tct timeout class_0 {\n\t\tcomment \"dns\"\n\t\tprotocol udp\n\t\tl3proto ip\n"
+                    + "\t\tpolicy = { unreplied : 10, replied : 60 }"))
         #expect(text.contains("\t\tfib daddr type local udp dport 53 ct timeout set \"class_0\" comment \"dns\""))
         #expect(text.contains("\t\tfib daddr type != local tcp dport 5432 ct timeout set \"class_1\""))
         #expect(text.contains("type filter hook prerouting priority filter; policy accept;"))
