@@ -36,6 +36,71 @@ struct CureTableOnRealKernelTests {
         }
     }
 
+    /// A server namespace with a stateful firewall and a client namespace, joined by a veth pair.
+    static func pair(_ tag: String) throws -> (server: TestNamespace, client: TestNamespace) {
+        let server = try TestNamespace("cure-srv"), client = try TestNamespace("cure-cli")
+        let link = "cu\(tag)\(getpid() % 100_000)"
+        do {
+            try Shell.check([
+                "ip", "link", "add", link + "s", "netns", server.name, "type", "veth", "peer", "name", link + "c", "netns", client.name,
+            ])
+            try server.exec(["ip", "addr", "add", Self.serverAddress + "/24", "dev", link + "s"])
+            try client.exec(["ip", "addr", "add", Self.clientAddress + "/24", "dev", link + "c"])
+            try server.exec(["ip", "link", "set", link + "s", "up"])
+            try client.exec(["ip", "link", "set", link + "c", "up"])
+            try server.trackLoopback()
+        } catch {
+            server.delete()
+            client.delete()
+            throw error
+        }
+        return (server, client)
+    }
+
+    @Test("apply loads the table through libnftables in one journaled step; again is unchanged; rollback gives the ruleset back")
+    func applyAndRollBack() throws {
+        let state = try PrivateState()
+        defer { state.remove() }
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let profile = directory.appendingPathComponent("cures.yaml")
+        try Self.profile.write(to: profile, atomically: true, encoding: .utf8)
+        let (server, client) = try Self.pair("b")
+        defer {
+            server.delete()
+            client.delete()
+        }
+        let before = try server.exec(["nft", "list", "ruleset"])
+        func apply(_ extra: [String] = []) throws -> PrintedJSON {
+            try PrintedJSON(
+                try state.cttune(
+                    ["apply", "--profile", profile.path, "--runtime-only", "--allow-partial", "--format", "json"] + extra, in: server))
+        }
+
+        let check = try apply(["--check", "--diff"])
+        let planned = try #require(check.object["cure_table"] as? [String: Any])
+        #expect(planned["action"] as? String == "created", "\(planned)")
+        #expect((planned["diff"] as? String)?.contains("+\tct timeout class_0 {") == true)
+        #expect(try server.exec(["nft", "list", "ruleset"]) == before, "--check changes nothing")
+
+        let first = try apply()
+        let table = try #require(first.object["cure_table"] as? [String: Any])
+        #expect(table["action"] as? String == "created" && table["result"] as? String == "applied", "\(table)")
+        let journal = try #require(first.object["journal_id"] as? String)
+        #expect(try server.exec(["nft", "list", "table", "inet", "cttune"]).contains("ct timeout set \"class_0\""))
+        try client.exec(["python3", Self.script, "udp", Self.serverAddress, "53", "5"])
+        let cured = Self.timeouts(try server.exec(["conntrack", "-L"]), protocol: "udp", port: 53)
+        #expect(cured.count == 5 && cured.allSatisfy { $0 <= 10 }, "\(cured)")
+
+        let again = try apply()
+        #expect((again.object["cure_table"] as? [String: Any])?["action"] as? String == "unchanged")
+        #expect(again.object["journal_id"] is NSNull, "nothing changed, nothing journaled")
+
+        let rollback = try state.cttune(["rollback", journal, "--format", "json"], in: server)
+        #expect(rollback.status == 0, "\(rollback.stdout) \(rollback.stderr)")
+        #expect(try server.exec(["nft", "list", "ruleset"]) == before)
+    }
+
     @Test(
         "each cured class's new entries live by its policy, the rest by the namespace's timeouts; removing the table restores the ruleset")
     func policiesTakeEffect() throws {
@@ -46,20 +111,11 @@ struct CureTableOnRealKernelTests {
         let udpPolicy = try #require(plan.cures[0].policy?.timeouts[.udpTimeout])
         let establishedPolicy = try #require(plan.cures[1].policy?.timeouts[.tcpTimeoutEstablished])
 
-        let server = try TestNamespace("cure-srv"), client = try TestNamespace("cure-cli")
+        let (server, client) = try Self.pair("a")
         defer {
             server.delete()
             client.delete()
         }
-        let link = "cur\(getpid() % 100_000)"
-        try Shell.check([
-            "ip", "link", "add", link + "s", "netns", server.name, "type", "veth", "peer", "name", link + "c", "netns", client.name,
-        ])
-        try server.exec(["ip", "addr", "add", Self.serverAddress + "/24", "dev", link + "s"])
-        try client.exec(["ip", "addr", "add", Self.clientAddress + "/24", "dev", link + "c"])
-        try server.exec(["ip", "link", "set", link + "s", "up"])
-        try client.exec(["ip", "link", "set", link + "c", "up"])
-        try server.trackLoopback()
         let before = try server.exec(["nft", "list", "ruleset"])
 
         // Loaded twice: the replacement is whole and repeatable.
