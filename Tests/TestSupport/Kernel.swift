@@ -88,6 +88,11 @@ package enum GlobalConntrack {
     package static let savedPath = "/run/cttune-tests.saved"
     private static let threadLock = NSLock()
 
+    /// A test's `.timeLimit` counts the wait for this lock too, and the
+    /// holders together take minutes (the oracle, the worst GC phase, learn,
+    /// the outage): tests that take it allow 20 minutes, below the suite's
+    /// 25-minute watchdog, and bound their own loops in count and time.
+    ///
     /// Runs `body` holding the global lock, then writes back the max and the
     /// hash size found before it, even when `body` throws.
     package static func withExclusiveAccess<T>(_ body: () throws -> T) throws -> T {

@@ -278,7 +278,7 @@ struct HostileInputFuzzTests {
 
     @Test(
         "every generated case exits with a contract code, prints at most one error line and leaves the outside untouched",
-        .enabled(if: TestHost.isRoot, "FIFOs and trees owned by root"), .timeLimit(.minutes(5)))
+        .enabled(if: TestHost.isRoot, "FIFOs and trees owned by root"), .timeLimit(.minutes(20)))
     func generatedCases() throws {
         let seeds = (0..<UInt64(Self.caseCount)).map { Self.firstSeed &+ $0 }
         print(
