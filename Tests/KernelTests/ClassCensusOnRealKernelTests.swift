@@ -21,20 +21,9 @@ struct ClassCensusOnRealKernelTests {
     }
 
     private func measure() throws {
-        let server = try TestNamespace("cls-srv"), client = try TestNamespace("cls-cli")
-        defer {
-            server.delete()
-            client.delete()
-        }
-        let link = "ctc\(getpid() % 100_000)"
-        try Shell.check([
-            "ip", "link", "add", link + "s", "netns", server.name, "type", "veth", "peer", "name", link + "c", "netns", client.name,
-        ])
-        try server.exec(["ip", "addr", "add", Self.serverAddress + "/24", "dev", link + "s"])
-        try client.exec(["ip", "addr", "add", Self.clientAddress + "/24", "dev", link + "c"])
-        try server.exec(["ip", "link", "set", link + "s", "up"])
-        try client.exec(["ip", "link", "set", link + "c", "up"])
-        try server.trackLoopback()
+        let pair = try NamespacePair("cls", serverAddress: Self.serverAddress, clientAddress: Self.clientAddress)
+        defer { pair.delete() }
+        let (server, client) = (pair.server, pair.client)
         // Nothing expires between the census and conntrack -L.
         try server.setSysctl("net.netfilter.nf_conntrack_udp_timeout", 600)
 

@@ -36,27 +36,6 @@ struct CureTableOnRealKernelTests {
         }
     }
 
-    /// A server namespace with a stateful firewall and a client namespace, joined by a veth pair.
-    static func pair(_ tag: String) throws -> (server: TestNamespace, client: TestNamespace) {
-        let server = try TestNamespace("cure-srv"), client = try TestNamespace("cure-cli")
-        let link = "cu\(tag)\(getpid() % 100_000)"
-        do {
-            try Shell.check([
-                "ip", "link", "add", link + "s", "netns", server.name, "type", "veth", "peer", "name", link + "c", "netns", client.name,
-            ])
-            try server.exec(["ip", "addr", "add", Self.serverAddress + "/24", "dev", link + "s"])
-            try client.exec(["ip", "addr", "add", Self.clientAddress + "/24", "dev", link + "c"])
-            try server.exec(["ip", "link", "set", link + "s", "up"])
-            try client.exec(["ip", "link", "set", link + "c", "up"])
-            try server.trackLoopback()
-        } catch {
-            server.delete()
-            client.delete()
-            throw error
-        }
-        return (server, client)
-    }
-
     @Test("apply loads the table through libnftables in one journaled step; again is unchanged; rollback gives the ruleset back")
     func applyAndRollBack() throws {
         let state = try PrivateState()
@@ -65,11 +44,9 @@ struct CureTableOnRealKernelTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let profile = directory.appendingPathComponent("cures.yaml")
         try Self.profile.write(to: profile, atomically: true, encoding: .utf8)
-        let (server, client) = try Self.pair("b")
-        defer {
-            server.delete()
-            client.delete()
-        }
+        let pair = try NamespacePair("cureb", serverAddress: Self.serverAddress, clientAddress: Self.clientAddress)
+        defer { pair.delete() }
+        let (server, client) = (pair.server, pair.client)
         let before = try server.exec(["nft", "list", "ruleset"])
         func apply(_ extra: [String] = []) throws -> PrintedJSON {
             try PrintedJSON(
@@ -111,11 +88,9 @@ struct CureTableOnRealKernelTests {
         let udpPolicy = try #require(plan.cures[0].policy?.timeouts[.udpTimeout])
         let establishedPolicy = try #require(plan.cures[1].policy?.timeouts[.tcpTimeoutEstablished])
 
-        let (server, client) = try Self.pair("a")
-        defer {
-            server.delete()
-            client.delete()
-        }
+        let pair = try NamespacePair("curea", serverAddress: Self.serverAddress, clientAddress: Self.clientAddress)
+        defer { pair.delete() }
+        let (server, client) = (pair.server, pair.client)
         let before = try server.exec(["nft", "list", "ruleset"])
 
         // Loaded twice: the replacement is whole and repeatable.
