@@ -60,6 +60,8 @@ struct CureTableOnRealKernelTests {
         #expect((planned["diff"] as? String)?.contains("+\tct timeout class_0 {") == true)
         #expect(try server.exec(["nft", "list", "ruleset"]) == before, "--check changes nothing")
 
+        let untreated = try PrintedJSON(try state.cttune(["status", "--census", "--window", "0", "--format", "json"], in: server))
+        #expect(untreated.object["cures"] is NSNull, "no table, no cures")
         let first = try apply()
         let table = try #require(first.object["cure_table"] as? [String: Any])
         #expect(table["action"] as? String == "created" && table["result"] as? String == "applied", "\(table)")
@@ -68,6 +70,12 @@ struct CureTableOnRealKernelTests {
         try client.exec(["python3", Self.script, "udp", Self.serverAddress, "53", "5"])
         let cured = Self.timeouts(try server.exec(["conntrack", "-L"]), protocol: "udp", port: 53)
         #expect(cured.count == 5 && cured.allSatisfy { $0 <= 10 }, "\(cured)")
+
+        // status, with its census, names the cures in force and their policies.
+        let status = try PrintedJSON(try state.cttune(["status", "--census", "--window", "0", "--format", "json"], in: server))
+        let cures = try #require(status.object["cures"] as? [[String: Any]], "\(status.object.keys)")
+        #expect(cures.map { $0["class"] as? String } == ["dns", "outbound tcp/5432"])
+        #expect((cures.first?["policy"] as? [String: Any])?["unreplied"] as? Int == 10)
 
         let again = try apply()
         #expect((again.object["cure_table"] as? [String: Any])?["action"] as? String == "unchanged")

@@ -19,6 +19,11 @@ public struct StatusReadings: Sendable, Equatable {
     public var censusProblem: String?
     /// Why the census ran or was skipped (the census policy's reason).
     public var censusReason: String?
+    /// cttune's cures in force (its nft table), read with the census; `nil`
+    /// when not read or there is no such table.
+    public var cures: [CureInForce]?
+    /// Why the cures could not be read, when they were to be.
+    public var curesProblem: String?
     public var kernelLog: KernelLogEvidence
     /// Now, on the kernel log's clock (seconds since boot) and the wall clock.
     public var secondsSinceBoot: Double
