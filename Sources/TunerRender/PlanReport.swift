@@ -150,9 +150,7 @@ public enum PlanReport {
                 decision.policy.map { policy in
                     .object(
                         [("protocol", .string(policy.protocolName))]
-                            + policy.timeouts.keys.sorted { $0.rawValue < $1.rawValue }.map {
-                                (CurePolicy.nftState($0)!, .int(policy.timeouts[$0]!))
-                            })
+                            + policy.ordered.map { (CurePolicy.nftState($0.setting)!, .int($0.seconds)) })
                 } ?? .null
             ),
             (
@@ -171,8 +169,7 @@ public enum PlanReport {
     /// ` (unreplied 10 s, replied 60 s)`, or nothing without a policy.
     static func policyText(_ policy: CurePolicy?) -> String {
         guard let policy else { return "" }
-        let states = policy.timeouts.keys.sorted { $0.rawValue < $1.rawValue }
-        return " (" + states.map { "\(CurePolicy.nftState($0)!) \(policy.timeouts[$0]!) s" }.joined(separator: ", ") + ")"
+        return " (" + policy.ordered.map { "\(CurePolicy.nftState($0.setting)!) \($0.seconds) s" }.joined(separator: ", ") + ")"
     }
 
     /// Each class's cure in one line, then the options not applied.

@@ -27,6 +27,16 @@ public struct CurePolicy: Sendable, Equatable {
     /// The shortened timeouts, by the setting whose state they replace.
     public var timeouts: [ConntrackSetting: Int]
 
+    /// The shortened timeouts in the kernel's order of states, as nft lists them.
+    public var ordered: [(setting: ConntrackSetting, seconds: Int)] {
+        ConntrackSetting.timeouts.filter { timeouts[$0] != nil }.sorted { Self.stateOrder($0) < Self.stateOrder($1) }
+            .map { ($0, timeouts[$0]!) }
+    }
+
+    static func stateOrder(_ setting: ConntrackSetting) -> Int {
+        (settings(for: .tcp) + settings(for: .udp)).firstIndex(of: setting) ?? Int.max
+    }
+
     /// A live flow's idle time never exceeds its lifetime: an ESTABLISHED
     /// timeout of twice the class's mean time there cuts no live flow of
     /// the mean, and the floor (600 s by default) covers short ones.

@@ -26,8 +26,7 @@ public enum CureTable {
             guard let policy = decision.policy, let declared = classes.first(where: { $0.name == decision.className }) else { continue }
             let object = "class_\(index)"
             // In the kernel's order of states (tcp_conntrack, udp_conntrack), as nft lists them.
-            let states = CurePolicy.settings(for: declared.match.loadKind).filter { policy.timeouts[$0] != nil }
-                .map { "\(CurePolicy.nftState($0)!) : \(policy.timeouts[$0]!)" }.joined(separator: ", ")
+            let states = policy.ordered.map { "\(CurePolicy.nftState($0.setting)!) : \($0.seconds)" }.joined(separator: ", ")
             objects.append(
                 """
                 \tct timeout \(object) {

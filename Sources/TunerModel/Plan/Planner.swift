@@ -112,8 +112,7 @@ public enum Planner {
     static func decide(_ declared: ProfileClass, policy: CurePolicy?, rules: ClassRuleFacts) -> CureDecision {
         let timeouts: CureDecision.Option
         if let policy {
-            let shortened = policy.timeouts.keys.sorted { $0.rawValue < $1.rawValue }
-                .map { "\(CurePolicy.nftState($0)!) \(policy.timeouts[$0]!) s" }.joined(separator: ", ")
+            let shortened = policy.ordered.map { "\(CurePolicy.nftState($0.setting)!) \($0.seconds) s" }.joined(separator: ", ")
             timeouts = .init(
                 cure: .timeouts, safe: true, savesEntries: 0,
                 reason: "state is still tracked; \(shortened), each at or above its floor"
@@ -130,7 +129,9 @@ public enum Planner {
         if !rules.judged.contains(declared.name) {
             notrack = .init(
                 cure: .notrack, safe: false, savesEntries: 0,
-                reason: "the ruleset was not judged for this class: conntrack is kept (the safe side) — `cttune rules` judges it")
+                reason:
+                    "the ruleset was not judged for this class (cttune does not yet judge which rules a class's packets reach): "
+                    + "conntrack is kept, the safe side")
         } else if let rule = rules.needsState[declared.name] {
             notrack = .init(cure: .notrack, safe: false, savesEntries: 0, reason: "\(rule) needs state for these packets")
         } else {
