@@ -45,6 +45,9 @@ enum HostileInputs {
             "load:\n  tcp:\n    new_per_second", "load:\n  tcp:\n    established_seconds", "burst_factor", "headroom",
             "memory_budget_percent", "chain_length", "gc_latency_seconds", "timeouts:\n  nf_conntrack_tcp_timeout_time_wait",
             "timeout_floors:\n  nf_conntrack_udp_timeout",
+            "classes:\n  - match: {protocol: udp}\n    load:\n      udp:\n        new_per_second",
+            "classes:\n  - match: {protocol: tcp, ports: [80]}\n    burst_factor", "classes:\n  - match:\n      ports",
+            "classes:\n  - match: {protocol: udp}\n    cure", "classes:\n  - match: {protocol: icmp}\n    match",
         ])
         switch generator.next() % 12 {
         case 0: return "\(key): \(number(&generator))\n"
