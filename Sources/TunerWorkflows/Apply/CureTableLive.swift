@@ -7,11 +7,18 @@ import TunerSystem
 public enum CureTableLive {
     /// The table as `nft list table inet cttune` prints it; `nil` when there is none.
     /// - Throws: `TunerError.nftRejected` when the ruleset cannot be read (no CAP_NET_ADMIN).
-    public static func read() throws -> String? {
+    public static func read() throws -> String? { try listing(json: false) }
+
+    /// `nft [-j] list table inet cttune`; `nil` when there is no such table.
+    /// - Throws: `TunerError.unreadable` naming what it takes (CAP_NET_ADMIN), or nft's error.
+    static func listing(json: Bool) throws -> String? {
         do {
-            return try NftContext().run("list table \(CureTable.qualifiedName)")
+            return try NftContext(json: json).run("list table \(CureTable.qualifiedName)")
         } catch TunerError.nftRejected(let message) where message.contains("No such file or directory") {
             return nil
+        } catch TunerError.nftRejected(let message) where message.contains("Operation not permitted") {
+            throw TunerError.unreadable(
+                path: "nft table \(CureTable.qualifiedName)", reason: "reading the ruleset needs CAP_NET_ADMIN in this network namespace")
         }
     }
 

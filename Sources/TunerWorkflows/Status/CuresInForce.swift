@@ -1,6 +1,5 @@
 import TunerCore
 import TunerModel
-import TunerSystem
 
 /// One class's cure as the kernel holds it in cttune's table: its timeout
 /// policy (`ct timeout` object), named by the class it was planned for.
@@ -22,13 +21,7 @@ public struct CureInForce: Sendable, Equatable {
     /// when there is no such table.
     /// - Throws: `TunerError.nftRejected` when the ruleset cannot be read.
     public static func read() throws -> [CureInForce]? {
-        let listing: String
-        do {
-            listing = try NftContext(json: true).run("list table \(CureTable.qualifiedName)")
-        } catch TunerError.nftRejected(let message) where message.contains("No such file or directory") {
-            return nil
-        }
-        return try parse(listing)
+        try CureTableLive.listing(json: true).map(parse)
     }
 
     /// The `ct timeout` objects of `nft -j list table` output.
