@@ -27,9 +27,17 @@ extension Cttune {
         var namespace: String?
         @Option(help: ArgumentHelp("Write the learned profile to this file (atomically).", valueName: "path")) var output: String?
         @Option(help: "How to print the result: the profile (text) or the raw measurements (json).") var format: OutputFormat = .text
+        @Option(
+            help: ArgumentHelp(
+                """
+                Also measure the N flow classes holding the most entry-seconds one by one (the profile's classes:); \
+                0 measures the traffic as one.
+                """, valueName: "n"))
+        var top: Int = LearnRequest.defaultTopClasses
 
         func validate() throws {
             if !(1...86400).contains(seconds) { throw ValidationError("--seconds must be between 1 and 86400, got \(seconds)") }
+            if !(0...1000).contains(top) { throw ValidationError("--top must be between 0 and 1000 classes, got \(top)") }
             if let output {
                 // Checked before the window, not after minutes of measuring.
                 let directory = FilePath(output).removingLastComponent().string
@@ -54,8 +62,9 @@ extension Cttune {
         func run() throws {
             try reportingErrors("learn", format: format) {
                 StopRequest.install()
-                let request = LearnRequest(
+                var request = LearnRequest(
                     seconds: Double(seconds), namespace: try namespace.map { try NamespaceIdentifier.parse(CommandLinePath.namespace($0)) })
+                request.topClasses = top
                 let onTerminal = isatty(STDERR_FILENO) == 1
                 let progress: (@Sendable (Double, Int) -> Void)? = onTerminal ? Self.showProgress : nil
                 let report = try LoadLearning.learn(request, progress: progress, shouldStop: { StopRequest.isRequested })

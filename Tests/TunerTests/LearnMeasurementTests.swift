@@ -27,17 +27,25 @@ struct SyntheticLoad {
     private(set) var alive: [UInt32: (entry: ConntrackEntry, lastPacket: Double)] = [:]
     private var nextID: UInt32 = 1
 
-    static func entry(_ id: UInt32, _ proto: UInt8, _ state: TCPConntrackState?, _ status: UInt32, _ event: ConntrackEvent)
-        -> ConntrackEntry
-    {
-        ConntrackEntry(family: 2, protocolNumber: proto, tcpState: state, status: status, timeoutSeconds: nil, id: id, event: event)
+    /// The host the flows arrive at, and where they come from.
+    static let local = IPAddress("10.0.0.1")!, peer = IPAddress("10.0.0.2")!
+
+    static func entry(
+        _ id: UInt32, _ proto: UInt8, _ state: TCPConntrackState?, _ status: UInt32, _ event: ConntrackEvent, port: UInt16? = nil
+    ) -> ConntrackEntry {
+        ConntrackEntry(
+            family: 2, protocolNumber: proto, tcpState: state, status: status, timeoutSeconds: nil, id: id, event: event,
+            tuple: port.map {
+                FlowTuple(protocolNumber: proto, source: peer, destination: local, sourcePort: 40_000, destinationPort: $0)
+            })
     }
 
-    mutating func add(_ kind: Kind, at t: Double) {
+    /// - Parameter port: the destination port of an inbound flow (its tuple); `nil`: no tuple.
+    mutating func add(_ kind: Kind, at t: Double, port: UInt16? = nil) {
         let id = nextID
         nextID += 1
         func emit(_ time: Double, _ proto: UInt8, _ state: TCPConntrackState?, _ status: UInt32, _ event: ConntrackEvent) {
-            events.append((time, Self.entry(id, proto, state, status, event)))
+            events.append((time, Self.entry(id, proto, state, status, event, port: proto == 1 ? nil : port)))
         }
         let reply = Self.seenReply, both = Self.seenReply | Self.assured
         switch kind {
@@ -55,7 +63,7 @@ struct SyntheticLoad {
                 emit(close, 6, .close, both, .updated)
                 emit(close + closeSeconds + gcGapSeconds, 6, .close, both, .destroyed)
             default:
-                alive[id] = (Self.entry(id, 6, .established, both, .dumped), close)
+                alive[id] = (Self.entry(id, 6, .established, both, .dumped, port: port), close)
             }
         case .halfOpen:
             emit(t, 6, .synSent, 0, .created)
@@ -345,5 +353,93 @@ struct LearnedProfileTests {
             """
         #expect(LoadLearning.socketDrops(portID: 3_391_451_233, table: table) == 417)
         #expect(LoadLearning.socketDrops(portID: 1, table: table) == 0, "port 1 is not a netfilter socket")
+    }
+}
+
+@Suite("learn by flow class: synthetic event streams")
+struct LearnByClassTests {
+    static let classifier = FlowClassifier(localAddresses: [SyntheticLoad.local], ephemeralPorts: 32768...60999)
+
+    /// Three services and noise: web (inbound tcp/80, 30 flows/s, 1 s held, FIN), a database's orphans
+    /// (inbound tcp/5432, 1 flow/s, never closed), DNS (inbound udp/53, 50 flows/s), and one UDP flow
+    /// a second to a different port each time.
+    static func services(seconds: Double) -> SyntheticLoad {
+        var load = SyntheticLoad()
+        for index in 0..<Int(seconds * 30) { load.add(.fin, at: Double(index) / 30, port: 80) }
+        for index in 0..<Int(seconds) { load.add(.orphan, at: Double(index) + 0.5, port: 5432) }
+        for index in 0..<Int(seconds * 50) { load.add(.udp, at: Double(index) / 50 + 0.01, port: 53) }
+        for index in 0..<Int(seconds) { load.add(.udp, at: Double(index) + 0.3, port: UInt16(2000 + index)) }
+        return load
+    }
+
+    static func learn(_ load: SyntheticLoad, seconds: Double, top: Int, maximumClasses: Int = 10_000) -> LearnedLoad {
+        load.learn(end: seconds) { learner in
+            learner.classifier = top > 0 ? Self.classifier : nil
+            learner.topClasses = top
+            learner.maximumClasses = maximumClasses
+        }
+    }
+
+    @Test("each class is measured like the whole; ranked by entry-seconds; classes and the rest add up to the whole")
+    func perClass() throws {
+        let learned = Self.learn(Self.services(seconds: 120), seconds: 120, top: 3)
+        // Entry-seconds: DNS 50/s x (5 s udp + 3 s GC) = 400 entries all window; web 30/s x (1 + 5 + 3 s) = 270;
+        // the database's orphans pile up to 120, 60 on average.
+        #expect(learned.classes.map(\.flowClass.description) == ["inbound udp/53", "inbound tcp/80", "inbound tcp/5432"])
+        let (dns, web, database) = (learned.classes[0].load, learned.classes[1].load, learned.classes[2].load)
+        #expect(abs(try #require(web.tcpNewPerSecond.value) - 30) < 0.5)
+        #expect(abs(try #require(web.establishedSeconds.value) - 1) < 0.01)
+        #expect(try #require(web.rstCloseRatio.value) == 0)
+        #expect(abs(try #require(dns.udpNewPerSecond.value) - 50) < 0.5)
+        #expect(dns.tcpNewPerSecond.value == 0)
+        #expect(abs(try #require(database.tcpNewPerSecond.value) - 1) < 0.05)
+        #expect(try #require(database.orphanRatio.value) > 0.9, "every database flow is an orphan")
+        // The rest is the noise: one UDP flow a second.
+        let rest = try #require(learned.rest)
+        #expect(abs(try #require(rest.udpNewPerSecond.value) - 1) < 0.05)
+        #expect(rest.tcpNewPerSecond.value == 0)
+        for (whole, parts) in [
+            (learned.tcpNewPerSecond, learned.classes.map(\.load.tcpNewPerSecond) + [rest.tcpNewPerSecond]),
+            (learned.udpNewPerSecond, learned.classes.map(\.load.udpNewPerSecond) + [rest.udpNewPerSecond]),
+        ] {
+            #expect(abs(try #require(whole.value) - parts.compactMap(\.value).reduce(0, +)) < 1e-9)
+        }
+        #expect(abs(learned.classes.map(\.share).reduce(0, +) - 1) > 0.001, "the noise holds a share too")
+        #expect(learned.classes.map(\.share) == learned.classes.map(\.share).sorted(by: >))
+    }
+
+    @Test("--top 0 measures the traffic as one, exactly as without classes")
+    func noClasses() {
+        let load = Self.services(seconds: 60)
+        let plain = load.learn(end: 60)
+        let none = Self.learn(load, seconds: 60, top: 0)
+        #expect(none == plain)
+        #expect(none.classes.isEmpty && none.rest == nil)
+    }
+
+    @Test("past the class cap, new flows are counted in no class and the rest holds them")
+    func classCap() throws {
+        let learned = Self.learn(Self.services(seconds: 60), seconds: 60, top: 8, maximumClasses: 5)
+        #expect(learned.counters.unclassified > 0)
+        #expect(learned.classes.count <= 5)
+        #expect(abs(try #require(learned.udpNewPerSecond.value) - 51) < 0.5, "the whole still counts every flow")
+    }
+
+    @Test("the learned profile's classes are read back by the profile reader and planned")
+    func profileRoundTrip() throws {
+        let learned = Self.learn(Self.services(seconds: 120), seconds: 120, top: 3)
+        let report = LearnReport(
+            load: learned, namespace: nil, eventsSetting: 2, timeouts: SyntheticLoad().timeouts, requestedSeconds: 120,
+            startedAt: Date(timeIntervalSince1970: 0), ephemeralPorts: Self.classifier.ephemeralPorts)
+        let yaml = report.profileYAML()
+        let profile = try ProfileCatalog(searchDirectories: [], builtins: BuiltinProfiles.yamlByName.merging(["learned": yaml]) { $1 })
+            .load("learned")
+        #expect(profile.classes.map(\.name) == ["inbound udp/53", "inbound tcp/80", "inbound tcp/5432"])
+        #expect(profile.classes[0].match == ClassMatch(direction: .inbound, isIPv6: false, protocolNumber: 17, ports: [53...53]))
+        #expect(abs(profile.classes[0].udp.newPerSecond - 50) < 0.5)
+        #expect(abs(profile.classes[1].tcp.establishedSeconds - 1) < 0.01)
+        #expect(abs(profile.udp.newPerSecond - 1) < 0.05, "load: holds the rest")
+        let plan = Planner.plan(for: FixtureFacts.host(memory: 8 << 30), profile: profile)
+        #expect(plan.estimate.classes.map(\.name) == ["inbound udp/53", "inbound tcp/80", "inbound tcp/5432", "other"])
     }
 }

@@ -66,16 +66,22 @@ public struct FlowClass: Hashable, Sendable, CustomStringConvertible {
 
     public var protocolName: String { Self.protocolNames[protocolNumber] ?? String(protocolNumber) }
 
-    public var description: String {
-        let family = isIPv6 && protocolNumber != Self.icmpv6 ? " ip6" : ""
+    /// What follows the slash: the port, `ephemeral`, or the ICMP type's
+    /// name (its number when it has none); `nil` for a protocol alone.
+    public var serviceText: String? {
         switch service {
-        case .port(let port): return "\(direction.rawValue) \(protocolName)/\(port)\(family)"
-        case .ephemeral: return "\(direction.rawValue) \(protocolName)/ephemeral\(family)"
+        case .port(let port): return String(port)
+        case .ephemeral: return "ephemeral"
         case .icmpType(let type):
             let names = protocolNumber == Self.icmpv6 ? Self.icmpv6TypeNames : Self.icmpTypeNames
-            return "\(direction.rawValue) \(protocolName)/\(names[type] ?? String(type))\(family)"
-        case .any: return "\(direction.rawValue) \(protocolName)\(family)"
+            return names[type] ?? String(type)
+        case .any: return nil
         }
+    }
+
+    public var description: String {
+        let family = isIPv6 && protocolNumber != Self.icmpv6 ? " ip6" : ""
+        return "\(direction.rawValue) \(protocolName)" + (serviceText.map { "/" + $0 } ?? "") + family
     }
 
     /// Parses what `description` prints.

@@ -73,15 +73,64 @@ extension LearnReport {
             "extends: default",
             "description: Learned from \(window) s of traffic in \(place)",
         ]
+        // With classes, the top level holds what no class does.
+        let topLevel = load.rest ?? load
+        if !load.classes.isEmpty {
+            lines.append("# load: below is the traffic no class of classes: holds; each class's own numbers are under it.")
+        }
+        lines += Self.numberLines(topLevel.profileNumbers, window: window, indent: "", missing: "the parent's value applies")
+        if !load.classes.isEmpty {
+            lines.append("classes:                       # the \(load.classes.count) classes holding the most entry-seconds")
+            for learned in load.classes {
+                let share = Self.plain(learned.share * 100, decimals: 1)
+                lines.append(
+                    "  - name: \(learned.flowClass)".padded(toLength: 32)
+                        + " # \(share) % of the entry-seconds (entries x seconds in the table): \(Int(learned.entrySeconds.rounded()))")
+                lines.append("    match:")
+                lines += Self.matchLines(learned.flowClass, ephemeralPorts: ephemeralPorts).map { "      " + $0 }
+                let kind = ClassMatch(protocolNumber: learned.flowClass.protocolNumber).loadKind
+                let fields = Set(ProfileClass.fields(for: kind))
+                let numbers = learned.load.profileNumbers.filter { fields.contains($0.field) }
+                lines += Self.numberLines(numbers, window: window, indent: "    ", missing: "counts as 0 in a class")
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// A learned class's match as the profile reader takes it back.
+    static func matchLines(_ flowClass: FlowClass, ephemeralPorts: ClosedRange<UInt16>?) -> [String] {
+        var lines = [
+            "direction: \(flowClass.direction.rawValue)", "family: \(flowClass.isIPv6 ? "ipv6" : "ipv4")",
+            "protocol: \(flowClass.protocolName)",
+        ]
+        switch flowClass.service {
+        case .port(let port): lines.append("ports: [\(port)]")
+        case .ephemeral:
+            let range = ephemeralPorts ?? FlowClassifier.defaultEphemeralPorts
+            lines.append("ports: [\"\(range.lowerBound)-\(range.upperBound)\"]   # the namespace's ephemeral ports")
+        case .icmpType: lines.append("types: [\(flowClass.serviceText ?? "")]")
+        case .any: break
+        }
+        return lines
+    }
+
+    /// The profile lines of `fields`, each with what it rests on; a number
+    /// with nothing behind it is a comment. Each section opens once, indented
+    /// from `base` (a class's `load:` sits under its list item).
+    static func numberLines(
+        _ fields: [(field: ProfileField, name: String, number: LearnedNumber, decimals: Int)], window: Int, indent base: String,
+        missing: String
+    ) -> [String] {
+        var lines: [String] = []
         var openSections: Set<String> = []
-        for (field, _, number, decimals) in load.profileNumbers {
+        for (field, _, number, decimals) in fields {
             let (section, key) = (field.section, field.key)
             let depth = section.isEmpty ? 0 : section.split(separator: ".").count
-            let indent = String(repeating: "  ", count: depth)
+            let indent = base + String(repeating: "  ", count: depth)
             let inWindow = number.basis.hasSuffix(" in \(window) s") ? "" : ", in \(window) s"
-            let comment = number.basis + inWindow + Self.estimateNote(field, number)
+            let comment = number.basis + inWindow + estimateNote(field, number)
             guard let measured = number.value else {
-                lines.append("\(indent)# \(key): not measured (\(comment)), the parent's value applies")
+                lines.append("\(indent)# \(key): not measured (\(comment)), \(missing)")
                 continue
             }
             // Inside the schema's limits, so `cttune plan --profile FILE` takes what was written.
@@ -90,12 +139,12 @@ extension LearnReport {
             var path = ""
             for (level, part) in section.split(separator: ".").enumerated() {
                 path += (path.isEmpty ? "" : ".") + part
-                if openSections.insert(path).inserted { lines.append(String(repeating: "  ", count: level) + "\(part):") }
+                if openSections.insert(path).inserted { lines.append(base + String(repeating: "  ", count: level) + "\(part):") }
             }
-            let text = "\(indent)\(key): \(Self.plain(value, decimals: decimals))"
+            let text = "\(indent)\(key): \(plain(value, decimals: decimals))"
             lines.append(text.padded(toLength: max(text.count, 30)) + " # \(comment)")
         }
-        return lines.joined(separator: "\n") + "\n"
+        return lines
     }
 
     /// Why a number is an estimate, or nothing.
@@ -136,6 +185,28 @@ extension LearnReport {
                 "measurements",
                 .object(load.profileNumbers.map { ($0.name, member($0.number)) })
             ),
+            (
+                "classes",
+                .array(
+                    load.classes.map { learned in
+                        .object([
+                            ("class", .string(learned.flowClass.description)),
+                            ("entry_seconds", .double(learned.entrySeconds)),
+                            ("share", .double(learned.share)),
+                            (
+                                "match",
+                                .object([
+                                    ("direction", .string(learned.flowClass.direction.rawValue)),
+                                    ("family", .string(learned.flowClass.isIPv6 ? "ipv6" : "ipv4")),
+                                    ("protocol", .string(learned.flowClass.protocolName)),
+                                    ("service", learned.flowClass.serviceText.json),
+                                ])
+                            ),
+                            ("measurements", .object(learned.load.profileNumbers.map { ($0.name, member($0.number)) })),
+                        ])
+                    })
+            ),
+            ("rest", load.rest.map { rest in .object(rest.profileNumbers.map { ($0.name, member($0.number)) }) } ?? .null),
             ("busiest_interval_seconds", .int(load.busiestIntervalSeconds)),
             ("orphan_idle_seconds", .int(Int(load.orphanIdleSeconds.rounded(.up)))),
             (
@@ -179,6 +250,19 @@ extension LearnReport {
             lines.append(
                 "  " + name.padded(toLength: 24) + " "
                     + value.padded(toLength: 8) + " " + number.basis + note)
+        }
+        if !load.classes.isEmpty {
+            lines.append("classes, by entry-seconds (each measured like the whole; the profile's load: holds the rest):")
+            lines += Table.render(
+                header: ["  CLASS", "SHARE", "NEW/S", "BURST"],
+                rows: load.classes.map { learned in
+                    let rates = [learned.load.tcpNewPerSecond, learned.load.udpNewPerSecond, learned.load.otherPerSecond]
+                    return [
+                        "  \(learned.flowClass)", Formatting.percent(learned.share),
+                        Self.plain(rates.compactMap(\.value).reduce(0, +), decimals: 2),
+                        learned.load.burstFactor.value.map { Self.plain($0, decimals: 2) } ?? "-",
+                    ]
+                })
         }
         return lines.joined(separator: "\n")
     }

@@ -46,12 +46,21 @@ public struct LoadLearner: Sendable {
     public var orphanIdleMultiple = 5.0
     public var orphanIdleFloorSeconds = 10.0
 
+    /// Sorts each flow into its class (`nil`: no classes, as `learn --top 0`).
+    public var classifier: FlowClassifier?
+    /// Classes followed beyond this many are counted in none (`LearnCounters.unclassified`).
+    public var maximumClasses = 10_000
+    /// How many classes `measurements` lists, those holding the most entry-seconds (`learn --top`).
+    public var topClasses = 0
+
     public let start: Double
     public let timeouts: LearnTimeouts
     private var flows: [UInt32: Flow] = [:]
     private var bins: [CreationBin] = []
     /// New flows (every protocol) per whole second since `start`.
     private var newPerSecond: [Int] = []
+    /// The same two, and the seconds its entries spent in the table, per class.
+    private var classes: [FlowClass: ClassTally] = [:]
     private var dumpGeneration: UInt32 = 0
     private var dumpStartedAt = 0.0
     private var initialDumpDone = false
@@ -73,12 +82,14 @@ public struct LoadLearner: Sendable {
         switch entry.event {
         case .created:
             counters.events += 1
-            countNew(at: time)
+            let flowClass = classify(entry)
+            countNew(at: time, flowClass: flowClass)
             if flows.count >= maximumTrackedFlows, flows[id] == nil {
                 counters.untracked += 1
                 return
             }
             var flow = Flow(createdAt: time, protocolNumber: entry.protocolNumber)
+            flow.flowClass = flowClass
             flow.update(with: entry, at: time, establishedTimeout: timeouts.tcpEstablishedSeconds)
             if let earlier = flows[id] {
                 // Created between joining the groups and the initial dump: its NEW came after the dump listed it.
@@ -105,6 +116,7 @@ public struct LoadLearner: Sendable {
                 // event was lost or is still queued: followed by dumps only,
                 // never part of a cohort.
                 var flow = Flow(createdAt: time, protocolNumber: entry.protocolNumber)
+                flow.flowClass = classify(entry)
                 flow.origin = initialDumpDone ? .missedStart : .preexisting
                 flow.update(with: entry, at: time, establishedTimeout: timeouts.tcpEstablishedSeconds)
                 flow.generation = dumpGeneration
@@ -146,17 +158,41 @@ public struct LoadLearner: Sendable {
 
     // MARK: - Folding
 
-    private mutating func countNew(at time: Double) {
+    /// The entry's class, or `nil` without a classifier, without a tuple, or
+    /// past `maximumClasses` distinct classes.
+    private mutating func classify(_ entry: ConntrackEntry) -> FlowClass? {
+        guard let classifier, let tuple = entry.tuple else { return nil }
+        let flowClass = classifier.classify(tuple)
+        guard classes[flowClass] != nil || classes.count < maximumClasses else {
+            counters.unclassified += 1
+            return nil
+        }
+        return flowClass
+    }
+
+    private mutating func countNew(at time: Double, flowClass: FlowClass?) {
         let second = max(0, Int(time - start))
-        if second >= newPerSecond.count { newPerSecond += Array(repeating: 0, count: second - newPerSecond.count + 1) }
-        newPerSecond[second] += 1
+        Self.count(second, in: &newPerSecond)
+        if let flowClass { Self.count(second, in: &classes[flowClass, default: ClassTally()].newPerSecond) }
+    }
+
+    private static func count(_ second: Int, in series: inout [Int]) {
+        if second >= series.count { series += Array(repeating: 0, count: second - series.count + 1) }
+        series[second] += 1
     }
 
     private mutating func retire(_ flow: Flow, at time: Double) {
+        if let flowClass = flow.flowClass {
+            classes[flowClass, default: ClassTally()].entrySeconds += flow.secondsInWindow(until: time, start: start)
+        }
         switch flow.origin {
         case .preexisting: counters.preexistingClosed += 1
         case .missedStart: counters.missedStart += 1
-        case .observed: fold(flow, at: time, into: &bins, orphanIdleSeconds: nil)
+        case .observed:
+            fold(flow, at: time, into: &bins, orphanIdleSeconds: nil)
+            if let flowClass = flow.flowClass {
+                fold(flow, at: time, into: &classes[flowClass, default: ClassTally()].bins, orphanIdleSeconds: nil)
+            }
         }
     }
 
@@ -184,6 +220,7 @@ public struct LoadLearner: Sendable {
                     bin.orphans += 1
                 } else {
                     bin.stillOpen += 1
+                    bin.stillOpenSecondsSum += flow.establishedAt.map { max(0, time - $0) } ?? 0
                 }
             }
         case 17:
@@ -212,9 +249,73 @@ public struct LoadLearner: Sendable {
         let meanEstablished = allClosed.establishedCount > 0 ? allClosed.establishedSecondsSum / Double(allClosed.establishedCount) : 0
         let orphanIdle = max(orphanIdleFloorSeconds, orphanIdleMultiple * meanEstablished)
         var final = bins
+        var finalByClass = classes.mapValues(\.bins)
         for flow in flows.values where flow.origin == .observed {
             fold(flow, at: end, into: &final, orphanIdleSeconds: orphanIdle)
+            if let flowClass = flow.flowClass {
+                fold(flow, at: end, into: &finalByClass[flowClass, default: []], orphanIdleSeconds: orphanIdle)
+            }
         }
+        var load = numbers(final, newPerSecond: newPerSecond, window: window, orphanIdle: orphanIdle, meanEstablished: meanEstablished)
+        let total = final.reduce(into: CreationBin()) { $0.add($1) }
+        func rate(_ count: Int) -> Double { Double(count) / window }
+        load.orphanIdleSeconds = orphanIdle
+        load.standingOrphans = standingOrphans(idleAtLeast: orphanIdle, tcpPerSecond: rate(total.tcp))
+        // The table's older orphans count when they say more: a window sees
+        // only the orphans that form in it, and not past its cohort.
+        if let standing = load.standingOrphans.ratio, standing > (load.orphanRatio.value ?? 0) {
+            load.orphanRatio.value = standing
+            load.orphanRatio.sample = load.standingOrphans.entries
+            load.orphanRatio.basis =
+                "\(load.standingOrphans.entries) entries older than the window idle in ESTABLISHED "
+                + "\(Int(orphanIdle.rounded()))-\(Int(load.standingOrphans.oldestIdleSeconds)) s, against \(total.tcp) new TCP flows"
+        }
+        var counts = counters
+        counts.followed = flows.count
+        counts.missedStart += flows.values.filter { $0.origin == .missedStart }.count
+        counts.stillOpen = total.stillOpen
+        load.counters = counts
+        if topClasses > 0 {
+            addClasses(to: &load, end: end, window: window, bins: (final, finalByClass), orphan: (orphanIdle, meanEstablished))
+        }
+        return load
+    }
+
+    /// The classes holding the most entry-seconds, each measured like the
+    /// whole, and the rest: what no listed class holds.
+    private func addClasses(
+        to load: inout LearnedLoad, end: Double, window: Double, bins: (all: [CreationBin], byClass: [FlowClass: [CreationBin]]),
+        orphan: (idleSeconds: Double, meanEstablished: Double)
+    ) {
+        var entrySeconds = classes.mapValues(\.entrySeconds)
+        for flow in flows.values {
+            if let flowClass = flow.flowClass { entrySeconds[flowClass, default: 0] += flow.secondsInWindow(until: end, start: start) }
+        }
+        let total = entrySeconds.values.reduce(0, +)
+        let ranked = entrySeconds.sorted { ($0.value, $1.key.description) > ($1.value, $0.key.description) }.prefix(topClasses)
+        var restBins = bins.all, restNew = newPerSecond
+        for (flowClass, seconds) in ranked {
+            let classBins = bins.byClass[flowClass] ?? [], classNew = classes[flowClass]?.newPerSecond ?? []
+            for (index, bin) in classBins.enumerated() { restBins[index].subtract(bin) }
+            for (index, count) in classNew.enumerated() { restNew[index] -= count }
+            var measured = numbers(
+                classBins, newPerSecond: classNew, window: window, orphanIdle: orphan.idleSeconds, meanEstablished: orphan.meanEstablished)
+            measured.orphanIdleSeconds = orphan.idleSeconds
+            load.classes.append(
+                LearnedClass(flowClass: flowClass, entrySeconds: seconds, share: total > 0 ? seconds / total : 0, load: measured))
+        }
+        var rest = numbers(
+            restBins, newPerSecond: restNew, window: window, orphanIdle: orphan.idleSeconds, meanEstablished: orphan.meanEstablished)
+        rest.orphanIdleSeconds = orphan.idleSeconds
+        load.rest = rest
+    }
+
+    /// Every number of a measurement from one set of creation bins and its
+    /// new flows per second: the whole, a class, or the rest. The orphan
+    /// threshold is the whole's (one idle limit for the window).
+    private func numbers(
+        _ final: [CreationBin], newPerSecond: [Int], window: Double, orphanIdle: Double, meanEstablished: Double
+    ) -> LearnedLoad {
         let total = final.reduce(into: CreationBin()) { $0.add($1) }
 
         func cohort(lagSeconds: Double) -> (bin: CreationBin, spanSeconds: Double) {
@@ -246,7 +347,7 @@ public struct LoadLearner: Sendable {
         let flowCount = closing.bin.tcp
 
         let interval = window >= Self.burstMinimumWindowSeconds ? 60 : max(1, Int(window / 5))
-        let busiest = busiestNewFlows(overSeconds: interval)
+        let busiest = Self.busiestNewFlows(in: newPerSecond, overSeconds: interval)
         let allNew = newPerSecond.reduce(0, +)
         let burst = allNew > 0 ? max(1, (Double(busiest) / Double(interval)) / rate(allNew)) : nil
 
@@ -258,11 +359,19 @@ public struct LoadLearner: Sendable {
         load.otherPerSecond = number(
             rate(total.other), sample: total.other, minimumWindow: 60, isRate: true,
             basis: "\(total.other) new flows of other protocols in \(whole) s")
-        load.establishedSeconds = number(
-            closing.bin.establishedCount > 0 ? closing.bin.establishedSecondsSum / Double(closing.bin.establishedCount) : nil,
-            sample: closing.bin.establishedCount, minimumWindow: 2 * closeLag,
-            basis: "mean ESTABLISHED time of \(closing.bin.establishedCount) flows seen closing",
-            alwaysEstimate: closing.bin.stillOpen * 20 > max(flowCount, 1))
+        if closing.bin.establishedCount == 0 && total.stillOpen > 0 {
+            // Long-lived flows, none closed yet: they stay at least as long as they have so far.
+            load.establishedSeconds = number(
+                total.stillOpenSecondsSum / Double(total.stillOpen), sample: total.stillOpen, minimumWindow: 2 * closeLag,
+                basis: "at least: \(total.stillOpen) flows still ESTABLISHED at the end, none seen closing, mean time so far",
+                alwaysEstimate: true)
+        } else {
+            load.establishedSeconds = number(
+                closing.bin.establishedCount > 0 ? closing.bin.establishedSecondsSum / Double(closing.bin.establishedCount) : nil,
+                sample: closing.bin.establishedCount, minimumWindow: 2 * closeLag,
+                basis: "mean ESTABLISHED time of \(closing.bin.establishedCount) flows seen closing",
+                alwaysEstimate: closing.bin.stillOpen * 20 > max(flowCount, 1))
+        }
         load.rstCloseRatio = number(
             ratio(closing.bin.rstCloses, closedCount), sample: closedCount, minimumWindow: 2 * closeLag,
             basis: "\(closing.bin.rstCloses) of \(closedCount) closing flows ended by RST")
@@ -281,22 +390,6 @@ public struct LoadLearner: Sendable {
             burst, sample: allNew, minimumWindow: Self.burstMinimumWindowSeconds,
             basis: "busiest \(interval) s: \(busiest) new flows, \(allNew) in \(whole) s")
         load.busiestIntervalSeconds = interval
-        load.orphanIdleSeconds = orphanIdle
-        load.standingOrphans = standingOrphans(idleAtLeast: orphanIdle, tcpPerSecond: rate(total.tcp))
-        // The table's older orphans count when they say more: a window sees
-        // only the orphans that form in it, and not past its cohort.
-        if let standing = load.standingOrphans.ratio, standing > (load.orphanRatio.value ?? 0) {
-            load.orphanRatio.value = standing
-            load.orphanRatio.sample = load.standingOrphans.entries
-            load.orphanRatio.basis =
-                "\(load.standingOrphans.entries) entries older than the window idle in ESTABLISHED "
-                + "\(Int(orphanIdle.rounded()))-\(Int(load.standingOrphans.oldestIdleSeconds)) s, against \(total.tcp) new TCP flows"
-        }
-        var counts = counters
-        counts.followed = flows.count
-        counts.missedStart += flows.values.filter { $0.origin == .missedStart }.count
-        counts.stillOpen = total.stillOpen
-        load.counters = counts
         return load
     }
 
@@ -328,7 +421,7 @@ public struct LoadLearner: Sendable {
     }
 
     /// The most new flows in any run of `seconds` consecutive whole seconds.
-    private func busiestNewFlows(overSeconds seconds: Int) -> Int {
+    private static func busiestNewFlows(in newPerSecond: [Int], overSeconds seconds: Int) -> Int {
         guard !newPerSecond.isEmpty else { return 0 }
         var sum = newPerSecond.prefix(seconds).reduce(0, +)
         var best = sum
@@ -345,6 +438,14 @@ public struct LoadLearner: Sendable {
     public var followedFlows: Int { flows.count }
 }
 
+/// One class's creation bins, new flows per second, and the seconds its
+/// retired entries spent in the table inside the window.
+private struct ClassTally: Sendable {
+    var bins: [CreationBin] = []
+    var newPerSecond: [Int] = []
+    var entrySeconds = 0.0
+}
+
 /// What is known about one flow while it lives.
 private struct Flow: Sendable {
     enum Origin: Sendable { case observed, preexisting, missedStart }
@@ -352,6 +453,7 @@ private struct Flow: Sendable {
 
     var createdAt: Double
     var protocolNumber: UInt8
+    var flowClass: FlowClass?
     var origin = Origin.observed
     var replied = false
     var assured = false
@@ -370,6 +472,10 @@ private struct Flow: Sendable {
         self.protocolNumber = protocolNumber
         lastTouched = createdAt
     }
+
+    /// Seconds its entry spent in the table between `start` and `time`
+    /// (Little's law: a class's entries are the sum of these over the window).
+    func secondsInWindow(until time: Double, start: Double) -> Double { max(0, time - max(createdAt, start)) }
 
     mutating func update(with entry: ConntrackEntry, at time: Double, establishedTimeout: Int) {
         lastTouched = time
@@ -409,7 +515,25 @@ private struct CreationBin: Sendable {
     var halfOpen = 0, orphans = 0, finCloses = 0, rstCloses = 0, stillOpen = 0
     var establishedCount = 0
     var establishedSecondsSum = 0.0
+    /// ESTABLISHED time so far of the flows still open at the end.
+    var stillOpenSecondsSum = 0.0
     var udpStreams = 0
+
+    /// Takes away a part that `add` put in.
+    mutating func subtract(_ other: CreationBin) {
+        tcp -= other.tcp
+        udp -= other.udp
+        self.other -= other.other
+        halfOpen -= other.halfOpen
+        orphans -= other.orphans
+        finCloses -= other.finCloses
+        rstCloses -= other.rstCloses
+        stillOpen -= other.stillOpen
+        establishedCount -= other.establishedCount
+        establishedSecondsSum -= other.establishedSecondsSum
+        stillOpenSecondsSum -= other.stillOpenSecondsSum
+        udpStreams -= other.udpStreams
+    }
 
     mutating func add(_ other: CreationBin) {
         tcp += other.tcp
@@ -422,6 +546,7 @@ private struct CreationBin: Sendable {
         stillOpen += other.stillOpen
         establishedCount += other.establishedCount
         establishedSecondsSum += other.establishedSecondsSum
+        stillOpenSecondsSum += other.stillOpenSecondsSum
         udpStreams += other.udpStreams
     }
 }
@@ -465,6 +590,8 @@ public struct LearnCounters: Sendable, Equatable {
     public var followed = 0
     /// TCP flows still ESTABLISHED and active at the end (their time there is not counted).
     public var stillOpen = 0
+    /// New flows in no class: `maximumClasses` distinct classes were followed already.
+    public var unclassified = 0
 
     /// No event is known to be lost.
     public var isComplete: Bool { overflows == 0 && socketDrops == 0 && missedStart == 0 && missedDestroy == 0 && untracked == 0 }
@@ -511,8 +638,27 @@ public struct LearnedLoad: Sendable, Equatable {
     /// Orphans older than the window, from the table's idle ESTABLISHED entries.
     public var standingOrphans = StandingOrphans()
     public var counters = LearnCounters()
+    /// The classes holding the most entry-seconds (`learn --top`), each measured like the whole.
+    public var classes: [LearnedClass] = []
+    /// What no listed class holds, measured like the whole; `nil` without classes.
+    public var rest: LearnedLoad? {
+        get { restStorage.first }
+        set { restStorage = newValue.map { [$0] } ?? [] }
+    }
+    /// An array, because a value cannot hold its own type directly.
+    private var restStorage: [LearnedLoad] = []
 
     public init(windowSeconds: Double) {
         self.windowSeconds = windowSeconds
     }
+}
+
+/// One class of `learn --top`: its share of the table's entry-seconds and its own numbers.
+public struct LearnedClass: Sendable, Equatable {
+    public var flowClass: FlowClass
+    /// Seconds its entries spent in the table during the window (entries × time, Little's law).
+    public var entrySeconds: Double
+    /// Of every classified entry-second.
+    public var share: Double
+    public var load: LearnedLoad
 }

@@ -24,6 +24,9 @@ public struct LearnRequest: Sendable {
     public var dumpIntervalSeconds: Double?
     /// The event socket's buffer: a burst larger than it is lost (ENOBUFS).
     public var receiveBufferBytes: Int32 = 32 << 20
+    /// How many flow classes to measure one by one (`--top`); 0: none.
+    public var topClasses = LearnRequest.defaultTopClasses
+    public static let defaultTopClasses = 8
 
     public init(seconds: Double, namespace: NamespaceIdentifier? = nil, root: SystemRoot = .live) {
         self.seconds = seconds
@@ -43,6 +46,8 @@ public struct LearnReport: Sendable {
     /// Seconds the window was asked to last (shorter when interrupted).
     public var requestedSeconds: Double
     public var startedAt: Date
+    /// The namespace's ephemeral ports, which an `ephemeral` class stands for; `nil` without classes.
+    public var ephemeralPorts: ClosedRange<UInt16>? = nil
 }
 
 /// Runs a measurement window: an initial dump, then conntrack events with
@@ -118,6 +123,11 @@ public enum LoadLearning {
         let start = monotonicSeconds()
         let end = start + request.seconds
         var learner = LoadLearner(start: start, timeouts: timeouts)
+        // The namespace's own addresses and ephemeral ports: read here, in it.
+        if request.topClasses > 0 {
+            learner.classifier = try EntryCensus.classifier(under: root)
+            learner.topClasses = request.topClasses
+        }
 
         func receive(timeoutMilliseconds: Int32) throws -> Int {
             let batch = try listener.receiveEvents(timeoutMilliseconds: timeoutMilliseconds) { learner.observe($0, at: monotonicSeconds()) }
@@ -166,7 +176,8 @@ public enum LoadLearning {
         learner.recordSocketDrops(socketDrops(portID: listener.portIdentifier, under: root))
         return LearnReport(
             load: learner.measurements(at: finalDumpAt), namespace: request.namespace, eventsSetting: eventsSetting,
-            timeouts: timeouts, requestedSeconds: request.seconds, startedAt: startedAt)
+            timeouts: timeouts, requestedSeconds: request.seconds, startedAt: startedAt,
+            ephemeralPorts: learner.classifier?.ephemeralPorts)
     }
 
     /// The `Drops` column of our socket's row in /proc/thread-self/net/netlink
