@@ -16,6 +16,9 @@ public enum Formatting {
         String(cFormat: "%.1f", Double(bytes) / 1_048_576)
     }
 
+    /// A share as a percentage to one decimal (`42.5 %`).
+    public static func percent(_ ratio: Double) -> String { String(cFormat: "%.1f %%", ratio * 100) }
+
     /// Bytes in GiB from 1 GiB up, else in MiB, to one decimal (`3.0 GiB`, `17.5 MiB`).
     public static func size(_ bytes: Int) -> String {
         bytes >= 1 << 30

@@ -28,6 +28,16 @@ public enum ApplyReport {
             ("journal_id", outcome.journalID.json),
             ("reasserted", .bool(outcome.reasserted)),
             ("notes", .array(outcome.notes.map(JSONValue.string))),
+            (
+                "cure_table",
+                outcome.cureTable.map { step in
+                    .object(
+                        [
+                            ("table", .string(CureTable.qualifiedName)), ("action", .string(step.change.rawValue)),
+                            ("result", step.result.jsonName.json), ("error_message", step.result.error.json),
+                        ] + (diff ? [("diff", .string(step.diff))] : []))
+                } ?? .null
+            ),
         ]
         if let review = outcome.stateless {
             let modules: JSONValue = outcome.modules.map { json($0, diff: diff) } ?? .null
@@ -109,6 +119,13 @@ public enum ApplyReport {
             lines += Table.render(header: ["", ""], rows: outcome.files.map { ["  " + $0.action.rawValue, $0.path] }).dropFirst()
         }
         lines += ConfigOverride.text(outcome.overrides)
+        if let step = outcome.cureTable {
+            lines.append("")
+            let shown = step.result.jsonName ?? "would change"
+            lines.append(
+                "table \(CureTable.qualifiedName) (the cures): \(step.change.rawValue), "
+                    + (step.result.error.map { "\(shown): \($0)" } ?? shown))
+        }
         if let modules = outcome.modules {
             lines.append("")
             lines += text(modules)
@@ -120,6 +137,10 @@ public enum ApplyReport {
             for file in outcome.files where !file.diff.isEmpty {
                 lines.append("")
                 lines.append(file.diff.trimming(.newlines))
+            }
+            if let step = outcome.cureTable, !step.diff.isEmpty {
+                lines.append("")
+                lines.append(step.diff.trimming(.newlines))
             }
         }
         if !outcome.notes.isEmpty {
@@ -269,6 +290,9 @@ public enum ApplyReport {
             case .file(let change):
                 lines.append("  \(change.path.string): \(Rollback.state(change.oldContent)) -> \(Rollback.state(change.newContent))")
             case .module(let change): lines.append("  module \(change.name): \(change.loaded ? "loaded" : "unloaded")")
+            case .nftTable(let change):
+                lines.append(
+                    "  table \(CureTable.qualifiedName): \(Rollback.state(change.oldContent)) -> \(Rollback.state(change.newContent))")
             }
         }
         return lines.joined(separator: "\n")
@@ -302,6 +326,12 @@ public enum ApplyReport {
                                             ("type", .string("module")), ("target", .string(change.name)),
                                             ("old", .string(Rollback.moduleState(!change.loaded))),
                                             ("new", .string(Rollback.moduleState(change.loaded))),
+                                        ])
+                                    case .nftTable(let change):
+                                        return .object([
+                                            ("type", .string("nft-table")), ("target", .string("table " + CureTable.qualifiedName)),
+                                            ("old", RestoredItem.State(fileContent: change.oldContent).json),
+                                            ("new", RestoredItem.State(fileContent: change.newContent).json),
                                         ])
                                     }
                                 })

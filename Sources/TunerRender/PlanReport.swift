@@ -53,6 +53,21 @@ public enum PlanReport {
             ("expected_memory_bytes", .int(plan.estimate.expectedMemoryBytes)),
             ("gc_latency_seconds", .double(plan.estimate.gcLatencySeconds)),
             (
+                "classes",
+                .array(
+                    plan.estimate.classes.map { row in
+                        .object([
+                            ("name", .string(row.name)),
+                            ("match", row.match.map(JSONValue.string) ?? .null),
+                            ("cure", .string(row.cure.rawValue)),
+                            ("flows_per_second", .double(row.flowsPerSecond)),
+                            ("steady_peak_entries", .int(row.steadyPeakEntries)),
+                            ("peak_entries", .int(row.peakEntries)),
+                            ("share", .double(row.share)),
+                        ])
+                    })
+            ),
+            (
                 "gc",
                 .object([
                     ("model", .string(gc.model)),
@@ -73,7 +88,9 @@ public enum PlanReport {
                         plan.estimate.flowClasses.map { flow in
                             .object([
                                 ("name", .string(flow.name)),
+                                ("class", flow.profileClass.map(JSONValue.string) ?? .null),
                                 ("flows_per_second", .double(flow.flowsPerSecond)),
+                                ("burst_factor", .double(flow.burstFactor)),
                                 ("dwell_seconds", .double(flow.dwellSeconds)),
                                 ("dwell", .string(flow.dwellFormula)),
                                 ("mean_entries", .int(Planner.saturatingInt(flow.meanEntries.rounded()))),
@@ -115,10 +132,64 @@ public enum PlanReport {
                     })
             ),
             ("estimate", .object(estimate)),
+            ("cures", .array(plan.cures.map(json))),
             ("fits_budget", .bool(plan.fitsBudget)),
             ("changed", .bool(plan.changed)),
             ("advice", .array(plan.advice.map(JSONValue.string))),
         ]
+    }
+
+    /// One class's cures: the one applied, its policy, and every option judged.
+    static func json(_ decision: CureDecision) -> JSONValue {
+        .object([
+            ("class", .string(decision.className)),
+            ("applied", .string(decision.applied.rawValue)),
+            ("reason", .string(decision.reason)),
+            (
+                "policy",
+                decision.policy.map { policy in
+                    .object(
+                        [("protocol", .string(policy.protocolName))]
+                            + policy.ordered.map { (CurePolicy.nftState($0.setting)!, .int($0.seconds)) })
+                } ?? .null
+            ),
+            (
+                "options",
+                .array(
+                    decision.options.map { option in
+                        .object([
+                            ("cure", .string(option.cure.rawValue)), ("safe", .bool(option.safe)),
+                            ("saves_entries", .int(option.savesEntries)), ("reason", .string(option.reason)),
+                        ])
+                    })
+            ),
+        ])
+    }
+
+    /// ` (unreplied 10 s, replied 60 s)`, or nothing without a policy.
+    static func policyText(_ policy: CurePolicy?) -> String {
+        guard let policy else { return "" }
+        return " (" + policy.ordered.map { "\(CurePolicy.nftState($0.setting)!) \($0.seconds) s" }.joined(separator: ", ") + ")"
+    }
+
+    /// Each class's cure in one line, then the options not applied.
+    static func cureLines(_ plan: TuningPlan) -> [String] {
+        guard !plan.cures.isEmpty else { return [] }
+        var lines = ["cures:"]
+        for decision in plan.cures {
+            let applied = decision.options.first { $0.cure == decision.applied }
+            lines.append(
+                "  \(Echo.escaped(decision.className)): "
+                    + (applied.map { "\($0.cure.rawValue)\(policyText(decision.policy)), saves \($0.savesEntries) entries" } ?? "none")
+                    + " — \(decision.reason)")
+            for option in decision.options where option.cure != decision.applied {
+                lines.append(
+                    "    \(option.cure.rawValue): "
+                        + (option.safe
+                            ? "possible, would save \(option.savesEntries) entries — \(option.reason)" : "refused — \(option.reason)"))
+            }
+        }
+        return lines
     }
 
     /// A table of key, current, planned and reason, then the estimate.
@@ -142,6 +213,18 @@ public enum PlanReport {
                     \(plan.fitsBudget ? "fits" : "DOES NOT FIT")
                     """
         )
+        if !estimate.classes.isEmpty {
+            lines.append("by class (worst-phase peak, share):")
+            lines += Table.render(
+                header: ["  CLASS", "MATCH", "FLOWS/S", "PEAK", "SHARE", "CURE"],
+                rows: estimate.classes.map { row in
+                    [
+                        "  " + Echo.escaped(row.name), row.match ?? "what no class matches", Formatting.number(row.flowsPerSecond),
+                        String(row.peakEntries), Formatting.percent(row.share), row.cure.rawValue,
+                    ]
+                })
+            lines += cureLines(plan)
+        }
         if explain {
             lines.append("")
             lines.append("model: entries = new flows/s x burst x (lifetime + the wait for the GC pass that reaps them) (Little's law)")
@@ -177,7 +260,7 @@ public enum PlanReport {
                 lines.append(
                     """
                       \(flow.name): \(Formatting.number(flow.flowsPerSecond))/s x burst \
-                    \(Formatting.number(plan.profile.burstFactor)) x (\(flow.dwellFormula)): steady \
+                    \(Formatting.number(flow.burstFactor)) x (\(flow.dwellFormula)): steady \
                     \(Planner.saturatingInt(flow.steadyPeakEntries.rounded(.up))) (+ \
                     \(Formatting.number(gc.steadyGapSeconds)) s gap), worst \
                     \(Planner.saturatingInt(flow.worstPeakEntries.rounded(.up))) (at least \

@@ -163,11 +163,20 @@ struct AlertingEndToEndTests {
                 }
             }
             let firedAfter = Date().timeIntervalSince(started)
+            // What the timer wrote for this namespace and in total, for a failure message.
+            func textfileLines(_ name: String) -> String {
+                let text = (try? String(contentsOf: textDirectory.appendingPathComponent("cttune.prom"), encoding: .utf8)) ?? "(unreadable)"
+                return text.split(separator: "\n").filter { $0.contains(name) || $0.hasPrefix("cttune_status") || $0.contains("partial") }
+                    .prefix(40).joined(separator: "\n")
+            }
             if !firing {
                 Issue.record(
                     """
                     CttuneConntrackTableFull not firing within 240 s (for: 1m); alerts: \(Monitoring.get("\(base)/api/v1/alerts") ?? "none")
                     last status run: exit \(lastStatus?.status ?? -1), \(lastStatus?.stderr.suffix(500) ?? "")
+                    count now: \((try? namespace.sysctl("net.netfilter.nf_conntrack_count")) ?? -1), max \(max)
+                    fill ratios scraped: \(Monitoring.get("\(base)/api/v1/query?query=cttune_conntrack_fill_ratio")?.prefix(1500) ?? "none")
+                    textfile: \(textfileLines(namespace.name))
                     Prometheus: \(Monitoring.stop(prometheus).suffix(2000))
                     node_exporter: \(Monitoring.stop(exporter).suffix(2000))
                     """)

@@ -81,7 +81,7 @@ struct LearnOnRealKernelTests {
     // The time limit also covers waiting for the global lock (other suites hold it for minutes).
     @Test(
         "each learned number is within 10 % of the generated mix (20 % burst and orphans); the plan from it carries the load with no drop and a table at least half full",
-        .enabled(if: TestHost.realKernel, TestHost.realKernelReason), .timeLimit(.minutes(10)))
+        .enabled(if: TestHost.realKernel, TestHost.realKernelReason), .timeLimit(.minutes(20)))
     func learnPlanCarry() throws {
         let started = Date()
         let namespace = try TestNamespace("learn")

@@ -23,7 +23,7 @@ struct OutageAndCureTests {
 
     @Test(
         "a table that is too small drops connections; the planned one carries the same load with none dropped",
-        .enabled(if: TestHost.realKernel, TestHost.realKernelReason), .timeLimit(.minutes(6)))
+        .enabled(if: TestHost.realKernel, TestHost.realKernelReason), .timeLimit(.minutes(20)))
     func outageThenCure() throws {
         let state = try PrivateState()
         defer { state.remove() }

@@ -60,6 +60,57 @@ struct PlannerPropertyTests {
         }
     }
 
+    /// One to four disjoint classes (each its own port), with random loads and cures.
+    static func randomClasses(_ random: inout SplitMix64) -> [ProfileClass] {
+        (0..<Int.random(in: 1...4, using: &random)).map { index in
+            let tcp = Bool.random(using: &random)
+            var declared = ProfileClass(
+                name: "class \(index)",
+                match: ClassMatch(
+                    direction: FlowClass.Direction.allCases.randomElement(using: &random), protocolNumber: tcp ? 6 : 17,
+                    ports: [UInt16(1000 + index)...UInt16(1000 + index)]),
+                burstFactor: Double.random(in: 1...10, using: &random))
+            declared.tcp.newPerSecond = tcp ? Double.random(in: 0...20_000, using: &random) : 0
+            declared.tcp.establishedSeconds = Double.random(in: 0...7200, using: &random)
+            declared.tcp.orphanRatio = Double.random(in: 0...0.05, using: &random)
+            declared.udp.newPerSecond = tcp ? 0 : Double.random(in: 0...20_000, using: &random)
+            declared.udp.streamRatio = Double.random(in: 0...1, using: &random)
+            declared.cures = Bool.random(using: &random) ? [.timeouts] : []
+            return declared
+        }
+    }
+
+    @Test("classes: more classes never plan a smaller table, a timeouts cure never a larger one, the rows add up")
+    func classesProperties() {
+        var random = SplitMix64(state: 20_261_205)
+        for round in 0..<500 {
+            var profile = Self.randomProfile(&random)
+            profile.memoryBudgetPercent = 90
+            let facts = FixtureFacts.host(memory: 256 << 30)
+            let base = Planner.plan(for: facts, profile: profile)
+            var classified = profile
+            classified.classes = Self.randomClasses(&random)
+            let plan = Planner.plan(for: facts, profile: classified)
+            var untreated = classified
+            for index in untreated.classes.indices { untreated.classes[index].cures = [] }
+            let plain = Planner.plan(for: facts, profile: untreated)
+            let shortened = [base, plan, plain].contains { $0.settings.contains { $0.reason.hasPrefix("shortened") } }
+            if base.fitsBudget && plain.fitsBudget && plan.fitsBudget && !shortened {
+                #expect(plain.planned(.max)! >= base.planned(.max)!, "round \(round)")
+                #expect(plan.planned(.max)! <= plain.planned(.max)!, "round \(round)")
+            }
+            #expect(plan.estimate.classes.count == classified.classes.count + 1, "round \(round)")
+            #expect(abs(plan.estimate.classes.map(\.share).reduce(0, +) - 1) < 1e-6 || plan.estimate.peakEntries == 0, "round \(round)")
+            for (index, decision) in plan.cures.enumerated() {
+                #expect(decision.applied == (classified.classes[index].cures.isEmpty || decision.policy == nil ? .none : .timeouts))
+                for (setting, seconds) in decision.policy?.timeouts ?? [:] {
+                    #expect(
+                        seconds >= Planner.floor(setting, classified) && seconds < Planner.startingTimeouts(profile: classified)[setting]!)
+                }
+            }
+        }
+    }
+
     @Test("more load never plans a smaller table, more RAM never plans a smaller table (when nothing is shortened)")
     func monotonic() {
         var random = SplitMix64(state: 7)

@@ -74,6 +74,40 @@ package final class TestNamespace {
     }
 }
 
+/// Two network namespaces joined by a veth pair (`/24` addresses), the
+/// server's with the stateful rule of `TestNamespace.trackLoopback()`: its
+/// own addresses make flows inbound and outbound, as on a real host.
+package struct NamespacePair {
+    private static let counter = TestNamespace.Counter()
+    package let server: TestNamespace
+    package let client: TestNamespace
+
+    package init(_ label: String, serverAddress: String, clientAddress: String) throws {
+        server = try TestNamespace(label + "-srv")
+        client = try TestNamespace(label + "-cli")
+        // Interface names are at most 15 bytes, and pairs of one process run at once.
+        let link = "v\(getpid() % 100_000)p\(Self.counter.next() % 1000)"
+        do {
+            try Shell.check([
+                "ip", "link", "add", link + "s", "netns", server.name, "type", "veth", "peer", "name", link + "c", "netns", client.name,
+            ])
+            try server.exec(["ip", "addr", "add", serverAddress + "/24", "dev", link + "s"])
+            try client.exec(["ip", "addr", "add", clientAddress + "/24", "dev", link + "c"])
+            try server.exec(["ip", "link", "set", link + "s", "up"])
+            try client.exec(["ip", "link", "set", link + "c", "up"])
+            try server.trackLoopback()
+        } catch {
+            delete()
+            throw error
+        }
+    }
+
+    package func delete() {
+        server.delete()
+        client.delete()
+    }
+}
+
 /// Serializes tests that change global conntrack values (max, hash size)
 /// across threads and processes, and restores them afterwards whatever happens.
 ///
@@ -88,6 +122,11 @@ package enum GlobalConntrack {
     package static let savedPath = "/run/cttune-tests.saved"
     private static let threadLock = NSLock()
 
+    /// A test's `.timeLimit` counts the wait for this lock too, and the
+    /// holders together take minutes (the oracle, the worst GC phase, learn,
+    /// the outage): tests that take it allow 20 minutes, below the suite's
+    /// 25-minute watchdog, and bound their own loops in count and time.
+    ///
     /// Runs `body` holding the global lock, then writes back the max and the
     /// hash size found before it, even when `body` throws.
     package static func withExclusiveAccess<T>(_ body: () throws -> T) throws -> T {

@@ -118,6 +118,7 @@ extension UnloadOrderTests {
                 case .sysctl: return "sysctl"
                 case .module: return "module"
                 case .file: return "file"
+                case .nftTable: return "nft-table"
                 }
             }
             #expect(

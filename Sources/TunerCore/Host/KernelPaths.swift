@@ -52,6 +52,8 @@ public enum KernelPaths {
     public static let modulesLoadConf: FilePath = "/etc/modules-load.d/cttune.conf"
     public static let blacklistConf: FilePath = "/etc/modprobe.d/cttune-blacklist.conf"
     public static let profilesDirectory: FilePath = "/etc/cttune/profiles"
+    /// cttune's nft table of cures as the boot apply loads it (a replacement script).
+    public static let curesTable: FilePath = "/etc/cttune/cures.nft"
     /// Where `make install` and the Debian package put the profiles, relative
     /// to the directory holding the binary (`PREFIX/bin` → `PREFIX/share/cttune/profiles`).
     /// Not mapped through a `SystemRoot`: it is cttune's own data.

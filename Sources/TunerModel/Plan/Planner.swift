@@ -25,11 +25,19 @@ public enum Planner {
     /// client; it is also the size of four pages of buckets.
     public static let minimumConntrackMax = 2048
 
-    public static func plan(for facts: HostFacts, profile: LoadProfile) -> TuningPlan {
+    /// - Parameter rules: what the host's ruleset says about each class (the
+    ///   facts a notrack cure needs); not judged: notrack is refused.
+    public static func plan(for facts: HostFacts, profile: LoadProfile, rules: ClassRuleFacts = .notJudged) -> TuningPlan {
         let gc = GCModel.forKernel(facts.kernelRelease)
         let budgetBytes = saturatingInt(Double(Swift.max(facts.memoryBytes, 0)) * profile.memoryBudgetPercent / 100)
         var timeouts = startingTimeouts(profile: profile)
-        var sizing = size(timeouts: timeouts, facts: facts, profile: profile, gc: gc)
+        let policies = Dictionary(
+            uniqueKeysWithValues: profile.classes.compactMap { declared in
+                CurePolicy.policy(for: declared, floors: { floor($0, profile) }, global: timeouts).map { (declared.name, $0) }
+            })
+        let decisions = profile.classes.map { decide($0, policy: policies[$0.name], rules: rules) }
+        let cures = Dictionary(uniqueKeysWithValues: decisions.map { ($0.className, $0) })
+        var sizing = size(timeouts: timeouts, facts: facts, profile: profile, gc: gc, cures: cures)
         var shortened: Set<ConntrackSetting> = []
 
         // Shorten the free timeouts, the one holding the most entries first,
@@ -40,11 +48,12 @@ public enum Planner {
                 .sorted { $0.value > $1.value }
             guard let (setting, _) = candidates.first else { break }
             timeouts[setting] = largestFittingTimeout(
-                setting, timeouts: timeouts, facts: facts, profile: profile, gc: gc, budgetBytes: budgetBytes)
+                setting, timeouts: timeouts, facts: facts, profile: profile, gc: gc, cures: cures, budgetBytes: budgetBytes)
             shortened.insert(setting)
-            sizing = size(timeouts: timeouts, facts: facts, profile: profile, gc: gc)
+            sizing = size(timeouts: timeouts, facts: facts, profile: profile, gc: gc, cures: cures)
         }
         let fits = sizing.memoryBytes <= budgetBytes && sizing.overflow == nil
+        let judged = withSavings(decisions, policies: policies, timeouts: timeouts, facts: facts, profile: profile, gc: gc)
 
         var settings = [
             TuningPlan.Setting(
@@ -83,7 +92,8 @@ public enum Planner {
         }
 
         let estimate = TuningPlan.Estimate(
-            flowClasses: sizing.flowClasses, gc: sizing.gc,
+            flowClasses: sizing.flowClasses, classes: classEstimates(profile: profile, flows: sizing.flowClasses, cures: cures),
+            gc: sizing.gc,
             meanEntries: sizing.meanEntries, steadyPeakEntries: sizing.steadyPeak, peakEntries: sizing.worstPeak,
             memoryBytes: sizing.memoryBytes, expectedMemoryBytes: sizing.expectedMemoryBytes, namespaces: profile.namespaces,
             budgetBytes: budgetBytes)
@@ -92,7 +102,7 @@ public enum Planner {
             fitsBudget: fits,
             advice: advice(facts: facts, profile: profile, sizing: sizing, budgetBytes: budgetBytes, fits: fits),
             anchors: [Anchors.kernelDefault(memoryBytes: facts.memoryBytes), Anchors.kubeProxy(cpus: facts.cpus)],
-            loadTooLarge: sizing.overflow)
+            loadTooLarge: sizing.overflow, cures: judged)
     }
 
     // MARK: - The model
@@ -143,20 +153,49 @@ public enum Planner {
         /// The mean remaining lifetime the gc_worker sees for entries in this
         /// stage, clamped as the kernel clamps it.
         var remaining: Double
+        /// Its entries count for the host's `setting` (not for a class's own policy).
+        var countsForHost = true
     }
 
-    static func size(timeouts: [ConntrackSetting: Int], facts: HostFacts, profile: LoadProfile, gc model: GCModel) -> Sizing {
+    /// One kind of flow's path through the table at one rate: the unit of Little's law.
+    struct Flow {
+        var name: String
+        /// The profile key behind the rate, for messages.
+        var input: String
+        var rate: Double
+        var burst: Double
+        var stages: [Stage]
+        /// The `ProfileClass` it belongs to; `nil` for the profile's own load.
+        var profileClass: String?
+    }
+
+    /// The flows of one load: the profile's own (`load:`), or a class's,
+    /// whose keys sit under `inputPrefix` (`classes[0].`).
+    /// - Parameter ownTimeouts: settings the flows' class has its own policy
+    ///   for: their entries do not count for the host's timeouts.
+    static func flows(
+        of load: LoadProfile, timeouts: [ConntrackSetting: Int], inputPrefix: String = "", profileClass: String? = nil,
+        ownTimeouts: Set<ConntrackSetting> = []
+    ) -> [Flow] {
         func t(_ setting: ConntrackSetting) -> Double { Double(timeouts[setting]!) }
-        let tcp = profile.tcp, udp = profile.udp
+        let tcp = load.tcp, udp = load.udp
         let closingRate = tcp.newPerSecond * Swift.max(0, 1 - tcp.orphanRatio - tcp.halfOpenRatio)
-        let burst = profile.burstFactor
         let refreshedEstablished = GCModel.clampedRefreshed(t(.tcpTimeoutEstablished))
         func countdown(_ seconds: Double) -> Double { GCModel.meanClampedCountdown(seconds) }
+        let prefix = profileClass.map { $0 + ": " } ?? ""
 
-        var classes: [(name: String, input: String, rate: Double, stages: [Stage])] = []
+        var flows: [Flow] = []
         func add(_ name: String, _ input: String, rate: Double, _ stages: [Stage]) {
             guard rate > 0 else { return }
-            classes.append((name, input, rate, stages))
+            let stages = stages.map { stage in
+                var stage = stage
+                stage.countsForHost = stage.setting.map { !ownTimeouts.contains($0) } ?? false
+                return stage
+            }
+            flows.append(
+                Flow(
+                    name: prefix + name, input: inputPrefix + input, rate: rate, burst: load.burstFactor, stages: stages,
+                    profileClass: profileClass))
         }
         add(
             "tcp, closed", "load.tcp.new_per_second", rate: closingRate,
@@ -200,20 +239,45 @@ public enum Planner {
                     setting: .udpTimeoutStream, remaining: countdown(t(.udpTimeoutStream))),
             ].filter { $0.seconds > 0 })
         add(
-            "other", "load.other_per_second", rate: profile.otherPerSecond,
+            "other", "load.other_per_second", rate: load.otherPerSecond,
             [Stage(seconds: t(.genericTimeout), label: "generic", setting: .genericTimeout, remaining: countdown(t(.genericTimeout)))])
+        return flows
+    }
+
+    /// - Parameter cures: the decision for each class by name: a notracked
+    ///   class adds no entry, a class under a timeouts policy lives by it.
+    static func size(
+        timeouts: [ConntrackSetting: Int], facts: HostFacts, profile: LoadProfile, gc model: GCModel,
+        cures: [String: CureDecision] = [:]
+    ) -> Sizing {
+        // The profile's own load, then each class's: every class peaks at
+        // its own burst at the same moment (the safe side: their busiest
+        // minutes need not coincide).
+        var classes = flows(of: profile, timeouts: timeouts)
+        for (index, profileClass) in profile.classes.enumerated() {
+            let cure = cures[profileClass.name]
+            if cure?.applied == .notrack { continue }
+            // A policy never lengthens a timeout the host has shorter.
+            let policy = cure?.applied == .timeouts ? cure?.policy?.timeouts ?? [:] : [:]
+            classes += flows(
+                of: profileClass.asLoad, timeouts: timeouts.merging(policy) { Swift.min($0, $1) },
+                inputPrefix: "classes[\(index)].", profileClass: profileClass.name, ownTimeouts: Set(policy.keys))
+        }
+        // The arithmetic names the burst factor once when every flow shares it.
+        let bursts = Set(classes.map(\.burst))
+        let burst = bursts.count > 1 ? "its burst" : "burst \(whole(bursts.first ?? profile.burstFactor))"
 
         // The gc_worker's view at the peak rate: live entries and the sum of
         // their clamped remaining lifetimes.
         var live = 0.0, remainingSum = 0.0, byTimeout: [ConntrackSetting: Double] = [:]
         for flow in classes {
             for stage in flow.stages {
-                live += flow.rate * burst * stage.seconds
-                remainingSum += flow.rate * burst * stage.seconds * stage.remaining
-                if let setting = stage.setting { byTimeout[setting, default: 0] += flow.rate * stage.seconds }
+                live += flow.rate * flow.burst * stage.seconds
+                remainingSum += flow.rate * flow.burst * stage.seconds * stage.remaining
+                if let setting = stage.setting, stage.countsForHost { byTimeout[setting, default: 0] += flow.rate * stage.seconds }
             }
         }
-        let expiriesPerSecond = classes.reduce(0) { $0 + $1.rate * burst }
+        let expiriesPerSecond = classes.reduce(0) { $0 + $1.rate * $1.burst }
         let steadyGap: Double, worstGap: Double, gapSource: String
         if let override = profile.gcLatencySeconds {
             (steadyGap, worstGap, gapSource) = (override, override, "gc_latency_seconds in the profile")
@@ -232,13 +296,13 @@ public enum Planner {
         var largest: (entries: Double, description: String) = (0, "")
         for flow in classes {
             let lifetime = flow.stages.reduce(0) { $0 + $1.seconds }
-            let steady = flow.rate * burst * (lifetime + steadyGap)
-            let worst = flow.rate * burst * Swift.max(lifetime + steadyGap, worstGap)
+            let steady = flow.rate * flow.burst * (lifetime + steadyGap)
+            let worst = flow.rate * flow.burst * Swift.max(lifetime + steadyGap, worstGap)
             flowClasses.append(
                 .init(
                     name: flow.name, flowsPerSecond: flow.rate, dwellSeconds: lifetime,
                     dwellFormula: flow.stages.map { "\(whole($0.seconds)) s \($0.label)" }.joined(separator: " + "),
-                    steadyPeakEntries: steady, worstPeakEntries: worst))
+                    steadyPeakEntries: steady, worstPeakEntries: worst, burstFactor: flow.burst, profileClass: flow.profileClass))
             steadyTotal += steady
             worstTotal += worst
             meanTotal += flow.rate * lifetime
@@ -246,7 +310,7 @@ public enum Planner {
                 largest = (
                     worst,
                     """
-                    \(flow.input) \(whole(flow.rate)) x burst_factor \(whole(burst)) x \
+                    \(flow.input) \(whole(flow.rate)) x burst_factor \(whole(flow.burst)) x \
                     \(whole(Swift.max(lifetime + steadyGap, worstGap))) s in the table
                     """
                 )
@@ -260,8 +324,8 @@ public enum Planner {
         var max: Int
         var reason = "worst-phase peak \(worstPeak) entries x headroom \(whole(profile.headroom)), rounded"
         var arithmetic = [
-            "steady peak = sum of flows/s x burst \(whole(burst)) x (lifetime + steady GC gap \(whole(steadyGap)) s) = \(steadyPeak)",
-            "worst peak = sum of flows/s x burst \(whole(burst)) x max(lifetime + \(whole(steadyGap)) s, worst GC gap \(whole(worstGap)) s)"
+            "steady peak = sum of flows/s x \(burst) x (lifetime + steady GC gap \(whole(steadyGap)) s) = \(steadyPeak)",
+            "worst peak = sum of flows/s x \(burst) x max(lifetime + \(whole(steadyGap)) s, worst GC gap \(whole(worstGap)) s)"
                 + (backlog > 0 ? " + reap backlog \(saturatingInt(backlog))" : "") + " = \(worstPeak)",
         ]
         if !(needed <= Double(ConntrackSetting.largestTableSize)) {
@@ -313,14 +377,14 @@ public enum Planner {
     /// Entries grow with every timeout, so a binary search finds it.
     static func largestFittingTimeout(
         _ setting: ConntrackSetting, timeouts: [ConntrackSetting: Int], facts: HostFacts,
-        profile: LoadProfile, gc: GCModel, budgetBytes: Int
+        profile: LoadProfile, gc: GCModel, cures: [String: CureDecision], budgetBytes: Int
     ) -> Int {
         var low = floor(setting, profile), high = timeouts[setting]!
         var trial = timeouts
         while low < high {
             let middle = low + (high - low + 1) / 2
             trial[setting] = middle
-            if size(timeouts: trial, facts: facts, profile: profile, gc: gc).memoryBytes <= budgetBytes {
+            if size(timeouts: trial, facts: facts, profile: profile, gc: gc, cures: cures).memoryBytes <= budgetBytes {
                 low = middle
             } else {
                 high = middle - 1

@@ -32,8 +32,31 @@ public struct TuningPlan: Sendable, Equatable {
         public var steadyPeakEntries: Double
         /// At the burst rate, at the worst GC phase.
         public var worstPeakEntries: Double
+        /// The burst factor it peaks at: the profile's, or its class's.
+        public var burstFactor: Double
+        /// The profile's class it belongs to (`classes:`); `nil` for the profile's own load.
+        public var profileClass: String? = nil
         /// Live (unexpired) entries at the mean rate.
         public var meanEntries: Double { flowsPerSecond * dwellSeconds }
+    }
+
+    /// One class a profile declares (`classes:`), or the `other` row for the
+    /// profile's own load: its part of the peak the plan sizes for.
+    public struct ClassEstimate: Sendable, Equatable {
+        /// The row holding the load no class matches.
+        public static let otherName = "other"
+        public var name: String
+        /// The match as `ClassMatch.description` prints it; `nil` for `other`.
+        public var match: String?
+        /// The cure applied to it: its peak is what remains (0 when notracked).
+        public var cure: Cure
+        /// New flows per second at the mean rate (tracked or not).
+        public var flowsPerSecond: Double
+        public var steadyPeakEntries: Int
+        /// At the worst GC phase, at the class's own burst.
+        public var peakEntries: Int
+        /// Of the sum of every row's worst-phase peak (the GC backlog, shared, is in no row).
+        public var share: Double
     }
 
     /// The garbage collector's part of the estimate (`GCModel`).
@@ -55,6 +78,8 @@ public struct TuningPlan: Sendable, Equatable {
 
     public struct Estimate: Sendable, Equatable {
         public var flowClasses: [FlowClass]
+        /// By declared class, then `other`; empty when the profile declares none.
+        public var classes: [ClassEstimate]
         public var gc: GCEstimate
         /// Live entries at the mean rate: sum of flows/s x lifetime.
         public var meanEntries: Double
@@ -86,6 +111,8 @@ public struct TuningPlan: Sendable, Equatable {
     /// The inputs behind a load larger than nf_conntrack_max can hold; the
     /// plan then does not fit and apply refuses, naming them.
     public var loadTooLarge: String? = nil
+    /// The cures judged for each declared class, in the profile's order.
+    public var cures: [CureDecision] = []
 
     public var changed: Bool { settings.contains(where: \.changes) }
 

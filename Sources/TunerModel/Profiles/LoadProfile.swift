@@ -55,6 +55,10 @@ public struct LoadProfile: Sendable, Equatable {
     public var timeoutFloors: [ConntrackSetting: Int] = LoadProfile.defaultTimeoutFloors
     /// `false` declares that the firewall needs no connection state.
     public var stateful: Bool = true
+    /// Traffic declared by class (`classes:`), each with its own load; the
+    /// load above is what no class matches. A child's list replaces its
+    /// parent's whole.
+    public var classes: [ProfileClass] = []
 
     public init(name: String) {
         self.name = name

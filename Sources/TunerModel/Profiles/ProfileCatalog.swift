@@ -143,6 +143,17 @@ public struct ProfileCatalog: Sendable {
             profile.timeoutFloors.merge(document.timeoutFloors) { _, child in child }
             profile.stateful = document.stateful ?? profile.stateful
         }
+        // The nearest file that declares classes decides the whole list; a
+        // class without its own burst factor takes the profile's.
+        if let classes = chain.first(where: { $0.classes != nil })?.classes {
+            profile.classes = classes.map { document in
+                var resolved = ProfileClass(name: document.label, match: document.match, burstFactor: profile.burstFactor)
+                for (field, value) in document.numbers { resolved.set(field, value) }
+                resolved.cures = document.cures.filter { $0 != .none }
+                resolved.curePinned = document.curePinned
+                return resolved
+            }
+        }
         let shares = profile.tcp.orphanRatio + profile.tcp.halfOpenRatio
         if shares > 1 {
             throw TunerError.invalidProfile(

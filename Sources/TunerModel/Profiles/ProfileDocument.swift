@@ -13,6 +13,8 @@ struct ProfileDocument: Equatable {
     var timeouts: [ConntrackSetting: Int] = [:]
     var timeoutFloors: [ConntrackSetting: Int] = [:]
     var stateful: Bool?
+    /// `classes:` as written; `nil` when the file has none (the parent's apply).
+    var classes: [ClassDocument]?
 
     /// Limits of the timeout tables: the kernel keeps timeouts in jiffies (u32).
     enum Limits {
@@ -37,7 +39,9 @@ struct ProfileDocument: Equatable {
         var document = ProfileDocument()
         let top = try reader.mapping(root, at: "")
         try reader.allowOnly(
-            ["extends", "description", "load"] + ProfileField.fields(in: "").map(\.key) + ["timeouts", "timeout_floors", "stateful"],
+            ["extends", "description", "load"] + ProfileField.fields(in: "").map(\.key) + [
+                "timeouts", "timeout_floors", "stateful", "classes",
+            ],
             in: top, at: "")
         document.extends = try top["extends"].map { try reader.string($0, at: "extends") }
         document.summary = try top["description"].map { try reader.string($0, at: "description") }
@@ -56,12 +60,22 @@ struct ProfileDocument: Equatable {
         document.timeouts = try reader.timeoutTable(top["timeouts"], at: "timeouts")
         document.timeoutFloors = try reader.timeoutTable(top["timeout_floors"], at: "timeout_floors")
         document.stateful = try top["stateful"].map { try reader.bool($0, at: "stateful") }
+        document.classes = try top["classes"].map { try ClassDocument.list($0, reader: reader) }
         return document
     }
 
     /// The schema's numbers of one mapping, each checked against its limits.
     private mutating func readNumbers(in mapping: Node.Mapping, section: String, reader: NodeReader) throws {
-        for field in ProfileField.fields(in: section) {
+        try reader.readNumbers(in: mapping, section: section, fields: ProfileField.fields(in: section), into: &numbers)
+    }
+}
+
+extension NodeReader {
+    /// The schema's `fields` of one mapping, each checked against its limits.
+    /// - Parameter section: the mapping's path in the file (`load.tcp`, `classes[1].load.udp`).
+    func readNumbers(in mapping: Node.Mapping, section: String, fields: [ProfileField], into numbers: inout [ProfileField: Double]) throws {
+        let reader = self
+        for field in fields {
             let limits = field.limits
             let value =
                 field.isWhole
@@ -142,11 +156,12 @@ struct NodeReader {
         return mapping
     }
 
-    func allowOnly(_ keys: [String], in mapping: Node.Mapping, at field: String) throws {
+    /// - Parameter why: said instead of the list of allowed keys.
+    func allowOnly(_ keys: [String], in mapping: Node.Mapping, at field: String, why: String? = nil) throws {
         for key in mapping.keys {
             guard let name = key.string, keys.contains(name) else {
                 let shown = keyName(key)
-                throw fail(key, join(field, shown), "unknown key — allowed here: \(keys.joined(separator: ", "))")
+                throw fail(key, join(field, shown), "unknown key — " + (why ?? "allowed here: \(keys.joined(separator: ", "))"))
             }
         }
     }

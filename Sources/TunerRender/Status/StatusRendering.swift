@@ -69,6 +69,19 @@ extension StatusReport {
             ),
             ("entries", readings.census.map(Self.json) ?? .null),
             ("entries_unreadable_reason", readings.censusProblem.json),
+            (
+                "cures",
+                readings.cures.map { cures in
+                    .array(
+                        cures.map { cure in
+                            .object([
+                                ("class", .string(cure.className)), ("protocol", .string(cure.protocolName)),
+                                ("policy", .object(cure.policy.map { ($0.state, .int($0.seconds)) })),
+                            ])
+                        })
+                } ?? .null
+            ),
+            ("cures_unreadable_reason", readings.curesProblem.json),
             ("kernel_log", json(readings.kernelLog)),
             ("findings", .array(findings.map { .object([("level", .string($0.level.name)), ("message", .string($0.message))]) })),
             (
@@ -201,6 +214,16 @@ extension StatusReport {
             lines.append("entries: not listed (\(problem))")
         } else {
             lines.append("entries: not counted (\(readings.censusReason ?? "census not requested"))")
+        }
+        if let cures = readings.cures, !cures.isEmpty {
+            lines.append(
+                "cures in force (table \(CureTable.qualifiedName)): "
+                    + cures.map { cure in
+                        "\(Echo.escaped(cure.className)): \(cure.protocolName) "
+                            + cure.policy.map { "\($0.state) \($0.seconds) s" }.joined(separator: ", ")
+                    }.joined(separator: "; "))
+        } else if let problem = readings.curesProblem {
+            lines.append("cures: not read (\(problem))")
         }
         lines.append(
             "timeouts: "

@@ -91,6 +91,8 @@ public struct ApplyOutcome {
     public var stateless: StatelessReview?
     /// A stateless profile's module step (unload and blacklist).
     public var modules: StatelessModuleStep?
+    /// cttune's nft table of cures in the running kernel; `nil` when not compared.
+    public var cureTable: CureTableStep? = nil
     /// Lines of other files that decide planned keys at boot instead of cttune's.
     public var overrides: [ConfigOverride] = []
     /// Every write only re-asserted a value of cttune's own sysctl.d file
@@ -198,14 +200,18 @@ public enum Applier {
             return outcome
         }
         if let blacklist = moduleStep?.blacklist { files.append(blacklist) }
+        let cureTable = try CureTableStep.make(plan, request: request, under: root)
         // Settings first (their sysctls vanish with nf_conntrack), then the
-        // unloads, then the files: the blacklist only once every unload succeeded.
-        let actions = sysctlActions + (moduleStep?.unloadActions ?? []) + fileActions + (moduleStep?.blacklistAction.map { [$0] } ?? [])
+        // unloads, then the cure table, then the files: the blacklist only
+        // once every unload succeeded.
+        let actions =
+            sysctlActions + (moduleStep?.unloadActions ?? []) + (cureTable?.action.map { [$0] } ?? []) + fileActions
+            + (moduleStep?.blacklistAction.map { [$0] } ?? [])
 
         var outcome = ApplyOutcome(
             plan: plan, results: results, files: files, notes: notes, journalID: nil,
             changed: !actions.isEmpty, error: nil, check: request.check,
-            runtime: request.runtime, stateless: review, modules: moduleStep)
+            runtime: request.runtime, stateless: review, modules: moduleStep, cureTable: cureTable)
         if request.persistent {
             outcome.overrides = try PersistentConfig.overrides(of: config(plan, request: request, under: root).files, under: root)
         }
@@ -232,6 +238,7 @@ public enum Applier {
             switch action {
             case .sysctl(let change): ConntrackSetting(rawValue: change.key).map { outcome.results[$0] = result }
             case .module(let change): outcome.modules?.results[change.name] = result
+            case .nftTable: outcome.cureTable?.result = result
             case .file: break
             }
         }

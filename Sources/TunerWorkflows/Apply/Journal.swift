@@ -16,6 +16,9 @@ public enum JournalAction: Equatable, Sendable {
     case file(FileChange)
     /// A kernel module unloaded (`loaded == false`) or loaded back.
     case module(ModuleChange)
+    /// cttune's nft table (`CureTable`) created, replaced, or removed (`new == nil`)
+    /// in the network namespace cttune runs in.
+    case nftTable(TableChange)
 
     public struct SysctlChange: Equatable, Sendable {
         /// The contract's setting name (`net.netfilter.nf_conntrack_max`, `nf_conntrack.hashsize`).
@@ -28,6 +31,12 @@ public enum JournalAction: Equatable, Sendable {
 
     public struct FileChange: Equatable, Sendable {
         public var path: FilePath
+        public var oldContent: String?
+        public var newContent: String?
+    }
+
+    /// Both contents are nft script text: the table as `nft list table` printed it, and as planned.
+    public struct TableChange: Equatable, Sendable {
         public var oldContent: String?
         public var newContent: String?
     }
@@ -47,6 +56,8 @@ public enum JournalAction: Equatable, Sendable {
             return .file(.init(path: change.path, oldContent: change.newContent, newContent: change.oldContent))
         case .module(let change):
             return .module(.init(name: change.name, loaded: !change.loaded))
+        case .nftTable(let change):
+            return .nftTable(.init(oldContent: change.newContent, newContent: change.oldContent))
         }
     }
 
@@ -56,6 +67,7 @@ public enum JournalAction: Equatable, Sendable {
         case .sysctl(let change): return change.key
         case .file(let change): return change.path.string
         case .module(let change): return change.name
+        case .nftTable: return "table " + CureTable.qualifiedName
         }
     }
 
@@ -66,6 +78,8 @@ public enum JournalAction: Equatable, Sendable {
         case .file(let change) where change.newContent == nil: return "removing \(change.path.string)"
         case .file(let change): return "writing \(change.path.string)"
         case .module(let change): return change.loaded ? "loading module \(change.name)" : "unloading module \(change.name)"
+        case .nftTable(let change) where change.newContent == nil: return "removing nft table \(CureTable.qualifiedName)"
+        case .nftTable: return "loading nft table \(CureTable.qualifiedName)"
         }
     }
 }
@@ -189,6 +203,10 @@ extension JournalEntry {
                     return Action(
                         type: "module", key: change.name, path: KernelPaths.sysModule(change.name).string,
                         old: change.loaded ? 0 : 1, new: change.loaded ? 1 : 0)
+                case .nftTable(let change):
+                    return Action(
+                        type: "nft-table", key: CureTable.qualifiedName, path: KernelPaths.curesTable.string,
+                        old_content: change.oldContent, new_content: change.newContent)
                 }
             })
         let encoder = JSONEncoder()
@@ -240,6 +258,14 @@ extension JournalEntry {
                 return .file(.init(path: FilePath(action.path), oldContent: action.old_content, newContent: action.new_content))
             case ("module", let name?, _, let new?):
                 return .module(.init(name: name, loaded: new == 1))
+            case ("nft-table", let table?, _, _):
+                // Whatever a journal says, rollback touches no table but cttune's own.
+                guard table == CureTable.qualifiedName else {
+                    throw TunerError.malformed(
+                        path: path,
+                        detail: "an nft-table action names table \(Echo.quoted(table, limit: 80)), not cttune's own — move it aside")
+                }
+                return .nftTable(.init(oldContent: action.old_content, newContent: action.new_content))
             default:
                 throw TunerError.malformed(path: path, detail: "action of type \"\(action.type)\" on \(action.path) lacks key, old or new")
             }

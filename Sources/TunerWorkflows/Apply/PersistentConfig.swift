@@ -91,6 +91,13 @@ public struct PersistentConfig: Equatable {
                 """
             )
         }
+        // The cures: a replacement script that loads cttune's table whole
+        // (`nft -f`); the boot apply loads the same table from the profile.
+        files.append(
+            File(
+                path: KernelPaths.curesTable,
+                content: CureTable.ruleset(for: plan.cures, classes: plan.profile.classes).map { header + CureTable.replacement(with: $0) })
+        )
         if plan.facts.conntrack == .builtIn && globalsPersist, let hashsize {
             var note =
                 """

@@ -9,6 +9,7 @@ public struct RestoredItem: Equatable, Sendable {
     /// What a rollback restores: a setting, a file or a module.
     public enum Kind: String, Sendable {
         case sysctl, file, module
+        case nftTable = "nft-table"
     }
 
     /// A setting's value, a file's size or a module's state.
@@ -146,6 +147,7 @@ public enum Rollback {
         case .sysctl(let change): return "sysctl:" + change.key
         case .file(let change): return "file:" + change.path.string
         case .module(let change): return "module:" + change.name
+        case .nftTable: return "nft-table:" + CureTable.qualifiedName
         }
     }
 
@@ -182,6 +184,25 @@ public enum Rollback {
                 if current != change.oldContent {
                     itemOfAction.append(items.count - 1)
                     actions.append(.file(.init(path: change.path, oldContent: current, newContent: change.oldContent)))
+                }
+            case .nftTable(let change) where !root.isLive:
+                // Like a module: the running kernel's ruleset is not the tree's.
+                items.append(
+                    RestoredItem(
+                        kind: .nftTable, target: "table " + CureTable.qualifiedName, before: .notRead, after: .notRead,
+                        result: "skipped",
+                        error:
+                            "--root: the running kernel's ruleset is not the tree's; the restored boot-time file applies at its next boot"))
+            case .nftTable(let change):
+                let current = try CureTableLive.read()
+                items.append(
+                    RestoredItem(
+                        kind: .nftTable, target: "table " + CureTable.qualifiedName, before: RestoredItem.State(fileContent: current),
+                        after: RestoredItem.State(fileContent: change.oldContent),
+                        result: current == change.oldContent ? "unchanged" : "rolled-back"))
+                if current != change.oldContent {
+                    itemOfAction.append(items.count - 1)
+                    actions.append(.nftTable(.init(oldContent: current, newContent: change.oldContent)))
                 }
             case .module(let change) where !root.isLive && modules == nil:
                 // A tree's modules are loaded by the system that boots it;

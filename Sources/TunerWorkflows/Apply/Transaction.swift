@@ -117,6 +117,13 @@ public struct Transaction {
                     for: errno, module: change.name,
                     live: errno == .resourceBusy ? try? LiveModules.read(from: root) : nil)
             }
+        case .nftTable(let change):
+            // The running kernel's ruleset: a tree gets the boot-time file only.
+            guard root.isLive else {
+                throw TunerError.writeFailed(
+                    path: "table \(CureTable.qualifiedName)", reason: "--root: the running kernel's ruleset is not the tree's")
+            }
+            try CureTableLive.replace(with: change.newContent)
         }
     }
 }

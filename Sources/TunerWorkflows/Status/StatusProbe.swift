@@ -50,6 +50,15 @@ public struct StatusProbe {
             census?.topShown = policy.topClasses
             return census
         }
+        // Beside the census, which says what each class holds: which classes
+        // live by a policy of cttune's table (never for a --root tree).
+        if readings.census != nil && root.isLive {
+            do {
+                readings.cures = try CureInForce.read()
+            } catch {
+                readings.curesProblem = "\(error)"
+            }
+        }
         return readings
     }
 

@@ -19,6 +19,11 @@ public struct StatusReadings: Sendable, Equatable {
     public var censusProblem: String?
     /// Why the census ran or was skipped (the census policy's reason).
     public var censusReason: String?
+    /// cttune's cures in force (its nft table), read with the census; `nil`
+    /// when not read or there is no such table.
+    public var cures: [CureInForce]?
+    /// Why the cures could not be read, when they were to be.
+    public var curesProblem: String?
     public var kernelLog: KernelLogEvidence
     /// Now, on the kernel log's clock (seconds since boot) and the wall clock.
     public var secondsSinceBoot: Double
@@ -271,7 +276,7 @@ public struct StatusReport: Sendable, Equatable {
         return "\(worst.name.uppercased()): " + findings.filter { $0.level == worst }.map(\.message).joined(separator: "; ")
     }
 
-    package static func percent(_ ratio: Double) -> String { String(cFormat: "%.1f %%", ratio * 100) }
+    package static func percent(_ ratio: Double) -> String { Formatting.percent(ratio) }
 
     static func seconds(_ value: Double) -> String { String(cFormat: "%.1f s", value) }
 

@@ -45,6 +45,9 @@ enum HostileInputs {
             "load:\n  tcp:\n    new_per_second", "load:\n  tcp:\n    established_seconds", "burst_factor", "headroom",
             "memory_budget_percent", "chain_length", "gc_latency_seconds", "timeouts:\n  nf_conntrack_tcp_timeout_time_wait",
             "timeout_floors:\n  nf_conntrack_udp_timeout",
+            "classes:\n  - match: {protocol: udp}\n    load:\n      udp:\n        new_per_second",
+            "classes:\n  - match: {protocol: tcp, ports: [80]}\n    burst_factor", "classes:\n  - match:\n      ports",
+            "classes:\n  - match: {protocol: udp}\n    cure", "classes:\n  - match: {protocol: icmp}\n    match",
         ])
         switch generator.next() % 12 {
         case 0: return "\(key): \(number(&generator))\n"
@@ -278,7 +281,7 @@ struct HostileInputFuzzTests {
 
     @Test(
         "every generated case exits with a contract code, prints at most one error line and leaves the outside untouched",
-        .enabled(if: TestHost.isRoot, "FIFOs and trees owned by root"), .timeLimit(.minutes(5)))
+        .enabled(if: TestHost.isRoot, "FIFOs and trees owned by root"), .timeLimit(.minutes(20)))
     func generatedCases() throws {
         let seeds = (0..<UInt64(Self.caseCount)).map { Self.firstSeed &+ $0 }
         print(

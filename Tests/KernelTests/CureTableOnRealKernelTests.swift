@@ -1,0 +1,135 @@
+import Foundation
+import TestSupport
+import Testing
+
+@testable import TunerCore
+@testable import TunerModel
+
+/// cttune's table of cures against the kernel: two namespaces joined by a
+/// veth pair, a stateful firewall on the server, and the table the planner
+/// writes for a profile's classes. The kernel's own listing (`conntrack -L`)
+/// shows which entries got the class's policy, and removing the table gives
+/// back the exact ruleset.
+@Suite("cttune's table of cures, on the real kernel", .enabled(if: TestHost.realKernel, TestHost.realKernelReason))
+struct CureTableOnRealKernelTests {
+    static let serverAddress = "10.79.0.1"
+    static let clientAddress = "10.79.0.2"
+    static let script = TestPaths.package.appendingPathComponent("scripts/class-traffic.py").path
+
+    static let profile = """
+        classes:
+          - name: dns
+            match: {direction: inbound, protocol: udp, ports: 53}
+            load: {udp: {new_per_second: 100, stream_ratio: 0}}
+            cure: timeouts
+          - match: {direction: outbound, protocol: tcp, ports: 5432}
+            load: {tcp: {new_per_second: 1, established_seconds: 3600}}
+            cure: timeouts
+        """
+
+    /// conntrack -L's lines for `protocol` to `port` in the original direction, and their seconds left.
+    static func timeouts(_ listing: String, protocol name: String, port: Int) -> [Int] {
+        listing.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ")
+            guard fields.first == Substring(name), fields.first(where: { $0.hasPrefix("dport=") }) == "dport=\(port)" else { return nil }
+            return fields.count > 2 ? Int(fields[2]) : nil
+        }
+    }
+
+    @Test("apply loads the table through libnftables in one journaled step; again is unchanged; rollback gives the ruleset back")
+    func applyAndRollBack() throws {
+        let state = try PrivateState()
+        defer { state.remove() }
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let profile = directory.appendingPathComponent("cures.yaml")
+        try Self.profile.write(to: profile, atomically: true, encoding: .utf8)
+        let pair = try NamespacePair("cureb", serverAddress: Self.serverAddress, clientAddress: Self.clientAddress)
+        defer { pair.delete() }
+        let (server, client) = (pair.server, pair.client)
+        let before = try server.exec(["nft", "list", "ruleset"])
+        func apply(_ extra: [String] = []) throws -> PrintedJSON {
+            try PrintedJSON(
+                try state.cttune(
+                    ["apply", "--profile", profile.path, "--runtime-only", "--allow-partial", "--format", "json"] + extra, in: server))
+        }
+
+        let check = try apply(["--check", "--diff"])
+        let planned = try #require(check.object["cure_table"] as? [String: Any])
+        #expect(planned["action"] as? String == "created", "\(planned)")
+        #expect((planned["diff"] as? String)?.contains("+\tct timeout class_0 {") == true)
+        #expect(try server.exec(["nft", "list", "ruleset"]) == before, "--check changes nothing")
+
+        let untreated = try PrintedJSON(try state.cttune(["status", "--census", "--window", "0", "--format", "json"], in: server))
+        #expect(untreated.object["cures"] is NSNull, "no table, no cures")
+        let first = try apply()
+        let table = try #require(first.object["cure_table"] as? [String: Any])
+        #expect(table["action"] as? String == "created" && table["result"] as? String == "applied", "\(table)")
+        let journal = try #require(first.object["journal_id"] as? String)
+        #expect(try server.exec(["nft", "list", "table", "inet", "cttune"]).contains("ct timeout set \"class_0\""))
+        try client.exec(["python3", Self.script, "udp", Self.serverAddress, "53", "5"])
+        let cured = Self.timeouts(try server.exec(["conntrack", "-L"]), protocol: "udp", port: 53)
+        #expect(cured.count == 5 && cured.allSatisfy { $0 <= 10 }, "\(cured)")
+
+        // status, with its census, names the cures in force and their policies.
+        let status = try PrintedJSON(try state.cttune(["status", "--census", "--window", "0", "--format", "json"], in: server))
+        let cures = try #require(status.object["cures"] as? [[String: Any]], "\(status.object.keys)")
+        #expect(cures.map { $0["class"] as? String } == ["dns", "outbound tcp/5432"])
+        #expect((cures.first?["policy"] as? [String: Any])?["unreplied"] as? Int == 10)
+
+        let again = try apply()
+        #expect((again.object["cure_table"] as? [String: Any])?["action"] as? String == "unchanged")
+        #expect(again.object["journal_id"] is NSNull, "nothing changed, nothing journaled")
+
+        let rollback = try state.cttune(["rollback", journal, "--format", "json"], in: server)
+        #expect(rollback.status == 0, "\(rollback.stdout) \(rollback.stderr)")
+        #expect(try server.exec(["nft", "list", "ruleset"]) == before)
+    }
+
+    @Test(
+        "each cured class's new entries live by its policy, the rest by the namespace's timeouts; removing the table restores the ruleset")
+    func policiesTakeEffect() throws {
+        let loaded = try ProfileCatalog(searchDirectories: [], builtins: BuiltinProfiles.yamlByName.merging(["cures": Self.profile]) { $1 })
+            .load("cures")
+        let plan = Planner.plan(for: FixtureFacts.host(memory: 4 << 30), profile: loaded)
+        let table = try #require(CureTable.ruleset(for: plan.cures, classes: loaded.classes))
+        let udpPolicy = try #require(plan.cures[0].policy?.timeouts[.udpTimeout])
+        let establishedPolicy = try #require(plan.cures[1].policy?.timeouts[.tcpTimeoutEstablished])
+
+        let pair = try NamespacePair("curea", serverAddress: Self.serverAddress, clientAddress: Self.clientAddress)
+        defer { pair.delete() }
+        let (server, client) = (pair.server, pair.client)
+        let before = try server.exec(["nft", "list", "ruleset"])
+
+        // Loaded twice: the replacement is whole and repeatable.
+        try server.exec(["nft", "-f", "-"], input: CureTable.replacement(with: table))
+        try server.exec(["nft", "-f", "-"], input: CureTable.replacement(with: table))
+        // Written as nft lists it: a table in place compares equal to the plan's.
+        let listed = try server.exec(["nft", "list", "table", "inet", "cttune"])
+        #expect(listed == table, "listed:\n\(listed)\nplanned:\n\(table)")
+
+        let listener = try BackgroundProcess(["ip", "netns", "exec", client.name, "python3", Self.script, "listen", "5432", "30"])
+        defer { listener.interrupt() }
+        #expect(listener.waitForOutput(containing: "ready", atMost: 30))
+        try client.exec(["python3", Self.script, "udp", Self.serverAddress, "53", "20"])
+        try client.exec(["python3", Self.script, "udp", Self.serverAddress, "54", "20"])
+        let holder = try BackgroundProcess([
+            "ip", "netns", "exec", server.name, "python3", Self.script, "connect", Self.clientAddress, "5432", "3", "30",
+        ])
+        defer { holder.interrupt() }
+        #expect(holder.waitForOutput(containing: "ready", atMost: 30), "the cured TCP class still connects")
+
+        let listing = try server.exec(["conntrack", "-L"])
+        let cured = Self.timeouts(listing, protocol: "udp", port: 53), plain = Self.timeouts(listing, protocol: "udp", port: 54)
+        let udpDefault = try server.sysctl("net.netfilter.nf_conntrack_udp_timeout")
+        #expect(cured.count == 20 && plain.count == 20, "\(listing)")
+        #expect(cured.allSatisfy { $0 <= udpPolicy }, "udp/53 entries: \(cured), policy \(udpPolicy) s")
+        #expect(plain.allSatisfy { $0 > udpPolicy && $0 <= udpDefault }, "udp/54 entries: \(plain), namespace \(udpDefault) s")
+        let established = Self.timeouts(listing, protocol: "tcp", port: 5432)
+        #expect(established.count == 3)
+        #expect(established.allSatisfy { $0 <= establishedPolicy && $0 > establishedPolicy - 60 }, "tcp/5432: \(established)")
+
+        try server.exec(["nft", "-f", "-"], input: CureTable.replacement(with: nil))
+        #expect(try server.exec(["nft", "list", "ruleset"]) == before)
+    }
+}
