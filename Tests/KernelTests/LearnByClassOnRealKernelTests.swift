@@ -160,12 +160,14 @@ struct LearnByClassOnRealKernelTests {
             "--format", "json", "--output", learnedFile,
         ])
         let (printed, learnEnded) = learn.wait(atMost: Self.learnSeconds + 30)
-        let loadOutputs = load.map { $0.wait(atMost: Self.outHold + 30) }
-        try #require(learnEnded && learn.exitStatus == 0, "learn exited \(learn.exitStatus): \(printed)")
+        let loadOutputs = load.map { $0.wait(atMost: Self.learnSeconds + Self.leadSeconds + Self.outHold + 40) }
         try #require(loadOutputs.allSatisfy { $0.endedInTime }, "ct-loadgen ended")
         let generated = try Self.generated(loadOutputs.map { $0.output })
+        print("generated: \(generated.mapValues { "\($0["flows"] ?? "?") flows, \($0["rate"] ?? "?")/s, \($0["orphans"] ?? 0) orphans" })")
         for (name, row) in generated { #expect(row["failures"] as? Int == 0, "\(name): \(row)") }
+        #expect(generated.count == 4, "four classes generated (noise included): \(generated.keys.sorted())")
         #expect(generated[Self.classes.tcp]?["orphans"] as? Int ?? 0 > 0, "the mix made orphans: \(generated)")
+        try #require(learnEnded && learn.exitStatus == 0, "learn exited \(learn.exitStatus): \(printed)")
 
         let report = try #require(try JSONSerialization.jsonObject(with: Data(printed.utf8)) as? [String: Any])
         let learned = try #require(report["classes"] as? [[String: Any]], "learn lists classes: \(report.keys.sorted())")
@@ -267,7 +269,7 @@ struct LearnByClassOnRealKernelTests {
                 for (name, entries) in try Self.classEntries(server) { peaks[name] = max(peaks[name] ?? 0, entries) }
                 Thread.sleep(forTimeInterval: max(0, 0.5 - Date().timeIntervalSince(tick)))
             }
-            let outputs = rerun.map { $0.wait(atMost: Self.outHold + 30) }
+            let outputs = rerun.map { $0.wait(atMost: Self.rerunSeconds + Self.outHold + 40) }
             try #require(outputs.allSatisfy { $0.endedInTime }, "ct-loadgen ended")
             let carriedRun = try Self.generated(outputs.map { $0.output })
             let drops = try conntrackDrops(in: server) - dropsBefore
