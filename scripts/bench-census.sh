@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The status census at scale: cttune status --census (ctnetlink, counted as it
-# streams) against conntrack -L -o xml and conntrack -C on the same table,
+# streams; by flow class, the default, and without classes, --top 0) against
+# conntrack -L -o xml and conntrack -C on the same table,
 # from 10 k to 1 M UDP entries in a network namespace with a ct state rule and
 # a pinned 1 h UDP timeout (nothing expires between the reads). Then the CPU of
 # a healthy timer run (counters only). Needs root.
@@ -65,26 +66,34 @@ best_of() {
   echo "$best"
 }
 
+# ratio A B: A / B to two places, "-" when B is zero (too fast to time).
+ratio() {
+  if [ "$(echo "$2 == 0" | bc)" -eq 1 ]; then echo -; else echo "scale=2; $1 / $2" | bc; fi
+}
+
 # The kernel's share: a dump that only counts headers (scripts/ctnetlink-floor.c).
 floor=$work/ctnetlink-floor
 if ! cc -O2 -o "$floor" scripts/ctnetlink-floor.c 2>/dev/null; then floor=true; fi
 
 echo "== status census (ctnetlink) against conntrack -L -o xml, same table, best of $runs; $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), kernel $(uname -r)"
-echo "   kernel_s: the same dump with every entry ignored, the floor for any census"
-printf '%-9s %9s %8s %7s %9s %7s %6s %10s %7s %7s %10s %8s\n' entries census_s kernel_s xml_s ratio list_s C_s census_cpu xml_cpu cpu_ratio census_MiB xml_MiB
+echo "   census_s: by flow class (the default, --top 10); top0_s: --top 0, no classes (class_ratio: census_s / top0_s);"
+echo "   kernel_s: the same dump with every entry ignored, the floor for any census; ratio: census_s / xml_s"
+header='%-9s %9s %7s %11s %8s %7s %9s %7s %6s %10s %7s %7s %10s %8s\n'
+printf "$header" entries census_s top0_s class_ratio kernel_s xml_s ratio list_s C_s census_cpu xml_cpu cpu_ratio census_MiB xml_MiB
 filled=0
 for size in $sizes; do
   ip netns exec "$ns" python3 "$work/fill.py" "$filled" "$size"
   filled=$size
   count=$(ip netns exec "$ns" cat /proc/sys/net/netfilter/nf_conntrack_count)
   read -r census_s census_kib census_cpu <<<"$(best_of "$cttune" status --census --window 0 --format json)"
+  read -r top0_s _ _ <<<"$(best_of "$cttune" status --census --top 0 --window 0 --format json)"
   read -r kernel_s _ _ <<<"$(best_of "$floor")"
   read -r xml_s xml_kib xml_cpu <<<"$(best_of conntrack -L -o xml)"
   read -r list_s _ _ <<<"$(best_of conntrack -L)"
   read -r count_s _ _ <<<"$(best_of conntrack -C)"
-  printf '%-9s %9s %8s %7s %9s %7s %6s %10s %7s %7s %10s %8s\n' "$count" "$census_s" "$kernel_s" "$xml_s" \
-    "$(echo "scale=2; $census_s / $xml_s" | bc)" "$list_s" "$count_s" "$census_cpu" "$xml_cpu" \
-    "$(echo "scale=2; $census_cpu / $xml_cpu" | bc)" "$(echo "scale=1; $census_kib / 1024" | bc)" "$(echo "scale=1; $xml_kib / 1024" | bc)"
+  printf "$header" "$count" "$census_s" "$top0_s" "$(ratio "$census_s" "$top0_s")" "$kernel_s" "$xml_s" \
+    "$(ratio "$census_s" "$xml_s")" "$list_s" "$count_s" "$census_cpu" "$xml_cpu" \
+    "$(ratio "$census_cpu" "$xml_cpu")" "$(echo "scale=1; $census_kib / 1024" | bc)" "$(echo "scale=1; $xml_kib / 1024" | bc)"
 done
 
 # A healthy timer run: the unit's own command line minus the census (a

@@ -67,8 +67,10 @@ static inline uint32_t cttune_attr_be32(const struct nlattr *attr) {
 
 /* Decodes the census attributes of a conntrack message (a dump reply or an
  * event). Unknown and short attributes are skipped, never read past.
+ * tuples 0: the addresses, ports and ICMP type are not read (a census without
+ * flow classes); the protocol number always is.
  * Returns 0, or -1 when the message is too short to carry an nfgenmsg. */
-static inline int cttune_ct_decode(const struct nlmsghdr *nlh, struct cttune_ct_entry *out) {
+static inline int cttune_ct_decode(const struct nlmsghdr *nlh, struct cttune_ct_entry *out, int tuples) {
     memset(out, 0, sizeof(*out));
     out->tcp_state = 255;
     if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(struct nfgenmsg))) return -1;
@@ -95,6 +97,7 @@ static inline int cttune_ct_decode(const struct nlmsghdr *nlh, struct cttune_ct_
             int addresses = 0, ports = 0;
             mnl_attr_for_each_nested(tuple, attr) {
                 if (mnl_attr_get_type(tuple) == CTA_TUPLE_IP) {
+                    if (!tuples) continue;
                     const struct nlattr *ip;
                     mnl_attr_for_each_nested(ip, tuple) {
                         switch (mnl_attr_get_type(ip)) {
@@ -111,6 +114,7 @@ static inline int cttune_ct_decode(const struct nlmsghdr *nlh, struct cttune_ct_
                 const struct nlattr *proto;
                 mnl_attr_for_each_nested(proto, tuple) {
                     uint16_t proto_len = mnl_attr_get_payload_len(proto);
+                    if (!tuples && mnl_attr_get_type(proto) != CTA_PROTO_NUM) continue;
                     switch (mnl_attr_get_type(proto)) {
                     case CTA_PROTO_NUM:
                         if (proto_len >= 1) out->l4proto = mnl_attr_get_u8(proto);

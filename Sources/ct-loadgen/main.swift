@@ -30,6 +30,9 @@ import Foundation
 //   --burst-factor F --burst-at T --burst-seconds D
 //                         multiply every rate by F from T to T + D seconds
 // Every loop is bounded by --seconds plus --tail seconds of sampling.
+//
+// `ct-loadgen mix --role server|client --peer ADDRESS …`: a three-class mix
+// between two namespaces, one process in each (see Mix.swift).
 
 struct Options {
     var rate = 100.0
@@ -201,9 +204,18 @@ func startUDPEcho(port: UInt16) -> Int32 {
 
 /// One connection: connect within the timeout and send a byte. Returns the
 /// open socket, or -1 on failure. `synOnly`: return right after the SYN.
-func openConnection(to host: UInt32, port: UInt16, timeoutMs: Int32, synOnly: Bool = false) -> Int32 {
+/// `sourcePort`: leave from that port (bound with SO_REUSEADDR).
+func openConnection(to host: UInt32, port: UInt16, timeoutMs: Int32, synOnly: Bool = false, sourcePort: UInt16? = nil) -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
     guard fd >= 0 else { return -1 }
+    if let sourcePort {
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        guard withSockaddr(address(0, sourcePort), { bind(fd, $0, $1) }) == 0 else {
+            close(fd)
+            return -1
+        }
+    }
     let started = withSockaddr(address(host, port)) { connect(fd, $0, $1) }
     if synOnly { return fd }  // half-open: the SYN is out; closing sends nothing more
     var ok = true
@@ -265,6 +277,7 @@ struct ShareScheduler {
     }
 }
 
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "mix" { runMix(Array(CommandLine.arguments.dropFirst(2))) }
 let options = parseOptions()
 var serverPorts = [options.port]
 if options.orphanShare > 0 { serverPorts.append(options.orphanPort) }

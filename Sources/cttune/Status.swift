@@ -40,7 +40,8 @@ extension Cttune {
         var censusEvery: Int?
         @Option(
             help: ArgumentHelp(
-                "With a census: list this many flow classes (direction protocol/service) before one 'other' row.", valueName: "n"))
+                "With a census: list this many flow classes (direction protocol/service) before one 'other' row; 0: no classes.",
+                valueName: "n"))
         var top: Int = EntryCensus.defaultTopClasses
         @Flag(help: "Read every network namespace the host can see (/run/netns, Docker's, each process's), one row each, with totals.")
         var allNamespaces = false

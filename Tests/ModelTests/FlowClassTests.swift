@@ -66,5 +66,8 @@ struct FlowClassTests {
         #expect(IPAddress("fd00::1") == IPAddress(bytes: [0xfd, 0] + [UInt8](repeating: 0, count: 13) + [1]))
         #expect(IPAddress("127.1.2.3")?.isLoopback == true && IPAddress("::1")?.isLoopback == true)
         for bad in ["10.0.0", "10.0.0.256", "1::2::3", "fd00:::1", "x.y.z.w", ""] { #expect(IPAddress(bad) == nil, "\(bad)") }
+        // The decoder's words: an IPv4 address keeps only its 4 bytes, whatever follows them in the field.
+        #expect(IPAddress(high: 0x0A4D_0001_DEAD_BEEF, low: 7, isIPv6: false) == IPAddress("10.77.0.1"))
+        #expect(IPAddress(high: 0xFD00 << 48, low: 1, isIPv6: true) == IPAddress("fd00::1"))
     }
 }

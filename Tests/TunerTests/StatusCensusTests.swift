@@ -117,6 +117,26 @@ struct StatusCensusTests {
         #expect(dig(sampled, "entries", "total") as? Int == 18)
     }
 
+    @Test("--top 0 counts what the census by class counts and lists no class")
+    func censusWithoutClasses() throws {
+        let namespace = try TestNamespace("census")
+        defer { namespace.delete() }
+        try insertMixedEntries(in: namespace)
+        func entries(_ top: String) throws -> [String: Any] {
+            let result = try namespace.run([TestPaths.cttune, "status", "--census", "--top", top, "--window", "0", "--format", "json"])
+            #expect(result.status == 0, "\(result.stderr)")
+            return try #require(dig(try jsonObject(result), "entries") as? [String: Any], "no census: \(result.stdout)")
+        }
+        let byClass = try entries("10")
+        let unclassified = try entries("0")
+        #expect((unclassified["by_class"] as? [Any])?.isEmpty == true, "by_class: \(unclassified["by_class"] ?? "absent")")
+        let rows = try #require(byClass["by_class"] as? [[String: Any]])
+        #expect(rows.reduce(0) { $0 + ((($1["entries"]) as? Int) ?? 0) } == 18, "the classes add up to the total: \(rows)")
+        #expect(ToolCount(census: unclassified) == ToolCount(census: byClass))
+        #expect(ToolCount(census: unclassified).total == 18)
+        #expect(dig(unclassified, "orphans", "count") as? Int == dig(byClass, "orphans", "count") as? Int)
+    }
+
     @Test("status executes no program for the census: one execve (its own), traced with strace", .enabled(if: Fleet.has("strace")))
     func noToolRuns() throws {
         let namespace = try TestNamespace("census")

@@ -21,6 +21,13 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible, Comparable
         (high, low, isIPv6) = (first, second, bytes.count == 16)
     }
 
+    /// From the two words as the kernel's 16-byte field holds them (IPv4 in its
+    /// first 4 bytes), read as big-endian integers; an IPv4 address keeps only
+    /// the top 4 bytes of `high`. Not generic: a census builds two per entry.
+    public init(high: UInt64, low: UInt64, isIPv6: Bool) {
+        (self.high, self.low, self.isIPv6) = isIPv6 ? (high, low, true) : (high & 0xFFFF_FFFF_0000_0000, 0, false)
+    }
+
     /// Parses `192.0.2.1` or `2001:db8::1`.
     public init?(_ text: String) {
         if !text.contains(":") {

@@ -139,12 +139,15 @@ public final class ConntrackNetlink {
     /// Streams this namespace's conntrack table (IPv4 and IPv6), calling
     /// `visit` for each entry as its batch arrives; nothing is kept.
     ///
-    /// - Parameter visit: returns `false` to stop reading (the kernel ends the
-    ///   dump when the socket closes or the next dump starts).
+    /// - Parameters:
+    ///   - readingTuples: `false` leaves each entry's `tuple` `nil` (addresses
+    ///     and ports are not decoded): a census without flow classes.
+    ///   - visit: returns `false` to stop reading (the kernel ends the dump
+    ///     when the socket closes or the next dump starts).
     /// - Returns: how the dump ended.
     /// - Throws: `NetlinkError` (EPERM without CAP_NET_ADMIN; ENOBUFS…).
     /// The corresponding message is `IPCTNL_MSG_CT_GET` with `NLM_F_DUMP`.
-    public func dump(_ visit: (ConntrackEntry) -> Bool) throws -> DumpEnd {
+    public func dump(readingTuples: Bool = true, _ visit: (ConntrackEntry) -> Bool) throws -> DumpEnd {
         sequence &+= 1
         let request = UnsafeMutableRawPointer.allocate(byteCount: Self.requestBytes, alignment: 8)
         defer { request.deallocate() }
@@ -153,6 +156,7 @@ public final class ConntrackNetlink {
             throw NetlinkError(call: "conntrack dump request", errno: Errno(rawValue: Glibc.errno))
         }
         var interrupted = false
+        let tuples: Int32 = readingTuples ? 1 : 0
         while true {
             let received = mnl_socket_recvfrom(socket, buffer.baseAddress, buffer.count)
             if received < 0 {
@@ -185,7 +189,7 @@ public final class ConntrackNetlink {
                 case NLMSG_NOOP, NLMSG_OVERRUN:
                     break
                 default:
-                    if cttune_ct_decode(message, &entry) == 0, !visit(Self.entry(entry, event: .dumped)) { return .stopped }
+                    if cttune_ct_decode(message, &entry, tuples) == 0, !visit(Self.entry(entry, event: .dumped)) { return .stopped }
                 }
                 message = UnsafePointer(mnl_nlmsg_next(message, &left))
             }
@@ -249,7 +253,7 @@ public final class ConntrackNetlink {
         var message = UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: nlmsghdr.self)
         var raw = cttune_ct_entry()
         while mnl_nlmsg_ok(message, left) {
-            if Int32(message.pointee.nlmsg_type) >= NLMSG_MIN_TYPE, cttune_ct_decode(message, &raw) == 0 {
+            if Int32(message.pointee.nlmsg_type) >= NLMSG_MIN_TYPE, cttune_ct_decode(message, &raw, 1) == 0 {
                 let event: ConntrackEvent
                 if raw.message == UInt8(IPCTNL_MSG_CT_DELETE.rawValue) {
                     event = .destroyed
@@ -271,19 +275,19 @@ public final class ConntrackNetlink {
             status: raw.status, timeoutSeconds: raw.has_timeout != 0 ? Int(raw.timeout) : nil,
             id: raw.has_id != 0 ? raw.id : nil, event: event)
         if raw.has_addresses != 0 {
-            let length = raw.family == UInt8(AF_INET6) ? 16 : 4
-            let (source, destination) = withUnsafeBytes(of: raw.source) { source in
-                withUnsafeBytes(of: raw.destination) { destination in
-                    (IPAddress(bytes: source.prefix(length)), IPAddress(bytes: destination.prefix(length)))
-                }
+            let isIPv6 = raw.family == UInt8(AF_INET6)
+            // Two big-endian words straight from the 16-byte fields (zeroed past an IPv4 address).
+            func address(_ bytes: UnsafeRawBufferPointer) -> IPAddress {
+                IPAddress(
+                    high: UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+                    low: UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)), isIPv6: isIPv6)
             }
-            if let source, let destination {
-                entry.tuple = FlowTuple(
-                    protocolNumber: raw.l4proto, source: source, destination: destination,
-                    sourcePort: raw.has_ports != 0 ? raw.source_port : nil,
-                    destinationPort: raw.has_ports != 0 ? raw.destination_port : nil,
-                    icmpType: raw.has_icmp_type != 0 ? raw.icmp_type : nil)
-            }
+            entry.tuple = FlowTuple(
+                protocolNumber: raw.l4proto, source: withUnsafeBytes(of: raw.source, address),
+                destination: withUnsafeBytes(of: raw.destination, address),
+                sourcePort: raw.has_ports != 0 ? raw.source_port : nil,
+                destinationPort: raw.has_ports != 0 ? raw.destination_port : nil,
+                icmpType: raw.has_icmp_type != 0 ? raw.icmp_type : nil)
         }
         return entry
     }

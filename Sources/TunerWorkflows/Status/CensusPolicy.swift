@@ -16,7 +16,8 @@ public struct CensusPolicy: Sendable, Equatable {
     public var sampleLimit: Int?
     /// `--census-every N`: also on every Nth run, counted in `KernelPaths.statusRunCounter`.
     public var everyNthRun: Int?
-    /// `--top N`: how many flow classes the census lists before its `other` row.
+    /// `--top N`: how many flow classes the census lists before its `other` row;
+    /// 0 classifies nothing (the census's cheapest form).
     public var topClasses: Int
 
     public init(always: Bool = false, sampleLimit: Int? = nil, everyNthRun: Int? = nil, topClasses: Int = EntryCensus.defaultTopClasses) {

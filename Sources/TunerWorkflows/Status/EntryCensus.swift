@@ -125,15 +125,17 @@ extension EntryCensus {
     /// - Parameters:
     ///   - sampleLimit: read only this many entries and scale the counts to `liveCount`.
     ///   - liveCount: nf_conntrack_count, the size a sample is scaled to.
+    ///   - classifying: `false` (`--top 0`) counts no flow classes: the dump's
+    ///     addresses and ports are not even decoded.
     /// - Returns: `nil` in a tree without /proc/net/nf_conntrack.
     /// - Throws: `NetlinkError` (EPERM without CAP_NET_ADMIN, …).
     public static func read(
-        from root: SystemRoot, establishedTimeout: Int?, sampleLimit: Int? = nil, liveCount: Int? = nil
+        from root: SystemRoot, establishedTimeout: Int?, sampleLimit: Int? = nil, liveCount: Int? = nil, classifying: Bool = true
     ) throws -> EntryCensus? {
         if root.isLive {
             return try dump(
                 using: ConntrackNetlink(), establishedTimeout: establishedTimeout, sampleLimit: sampleLimit, liveCount: liveCount,
-                classifier: try classifier(under: root))
+                classifier: classifying ? try classifier(under: root) : nil)
         }
         guard let table = try root.contents(of: KernelPaths.conntrackTable) else { return nil }
         return parseProcTable(table, establishedTimeout: establishedTimeout)
@@ -142,15 +144,17 @@ extension EntryCensus {
     /// Counts the entries of a ctnetlink dump as they arrive: a fixed set of
     /// counters, whatever the table's size. A dump the kernel flags as
     /// interrupted is read once more, then reported as `inconsistent`.
+    /// Without a classifier the entries' tuples are not decoded.
     public static func dump(
         using netlink: ConntrackNetlink, establishedTimeout: Int?, sampleLimit: Int? = nil, liveCount: Int? = nil,
         classifier: FlowClassifier? = nil
     ) throws -> EntryCensus {
         var tally = Tally(establishedTimeout: establishedTimeout, limit: sampleLimit, classifier: classifier)
-        var end = try netlink.dump { tally.add($0) }
+        let tuples = classifier != nil
+        var end = try netlink.dump(readingTuples: tuples) { tally.add($0) }
         if end == .interrupted {
             tally = Tally(establishedTimeout: establishedTimeout, limit: sampleLimit, classifier: classifier)
-            end = try netlink.dump { tally.add($0) }
+            end = try netlink.dump(readingTuples: tuples) { tally.add($0) }
         }
         var census = tally.census()
         census.inconsistent = end == .interrupted

@@ -46,7 +46,7 @@ public struct StatusProbe {
         readings.takeCensus(census, runNumber: runNumber) { policy in
             var census = try EntryCensus.read(
                 from: root, establishedTimeout: timeouts[.tcpTimeoutEstablished], sampleLimit: policy.sampleLimit,
-                liveCount: current.count)
+                liveCount: current.count, classifying: policy.topClasses > 0)
             census?.topShown = policy.topClasses
             return census
         }
