@@ -43,20 +43,11 @@ struct LearnByClassOnRealKernelTests {
     ]
     static let rerunSeconds = 60.0
 
-    /// Two namespaces joined by a veth pair; the server tracks everything
-    /// and hides from conntrack the FIN and RST of the inbound flows that
-    /// leave the client from the orphan source ports (raw priority, before
-    /// conntrack at -200), so those stay ESTABLISHED: orphans.
-    static func connect(_ server: TestNamespace, _ client: TestNamespace) throws {
-        let link = "cmx\(getpid() % 100_000)"
-        try Shell.check([
-            "ip", "link", "add", link + "s", "netns", server.name, "type", "veth", "peer", "name", link + "c", "netns", client.name,
-        ])
-        try server.exec(["ip", "addr", "add", serverAddress + "/24", "dev", link + "s"])
-        try client.exec(["ip", "addr", "add", clientAddress + "/24", "dev", link + "c"])
-        try server.exec(["ip", "link", "set", link + "s", "up"])
-        try client.exec(["ip", "link", "set", link + "c", "up"])
-        try server.trackLoopback()
+    /// The server of a `NamespacePair` hides from conntrack the FIN and RST
+    /// of the inbound flows that leave the client from the orphan source
+    /// ports (raw priority, before conntrack at -200), so those stay
+    /// ESTABLISHED: orphans.
+    static func hideOrphanCloses(_ server: TestNamespace) throws {
         try server.exec(
             ["nft", "-f", "-"],
             input: """
@@ -138,15 +129,13 @@ struct LearnByClassOnRealKernelTests {
     // The time limit also covers waiting for the global lock (other suites hold it for minutes).
     @Test(
         "per class: learned within 10 % of the mix (burst, orphans 20 %); the plan's peaks within 20 %, no drop",
-        .enabled(if: TestHost.realKernel, TestHost.realKernelReason), .timeLimit(.minutes(15)))
+        .enabled(if: TestHost.realKernel, TestHost.realKernelReason), .timeLimit(.minutes(20)))
     func learnPlanCarryByClass() throws {
         let started = Date()
-        let server = try TestNamespace("mix-srv"), client = try TestNamespace("mix-cli")
-        defer {
-            server.delete()
-            client.delete()
-        }
-        try Self.connect(server, client)
+        let pair = try NamespacePair("mix", serverAddress: Self.serverAddress, clientAddress: Self.clientAddress)
+        defer { pair.delete() }
+        let (server, client) = (pair.server, pair.client)
+        try Self.hideOrphanCloses(server)
         for (name, seconds) in Self.learningTimeouts { try server.setSysctl("net.netfilter.nf_conntrack_\(name)", seconds) }
         let directory = try TestPaths.temporaryDirectory("cttune-learn-class")
         defer { try? FileManager.default.removeItem(at: directory) }

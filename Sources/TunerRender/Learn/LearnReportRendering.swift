@@ -206,7 +206,11 @@ extension LearnReport {
                         ])
                     })
             ),
-            ("rest", load.rest.map { rest in .object(rest.profileNumbers.map { ($0.name, member($0.number)) }) } ?? .null),
+            (
+                "rest",
+                load.rest.map { rest in .object([("measurements", .object(rest.profileNumbers.map { ($0.name, member($0.number)) }))]) }
+                    ?? .null
+            ),
             ("busiest_interval_seconds", .int(load.busiestIntervalSeconds)),
             ("orphan_idle_seconds", .int(Int(load.orphanIdleSeconds.rounded(.up)))),
             (
