@@ -266,9 +266,11 @@ struct LearnByClassOnRealKernelTests {
             #expect(drops == 0, "no packet dropped at the planned max")
             for (name, row) in carriedRun { #expect(row["failures"] as? Int == 0, "\(name): \(row)") }
             // Each class's peak is what its flows hold (within 20 %), and never
-            // above the worst-phase peak the table is sized for. On this host the
-            // GC reaped each class within about a second of expiry (flat plateaus
-            // at rate x dwell), so the modelled GC wait is not part of the check.
+            // above the worst-phase peak the table is sized for. The per-class
+            // counts come from ctnetlink dumps, and a dump evicts every expired
+            // entry it meets (measured: 500 expired UDP entries, count 500, then
+            // 0 after one `conntrack -L`): sampled every 0.5 s, a class never
+            // waits for the GC pass, so the modelled wait is not part of the check.
             for name in [Self.classes.udp, Self.classes.tcp, Self.classes.outbound, "other"] {
                 guard let prediction = predicted[name], let peak = peaks[name] else {
                     Issue.record("\(name): predicted \(predicted[name].map { "\($0)" } ?? "nothing"), measured \(peaks[name] ?? -1)")
