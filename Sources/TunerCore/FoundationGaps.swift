@@ -57,10 +57,11 @@ extension StringProtocol {
         return trimmed
     }
 
-    /// Cut or padded with spaces to `length` characters, as Foundation's
-    /// `padding(toLength:withPad: " ", startingAt: 0)`.
+    /// Padded with spaces to at least `length` characters. Unlike Foundation's
+    /// `padding(toLength:withPad:startingAt:)` a longer text is kept whole:
+    /// every caller aligns a column, and a cut name or number misleads.
     public func padded(toLength length: Int) -> String {
-        count >= length ? String(prefix(length)) : String(self) + String(repeating: " ", count: length - count)
+        count >= length ? String(self) : String(self) + String(repeating: " ", count: length - count)
     }
 }
 

@@ -425,6 +425,48 @@ struct LearnByClassTests {
         #expect(abs(try #require(learned.udpNewPerSecond.value) - 51) < 0.5, "the whole still counts every flow")
     }
 
+    @Test("every kind of class a census can name is written as a match the profile reader takes back, disjoint from the others")
+    func everyKindOfClassRoundTrips() throws {
+        let kinds = [
+            FlowClass(direction: .inbound, protocolNumber: 17, service: .port(53)),
+            FlowClass(direction: .inbound, isIPv6: true, protocolNumber: 6, service: .port(443)),
+            FlowClass(direction: .local, protocolNumber: 6, service: .ephemeral),
+            FlowClass(direction: .inbound, protocolNumber: 1, service: .icmpType(8)),
+            FlowClass(direction: .outbound, isIPv6: true, protocolNumber: 58, service: .icmpType(128)),
+            FlowClass(direction: .forwarded, protocolNumber: 47, service: .any),
+            FlowClass(direction: .outbound, protocolNumber: 132, service: .port(2905)),
+        ]
+        var load = LearnedLoad(windowSeconds: 60)
+        load.rest = LearnedLoad(windowSeconds: 60)
+        for (index, flowClass) in kinds.enumerated() {
+            var measured = LearnedLoad(windowSeconds: 60)
+            measured.tcpNewPerSecond = LearnedNumber(value: 3, sample: 180, basis: "180 new TCP flows in 60 s")
+            measured.udpNewPerSecond = LearnedNumber(value: 4, sample: 240, basis: "240 new UDP flows in 60 s")
+            measured.otherPerSecond = LearnedNumber(value: 5, sample: 300, basis: "300 new flows of other protocols in 60 s")
+            measured.burstFactor = LearnedNumber(value: 250, sample: 300, basis: "busiest 12 s")  // clamped to the schema's 100
+            load.classes.append(LearnedClass(flowClass: flowClass, entrySeconds: Double(100 - index), share: 0.1, load: measured))
+        }
+        let report = LearnReport(
+            load: load, namespace: nil, eventsSetting: 2, timeouts: LearnTimeouts(), requestedSeconds: 60,
+            startedAt: Date(timeIntervalSince1970: 0), ephemeralPorts: 30000...40000)
+        let profile = try ProfileCatalog(
+            searchDirectories: [], builtins: BuiltinProfiles.yamlByName.merging(["learned": report.profileYAML()]) { $1 }
+        ).load("learned")
+        #expect(profile.classes.map(\.name) == kinds.map(\.description))
+        let ephemeral = FlowClassifier(localAddresses: [], ephemeralPorts: 30000...40000).ephemeralPorts
+        for (declared, flowClass) in zip(profile.classes, kinds) {
+            #expect(declared.match.matches(flowClass, ephemeralPorts: ephemeral), "\(declared.name): \(declared.match)")
+            for other in kinds where other != flowClass {
+                #expect(!declared.match.matches(other, ephemeralPorts: ephemeral), "\(declared.name) also matches \(other)")
+            }
+            #expect(declared.burstFactor == 100)
+        }
+        #expect(profile.classes[0].udp.newPerSecond == 4 && profile.classes[1].tcp.newPerSecond == 3)
+        #expect(profile.classes[3].otherPerSecond == 5 && profile.classes[5].otherPerSecond == 5)
+        #expect(profile.classes[2].match.ports == [30000...40000])
+        #expect(profile.classes[4].match.icmpTypes == [128] && profile.classes[4].match.isIPv6 == true)
+    }
+
     @Test("the learned profile's classes are read back by the profile reader and planned")
     func profileRoundTrip() throws {
         let learned = Self.learn(Self.services(seconds: 120), seconds: 120, top: 3)

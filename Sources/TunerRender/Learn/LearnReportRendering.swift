@@ -142,7 +142,7 @@ extension LearnReport {
                 if openSections.insert(path).inserted { lines.append(base + String(repeating: "  ", count: level) + "\(part):") }
             }
             let text = "\(indent)\(key): \(plain(value, decimals: decimals))"
-            lines.append(text.padded(toLength: max(text.count, 30)) + " # \(comment)")
+            lines.append(text.padded(toLength: 30) + " # \(comment)")
         }
         return lines
     }
