@@ -173,7 +173,7 @@ public struct LoadLearner: Sendable {
     private mutating func countNew(at time: Double, flowClass: FlowClass?) {
         let second = max(0, Int(time - start))
         Self.count(second, in: &newPerSecond)
-        if let flowClass { Self.count(second, in: &classes[flowClass, default: ClassTally()].newPerSecond) }
+        if let flowClass { classes[flowClass, default: ClassTally()].newPerSecond[second, default: 0] += 1 }
     }
 
     private static func count(_ second: Int, in series: inout [Int]) {
@@ -201,7 +201,17 @@ public struct LoadLearner: Sendable {
     private func fold(_ flow: Flow, at time: Double, into bins: inout [CreationBin], orphanIdleSeconds: Double?) {
         let second = max(0, Int(flow.createdAt - start))
         if second >= bins.count { bins += Array(repeating: CreationBin(), count: second - bins.count + 1) }
-        var bin = bins[second]
+        fold(flow, at: time, into: &bins[second], orphanIdleSeconds: orphanIdleSeconds)
+    }
+
+    /// The same into a class's sparse bins: a class seen in a few seconds
+    /// of a long window holds a few bins, not one per second.
+    private func fold(_ flow: Flow, at time: Double, into bins: inout [Int: CreationBin], orphanIdleSeconds: Double?) {
+        fold(flow, at: time, into: &bins[max(0, Int(flow.createdAt - start)), default: CreationBin()], orphanIdleSeconds: orphanIdleSeconds)
+    }
+
+    /// Adds a flow's outcome to the bin of the second it was created in.
+    private func fold(_ flow: Flow, at time: Double, into bin: inout CreationBin, orphanIdleSeconds: Double?) {
         switch flow.protocolNumber {
         case 6:
             bin.tcp += 1
@@ -229,7 +239,6 @@ public struct LoadLearner: Sendable {
         default:
             bin.other += 1
         }
-        bins[second] = bin
     }
 
     // MARK: - Results
@@ -249,11 +258,11 @@ public struct LoadLearner: Sendable {
         let meanEstablished = allClosed.establishedCount > 0 ? allClosed.establishedSecondsSum / Double(allClosed.establishedCount) : 0
         let orphanIdle = max(orphanIdleFloorSeconds, orphanIdleMultiple * meanEstablished)
         var final = bins
-        var finalByClass = classes.mapValues(\.bins)
+        var finalByClass = classes.mapValues(\.bins)  // sparse
         for flow in flows.values where flow.origin == .observed {
             fold(flow, at: end, into: &final, orphanIdleSeconds: orphanIdle)
             if let flowClass = flow.flowClass {
-                fold(flow, at: end, into: &finalByClass[flowClass, default: []], orphanIdleSeconds: orphanIdle)
+                fold(flow, at: end, into: &finalByClass[flowClass, default: [:]], orphanIdleSeconds: orphanIdle)
             }
         }
         var load = numbers(final, newPerSecond: newPerSecond, window: window, orphanIdle: orphanIdle, meanEstablished: meanEstablished)
@@ -284,7 +293,7 @@ public struct LoadLearner: Sendable {
     /// The classes holding the most entry-seconds, each measured like the
     /// whole, and the rest: what no listed class holds.
     private func addClasses(
-        to load: inout LearnedLoad, end: Double, window: Double, bins: (all: [CreationBin], byClass: [FlowClass: [CreationBin]]),
+        to load: inout LearnedLoad, end: Double, window: Double, bins: (all: [CreationBin], byClass: [FlowClass: [Int: CreationBin]]),
         orphan: (idleSeconds: Double, meanEstablished: Double)
     ) {
         var entrySeconds = classes.mapValues(\.entrySeconds)
@@ -295,7 +304,8 @@ public struct LoadLearner: Sendable {
         let ranked = entrySeconds.sorted { ($0.value, $1.key.description) > ($1.value, $0.key.description) }.prefix(topClasses)
         var restBins = bins.all, restNew = newPerSecond
         for (flowClass, seconds) in ranked {
-            let classBins = bins.byClass[flowClass] ?? [], classNew = classes[flowClass]?.newPerSecond ?? []
+            let classBins = ClassTally.dense(bins.byClass[flowClass] ?? [:], empty: CreationBin())
+            let classNew = ClassTally.dense(classes[flowClass]?.newPerSecond ?? [:], empty: 0)
             for (index, bin) in classBins.enumerated() { restBins[index].subtract(bin) }
             for (index, count) in classNew.enumerated() { restNew[index] -= count }
             var measured = numbers(
@@ -441,9 +451,18 @@ public struct LoadLearner: Sendable {
 /// One class's creation bins, new flows per second, and the seconds its
 /// retired entries spent in the table inside the window.
 private struct ClassTally: Sendable {
-    var bins: [CreationBin] = []
-    var newPerSecond: [Int] = []
+    /// By creation second, sparse: thousands of classes of one flow each stay small.
+    var bins: [Int: CreationBin] = [:]
+    var newPerSecond: [Int: Int] = [:]
     var entrySeconds = 0.0
+
+    /// Sparse seconds as the dense series the measurement reads.
+    static func dense<Value>(_ sparse: [Int: Value], empty: Value) -> [Value] {
+        guard let last = sparse.keys.max() else { return [] }
+        var series = Array(repeating: empty, count: last + 1)
+        for (second, value) in sparse { series[second] = value }
+        return series
+    }
 }
 
 /// What is known about one flow while it lives.
