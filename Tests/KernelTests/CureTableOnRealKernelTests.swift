@@ -36,6 +36,42 @@ struct CureTableOnRealKernelTests {
         }
     }
 
+    @Test("every shape of class match loads, twice, and lists back exactly as planned (so a table in place is left alone)")
+    func everyShapeLoadsAsPlanned() throws {
+        let profile = """
+            classes:
+              - match: {direction: inbound, family: ipv4, protocol: tcp, ports: [80, "8000-8080"]}
+                load: {tcp: {new_per_second: 10}}
+                cure: timeouts
+              - match: {direction: outbound, protocol: udp}
+                load: {udp: {new_per_second: 10}}
+                cure: timeouts
+              - match: {direction: local, family: ipv6, protocol: tcp, ports: 443}
+                load: {tcp: {new_per_second: 10, established_seconds: 30}}
+                cure: timeouts
+              - match: {direction: forwarded, protocol: udp, ports: 53}
+                load: {udp: {new_per_second: 10}}
+                cure: timeouts
+              - match: {protocol: tcp, ports: 22}
+                load: {tcp: {new_per_second: 1}}
+                cure: timeouts
+              - match: {direction: inbound, protocol: udplite}
+                load: {udp: {new_per_second: 1}}
+                cures: [notrack]
+            """
+        let loaded = try ProfileCatalog(searchDirectories: [], builtins: BuiltinProfiles.yamlByName.merging(["shapes": profile]) { $1 })
+            .load("shapes")
+        let plan = Planner.plan(for: FixtureFacts.host(memory: 4 << 30), profile: loaded)
+        #expect(plan.cures.map(\.applied) == [.timeouts, .timeouts, .timeouts, .timeouts, .timeouts, Cure.none])
+        let table = try #require(CureTable.ruleset(for: plan.cures, classes: loaded.classes))
+        let namespace = try TestNamespace("cure-shapes")
+        defer { namespace.delete() }
+        try namespace.exec(["nft", "-f", "-"], input: CureTable.replacement(with: table))
+        try namespace.exec(["nft", "-f", "-"], input: CureTable.replacement(with: table))
+        let listed = try namespace.exec(["nft", "list", "table", "inet", "cttune"])
+        #expect(listed == table, "listed:\n\(listed)\nplanned:\n\(table)")
+    }
+
     @Test("apply loads the table through libnftables in one journaled step; again is unchanged; rollback gives the ruleset back")
     func applyAndRollBack() throws {
         let state = try PrivateState()

@@ -108,6 +108,10 @@ struct CureTests {
             error("    cure: notrack\n").contains("accepted"))
         #expect(
             ((try? Self.profile("classes:\n  - match: {protocol: gre}\n    cure: timeouts\n")) == nil))
+        #expect(error("    cure: notrack\n").contains("accepted"))
+        #expect(
+            ((try? Self.profile("classes:\n  - match: {protocol: udplite}\n    cures: [timeouts]\n")) == nil),
+            "UDP-Lite shares UDP's timeouts but a ct timeout object is per protocol")
     }
 
     @Test("the table: one timeout object per cured class, assigned at priority filter where its first packet is tracked")

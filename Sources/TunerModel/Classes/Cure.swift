@@ -60,6 +60,10 @@ public struct CurePolicy: Sendable, Equatable {
         }
     }
 
+    /// TCP and UDP: the protocols a `ct timeout` object is written for here
+    /// (UDP-Lite shares UDP's timeouts but is its own protocol to the object).
+    public static func hasPolicy(_ protocolNumber: UInt8) -> Bool { protocolNumber == 6 || protocolNumber == 17 }
+
     /// The timeouts a class of `kind` can have shortened, in the kernel's
     /// order of states (`other` has none: the
     /// generic timeout has no per-protocol policy worth the rule).
@@ -83,6 +87,7 @@ public struct CurePolicy: Sendable, Equatable {
     public static func policy(
         for profileClass: ProfileClass, floors: (ConntrackSetting) -> Int, global: [ConntrackSetting: Int]
     ) -> CurePolicy? {
+        guard hasPolicy(profileClass.match.protocolNumber) else { return nil }
         let kind = profileClass.match.loadKind
         var timeouts: [ConntrackSetting: Int] = [:]
         for setting in settings(for: kind) {

@@ -19,7 +19,7 @@ extension Planner {
         } else {
             timeouts = .init(
                 cure: .timeouts, safe: false, savesEntries: 0,
-                reason: declared.match.loadKind == .other
+                reason: !CurePolicy.hasPolicy(declared.match.protocolNumber)
                     ? "\(declared.match.protocolName) has no timeout policy (tcp and udp classes do)"
                     : "every timeout the class passes through is at its floor already")
         }

@@ -139,7 +139,7 @@ struct ClassDocument: Equatable {
             }
             cures = Array(Set(chosen)).sorted()
         }
-        if cures.contains(.timeouts) && match.loadKind == .other {
+        if cures.contains(.timeouts) && !CurePolicy.hasPolicy(match.protocolNumber) {
             throw reader.fail(
                 mapping["cure"] ?? mapping["cures"], reader.join(field, mapping["cure"] != nil ? "cure" : "cures"),
                 "a \(match.protocolName) class has no timeout policy (only tcp and udp classes do) — use notrack or none")
