@@ -36,6 +36,35 @@ struct CureTableOnRealKernelTests {
         }
     }
 
+    @Test("after a reboot the boot apply loads the persisted table again without journaling it; the file is the record")
+    func bootApplyReassertsTheTable() throws {
+        let state = try PrivateState(privateEtc: true)
+        defer { state.remove() }
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let profile = directory.appendingPathComponent("cures.yaml")
+        try Self.profile.write(to: profile, atomically: true, encoding: .utf8)
+        let pair = try NamespacePair("cureboot", serverAddress: Self.serverAddress, clientAddress: Self.clientAddress)
+        defer { pair.delete() }
+        let server = pair.server
+
+        let provisioned = try PrintedJSON(
+            try state.cttune(["apply", "--profile", profile.path, "--allow-partial", "--format", "json"], in: server))
+        #expect(provisioned.object["journal_id"] is String)
+        let file = try #require(state.etcFile("cttune/cures.nft"), "the table persisted under the private /etc")
+        let table = try server.exec(["nft", "list", "table", "inet", "cttune"])
+        #expect(file.hasSuffix(table), "the file holds the table that was loaded")
+
+        // A reboot: the ruleset is gone, the files stay; the boot unit's apply brings the table back.
+        try server.exec(["nft", "delete", "table", "inet", "cttune"])
+        let boot = try PrintedJSON(
+            try state.cttune(["apply", "--runtime-only", "--persisted", "--allow-partial", "--format", "json"], in: server))
+        #expect((boot.object["cure_table"] as? [String: Any])?["action"] as? String == "created")
+        #expect(boot.object["reasserted"] as? Bool == true && boot.object["journal_id"] is NSNull, "\(boot.object)")
+        #expect(try server.exec(["nft", "list", "table", "inet", "cttune"]) == table)
+        #expect(state.journalIDs().count == 1, "only the provisioning apply is journaled")
+    }
+
     @Test("every shape of class match loads, twice, and lists back exactly as planned (so a table in place is left alone)")
     func everyShapeLoadsAsPlanned() throws {
         let profile = """

@@ -8,11 +8,22 @@ package final class PrivateState {
     package var sysctlD: URL { url.appendingPathComponent("sysctl.d") }
     package var journal: URL { url.appendingPathComponent("var-lib/cttune/journal") }
 
-    package init() throws {
+    /// With `privateEtc`, all of /etc is an overlay whose changes land in
+    /// this state (`etc-upper`), so an apply that writes /etc/cttune leaves
+    /// the host's /etc as it was.
+    package let privateEtc: Bool
+
+    package init(privateEtc: Bool = false) throws {
+        self.privateEtc = privateEtc
         url = try TestPaths.temporaryDirectory("cttune-private-state")
-        for name in ["sysctl.d", "var-lib", "run"] {
+        for name in ["sysctl.d", "var-lib", "run", "etc-upper", "etc-work"] {
             try FileManager.default.createDirectory(at: url.appendingPathComponent(name), withIntermediateDirectories: true)
         }
+    }
+
+    /// A file the commands wrote under the private /etc (`cttune/cures.nft`).
+    package func etcFile(_ relative: String) -> String? {
+        try? String(contentsOf: url.appendingPathComponent("etc-upper").appendingPathComponent(relative), encoding: .utf8)
     }
 
     package func remove() { try? FileManager.default.removeItem(at: url) }
@@ -28,8 +39,12 @@ package final class PrivateState {
     /// /etc/sysctl.d, /var/lib and /run.
     package func privateMounts(running command: [String], readOnlySysctlD: Bool = false) -> [String] {
         let base = url.path
+        let overlay =
+            privateEtc
+            ? "mount -t overlay cttune-etc -o lowerdir=/etc,upperdir=\(base)/etc-upper,workdir=\(base)/etc-work /etc" : ""
         let script = """
             set -e
+            \(overlay)
             mount --bind \(base)/sysctl.d /etc/sysctl.d
             \(readOnlySysctlD ? "mount -o remount,ro,bind /etc/sysctl.d" : "")
             mount --bind \(base)/var-lib /var/lib

@@ -306,14 +306,25 @@ public enum Applier {
     /// changed them. Such an apply is not journaled, so the journal does not
     /// grow by one entry per boot; the file is the record, and
     /// `rollback --all` still finds the baseline in the first apply.
+    /// Loading the table of cures that cttune's own `/etc/cttune/cures.nft`
+    /// holds counts as such a value too: after a reboot the ruleset has no
+    /// table until the boot apply loads it.
     static func reassertsPersistedValues(_ actions: [JournalAction], request: ApplyRequest, under root: SystemRoot) -> Bool {
         guard !request.persistent, !actions.isEmpty else { return false }
         let persisted = PersistentConfig.persistedValues(under: root)
         guard !persisted.isEmpty else { return false }
         return actions.allSatisfy { action in
-            guard case .sysctl(let change) = action else { return false }
-            let key = change.key == ConntrackSetting.hashsize.key ? HashSizeNames.sysctl : change.key
-            return persisted[EffectiveSysctl.normalize(key)] == String(change.new)
+            switch action {
+            case .sysctl(let change):
+                let key = change.key == ConntrackSetting.hashsize.key ? HashSizeNames.sysctl : change.key
+                return persisted[EffectiveSysctl.normalize(key)] == String(change.new)
+            case .nftTable(let change):
+                guard let table = change.newContent else { return false }
+                let file = (try? AtomicFile.contents(of: KernelPaths.curesTable, under: root)) ?? nil
+                return file?.hasPrefix(PersistentConfig.headerMarker) == true && file?.hasSuffix(CureTable.replacement(with: table)) == true
+            case .file, .module:
+                return false
+            }
         }
     }
 
