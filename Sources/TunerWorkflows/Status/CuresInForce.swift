@@ -32,25 +32,14 @@ public struct CureInForce: Sendable, Equatable {
         } catch {
             throw TunerError.malformed(path: "nft -j list table \(CureTable.qualifiedName)", detail: "\(error)")
         }
-        guard case .object(let top) = document, case .array(let items)? = top.first(where: { $0.0 == "nftables" })?.1 else {
-            return []
-        }
-        return items.compactMap { item in
-            guard case .object(let members) = item, case .object(let object)? = members.first(where: { $0.0 == "ct timeout" })?.1 else {
-                return nil
-            }
-            func string(_ key: String) -> String? {
-                if case .string(let value)? = object.first(where: { $0.0 == key })?.1 { return value }
-                return nil
-            }
-            var policy: [Timeout] = []
-            if case .object(let states)? = object.first(where: { $0.0 == "policy" })?.1 {
-                for (state, value) in states {
-                    if case .int(let seconds) = value { policy.append(Timeout(state: state, seconds: seconds)) }
-                }
+        return (document["nftables"]?.array ?? []).compactMap { item in
+            guard let object = item["ct timeout"] else { return nil }
+            let policy = (object["policy"]?.members ?? []).compactMap { state, value in
+                value.int.map { Timeout(state: state, seconds: $0) }
             }
             return CureInForce(
-                className: string("comment") ?? string("name") ?? "?", protocolName: string("protocol") ?? "?", policy: policy)
+                className: object["comment"]?.string ?? object["name"]?.string ?? "?", protocolName: object["protocol"]?.string ?? "?",
+                policy: policy)
         }
     }
 }
