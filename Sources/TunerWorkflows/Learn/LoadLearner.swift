@@ -233,7 +233,7 @@ public struct LoadLearner: Sendable {
                     bin.stillOpenSecondsSum += flow.establishedAt.map { max(0, time - $0) } ?? 0
                 }
             }
-        case 17:
+        case 17, 136:  // UDP-Lite: the kernel gives it UDP's timeouts and stream rule
             bin.udp += 1
             if flow.assured { bin.udpStreams += 1 }
         default:
