@@ -86,7 +86,9 @@ struct AlertingEndToEndTests {
         "a namespace filled past the critical threshold: CttuneConntrackTableFull fires in Prometheus after its for:, and resolves once drained"
     )
     func criticalAlertFiresAndResolves() throws {
-        let max = try GlobalConntrack.read(GlobalConntrack.maxPath)
+        // Read under the lock, as the fill depends on it: a holder that shrank
+        // the max for a while (status on the real kernel) restores it when it ends.
+        let max = try GlobalConntrack.withExclusiveAccess { try GlobalConntrack.read(GlobalConntrack.maxPath) }
         let wanted = Int((Double(max) * Self.fillShare).rounded(.up))
         guard wanted <= Self.largestFill else {
             print(
@@ -133,6 +135,8 @@ struct AlertingEndToEndTests {
         // The global max must not move while the table is full: the lock keeps
         // other tests from lowering it; nothing global is changed here.
         try GlobalConntrack.withExclusiveAccess {
+            // Every holder restores what it changed: the max is what was read above.
+            try #require(try GlobalConntrack.read(GlobalConntrack.maxPath) == max, "the global max moved between two holders")
             try namespace.setSysctl("net.netfilter.nf_conntrack_udp_timeout", 600)
             // Unreplied UDP entries: one per (source port, destination port) pair.
             try namespace.exec([
