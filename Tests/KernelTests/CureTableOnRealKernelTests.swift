@@ -4,6 +4,7 @@ import Testing
 
 @testable import TunerCore
 @testable import TunerModel
+@testable import TunerWorkflows
 
 /// cttune's table of cures against the kernel: two namespaces joined by a
 /// veth pair, a stateful firewall on the server, and the table the planner
@@ -196,5 +197,72 @@ struct CureTableOnRealKernelTests {
 
         try server.exec(["nft", "-f", "-"], input: CureTable.replacement(with: nil))
         #expect(try server.exec(["nft", "list", "ruleset"]) == before)
+    }
+
+    @Test("a notracked class adds no entry and still connects, both ways; a rule that needs its state refuses the cure")
+    func notrackTakesEffect() throws {
+        let profile = """
+            classes:
+              - name: dns
+                match: {direction: inbound, protocol: udp, ports: 53}
+                load: {udp: {new_per_second: 100}}
+                cures: [timeouts, notrack]
+              - name: db
+                match: {direction: outbound, protocol: tcp, ports: 5432}
+                load: {tcp: {new_per_second: 1, established_seconds: 60}}
+                cure: notrack
+            """
+        let loaded = try ProfileCatalog(searchDirectories: [], builtins: BuiltinProfiles.yamlByName.merging(["nt": profile]) { $1 })
+            .load("nt")
+        let pair = try NamespacePair("curen", serverAddress: Self.serverAddress, clientAddress: Self.clientAddress)
+        defer { pair.delete() }
+        let (server, client) = (pair.server, pair.client)
+        // Only a stateful rule the classes' packets never reach (another
+        // port): it turns tracking on for the namespace. NamespacePair's own
+        // `ct state` rule would see every class, and refuse notrack.
+        try server.exec(
+            ["nft", "-f", "-"],
+            input: """
+                delete table inet cttune_test
+                table inet fw {
+                    chain input { type filter hook input priority filter; policy accept; udp dport 5000 ct state established accept; }
+                }
+                """)
+        let facts = try ClassReach.judge(
+            text: try server.exec(["nft", "-j", "list", "ruleset"]), source: "server", classes: loaded.classes)
+        #expect(facts.judged == ["dns", "db"] && facts.needsState.isEmpty, "\(facts)")
+        // The timeouts cure is cheaper, but notrack is the only one db allows and dns gets timeouts.
+        let plan = Planner.plan(for: FixtureFacts.host(memory: 4 << 30), profile: loaded, rules: facts)
+        #expect(plan.cures.map(\.applied) == [.timeouts, .notrack], "\(plan.cures.map(\.reason))")
+        // Both notracked: the table the oracle and apply load.
+        var decisions = plan.cures
+        decisions[0] = CureDecision(className: "dns", applied: .notrack, options: [], policy: nil, reason: "")
+        let table = try #require(CureTable.ruleset(for: decisions, classes: loaded.classes))
+        try server.exec(["nft", "-f", "-"], input: CureTable.replacement(with: table))
+        #expect(try server.exec(["nft", "list", "table", "inet", "cttune"]) == table)
+
+        let listener = try BackgroundProcess(["ip", "netns", "exec", client.name, "python3", Self.script, "listen", "5432", "30"])
+        defer { listener.interrupt() }
+        #expect(listener.waitForOutput(containing: "ready", atMost: 30))
+        try client.exec(["python3", Self.script, "udp", Self.serverAddress, "53", "20"])
+        try client.exec(["python3", Self.script, "udp", Self.serverAddress, "54", "20"])
+        let holder = try BackgroundProcess([
+            "ip", "netns", "exec", server.name, "python3", Self.script, "connect", Self.clientAddress, "5432", "3", "30",
+        ])
+        defer { holder.interrupt() }
+        #expect(holder.waitForOutput(containing: "ready", atMost: 30), "the notracked TCP class still connects")
+        let listing = try server.exec(["conntrack", "-L"])
+        #expect(Self.timeouts(listing, protocol: "udp", port: 53).isEmpty, "udp/53 is not tracked:\n\(listing)")
+        #expect(Self.timeouts(listing, protocol: "tcp", port: 5432).isEmpty, "tcp/5432 is not tracked:\n\(listing)")
+        #expect(Self.timeouts(listing, protocol: "udp", port: 54).count == 20, "the rest is tracked:\n\(listing)")
+
+        // A rule that needs the replies' state: notrack is refused for dns, named by its chain.
+        try server.exec(
+            ["nft", "add", "chain", "inet", "fw", "output", "{ type filter hook output priority filter; policy accept; }"])
+        try server.exec(["nft", "add", "rule", "inet", "fw", "output", "udp", "sport", "53", "ct", "state", "established", "accept"])
+        let changed = try ClassReach.judge(
+            text: try server.exec(["nft", "-j", "list", "ruleset"]), source: "server", classes: loaded.classes)
+        #expect(changed.needsState["dns"]?.contains("inet fw output") == true, "\(changed)")
+        #expect(changed.needsState["db"] == nil, "db's replies arrive: output's rule on sport 53 never sees them")
     }
 }

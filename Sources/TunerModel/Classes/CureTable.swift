@@ -22,8 +22,16 @@ public enum CureTable {
     /// left alone.
     public static func ruleset(for decisions: [CureDecision], classes: [ProfileClass]) -> String? {
         var objects: [String] = [], prerouting: [String] = [], output: [String] = []
-        for (index, decision) in decisions.enumerated() where decision.applied == .timeouts {
-            guard let policy = decision.policy, let declared = classes.first(where: { $0.name == decision.className }) else { continue }
+        var rawPrerouting: [String] = [], rawOutput: [String] = []
+        for (index, decision) in decisions.enumerated() {
+            guard let declared = classes.first(where: { $0.name == decision.className }) else { continue }
+            if decision.applied == .notrack {
+                for (arrives, rule) in notrackRules(declared.match, comment: decision.className) {
+                    if arrives { rawPrerouting.append("\t\t" + rule) } else { rawOutput.append("\t\t" + rule) }
+                }
+                continue
+            }
+            guard decision.applied == .timeouts, let policy = decision.policy else { continue }
             let object = "class_\(index)"
             // In the kernel's order of states (tcp_conntrack, udp_conntrack), as nft lists them.
             let states = policy.ordered.map { "\(CurePolicy.nftState($0.setting)!) : \($0.seconds)" }.joined(separator: ", ")
@@ -37,19 +45,46 @@ public enum CureTable {
                 \t}
                 """)
             let assign = "ct timeout set \"\(object)\" comment \(quoted(decision.className))"
+            let request = TrafficSlice.slices(of: declared.match)[0]
             for (hook, destinationLocal) in hooks(declared.match.direction) {
-                let rule = "\t\t" + (matchExpression(declared.match, destinationLocal: destinationLocal) + [assign]).joined(separator: " ")
+                var slice = request
+                slice.destinationLocal = destinationLocal
+                let rule = "\t\t" + (matchExpression(slice) + [assign]).joined(separator: " ")
                 if hook == "prerouting" { prerouting.append(rule) } else { output.append(rule) }
             }
         }
-        guard !objects.isEmpty else { return nil }
-        func chain(_ hook: String, _ rules: [String]) -> String {
-            (["\tchain \(hook) {", "\t\ttype filter hook \(hook) priority filter; policy accept;"] + rules + ["\t}"])
+        guard !objects.isEmpty || !rawPrerouting.isEmpty || !rawOutput.isEmpty else { return nil }
+        func chain(_ name: String, _ hook: String, _ priority: String, _ rules: [String]) -> String {
+            (["\tchain \(name) {", "\t\ttype filter hook \(hook) priority \(priority); policy accept;"] + rules + ["\t}"])
                 .joined(separator: "\n")
         }
-        return "table \(qualifiedName) {\n"
-            + (objects + [chain("prerouting", prerouting), chain("output", output)]).joined(separator: "\n\n")
-            + "\n}\n"
+        var chains: [String] = []
+        if !objects.isEmpty {
+            chains += [chain("prerouting", "prerouting", "filter", prerouting), chain("output", "output", "filter", output)]
+        }
+        if !rawPrerouting.isEmpty || !rawOutput.isEmpty {
+            chains += [
+                chain(notrackChains.prerouting, "prerouting", "raw", rawPrerouting),
+                chain(notrackChains.output, "output", "raw", rawOutput),
+            ]
+        }
+        return "table \(qualifiedName) {\n" + (objects + chains).joined(separator: "\n\n") + "\n}\n"
+    }
+
+    /// The chains that hold the notrack rules, at raw priority (-300):
+    /// before conntrack (-200) sees the packet.
+    public static let notrackChains = (prerouting: "notrack_prerouting", output: "notrack_output")
+
+    /// The notrack rules of one class: for each side of its flows
+    /// (`TrafficSlice`: requests and the replies), in the chain where those
+    /// packets first meet conntrack: prerouting when they arrive, output
+    /// when this host sends them. These are exactly the packets `ClassReach` judged.
+    public static func notrackRules(_ match: ClassMatch, comment: String) -> [(arrives: Bool, rule: String)] {
+        TrafficSlice.slices(of: match).flatMap { slice in
+            (slice.arrives.map { [$0] } ?? [true, false]).map { arrives in
+                (arrives, (matchExpression(slice) + ["notrack", "comment", quoted(comment)]).joined(separator: " "))
+            }
+        }
     }
 
     /// The one transaction that replaces the table whole with `content`, or
@@ -72,18 +107,27 @@ public enum CureTable {
         }
     }
 
-    /// The match as nft expressions, in the form nft lists them: family,
-    /// destination type, then the protocol's own port match (which implies
-    /// the protocol) or the protocol alone.
-    static func matchExpression(_ match: ClassMatch, destinationLocal: Bool?) -> [String] {
+    /// A slice's packets as nft expressions, in the form nft lists them:
+    /// family, destination type, then the protocol's own port match on the
+    /// slice's port field (which implies the protocol), its ICMP types, or
+    /// the protocol alone.
+    static func matchExpression(_ slice: TrafficSlice) -> [String] {
         var parts: [String] = []
-        if let isIPv6 = match.isIPv6 { parts.append("meta nfproto \(isIPv6 ? "ipv6" : "ipv4")") }
-        if let destinationLocal { parts.append("fib daddr type \(destinationLocal ? "" : "!= ")local") }
-        if let ports = match.ports {
+        let protocolName = FlowClass.protocolNames[slice.protocolNumber] ?? String(slice.protocolNumber)
+        if let isIPv6 = slice.isIPv6, slice.protocolNumber != FlowClass.icmpv6 && slice.protocolNumber != FlowClass.icmp {
+            parts.append("meta nfproto \(isIPv6 ? "ipv6" : "ipv4")")
+        }
+        if let destinationLocal = slice.destinationLocal { parts.append("fib daddr type \(destinationLocal ? "" : "!= ")local") }
+        if let ports = slice.ports {
             let items = ports.map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
-            parts.append("\(match.protocolName) dport " + (items.count == 1 ? items[0] : "{ \(items.joined(separator: ", ")) }"))
+            parts.append(
+                "\(protocolName) \(slice.portField.rawValue) " + (items.count == 1 ? items[0] : "{ \(items.joined(separator: ", ")) }"))
+        } else if let types = slice.icmpTypes, !types.isEmpty {
+            let names = slice.protocolNumber == FlowClass.icmpv6 ? FlowClass.icmpv6TypeNames : FlowClass.icmpTypeNames
+            let items = types.map { names[$0] ?? String($0) }
+            parts.append("\(protocolName) type " + (items.count == 1 ? items[0] : "{ \(items.joined(separator: ", ")) }"))
         } else {
-            parts.append("meta l4proto \(match.protocolName)")
+            parts.append("meta l4proto \(protocolName)")
         }
         return parts
     }

@@ -27,11 +27,10 @@ extension Planner {
         if !rules.judged.contains(declared.name) {
             notrack = .init(
                 cure: .notrack, safe: false, savesEntries: 0,
-                reason:
-                    "the ruleset was not judged for this class (cttune does not yet judge which rules a class's packets reach): "
+                reason: "the ruleset was not judged (\(rules.source.isEmpty ? "no ruleset was read" : rules.source)): "
                     + "conntrack is kept, the safe side")
         } else if let rule = rules.needsState[declared.name] {
-            notrack = .init(cure: .notrack, safe: false, savesEntries: 0, reason: "\(rule) needs state for these packets")
+            notrack = .init(cure: .notrack, safe: false, savesEntries: 0, reason: "\(rule), and needs state for them")
         } else {
             notrack = .init(
                 cure: .notrack, safe: true, savesEntries: 0,

@@ -119,8 +119,8 @@ public struct ApplyOutcome {
 /// one journaled transaction.
 public enum Applier {
     /// The plan for these facts and this profile, or `planDoesNotFit`.
-    static func fittingPlan(facts: HostFacts, profile: LoadProfile) throws -> TuningPlan {
-        let plan = Planner.plan(for: facts, profile: profile)
+    static func fittingPlan(facts: HostFacts, profile: LoadProfile, rules: ClassRuleFacts = .notJudged) throws -> TuningPlan {
+        let plan = Planner.plan(for: facts, profile: profile, rules: rules)
         if let detail = plan.loadTooLarge { throw TunerError.loadTooLarge(profile: profile.name, detail: detail) }
         guard plan.fitsBudget else {
             throw TunerError.planDoesNotFit(
@@ -176,7 +176,8 @@ public enum Applier {
         let lock = request.check ? nil : try ApplyLock(root: root, waitSeconds: request.lockWaitSeconds)
         defer { withExtendedLifetime(lock) {} }
         let facts = try gatherFacts()
-        var plan = try fittingPlan(facts: facts, profile: profile)
+        // The firewall is judged under the lock too, right before the cures are applied.
+        var plan = try fittingPlan(facts: facts, profile: profile, rules: ClassReach.facts(for: profile, under: root, analyzer: analyzer))
         if request.persistent && request.onConflict == .refuse {
             let overrides = try PersistentConfig.overrides(of: config(plan, request: request, under: root).files, under: root)
             if !overrides.isEmpty { throw TunerError.overriddenAtBoot(overrides: overrides.map(\.sentence)) }

@@ -56,7 +56,7 @@ public struct PlanPreview {
     public static func make(_ inputs: PlanInputs, under root: SystemRoot) throws -> PlanPreview {
         let profile = try inputs.loadProfile(under: root)
         let facts = try inputs.gatherFacts(under: root)
-        var plan = Planner.plan(for: facts, profile: profile)
+        var plan = Planner.plan(for: facts, profile: profile, rules: ClassReach.facts(for: profile, under: root))
         let review = profile.stateful ? nil : try StatelessReview.review(plan, root: root)
         let modules = review.map { StatelessModulePlan.preview(root: root, blockingRules: $0.rules?.blockingRules ?? []) }
         plan = review?.plan ?? plan

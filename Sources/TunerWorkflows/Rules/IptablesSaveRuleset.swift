@@ -230,10 +230,14 @@ public struct IptablesSaveRuleset {
                 """
             ]
         }
+        // Built-in chains hang on their hook; a user chain is taken to be seen at every one.
+        var reach = RuleReach(
+            RuleReachReading.constraints(nftFamily: location.family) + RuleReachReading.constraints(iptablesWords: words))
+        if let hooks = RuleReachReading.hooks(iptablesChain: chain) { reach.constraints.append(.hooks(hooks)) }
         findings.append(
             RulesetFinding(
                 location: location, rule: line, uses: NftJSONRuleset.unique(uses),
-                reason: NftJSONRuleset.unique(reasons).joined(separator: "; "), replaceable: stateOnly))
+                reason: NftJSONRuleset.unique(reasons).joined(separator: "; "), replaceable: stateOnly, reach: reach))
     }
 
     /// What an xtables match or target needs from conntrack, by its name;

@@ -17,6 +17,8 @@ public struct NftJSONRuleset {
     public private(set) var exemptions: [RulesetFinding] = []
     /// Every nat-type chain, with its rule count.
     public private(set) var natChains: [NatChain] = []
+    /// Every rule of a nat-type chain (see `RulesetReport.natChainRules`).
+    public private(set) var natChainRules: [RulesetFinding] = []
     public private(set) var ruleCount = 0
     /// Tables as "family name", in order.
     public private(set) var tables: [String] = []
@@ -72,6 +74,11 @@ public struct NftJSONRuleset {
         // Per chain, the targets of its rules when every rule only counts,
         // matches and jumps (nil once a rule does anything else).
         var jumpsPerChain: [String: [String]?] = [:]
+        // What the hooks each chain is seen at are read from: base chains'
+        // hooks, every jump, and the chains named maps jump to.
+        var baseHooks: [String: Set<NetfilterHook>?] = [:]
+        var anyJumps: [String: [String]] = [:]
+        var mapTargets: Set<String> = []
         for (index, element) in list.enumerated() {
             let here = "\(source): nftables[\(index)]"
             guard let (kind, fields) = element.single else {
@@ -121,6 +128,10 @@ public struct NftJSONRuleset {
                 let name = try string(fields, "name", here)
                 if !declaredTables.contains(table) { throw undeclared(here, table) }
                 if let type = fields["type"]?.string { chainTypes[table + " " + name] = type }
+                if let hook = fields["hook"]?.string {
+                    baseHooks.updateValue(
+                        RuleReachReading.hooks(nftFamily: fields["family"]?.string, hook: hook), forKey: table + " " + name)
+                }
                 if skipTables.contains(table) { continue }
                 if fields["type"]?.string == "nat" {
                     let hook = fields["hook"]?.string ?? "?"
@@ -152,9 +163,12 @@ public struct NftJSONRuleset {
                 let key = table + " " + chain, target = Self.onlyJump(statements)
                 let jumps: [String]? = (jumpsPerChain[key] ?? []).flatMap { jumps in target.map { jumps + [table + " " + $0] } }
                 jumpsPerChain.updateValue(jumps, forKey: key)
+                anyJumps[key, default: []] += RuleReachReading.jumpTargets(in: fields["expr"] ?? .null).map { table + " " + $0 }
                 analyse(rule: statements, fields: fields, chain: chain, chainType: chainTypes[table + " " + chain])
             case "set", "map":
-                if skipTables.contains(try tableKey(fields, here)) { continue }
+                let table = try tableKey(fields, here)
+                mapTargets.formUnion(RuleReachReading.jumpTargets(in: fields).map { table + " " + $0 })
+                if skipTables.contains(table) { continue }
                 analyse(set: kind, fields: fields)
             default:
                 if let use = Self.conntrackObjects[kind] {
@@ -171,6 +185,14 @@ public struct NftJSONRuleset {
             }
         }
         sortNatChains(rulesPerChain, jumps: jumpsPerChain)
+        let hooks = RuleReachReading.chainHooks(base: baseHooks, jumps: anyJumps, everywhere: mapTargets)
+        func seenAt(_ finding: inout RulesetFinding) {
+            let location = finding.location
+            guard let chain = location.chain, let seen = hooks["\(location.family ?? "") \(location.table) \(chain)"] ?? nil else { return }
+            finding.reach.constraints.append(.hooks(seen))
+        }
+        for index in findings.indices { seenAt(&findings[index]) }
+        for index in natChainRules.indices { seenAt(&natChainRules[index]) }
     }
 
     /// The target of a rule that only counts, matches on what is not
@@ -221,9 +243,18 @@ public struct NftJSONRuleset {
     private mutating func analyse(rule statements: [JSONValue], fields: JSONValue, chain: String, chainType: String?) {
         var scan = NftConntrackScan()
         for (index, statement) in statements.enumerated() { scan.statement(statement, at: "expr[\(index)]") }
-        guard scan.exempts || !scan.uses.isEmpty else { return }
         let location = location(fields, chain: chain)
         let text = statements.map(NftStatementText.describe).filter { !$0.isEmpty }.joined(separator: " ")
+        let reach = RuleReach(
+            RuleReachReading.constraints(nftFamily: location.family) + RuleReachReading.constraints(nftStatements: statements))
+        if chainType == "nat" {
+            natChainRules.append(
+                RulesetFinding(
+                    location: location, rule: text, uses: [.natChain],
+                    reason: "a nat-type chain sees only the first packet of a tracked flow, and no untracked packet",
+                    replaceable: false, reach: reach))
+        }
+        guard scan.exempts || !scan.uses.isEmpty else { return }
         if scan.uses.isEmpty {
             exemptions.append(
                 RulesetFinding(
@@ -246,7 +277,7 @@ public struct NftJSONRuleset {
         findings.append(
             RulesetFinding(
                 location: location, rule: text, uses: Self.unique(scan.uses),
-                reason: Self.unique(reasons).joined(separator: "; "), replaceable: stateOnly))
+                reason: Self.unique(reasons).joined(separator: "; "), replaceable: stateOnly, reach: reach))
     }
 
     /// A named set or map whose declaration carries conntrack statements

@@ -292,6 +292,7 @@ extension RulesetReport {
         findings += ruleset.findings
         exemptions += ruleset.exemptions
         natChains += ruleset.natChains
+        natChainRules += ruleset.natChainRules
     }
 
     /// Puts nft first: it is the primary listing on current hosts.
@@ -300,6 +301,7 @@ extension RulesetReport {
         findings.insert(contentsOf: ruleset.findings, at: 0)
         exemptions.insert(contentsOf: ruleset.exemptions, at: 0)
         natChains.insert(contentsOf: ruleset.natChains, at: 0)
+        natChainRules.insert(contentsOf: ruleset.natChainRules, at: 0)
     }
 
     mutating func add(_ ruleset: IptablesSaveRuleset) {

@@ -96,6 +96,9 @@ public struct RulesetFinding: Sendable, Equatable {
     /// True when the rule only matches ct state to accept or drop by
     /// connection state: a stateless rule set could do the same job.
     public var replaceable: Bool
+    /// Which packets the rule can see, by its table, chain and own matches:
+    /// what the notrack judgement of a class reads (`ClassReach`).
+    public var reach: RuleReach = .everything
 }
 
 /// Whether a firewall needs connection tracking: the verdict of `cttune
@@ -130,6 +133,11 @@ public struct RulesetReport: Sendable, Equatable {
     public var exemptions: [RulesetFinding]
     /// Every nat-type chain and iptables nat table, with or without rules.
     public var natChains: [NatChain] = []
+    /// Every rule of an nft nat-type chain, whatever it does: such a chain
+    /// sees only a flow's first packet, and an untracked packet none, so a
+    /// class whose packets reach one of these rules cannot go untracked.
+    /// (iptables nat rules are findings already.) Not shown by `cttune rules`.
+    public var natChainRules: [RulesetFinding] = []
 
     /// Nat chains and tables without a rule: the kernel tracks nothing for
     /// them, so they do not decide the verdict, but they load only where
