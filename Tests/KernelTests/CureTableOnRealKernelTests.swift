@@ -256,6 +256,18 @@ struct CureTableOnRealKernelTests {
         #expect(Self.timeouts(listing, protocol: "tcp", port: 5432).isEmpty, "tcp/5432 is not tracked:\n\(listing)")
         #expect(Self.timeouts(listing, protocol: "udp", port: 54).count == 20, "the rest is tracked:\n\(listing)")
 
+        let state = try PrivateState()
+        defer { state.remove() }
+        func status() throws -> (status: Int32, cures: [[String: Any]], findings: [String]) {
+            let run = try state.cttune(["status", "--census", "--window", "0", "--format", "json"], in: server)
+            let object = try PrintedJSON(run).object
+            let findings = (object["findings"] as? [[String: Any]] ?? []).compactMap { $0["message"] as? String }
+            return (run.status, object["cures"] as? [[String: Any]] ?? [], findings)
+        }
+        let calm = try status()
+        #expect(calm.cures.map { $0["cure"] as? String } == ["notrack", "notrack"], "\(calm.cures)")
+        #expect(calm.cures.allSatisfy { ($0["conflicts"] as? [String])?.isEmpty == true } && calm.status != 2, "\(calm)")
+
         // A rule that needs the replies' state: notrack is refused for dns, named by its chain.
         try server.exec(
             ["nft", "add", "chain", "inet", "fw", "output", "{ type filter hook output priority filter; policy accept; }"])
@@ -264,5 +276,11 @@ struct CureTableOnRealKernelTests {
             text: try server.exec(["nft", "-j", "list", "ruleset"]), source: "server", classes: loaded.classes)
         #expect(changed.needsState["dns"]?.contains("inet fw output") == true, "\(changed)")
         #expect(changed.needsState["db"] == nil, "db's replies arrive: output's rule on sport 53 never sees them")
+        // status finds the rule that now needs the notracked class's state: critical, naming it.
+        let alarmed = try status()
+        #expect(alarmed.status == 2, "\(alarmed)")
+        let dns = alarmed.cures.first { $0["class"] as? String == "dns" }
+        #expect((dns?["conflicts"] as? [String])?.first?.contains("inet fw output") == true, "\(alarmed.cures)")
+        #expect(alarmed.findings.contains { $0.contains("class dns is exempt from conntrack") && $0.contains("inet fw output") })
     }
 }

@@ -36,6 +36,20 @@ public struct TrafficSlice: Sendable, Equatable {
     /// ICMP types of this side (echo-request's replies are echo-replies).
     public var icmpTypes: [UInt8]?
 
+    public init(
+        side: Side, arrives: Bool?, destinationLocal: Bool?, isIPv6: Bool?, protocolNumber: UInt8, portField: PortField,
+        ports: [ClosedRange<UInt16>]?, icmpTypes: [UInt8]?
+    ) {
+        self.side = side
+        self.arrives = arrives
+        self.destinationLocal = destinationLocal
+        self.isIPv6 = isIPv6
+        self.protocolNumber = protocolNumber
+        self.portField = portField
+        self.ports = ports
+        self.icmpTypes = icmpTypes
+    }
+
     /// The hooks these packets pass. A packet this host sends to itself
     /// leaves through output and postrouting and comes back in through
     /// prerouting and input.

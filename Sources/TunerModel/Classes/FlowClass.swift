@@ -47,7 +47,7 @@ public struct FlowClass: Hashable, Sendable, CustomStringConvertible {
     static let icmpv6: UInt8 = 58
 
     /// Protocol names as nft and conntrack-tools write them.
-    static let protocolNames: [UInt8: String] = [
+    package static let protocolNames: [UInt8: String] = [
         1: "icmp", 6: "tcp", 17: "udp", 33: "dccp", 47: "gre", 50: "esp", 51: "ah", 58: "icmpv6", 132: "sctp", 136: "udplite",
     ]
 

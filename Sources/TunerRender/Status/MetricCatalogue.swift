@@ -41,7 +41,7 @@ public enum MetricCatalogue {
         "state": "the conntrack TCP states (at most 11)",
         "setting": "the \(ConntrackSetting.allCases.count) settings cttune plans",
         "writer": "the programs cttune recognises as conntrack writers: kube-proxy and the active tuned profile",
-        "class": "the top N flow classes and `other`",
+        "class": "the top N flow classes and `other`; the profile's notracked classes (cttune_class_notrack_rule_conflicts)",
     ]
 
     private static func family(
@@ -99,10 +99,10 @@ public enum MetricCatalogue {
     public static let tableFullLogLines = family(
         "cttune_conntrack_table_full_log_lines", labels: ["netns"],
         help: "Kernel log lines 'nf_conntrack: table full' about the namespace still in the ring buffer.")
-    /// Written by the flow-class cures when they land (class `direction protocol/service`, top N and `other`).
+    /// One series per class cttune's table exempts with notrack (the class's name), read with the census.
     public static let classNotrackRuleConflicts = family(
         "cttune_class_notrack_rule_conflicts", labels: ["netns", "class"],
-        help: "Rules that need conntrack state for traffic of a flow class cttune exempts with notrack (0 when none).", reserved: true)
+        help: "Rules that need conntrack state for traffic of a flow class cttune exempts with notrack (0 when none).")
 
     // MARK: the host
 

@@ -79,6 +79,9 @@ public enum PrometheusTextfile {
                 MetricCatalogue.censusSampleRatio,
                 [(netns, census.sample.map { Double($0.entriesRead) / Double(Swift.max($0.tableEntries, 1)) } ?? 1)]),
             Family(MetricCatalogue.orphanEntries, [(netns, Double(census.orphans))]),
+            Family(
+                MetricCatalogue.classNotrackRuleConflicts,
+                (readings.cures ?? []).filter { $0.cure == .notrack }.map { (netns + [("class", $0.className)], Double($0.conflicts.count)) }),
         ]
     }
 

@@ -76,7 +76,9 @@ extension StatusReport {
                         cures.map { cure in
                             .object([
                                 ("class", .string(cure.className)), ("protocol", .string(cure.protocolName)),
+                                ("cure", .string(cure.cure.rawValue)),
                                 ("policy", .object(cure.policy.map { ($0.state, .int($0.seconds)) })),
+                                ("conflicts", .array(cure.conflicts.map(JSONValue.string))),
                             ])
                         })
                 } ?? .null
@@ -220,7 +222,9 @@ extension StatusReport {
                 "cures in force (table \(CureTable.qualifiedName)): "
                     + cures.map { cure in
                         "\(Echo.escaped(cure.className)): \(cure.protocolName) "
-                            + cure.policy.map { "\($0.state) \($0.seconds) s" }.joined(separator: ", ")
+                            + (cure.cure == .notrack
+                                ? "notrack" + (cure.conflicts.isEmpty ? "" : " (\(cure.conflicts.count) conflicting)")
+                                : cure.policy.map { "\($0.state) \($0.seconds) s" }.joined(separator: ", "))
                     }.joined(separator: "; "))
         } else if let problem = readings.curesProblem {
             lines.append("cures: not read (\(problem))")

@@ -15,17 +15,27 @@ public enum ClassReach {
     /// The judgement of `classes` against an analysed ruleset.
     /// - Parameter source: what was read, for the reasons (`the live ruleset`).
     public static func judge(_ report: RulesetReport, classes: [ProfileClass], source: String) -> ClassRuleFacts {
-        // The per-chain nat findings stand for their rules, judged one by one.
-        let rules = report.findings.filter { $0.uses != [.natChain] } + report.natChainRules
         var facts = ClassRuleFacts(judged: Set(classes.map(\.name)), source: source)
         for declared in classes {
             let slices = TrafficSlice.slices(of: declared.match)
-            guard let rule = rules.first(where: { rule in slices.contains(where: rule.reach.reaches) }) else { continue }
+            guard let rule = rules(in: report, reaching: slices).first else { continue }
             let sides = slices.filter(rule.reach.reaches).map { $0.side == .request ? "requests" : "replies" }
             facts.needsState[declared.name] =
                 "\(rule.location.summary) (\(rule.rule.escapingControlCharacters)) can see its \(sides.joined(separator: " and "))"
         }
         return facts
+    }
+
+    /// The rules of `report` that need state and can see a packet of
+    /// `slices`, in the ruleset's order. cttune's own table is left out: an
+    /// apply replaces it, and its `ct timeout set` rules only ever apply to
+    /// tracked packets.
+    public static func rules(in report: RulesetReport, reaching slices: [TrafficSlice]) -> [RulesetFinding] {
+        // The per-chain nat findings stand for their rules, judged one by one.
+        (report.findings.filter { $0.uses != [.natChain] } + report.natChainRules).filter { rule in
+            !(rule.location.family == CureTable.family && rule.location.table == CureTable.name)
+                && slices.contains(where: rule.reach.reaches)
+        }
     }
 
     /// The judgement against a saved ruleset in any format `cttune rules --ruleset` reads.

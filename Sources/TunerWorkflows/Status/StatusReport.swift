@@ -209,6 +209,20 @@ public struct StatusReport: Sendable, Equatable {
                         """
                 ))
         }
+        for cure in readings.cures ?? [] where !cure.conflicts.isEmpty {
+            findings.append(
+                Finding(
+                    level: .critical,
+                    message:
+                        """
+                        class \(cure.className) is exempt from conntrack (notrack), but \(cure.conflicts.count) \
+                        rule\(cure.conflicts.count == 1 ? " needs" : "s need") its state (the firewall changed after the plan; \
+                        its packets are no longer tracked for \(cure.conflicts.count == 1 ? "it" : "them")): \
+                        \(cure.conflicts.joined(separator: "; ")) — run `cttune apply` again (it refuses the cure now) \
+                        or `cttune rollback`
+                        """
+                ))
+        }
         return findings
     }
 
