@@ -234,12 +234,19 @@ struct CureTableOnRealKernelTests {
         // The timeouts cure is cheaper, but notrack is the only one db allows and dns gets timeouts.
         let plan = Planner.plan(for: FixtureFacts.host(memory: 4 << 30), profile: loaded, rules: facts)
         #expect(plan.cures.map(\.applied) == [.timeouts, .notrack], "\(plan.cures.map(\.reason))")
-        // Both notracked: the table the oracle and apply load.
-        var decisions = plan.cures
-        decisions[0] = CureDecision(className: "dns", applied: .notrack, options: [], policy: nil, reason: "")
-        let table = try #require(CureTable.ruleset(for: decisions, classes: loaded.classes))
-        try server.exec(["nft", "-f", "-"], input: CureTable.replacement(with: table))
-        #expect(try server.exec(["nft", "list", "table", "inet", "cttune"]) == table)
+        // Both notracked, through apply: it judges the namespace's live ruleset itself.
+        let state = try PrivateState()
+        defer { state.remove() }
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("notrack.yaml")
+        try profile.replacing("cures: [timeouts, notrack]", with: "cure: notrack").write(to: file, atomically: true, encoding: .utf8)
+        let before = try server.exec(["nft", "list", "ruleset"])
+        let applied = try PrintedJSON(
+            try state.cttune(["apply", "--profile", file.path, "--runtime-only", "--allow-partial", "--format", "json"], in: server))
+        #expect((applied.object["cure_table"] as? [String: Any])?["result"] as? String == "applied", "\(applied.object)")
+        let table = try server.exec(["nft", "list", "table", "inet", "cttune"])
+        #expect(table.contains("udp dport 53 notrack") && table.contains("tcp sport 5432 notrack"), "\(table)")
 
         let listener = try BackgroundProcess(["ip", "netns", "exec", client.name, "python3", Self.script, "listen", "5432", "30"])
         defer { listener.interrupt() }
@@ -256,8 +263,6 @@ struct CureTableOnRealKernelTests {
         #expect(Self.timeouts(listing, protocol: "tcp", port: 5432).isEmpty, "tcp/5432 is not tracked:\n\(listing)")
         #expect(Self.timeouts(listing, protocol: "udp", port: 54).count == 20, "the rest is tracked:\n\(listing)")
 
-        let state = try PrivateState()
-        defer { state.remove() }
         func status() throws -> (status: Int32, cures: [[String: Any]], findings: [String]) {
             let run = try state.cttune(["status", "--census", "--window", "0", "--format", "json"], in: server)
             let object = try PrintedJSON(run).object
@@ -282,5 +287,17 @@ struct CureTableOnRealKernelTests {
         let dns = alarmed.cures.first { $0["class"] as? String == "dns" }
         #expect((dns?["conflicts"] as? [String])?.first?.contains("inet fw output") == true, "\(alarmed.cures)")
         #expect(alarmed.findings.contains { $0.contains("class dns is exempt from conntrack") && $0.contains("inet fw output") })
+
+        // apply now refuses dns's notrack (its table loses dns's rules); rollback gives back the first ruleset.
+        let again = try PrintedJSON(
+            try state.cttune(["apply", "--profile", file.path, "--runtime-only", "--allow-partial", "--format", "json"], in: server))
+        let cures = again.object["cures"] as? [[String: Any]] ?? []
+        #expect(cures.first { $0["class"] as? String == "dns" }?["applied"] as? String == "none", "\(cures)")
+        #expect(!(try server.exec(["nft", "list", "table", "inet", "cttune"])).contains("dport 53"))
+        try server.exec(["nft", "flush", "chain", "inet", "fw", "output"])
+        try server.exec(["nft", "delete", "chain", "inet", "fw", "output"])
+        let rollback = try state.cttune(["rollback", "--all", "--format", "json"], in: server)
+        #expect(rollback.status == 0, "\(rollback.stdout) \(rollback.stderr)")
+        #expect(try server.exec(["nft", "list", "ruleset"]) == before, "rollback gives back the ruleset before the first apply")
     }
 }

@@ -81,7 +81,9 @@ public enum PrometheusTextfile {
             Family(MetricCatalogue.orphanEntries, [(netns, Double(census.orphans))]),
             Family(
                 MetricCatalogue.classNotrackRuleConflicts,
-                (readings.cures ?? []).filter { $0.cure == .notrack }.map { (netns + [("class", $0.className)], Double($0.conflicts.count)) }),
+                (readings.cures ?? []).filter { $0.cure == .notrack }.map {
+                    (netns + [("class", $0.className)], Double($0.conflicts.count))
+                }),
         ]
     }
 
