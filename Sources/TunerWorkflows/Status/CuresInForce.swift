@@ -39,7 +39,7 @@ public struct CureInForce: Sendable, Equatable {
             let report = try analyzer.analyzeLive()
             for index in cures.indices where cures[index].cure == .notrack {
                 cures[index].conflicts = ClassReach.rules(in: report, reaching: cures[index].notracked).map { rule in
-                    "\(rule.location.summary): \(rule.rule.escapingControlCharacters) (\(rule.reason))"
+                    "\(rule.location.summary): \(rule.rule.escapingControlCharacters)"
                 }
             }
         }
