@@ -65,6 +65,7 @@ extension Cttune {
                 let inputs = persisted ? try recordedOptions() : options
                 request.profileReference = inputs.profileReference
                 request.kernel = inputs.kernel
+                request.ruleset = inputs.ruleset.flatMap { $0 == "-" ? nil : URL(fileURLWithPath: $0).standardizedFileURL.path }
                 let outcome = try Applier.apply(under: try options.root.systemRoot(), request: request, inputs: try inputs.planInputs())
                 try emit(ApplyOutput(outcome, diff: diff, allowPartial: allowPartial, check: check), format: format)
                 return detailedExitcode && outcome.changed ? .changes : .success

@@ -49,6 +49,15 @@ struct ProfileOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
             """
+            Judge the classes' notrack cures against this saved ruleset (nft JSON, nft text or iptables-save; - for stdin) \
+            instead of the live one: the firewall a --root tree boots with, for instance.
+            """,
+            valueName: "file"))
+    var ruleset: String?
+
+    @Option(
+        help: ArgumentHelp(
+            """
             Plan for this kernel release (a directory under /lib/modules): default the running kernel, or under --root a \
             tree's only kernel.
             """,
@@ -80,7 +89,7 @@ struct ProfileOptions: ParsableArguments {
     func planInputs() throws -> PlanInputs {
         PlanInputs(
             profile: profile, memoryBytes: try memory.map(parsedMemory), cpus: cpus, kernel: kernel, entryBytes: entrySize,
-            namespaces: namespaces)
+            namespaces: namespaces, ruleset: ruleset)
     }
 }
 

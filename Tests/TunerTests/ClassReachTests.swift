@@ -192,4 +192,35 @@ struct ClassReachTests {
                 "fib daddr type != local icmp type echo-reply notrack comment \"ping\"",
             ])
     }
+
+    @Test("plan --root judges notrack against the tree's saved ruleset given with --ruleset, and refuses it without one")
+    func planWithSavedRuleset() throws {
+        let fixture = try FixtureCopy("small-vm")
+        defer { fixture.remove() }
+        let directory = try TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let profile = directory.appendingPathComponent("p.yaml"), ruleset = directory.appendingPathComponent("rules.v4")
+        try """
+            classes:
+              - name: dns
+                match: {direction: inbound, protocol: udp, ports: 53}
+                load: {udp: {new_per_second: 100}}
+                cure: notrack
+              - name: web
+                match: {direction: inbound, protocol: tcp, ports: 8080}
+                load: {tcp: {new_per_second: 10}}
+                cure: notrack
+            """.write(to: profile, atomically: true, encoding: .utf8)
+        try Self.iptablesCases[1].text.write(to: ruleset, atomically: true, encoding: .utf8)
+        func cures(_ extra: [String]) throws -> [String: String] {
+            let result = try PlanCommandTests().plan(["--root", fixture.url.path, "--profile", profile.path, "--format", "json"] + extra)
+            let object = try PlanCommandTests().json(result)
+            let cures = object["cures"] as? [[String: Any]] ?? []
+            return Dictionary(uniqueKeysWithValues: cures.map { ($0["class"] as? String ?? "?", $0["applied"] as? String ?? "?") })
+        }
+        #expect(try cures([]) == ["dns": "none", "web": "none"], "--root alone: the running firewall is not the tree's")
+        #expect(try cures(["--ruleset", ruleset.path]) == ["dns": "notrack", "web": "none"])
+        let missing = try PlanCommandTests().plan(["--root", fixture.url.path, "--profile", profile.path, "--ruleset", "/nonexistent"])
+        #expect(missing.status == 1 && missing.stderr.contains("/nonexistent") && missing.stdout.isEmpty, "\(missing.stderr)")
+    }
 }

@@ -20,6 +20,8 @@ public struct ApplyRequest: Sendable {
     public var profileReference: String?
     /// `--kernel` as given, recorded in the header's command.
     public var kernel: String?
+    /// `--ruleset` as a path made absolute, recorded in the header's command (not stdin).
+    public var ruleset: String?
     public var lockWaitSeconds = ApplyLock.defaultWaitSeconds
     /// A stateless profile also blacklists nf_defrag_* and unloads them when
     /// nothing else uses them (`--include-defrag`).
@@ -139,7 +141,7 @@ public enum Applier {
     ) throws -> ApplyOutcome {
         let profile = try inputs.loadProfile(under: root)
         return try apply(
-            under: root, request: request, modules: modules, analyzer: analyzer, profile: profile,
+            under: root, request: request, modules: modules, analyzer: analyzer, profile: profile, ruleset: inputs.ruleset,
             facts: { try inputs.gatherFacts(under: root) })
     }
 
@@ -157,7 +159,7 @@ public enum Applier {
     public static func apply(
         under root: SystemRoot, request: ApplyRequest, modules: ModuleOperations? = nil,
         analyzer: RulesetAnalyzer = RulesetAnalyzer(),
-        profile: LoadProfile, facts gatherFacts: () throws -> HostFacts
+        profile: LoadProfile, ruleset: String? = nil, facts gatherFacts: () throws -> HostFacts
     ) throws -> ApplyOutcome {
         // The caller loaded the profile and checked the flags before this
         // call, so bad input of theirs is refused before the lock file exists.
@@ -177,7 +179,7 @@ public enum Applier {
         defer { withExtendedLifetime(lock) {} }
         let facts = try gatherFacts()
         // The firewall is judged under the lock too, right before the cures are applied.
-        var plan = try fittingPlan(facts: facts, profile: profile, rules: ClassReach.facts(for: profile, under: root, analyzer: analyzer))
+        var plan = try fittingPlan(facts: facts, profile: profile, rules: try ClassReach.facts(for: profile, under: root, ruleset: ruleset, analyzer: analyzer))
         if request.persistent && request.onConflict == .refuse {
             let overrides = try PersistentConfig.overrides(of: config(plan, request: request, under: root).files, under: root)
             if !overrides.isEmpty { throw TunerError.overriddenAtBoot(overrides: overrides.map(\.sentence)) }
@@ -341,7 +343,8 @@ public enum Applier {
     /// when the profile reference is known, with a non-default conflict policy.
     static func regenerateCommand(_ plan: TuningPlan, request: ApplyRequest) -> String {
         guard let reference = request.profileReference else { return request.regenerateCommand }
-        let command = PersistentConfig.regenerateCommand(for: plan, profileReference: reference, kernel: request.kernel)
+        let command = PersistentConfig.regenerateCommand(
+            for: plan, profileReference: reference, kernel: request.kernel, ruleset: request.ruleset)
         return request.onConflict == .warn ? command : command + " --on-conflict \(request.onConflict.rawValue)"
     }
 

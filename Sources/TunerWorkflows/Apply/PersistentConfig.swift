@@ -249,13 +249,16 @@ public struct PersistentConfig: Equatable {
     /// entry size is not pinned: the same kernel falls back the same way, and
     /// the header keeps naming it a fallback. `--kernel` is recorded only when
     /// it was given: a boot apply after a kernel upgrade plans for the new one.
-    public static func regenerateCommand(for plan: TuningPlan, profileReference: String, kernel: String? = nil) -> String {
+    /// `--ruleset` is recorded when a file was given: the boot apply judges the notrack cures against it again.
+    public static func regenerateCommand(
+        for plan: TuningPlan, profileReference: String, kernel: String? = nil, ruleset: String? = nil
+    ) -> String {
         let entrySize = plan.facts.entryBytesSource == .fallback ? [] : ["--entry-size", String(plan.facts.entryBytes)]
         return
             ([
                 "cttune apply --persist-only --profile", profileReference,
                 "--memory", String(plan.facts.memoryBytes), "--cpus", String(plan.facts.cpus),
-            ] + (kernel.map { ["--kernel", $0] } ?? []) + entrySize + ["--namespaces", String(plan.profile.namespaces)]).joined(
-                separator: " ")
+            ] + (kernel.map { ["--kernel", $0] } ?? []) + entrySize + ["--namespaces", String(plan.profile.namespaces)]
+                + (ruleset.map { ["--ruleset", $0] } ?? [])).joined(separator: " ")
     }
 }

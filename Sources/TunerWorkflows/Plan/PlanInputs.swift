@@ -15,11 +15,14 @@ public struct PlanInputs: Sendable, Equatable {
     public var kernel: String?
     public var entryBytes: Int?
     public var namespaces: Int?
+    /// A saved ruleset the classes' notrack cures are judged against instead of the live one (`--ruleset`).
+    public var ruleset: String?
 
     public init(
         profile: String = "default", memoryBytes: Int? = nil, cpus: Int? = nil, kernel: String? = nil, entryBytes: Int? = nil,
-        namespaces: Int? = nil
+        namespaces: Int? = nil, ruleset: String? = nil
     ) {
+        self.ruleset = ruleset
         self.profile = profile
         self.memoryBytes = memoryBytes
         self.cpus = cpus
@@ -56,7 +59,8 @@ public struct PlanPreview {
     public static func make(_ inputs: PlanInputs, under root: SystemRoot) throws -> PlanPreview {
         let profile = try inputs.loadProfile(under: root)
         let facts = try inputs.gatherFacts(under: root)
-        var plan = Planner.plan(for: facts, profile: profile, rules: ClassReach.facts(for: profile, under: root))
+        var plan = Planner.plan(
+            for: facts, profile: profile, rules: try ClassReach.facts(for: profile, under: root, ruleset: inputs.ruleset))
         let review = profile.stateful ? nil : try StatelessReview.review(plan, root: root)
         let modules = review.map { StatelessModulePlan.preview(root: root, blockingRules: $0.rules?.blockingRules ?? []) }
         plan = review?.plan ?? plan

@@ -45,14 +45,21 @@ public enum ClassReach {
         judge(try analyzer.analyze(text: text, source: source), classes: classes, source: source)
     }
 
-    /// What `plan` and `apply` judge the profile's classes against: this
-    /// namespace's live ruleset; nothing for a profile without classes, and
-    /// nothing under `--root` (the firewall running here is not the tree's).
+    /// What `plan` and `apply` judge the profile's classes against: the
+    /// saved `ruleset` when given (`--ruleset`), else this namespace's live
+    /// ruleset; nothing for a profile without classes, and nothing under
+    /// `--root` without `--ruleset` (the firewall running here is not the tree's).
+    /// - Throws: `TunerError.invalidRuleset` when the saved ruleset cannot be read or parsed.
     public static func facts(
-        for profile: LoadProfile, under root: SystemRoot, analyzer: RulesetAnalyzer = RulesetAnalyzer()
-    ) -> ClassRuleFacts {
+        for profile: LoadProfile, under root: SystemRoot, ruleset: String? = nil, analyzer: RulesetAnalyzer = RulesetAnalyzer()
+    ) throws -> ClassRuleFacts {
         guard !profile.classes.isEmpty else { return .notJudged }
-        guard root.isLive else { return ClassRuleFacts(source: "--root \(root) is not the running system, whose firewall is not read") }
+        if let ruleset {
+            return judge(try analyzer.analyze(file: ruleset), classes: profile.classes, source: ruleset == "-" ? "standard input" : ruleset)
+        }
+        guard root.isLive else {
+            return ClassRuleFacts(source: "--root \(root) is not the running system, whose firewall is not read; give it with --ruleset")
+        }
         return judgeLive(classes: profile.classes, analyzer: analyzer)
     }
 
