@@ -201,16 +201,16 @@ struct ClassReachTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let profile = directory.appendingPathComponent("p.yaml"), ruleset = directory.appendingPathComponent("rules.v4")
         try """
-            classes:
-              - name: dns
-                match: {direction: inbound, protocol: udp, ports: 53}
-                load: {udp: {new_per_second: 100}}
-                cure: notrack
-              - name: web
-                match: {direction: inbound, protocol: tcp, ports: 8080}
-                load: {tcp: {new_per_second: 10}}
-                cure: notrack
-            """.write(to: profile, atomically: true, encoding: .utf8)
+        classes:
+          - name: dns
+            match: {direction: inbound, protocol: udp, ports: 53}
+            load: {udp: {new_per_second: 100}}
+            cure: notrack
+          - name: web
+            match: {direction: inbound, protocol: tcp, ports: 8080}
+            load: {tcp: {new_per_second: 10}}
+            cure: notrack
+        """.write(to: profile, atomically: true, encoding: .utf8)
         try Self.iptablesCases[1].text.write(to: ruleset, atomically: true, encoding: .utf8)
         func cures(_ extra: [String]) throws -> [String: String] {
             let result = try PlanCommandTests().plan(["--root", fixture.url.path, "--profile", profile.path, "--format", "json"] + extra)

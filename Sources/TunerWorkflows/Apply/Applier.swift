@@ -179,7 +179,8 @@ public enum Applier {
         defer { withExtendedLifetime(lock) {} }
         let facts = try gatherFacts()
         // The firewall is judged under the lock too, right before the cures are applied.
-        var plan = try fittingPlan(facts: facts, profile: profile, rules: try ClassReach.facts(for: profile, under: root, ruleset: ruleset, analyzer: analyzer))
+        var plan = try fittingPlan(
+            facts: facts, profile: profile, rules: try ClassReach.facts(for: profile, under: root, ruleset: ruleset, analyzer: analyzer))
         if request.persistent && request.onConflict == .refuse {
             let overrides = try PersistentConfig.overrides(of: config(plan, request: request, under: root).files, under: root)
             if !overrides.isEmpty { throw TunerError.overriddenAtBoot(overrides: overrides.map(\.sentence)) }

@@ -259,6 +259,6 @@ public struct PersistentConfig: Equatable {
                 "cttune apply --persist-only --profile", profileReference,
                 "--memory", String(plan.facts.memoryBytes), "--cpus", String(plan.facts.cpus),
             ] + (kernel.map { ["--kernel", $0] } ?? []) + entrySize + ["--namespaces", String(plan.profile.namespaces)]
-                + (ruleset.map { ["--ruleset", $0] } ?? [])).joined(separator: " ")
+            + (ruleset.map { ["--ruleset", $0] } ?? [])).joined(separator: " ")
     }
 }
