@@ -131,7 +131,7 @@ struct InstallTests {
         #expect(result.status == 0, "\(result.stderr)")
         let sections = result.stdout.components(separatedBy: "--- apply\n")
         #expect(Set(sections[0].split(separator: "\n").map(String.init)).isSuperset(of: ["plan", "apply", "rollback"]))
-        #expect(Set(sections.last?.split(separator: "\n").map(String.init) ?? []) == ["--root", "--runtime-only"])
+        #expect(Set(sections.last?.split(separator: "\n").map(String.init) ?? []) == ["--root", "--ruleset", "--runtime-only"])
     }
 
     @Test(
