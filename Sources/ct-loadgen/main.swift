@@ -361,13 +361,15 @@ while now() < deadline {
     if options.udpRate > 0 {
         while start + dueTime(udpFlows, rate: options.udpRate, options) <= time {
             let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-            // 127.0.0.1 only: the echo server's replies leave from 127.0.0.1
-            // whatever address was asked, and a reply from another address
-            // would be a new flow, not this one's reply. Source ports go
-            // round 10000-59999 in turn: a random ephemeral port would often
-            // hit a tuple whose entry is still alive (udp_timeout_stream is
-            // 120 s) and be no new flow.
-            _ = withSockaddr(address(loopbackBase + 1, UInt16(10_000 + udpFlows % 50_000))) { bind(fd, $0, $1) }
+            // To 127.0.0.1 only: the echo server's replies leave from
+            // 127.0.0.1 whatever address was asked, and a reply from another
+            // address would be a new flow, not this one's reply. From
+            // 127.0.0.1-127.0.0.254 in turn, source ports going round
+            // 10000-59999: every flow is a new tuple for 12.7 million flows
+            // (a random ephemeral port would often hit a tuple whose entry is
+            // still alive, udp_timeout_stream is 120 s, and be no new flow).
+            let source = address(loopbackBase + 1 + UInt32(udpFlows % 254), UInt16(10_000 + (udpFlows / 254) % 50_000))
+            _ = withSockaddr(source) { bind(fd, $0, $1) }
             _ = withSockaddr(address(loopbackBase + 1, options.udpPort)) { connect(fd, $0, $1) }
             var byte: UInt8 = 1
             _ = send(fd, &byte, 1, 0)

@@ -159,13 +159,13 @@ struct CureOracleTests {
         }
         let jobs = pending
         let started = Date()
-        let outcomes = try GlobalConntrack.withExclusiveAccess {
-            Self.runAll(jobs.count, width: 4) { index in
-                Self.run(
-                    jobs[index].name, load: jobs[index].load, classes: jobs[index].classes, refusal: jobs[index].refusal,
-                    index: index, directory: directory)
-            }.flatMap { $0 }
-        }
+        // Without the global lock: a lab's namespaces hold a few entries each,
+        // and no holder shrinks the global max below hundreds.
+        let outcomes = Self.runAll(jobs.count, width: 4) { index in
+            Self.run(
+                jobs[index].name, load: jobs[index].load, classes: jobs[index].classes, refusal: jobs[index].refusal,
+                index: index, directory: directory)
+        }.flatMap { $0 }
         print(Self.summary(outcomes))
         print("\(outcomes.count) pairs in \(Int(Date().timeIntervalSince(started))) s")
 

@@ -28,9 +28,14 @@ package struct LoadRun {
 
 /// The namespace's `drop` counter, summed over CPUs.
 package func conntrackDrops(in namespace: TestNamespace) throws -> Int {
+    try conntrackStatistic("drop", in: namespace)
+}
+
+/// One column of the namespace's /proc/net/stat/nf_conntrack (`drop`, `early_drop`, …), summed over CPUs.
+package func conntrackStatistic(_ name: String, in namespace: TestNamespace) throws -> Int {
     let table = try namespace.exec(["cat", "/proc/net/stat/nf_conntrack"])
     let rows = table.split(separator: "\n").map { $0.split(separator: " ") }
-    let column = try #require(rows.first?.firstIndex(of: "drop"))
+    let column = try #require(rows.first?.firstIndex(of: Substring(name)))
     return rows.dropFirst().reduce(0) { $0 + (Int($1[column], radix: 16) ?? 0) }
 }
 
