@@ -125,6 +125,10 @@ struct CureOracleTests {
         var notracked = ""
         var underPolicy = ""
         var refusal: RefusalKind?
+        /// The router's entries for the class after the notracked run (0: the cure took effect).
+        var notrackedEntries = 0
+        /// The longest time left on the class's entries under the policy (`nil`: none tracked).
+        var longestUnderPolicy: Int?
         var errors: [String] = []
 
         var notrackChanges: Bool { notracked != untreated }
@@ -161,7 +165,7 @@ struct CureOracleTests {
         let started = Date()
         // Without the global lock: a lab's namespaces hold a few entries each,
         // and no holder shrinks the global max below hundreds.
-        let outcomes = Self.runAll(jobs.count, width: 4) { index in
+        let outcomes = Self.runAll(jobs.count, width: 3) { index in
             Self.run(
                 jobs[index].name, load: jobs[index].load, classes: jobs[index].classes, refusal: jobs[index].refusal,
                 index: index, directory: directory)
@@ -188,6 +192,17 @@ struct CureOracleTests {
                 under the policy:      \(outcome.underPolicy)
                 """)
         }
+        // The cures took effect: notracked, the class has no entry in the
+        // router; under the policy, no entry outlives it (60 s established, 10 s UDP).
+        for outcome in outcomes {
+            #expect(
+                outcome.notrackedEntries == 0, "\(outcome.ruleset), \(outcome.className): \(outcome.notrackedEntries) entries notracked")
+            let bound = outcome.className.contains("tcp") ? 60 : 10
+            #expect(
+                (outcome.longestUnderPolicy ?? 0) <= bound,
+                "\(outcome.ruleset), \(outcome.className): \(outcome.longestUnderPolicy ?? 0) s left")
+        }
+        #expect(outcomes.filter { $0.longestUnderPolicy != nil }.count >= 25, "the policy was seen on the entries of most pairs")
         for kind in RefusalKind.allCases {
             let shown = outcomes.filter { $0.refusal == kind }
             #expect(shown.contains { $0.safe == false && $0.notrackChanges }, "\(kind.rawValue): refused and needed? \(shown)")
@@ -214,7 +229,10 @@ struct CureOracleTests {
             CureDecision(
                 className: declared.name, applied: .timeouts, options: [],
                 policy: oracleClass.protocolName == "tcp"
-                    ? CurePolicy(protocolName: "tcp", timeouts: [.tcpTimeoutEstablished: 60, .tcpTimeoutTimeWait: 5, .tcpTimeoutClose: 5])
+                    ? CurePolicy(
+                        protocolName: "tcp",
+                        timeouts: Dictionary(uniqueKeysWithValues: CurePolicy.settings(for: .tcp).map { ($0, 5) }).merging(
+                            [.tcpTimeoutEstablished: 60]) { $1 })
                     : CurePolicy(protocolName: "udp", timeouts: [.udpTimeout: 5, .udpTimeoutStream: 10]),
                 reason: "")
         }
@@ -242,10 +260,11 @@ struct CureOracleTests {
                 }
                 for (position, oracleClass) in classes.enumerated() {
                     let record = try traffic(lab, oracleClass, base: 40_000 + position * 100)
+                    let tracked = try entries(lab, oracleClass)
                     switch variant {
                     case 0: outcomes[position].untreated = record
-                    case 1: outcomes[position].notracked = record
-                    default: outcomes[position].underPolicy = record
+                    case 1: (outcomes[position].notracked, outcomes[position].notrackedEntries) = (record, tracked.count)
+                    default: (outcomes[position].underPolicy, outcomes[position].longestUnderPolicy) = (record, tracked.longest)
                     }
                 }
             } catch {
@@ -269,6 +288,19 @@ struct CureOracleTests {
             let option = (cure?["options"] as? [[String: Any]])?.first { $0["cure"] as? String == "notrack" }
             return (option?["safe"] as? Bool, option?["reason"] as? String ?? "")
         }
+    }
+
+    /// The router's entries for the class (by the original destination
+    /// port), and the longest time one has left.
+    static func entries(_ lab: OracleLab, _ oracleClass: OracleClass) throws -> (count: Int, longest: Int?) {
+        let listed = try lab.inRouter(
+            ["conntrack", "-L", "-p", oracleClass.protocolName, "--orig-port-dst", String(oracleClass.port)])
+        let lines = listed.stdout.split(separator: "\n").filter { $0.hasPrefix(oracleClass.protocolName) }
+        // "udp      17 28 src=…": the third field is the seconds left.
+        let seconds = lines.compactMap { line in
+            line.split(separator: " ", omittingEmptySubsequences: true).dropFirst(2).first.flatMap { Int($0) }
+        }
+        return (lines.count, seconds.max())
     }
 
     /// What each side received for the class's flows (scripts/cure-traffic.py).
@@ -315,13 +347,14 @@ struct CureOracleTests {
 
     /// One line per pair, for the test log.
     static func summary(_ outcomes: [Outcome]) -> String {
-        let header = ["ruleset", "class", "notrack", "delivered", "same notracked", "same under policy"]
+        let header = ["ruleset", "class", "notrack", "delivered", "same notracked", "same under policy", "policy seen"]
         let rows = outcomes.map { outcome in
             [
                 outcome.ruleset, outcome.className,
                 outcome.safe.map { $0 ? "safe" : "refused" } ?? "?",
                 outcome.untreated.components(separatedBy: "\"reply\": \"r").count - 1 > 0 ? "yes" : "no",
                 outcome.notrackChanges ? "NO" : "yes", outcome.timeoutsChange ? "NO" : "yes",
+                outcome.longestUnderPolicy.map { "\($0) s" } ?? "-",
             ]
         }
         let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }

@@ -114,7 +114,7 @@ struct CureTests {
             "UDP-Lite shares UDP's timeouts but a ct timeout object is per protocol")
     }
 
-    @Test("the table: one timeout object per cured class, assigned at priority filter where its first packet is tracked")
+    @Test("the table: one timeout object per cured class, assigned at priority mangle where its first packet is tracked, before DNAT")
     func table() throws {
         let profile = try Self.profile()
         let plan = Planner.plan(for: Self.host, profile: profile)
@@ -126,7 +126,7 @@ struct CureTests {
                     + "\t\tpolicy = { unreplied : 10, replied : 60 }"))
         #expect(text.contains("\t\tfib daddr type local udp dport 53 ct timeout set \"class_0\" comment \"dns\""))
         #expect(text.contains("\t\tfib daddr type != local tcp dport 5432 ct timeout set \"class_1\""))
-        #expect(text.contains("type filter hook prerouting priority filter; policy accept;"))
+        #expect(text.contains("type filter hook prerouting priority mangle; policy accept;"))
         #expect(!text.contains("class_2") && !text.contains("class_3"))
         var none = profile
         for index in none.classes.indices { none.classes[index].cures = [] }

@@ -5,8 +5,10 @@ import TunerCore
 ///
 /// `ct timeout set` takes effect only on a flow's first packet, before
 /// conntrack confirms the entry, and only after conntrack has made it: the
-/// assignments sit in chains at priority filter (0), after conntrack's
-/// -200 (at raw priority the kernel ignores them silently; shared/DESIGN.md).
+/// assignments sit in chains at priority mangle (-150), after conntrack's
+/// -200 (at raw priority the kernel ignores them silently; shared/DESIGN.md)
+/// and before dstnat's -100: a port-forwarded flow still has the
+/// destination its class matches (at filter, after DNAT, it no longer would).
 /// A flow that arrives is tracked in prerouting; one this host sends, in
 /// output (loopback included: its packets are confirmed before they come
 /// back in through prerouting).
@@ -60,7 +62,7 @@ public enum CureTable {
         }
         var chains: [String] = []
         if !objects.isEmpty {
-            chains += [chain("prerouting", "prerouting", "filter", prerouting), chain("output", "output", "filter", output)]
+            chains += [chain("prerouting", "prerouting", "mangle", prerouting), chain("output", "output", "mangle", output)]
         }
         if !rawPrerouting.isEmpty || !rawOutput.isEmpty {
             chains += [
