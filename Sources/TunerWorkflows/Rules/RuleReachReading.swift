@@ -63,7 +63,8 @@ enum RuleReachReading {
                     if names[0] == "ipv4" { constraints.append(.ipv6(false)) }
                     if names[0] == "ipv6" { constraints.append(.ipv6(true)) }
                 }
-            } else if let fib = left["fib"], fib["result"]?.string == "type", (fib["flags"]?.array?.compactMap(\.string) ?? fib["flags"]?.string.map { [$0] }) == ["daddr"],
+            } else if let fib = left["fib"], fib["result"]?.string == "type",
+                (fib["flags"]?.array?.compactMap(\.string) ?? fib["flags"]?.string.map { [$0] }) == ["daddr"],
                 let names = strings(right), names == ["local"], op == "==" || op == "!=" || op == "in"
             {
                 constraints.append(.destinationLocal(op != "!="))
