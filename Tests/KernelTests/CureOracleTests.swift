@@ -167,7 +167,7 @@ struct CureOracleTests {
         // after each run) evicts the expired entries it walks past in every
         // namespace, which would hide the GC phase another test measures.
         let outcomes = try GlobalConntrack.withExclusiveAccess {
-            Self.runAll(jobs.count, width: 3) { index in
+            inParallel(jobs.count, width: 3) { index in
                 Self.run(
                     jobs[index].name, load: jobs[index].load, classes: jobs[index].classes, refusal: jobs[index].refusal,
                     index: index, directory: directory)
@@ -313,39 +313,6 @@ struct CureOracleTests {
             "python3", script, lab.client, lab.router, lab.server, oracleClass.protocolName, String(oracleClass.port),
             oracleClass.direction.rawValue, String(base),
         ]).trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
-    /// Runs `body` for every index, `width` at a time (each waits mostly on the tools it spawns).
-    static func runAll(_ count: Int, width: Int, _ body: @escaping @Sendable (Int) -> [Outcome]) -> [[Outcome]] {
-        final class Results: @unchecked Sendable {
-            let lock = NSLock()
-            var next = 0
-            var values: [[Outcome]?]
-            init(count: Int) { values = Array(repeating: nil, count: count) }
-            func take() -> Int? {
-                lock.lock()
-                defer { lock.unlock() }
-                guard next < values.count else { return nil }
-                next += 1
-                return next - 1
-            }
-            func store(_ value: [Outcome], at index: Int) {
-                lock.lock()
-                values[index] = value
-                lock.unlock()
-            }
-        }
-        let results = Results(count: count)
-        let group = DispatchGroup()
-        for _ in 0..<min(width, count) {
-            group.enter()
-            Thread.detachNewThread {
-                while let index = results.take() { results.store(body(index), at: index) }
-                group.leave()
-            }
-        }
-        group.wait()
-        return results.values.compactMap { $0 }
     }
 
     /// One line per pair, for the test log.

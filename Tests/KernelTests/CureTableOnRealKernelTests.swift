@@ -28,6 +28,22 @@ struct CureTableOnRealKernelTests {
             cure: timeouts
         """
 
+    /// The classes' traffic: from the client, one datagram from each of 20 sockets to the
+    /// server's UDP port 53 and 20 to port 54; from the server, 3 TCP connections to the
+    /// client's port 5432, held 30 s (interrupt `held` when done).
+    static func classTraffic(server: TestNamespace, client: TestNamespace) throws
+        -> (held: [BackgroundProcess], listening: Bool, connected: Bool)
+    {
+        let listener = try BackgroundProcess(["ip", "netns", "exec", client.name, "python3", script, "listen", "5432", "30"])
+        let listening = listener.waitForOutput(containing: "ready", atMost: 30)
+        try client.exec(["python3", script, "udp", serverAddress, "53", "20"])
+        try client.exec(["python3", script, "udp", serverAddress, "54", "20"])
+        let holder = try BackgroundProcess([
+            "ip", "netns", "exec", server.name, "python3", script, "connect", clientAddress, "5432", "3", "30",
+        ])
+        return ([listener, holder], listening, holder.waitForOutput(containing: "ready", atMost: 30))
+    }
+
     /// conntrack -L's lines for `protocol` to `port` in the original direction, and their seconds left.
     static func timeouts(_ listing: String, protocol name: String, port: Int) -> [Int] {
         listing.split(separator: "\n").compactMap { line in
@@ -174,16 +190,10 @@ struct CureTableOnRealKernelTests {
         let listed = try server.exec(["nft", "list", "table", "inet", "cttune"])
         #expect(listed == table, "listed:\n\(listed)\nplanned:\n\(table)")
 
-        let listener = try BackgroundProcess(["ip", "netns", "exec", client.name, "python3", Self.script, "listen", "5432", "30"])
-        defer { listener.interrupt() }
-        #expect(listener.waitForOutput(containing: "ready", atMost: 30))
-        try client.exec(["python3", Self.script, "udp", Self.serverAddress, "53", "20"])
-        try client.exec(["python3", Self.script, "udp", Self.serverAddress, "54", "20"])
-        let holder = try BackgroundProcess([
-            "ip", "netns", "exec", server.name, "python3", Self.script, "connect", Self.clientAddress, "5432", "3", "30",
-        ])
-        defer { holder.interrupt() }
-        #expect(holder.waitForOutput(containing: "ready", atMost: 30), "the cured TCP class still connects")
+        let traffic = try Self.classTraffic(server: server, client: client)
+        defer { traffic.held.forEach { $0.interrupt() } }
+        #expect(traffic.listening)
+        #expect(traffic.connected, "the cured TCP class still connects")
 
         let listing = try server.exec(["conntrack", "-L"])
         let cured = Self.timeouts(listing, protocol: "udp", port: 53), plain = Self.timeouts(listing, protocol: "udp", port: 54)
@@ -248,16 +258,10 @@ struct CureTableOnRealKernelTests {
         let table = try server.exec(["nft", "list", "table", "inet", "cttune"])
         #expect(table.contains("udp dport 53 notrack") && table.contains("tcp sport 5432 notrack"), "\(table)")
 
-        let listener = try BackgroundProcess(["ip", "netns", "exec", client.name, "python3", Self.script, "listen", "5432", "30"])
-        defer { listener.interrupt() }
-        #expect(listener.waitForOutput(containing: "ready", atMost: 30))
-        try client.exec(["python3", Self.script, "udp", Self.serverAddress, "53", "20"])
-        try client.exec(["python3", Self.script, "udp", Self.serverAddress, "54", "20"])
-        let holder = try BackgroundProcess([
-            "ip", "netns", "exec", server.name, "python3", Self.script, "connect", Self.clientAddress, "5432", "3", "30",
-        ])
-        defer { holder.interrupt() }
-        #expect(holder.waitForOutput(containing: "ready", atMost: 30), "the notracked TCP class still connects")
+        let traffic = try Self.classTraffic(server: server, client: client)
+        defer { traffic.held.forEach { $0.interrupt() } }
+        #expect(traffic.listening)
+        #expect(traffic.connected, "the notracked TCP class still connects")
         let listing = try server.exec(["conntrack", "-L"])
         #expect(Self.timeouts(listing, protocol: "udp", port: 53).isEmpty, "udp/53 is not tracked:\n\(listing)")
         #expect(Self.timeouts(listing, protocol: "tcp", port: 5432).isEmpty, "tcp/5432 is not tracked:\n\(listing)")

@@ -256,35 +256,7 @@ final class OracleLab {
 
     /// Runs every case, `width` at a time (each waits mostly on the tools it spawns).
     static func runAll(_ cases: [OracleCorpus.Case], width: Int) -> [OracleOutcome] {
-        final class Results: @unchecked Sendable {
-            let lock = NSLock()
-            var next = 0
-            var outcomes: [OracleOutcome?]
-            init(count: Int) { outcomes = Array(repeating: nil, count: count) }
-            func take() -> Int? {
-                lock.lock()
-                defer { lock.unlock() }
-                guard next < outcomes.count else { return nil }
-                next += 1
-                return next - 1
-            }
-            func store(_ outcome: OracleOutcome, at index: Int) {
-                lock.lock()
-                outcomes[index] = outcome
-                lock.unlock()
-            }
-        }
-        let results = Results(count: cases.count)
-        let group = DispatchGroup()
-        for _ in 0..<min(width, cases.count) {
-            group.enter()
-            Thread.detachNewThread {
-                while let index = results.take() { results.store(run(cases[index], index: index), at: index) }
-                group.leave()
-            }
-        }
-        group.wait()
-        return results.outcomes.compactMap { $0 }
+        inParallel(cases.count, width: width) { run(cases[$0], index: $0) }
     }
 
     /// One line per ruleset, for the test log.
@@ -302,5 +274,44 @@ final class OracleLab {
             zip(cells, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
         }
         return ([line(header), line(widths.map { String(repeating: "-", count: $0) })] + rows.map(line)).joined(separator: "\n")
+    }
+}
+
+/// `body(0)`, `body(1)`, … `body(count - 1)`, `width` at a time on threads of
+/// their own (the labs wait mostly on the tools they spawn), in index order.
+func inParallel<T>(_ count: Int, width: Int, _ body: @escaping @Sendable (Int) -> T) -> [T] {
+    let results = ParallelResults<T>(count: count)
+    let group = DispatchGroup()
+    for _ in 0..<min(width, count) {
+        group.enter()
+        Thread.detachNewThread {
+            while let index = results.take() { results.store(body(index), at: index) }
+            group.leave()
+        }
+    }
+    group.wait()
+    return results.values.compactMap { $0 }
+}
+
+/// The next index to run and the results so far, shared by `inParallel`'s threads.
+private final class ParallelResults<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var next = 0
+    private(set) var values: [T?]
+
+    init(count: Int) { values = Array(repeating: nil, count: count) }
+
+    func take() -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard next < values.count else { return nil }
+        next += 1
+        return next - 1
+    }
+
+    func store(_ value: T, at index: Int) {
+        lock.lock()
+        values[index] = value
+        lock.unlock()
     }
 }
