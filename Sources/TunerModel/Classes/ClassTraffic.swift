@@ -71,27 +71,19 @@ public struct TrafficSlice: Sendable, Equatable {
     /// The request and reply sides of `match`'s flows. A class of ICMP
     /// types whose messages are not answered (errors) has no reply side.
     public static func slices(of match: ClassMatch) -> [TrafficSlice] {
-        let (arrives, local): (Bool?, Bool?)
-        switch match.direction {
-        case .inbound: (arrives, local) = (true, true)
-        case .outbound: (arrives, local) = (false, false)
-        case .forwarded: (arrives, local) = (true, false)
-        case .local: (arrives, local) = (false, true)
-        case nil: (arrives, local) = (nil, nil)
-        }
+        let (arrives, local) = path(match.direction)
         let request = TrafficSlice(
             side: .request, arrives: arrives, destinationLocal: local, isIPv6: match.isIPv6, protocolNumber: match.protocolNumber,
             portField: .destination, ports: match.ports, icmpTypes: match.icmpTypes)
         // A reply goes back the way the request came: an inbound request's
-        // reply is sent by this host to a peer, an outbound one's arrives here.
-        let replyArrives: Bool?, replyLocal: Bool?
-        switch match.direction {
-        case .inbound: (replyArrives, replyLocal) = (false, false)
-        case .outbound: (replyArrives, replyLocal) = (true, true)
-        case .forwarded: (replyArrives, replyLocal) = (true, false)
-        case .local: (replyArrives, replyLocal) = (false, true)
-        case nil: (replyArrives, replyLocal) = (nil, nil)
-        }
+        // reply travels as an outbound request would, and the other way round.
+        let replyDirection: FlowClass.Direction? =
+            switch match.direction {
+            case .inbound: .outbound
+            case .outbound: .inbound
+            default: match.direction
+            }
+        let (replyArrives, replyLocal) = path(replyDirection)
         var replyTypes: [UInt8]?
         if let types = match.icmpTypes {
             let answers = match.protocolNumber == FlowClass.icmpv6 ? icmpv6Replies : icmpReplies
@@ -102,6 +94,18 @@ public struct TrafficSlice: Sendable, Equatable {
             side: .reply, arrives: replyArrives, destinationLocal: replyLocal, isIPv6: match.isIPv6,
             protocolNumber: match.protocolNumber, portField: .source, ports: match.ports, icmpTypes: replyTypes)
         return [request, reply]
+    }
+
+    /// Where a direction's requests meet conntrack (`arrives`: prerouting,
+    /// else output) and whether they are addressed to this host; `nil`: either.
+    static func path(_ direction: FlowClass.Direction?) -> (arrives: Bool?, destinationLocal: Bool?) {
+        switch direction {
+        case .inbound: return (true, true)
+        case .outbound: return (false, false)
+        case .forwarded: return (true, false)
+        case .local: return (false, true)
+        case nil: return (nil, nil)
+        }
     }
 
     /// The reply of each ICMP query type (RFC 792, RFC 4443); conntrack
